@@ -1,0 +1,30 @@
+"""All routers in one place: ops at the root, the versioned API under API_PREFIX.
+
+Each router is included straight into the app (one level) and recorded in the app's
+RouteTable with its full prefix; see app/middleware/routing.py for why.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from app.api import auth, health, metrics
+from app.config import Settings
+from app.middleware.routing import RouteTable
+
+
+def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
+    routers: list[tuple[str, APIRouter]] = [("", health.router)]
+    if settings.ENABLE_METRICS:
+        routers.append(("", metrics.router))
+    routers.append((settings.API_PREFIX, auth.router))
+    return routers
+
+
+def mount_routes(app: FastAPI, settings: Settings) -> RouteTable:
+    table = RouteTable()
+    table.add_routes(app.routes)  # /docs, /openapi.json: plain routes FastAPI added itself
+    for prefix, router in _routers(settings):
+        app.include_router(router, prefix=prefix)
+        table.add_router(router, prefix=prefix)
+    return table

@@ -1,0 +1,53 @@
+"""Request and response bodies of the auth routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from app.security.principals import validate_scopes
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires.")
+    scope: str
+
+
+class PrincipalResponse(BaseModel):
+    id: str
+    kind: str
+    name: str
+    scopes: list[str]
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w .:@-]+$")
+    scopes: list[str] = Field(min_length=1, max_length=6)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        return sorted(validate_scopes(value))
+
+
+class ApiKeyInfo(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="First characters of the key, to recognise it.")
+    scopes: list[str]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyInfo):
+    key: str = Field(description="The API key. Shown once: store it now.")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyInfo]
+    total: int

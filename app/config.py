@@ -1,0 +1,206 @@
+"""One Settings object for every knob, read once and passed down.
+
+Names follow seed 002 where it has one. ``ENVIRONMENT=production`` refuses to start with unsafe
+values (see ``_production_guards``): a config error at boot beats a breach at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from limits import RateLimitItem, parse
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
+MIN_SECRET_BYTES = 32
+
+Scope = Literal["agents:run", "sessions:read", "sessions:write", "tasks:read", "tasks:write", "admin"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        case_sensitive=True,
+        validate_default=True,
+    )
+
+    # --- API ---------------------------------------------------------------------------------
+    API_TITLE: str = Field("agent-service", description="Title shown in OpenAPI docs.")
+    API_VERSION: str = Field("0.1.0", description="Version shown in OpenAPI docs.")
+    API_PREFIX: str = Field("/v1", description="Prefix of the versioned API routes.")
+    DEBUG: bool = Field(False, description="Debug mode (never shows tracebacks to clients).")
+    ENVIRONMENT: Literal["development", "production"] = Field(
+        "development", description="production turns on the start-up safety guards and JSON logs."
+    )
+    DOCS_ENABLED: bool = Field(True, description="Serve /docs, /redoc and /openapi.json.")
+
+    # --- Server ------------------------------------------------------------------------------
+    HOST: str = Field("127.0.0.1", description="Bind address for `agent-service serve`.")
+    PORT: int = Field(8000, ge=1, le=65535, description="Bind port for `agent-service serve`.")
+    WORKERS: int = Field(1, ge=1, le=64, description="Worker processes for gunicorn.")
+    FORWARDED_ALLOW_IPS: str = Field(
+        "127.0.0.1",
+        description="Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is trusted ('*' = all).",
+    )
+
+    # --- Authentication ----------------------------------------------------------------------
+    AUTH_ENABLED: bool = Field(True, description="Require credentials on protected routes.")
+    SECRET_KEY: SecretStr = Field(
+        SecretStr(DEV_SECRET_KEY), description="HMAC key for issued JWTs (>= 32 bytes)."
+    )
+    ALGORITHM: Literal["HS256", "HS384", "HS512"] = Field(
+        "HS256", description="Signing algorithm of issued JWTs (one HMAC family, never mixed)."
+    )
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(
+        30, ge=1, le=24 * 60, description="Lifetime of issued access tokens."
+    )
+    JWT_ISSUER: str | None = Field(None, description="iss set on issued tokens and required.")
+    JWT_AUDIENCE: str | None = Field(None, description="aud set on issued tokens and required.")
+    JWT_LEEWAY_SECONDS: int = Field(10, ge=0, le=300, description="Clock skew allowed on exp.")
+    ADMIN_USERNAME: str = Field("admin", min_length=1, description="Bootstrap admin user name.")
+    ADMIN_PASSWORD: SecretStr | None = Field(
+        None, description="Bootstrap admin password; unset in development = generated and printed."
+    )
+    BCRYPT_ROUNDS: int = Field(12, ge=4, le=16, description="bcrypt cost for stored passwords.")
+    PASSWORD_HASH_CONCURRENCY: int = Field(
+        4, ge=1, le=64, description="Threads that may run bcrypt at once (bounds CPU burn)."
+    )
+    API_KEY_PEPPER: SecretStr | None = Field(
+        None, description="HMAC key for stored API key hashes (defaults to SECRET_KEY)."
+    )
+
+    # --- Redis -------------------------------------------------------------------------------
+    REDIS_URL: str | None = Field(
+        None, description="redis:// URL; unset = in-memory stores (one process only)."
+    )
+    REDIS_KEY_PREFIX: str = Field("agent-service:", description="Prefix of every Redis key.")
+    REDIS_SOCKET_TIMEOUT: float = Field(0.25, gt=0, description="Seconds per Redis command.")
+    REDIS_CONNECT_TIMEOUT: float = Field(0.25, gt=0, description="Seconds to open a connection.")
+    REDIS_MAX_CONNECTIONS: int = Field(64, ge=1, description="Pool size per process.")
+    REDIS_POOL_TIMEOUT: float = Field(
+        0.5, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    REDIS_HEALTH_CHECK_INTERVAL: int = Field(
+        15, ge=0, description="Seconds between PINGs on idle pooled connections."
+    )
+
+    # --- Rate limiting -----------------------------------------------------------------------
+    RATE_LIMIT_ENABLED: bool = Field(True, description="Enforce request rate limits.")
+    RATE_LIMIT_REQUESTS: int = Field(120, ge=1, description="Default requests per window.")
+    RATE_LIMIT_WINDOW: int = Field(60, ge=1, description="Default window in seconds.")
+    RATE_LIMIT_STRATEGY: Literal["sliding-window-counter", "moving-window", "fixed-window"] = (
+        Field("sliding-window-counter", description="limits.aio strategy.")
+    )
+    RATE_LIMIT_ROUTES: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: {"POST /v1/auth/token": "10/minute"},
+        description='Per-route limits, JSON {"METHOD /route/{template}": "N/period"}.',
+    )
+    RATE_LIMIT_FAIL_OPEN: bool = Field(
+        True, description="When Redis is down: true lets requests through, false answers 503."
+    )
+
+    # --- Cache (LLM responses) ---------------------------------------------------------------
+    CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses in Redis.")
+    CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
+
+    # --- HTTP hygiene ------------------------------------------------------------------------
+    REQUEST_CONTEXT_ENABLED: bool = Field(
+        True, description="Accept/generate X-Request-ID and bind it into log context."
+    )
+    ACCESS_LOG_ENABLED: bool = Field(True, description="One structured log line per request.")
+    SECURITY_HEADERS_ENABLED: bool = Field(True, description="nosniff, frame, referrer, CSP.")
+    HSTS_SECONDS: int = Field(0, ge=0, description="Strict-Transport-Security max-age; 0 = off.")
+    MAX_REQUEST_BODY_BYTES: int = Field(
+        1_048_576, ge=0, description="Largest accepted request body; 0 = no limit."
+    )
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins (comma list or JSON); empty = off."
+    )
+    CORS_ALLOW_CREDENTIALS: bool = Field(False, description="Allow cookies/credentials in CORS.")
+
+    # --- Observability -----------------------------------------------------------------------
+    ENABLE_METRICS: bool = Field(True, description="Collect Prometheus metrics, serve /metrics.")
+    PROMETHEUS_MULTIPROC_DIR: str | None = Field(
+        None, description="Directory for multi-process metrics (set before Python starts)."
+    )
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level."
+    )
+    LOG_FORMAT: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto = json in production, console in development."
+    )
+
+    # --- Agents ------------------------------------------------------------------------------
+    MAX_INPUT_CHARS: int = Field(2000, ge=1, description="Longest accepted agent input.")
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("RATE_LIMIT_ROUTES", mode="before")
+    @classmethod
+    def _parse_routes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("RATE_LIMIT_ROUTES")
+    @classmethod
+    def _check_routes(cls, value: dict[str, str]) -> dict[str, str]:
+        for route, limit in value.items():
+            method, _, path = route.partition(" ")
+            if not method.isupper() or not path.startswith("/"):
+                raise ValueError(f"RATE_LIMIT_ROUTES key {route!r} must look like 'POST /v1/x'")
+            parse(limit)  # raises ValueError on a malformed limit string
+        return value
+
+    @field_validator("API_PREFIX")
+    @classmethod
+    def _normalise_prefix(cls, value: str) -> str:
+        return "/" + value.strip("/") if value.strip("/") else ""
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if self.ENVIRONMENT != "production":
+            return self
+        secret = self.SECRET_KEY.get_secret_value()
+        if secret == DEV_SECRET_KEY or len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                "SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_BYTES} bytes in production (e.g. `openssl rand -hex 32`)"
+            )
+        if not self.AUTH_ENABLED:
+            raise ValueError("AUTH_ENABLED=false is refused in production")
+        if "*" in self.CORS_ORIGINS and self.CORS_ALLOW_CREDENTIALS:
+            raise ValueError(
+                "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true is refused in production"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.ENVIRONMENT == "production"
+
+    @cached_property
+    def default_rate_limit(self) -> RateLimitItem:
+        return parse(f"{self.RATE_LIMIT_REQUESTS}/{self.RATE_LIMIT_WINDOW} second")
+
+    @cached_property
+    def route_rate_limits(self) -> dict[str, RateLimitItem]:
+        return {route: parse(limit) for route, limit in self.RATE_LIMIT_ROUTES.items()}
+
+    @property
+    def api_key_pepper(self) -> bytes:
+        secret = self.API_KEY_PEPPER or self.SECRET_KEY
+        return secret.get_secret_value().encode()

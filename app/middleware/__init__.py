@@ -1,0 +1,52 @@
+"""The middleware chain, built in one place from Settings, outer to inner.
+
+Order matters: request context first so every later line carries the request id; access log
+and metrics outside auth and rate limiting so 401s and 429s are logged and counted; auth
+before the rate limiter so limits are keyed by the verified principal.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from app.config import Settings
+from app.middleware.access_log import AccessLogMiddleware
+from app.middleware.authentication import AuthenticationMiddleware
+from app.middleware.body_limit import BodySizeLimitMiddleware
+from app.middleware.metrics import MetricsMiddleware
+from app.middleware.rate_limit import RateLimitMiddleware
+from app.middleware.request_context import RequestContextMiddleware
+from app.middleware.security_headers import SecurityHeadersMiddleware
+
+
+def build_middleware(settings: Settings) -> list[Middleware]:
+    chain: list[Middleware] = []
+    if settings.REQUEST_CONTEXT_ENABLED:
+        chain.append(Middleware(RequestContextMiddleware))
+    if settings.ACCESS_LOG_ENABLED:
+        chain.append(Middleware(AccessLogMiddleware))
+    if settings.ENABLE_METRICS:
+        chain.append(Middleware(MetricsMiddleware))
+    if settings.SECURITY_HEADERS_ENABLED:
+        chain.append(Middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS))
+    if settings.MAX_REQUEST_BODY_BYTES:
+        chain.append(Middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES))
+    if settings.CORS_ORIGINS:
+        chain.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.CORS_ORIGINS,
+                allow_credentials=settings.CORS_ALLOW_CREDENTIALS,
+                allow_methods=["*"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID",
+                               "Idempotency-Key", "Last-Event-ID", "Cache-Control"],
+                expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                                "X-RateLimit-Reset", "Retry-After", "X-Cache", "Location"],
+            )
+        )
+    if settings.AUTH_ENABLED:
+        chain.append(Middleware(AuthenticationMiddleware))
+    if settings.RATE_LIMIT_ENABLED:
+        chain.append(Middleware(RateLimitMiddleware))
+    return chain

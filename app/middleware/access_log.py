@@ -1,0 +1,56 @@
+"""One structured line per request, written when the response (or stream) has ended."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.middleware.routing import route_template
+
+log = structlog.get_logger("app.access")
+
+# Probe and scrape traffic would drown the interesting lines.
+_QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/health", "/metrics"})
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in _QUIET_PATHS:
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the client sees if the app raises before answering
+
+        async def send_capturing_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and status != 101:
+                status = 403  # closed before accept: the handshake was refused
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_capturing_status)
+        finally:
+            principal = scope.get("principal")
+            client = scope.get("client")
+            fields = {
+                "method": scope.get("method", "WEBSOCKET"),
+                "route": route_template(scope),
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "principal": principal.id if principal is not None else None,
+                "client": client[0] if client else None,
+            }
+            if status >= 500:
+                log.warning("request", **fields)
+            else:
+                log.info("request", **fields)

@@ -1,0 +1,92 @@
+"""Authenticate in middleware, authorise in dependencies (app/api/deps.py).
+
+A verified principal is left in ``scope["principal"]``; no credentials leaves it unset and
+the route's dependency decides. Bad credentials are answered 401 here, before any work.
+Browsers cannot set headers on a WebSocket, so a WebSocket may carry its token as the
+``bearer, <token>`` subprotocol pair or a ``token`` query parameter (never logged: uvicorn's
+access log, which prints query strings, is off).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import structlog
+from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.observability import metrics
+from app.problems import send_problem
+from app.security.authenticator import AuthenticationFailed
+from app.services import services_of
+
+log = structlog.get_logger(__name__)
+
+# Probes and scrapes must work whatever headers a misconfigured client adds.
+_OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="agent-service"'}
+
+
+def _credentials(scope: Scope) -> tuple[str | None, str | None]:
+    authorization = api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
+    if scope["type"] == "websocket" and authorization is None and api_key is None:
+        authorization = _websocket_token(scope)
+    return authorization, api_key
+
+
+def _websocket_token(scope: Scope) -> str | None:
+    protocols = scope.get("subprotocols") or []
+    if len(protocols) >= 2 and protocols[0].lower() == "bearer":
+        return f"Bearer {protocols[1]}"
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if key == "token" and value:
+            return f"Bearer {value}"
+    return None
+
+
+class AuthenticationMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        authorization, api_key = _credentials(scope)
+        if authorization is None and api_key is None:
+            await self.app(scope, receive, send)
+            return
+        authenticator = services_of(scope).authenticator
+        try:
+            scope["principal"] = await authenticator.authenticate(
+                authorization=authorization, api_key=api_key
+            )
+        except AuthenticationFailed as exc:
+            metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
+            await self._deny(scope, send, status=401, code=exc.reason, detail=exc.detail)
+            return
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("auth_backend_unavailable", error=type(exc).__name__)
+            await self._deny(
+                scope,
+                send,
+                status=503,
+                code="dependency_unavailable",
+                detail="Credentials cannot be checked right now; retry shortly.",
+            )
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _deny(scope: Scope, send: Send, *, status: int, code: str, detail: str) -> None:
+        if scope["type"] == "websocket":
+            # Close before accept: the server answers the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008, "reason": code})
+            return
+        headers = _WWW_AUTHENTICATE if status == 401 else {"Retry-After": "1"}
+        await send_problem(send, scope, status=status, code=code, detail=detail, headers=headers)

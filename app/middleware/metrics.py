@@ -1,0 +1,38 @@
+"""HTTP request metrics by method, route template and status; in-flight gauge."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.middleware.routing import route_template
+from app.observability import metrics
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_capturing_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_capturing_status)
+        finally:
+            # Recorded after the app ran, so scope["route"] is populated (template, not path).
+            metrics.HTTP_IN_FLIGHT.dec()
+            labels = (scope["method"], route_template(scope), str(status))
+            metrics.HTTP_REQUESTS.labels(*labels).inc()
+            metrics.HTTP_DURATION.labels(*labels).observe(time.perf_counter() - start)

@@ -1,0 +1,79 @@
+"""Rate limiting as pure ASGI middleware over ``limits.aio``.
+
+Keyed by the verified principal, else the client address (uvicorn/gunicorn resolve
+X-Forwarded-For only from FORWARDED_ALLOW_IPS, so a client cannot pick its own bucket).
+Buckets are per route template: ``/v1/sessions/{id}`` is one bucket whatever the id.
+Only the response start is touched (to add headers), so streams pass through unbuffered.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.middleware.routing import route_template
+from app.observability import metrics
+from app.problems import send_problem
+from app.services import services_of
+from app.store.rate_limits import RateLimitBackendDown
+
+_EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+
+
+def _identity(scope: Scope) -> str:
+    principal = scope.get("principal")
+    if principal is not None:
+        return str(principal.id)
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        route = route_template(scope)
+        limiter = services_of(scope).rate_limiter
+        try:
+            decision = await limiter.check(
+                identity=_identity(scope), method=scope["method"], route=route
+            )
+        except RateLimitBackendDown:
+            await send_problem(
+                send,
+                scope,
+                status=503,
+                code="dependency_unavailable",
+                detail="The rate limiter is unavailable; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+            return
+        headers = decision.headers()
+        if not decision.allowed:
+            metrics.RATE_LIMIT_REJECTIONS.labels(route=route).inc()
+            await send_problem(
+                send,
+                scope,
+                status=429,
+                code="rate_limited",
+                detail=f"Rate limit of {decision.limit} requests exceeded; "
+                f"retry in {headers['Retry-After']} s.",
+                headers=headers,
+            )
+            return
+        if decision.degraded:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for name, value in headers.items():
+                    response_headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,75 @@
+"""Route templates for metric labels, log lines and rate-limit buckets, never raw paths.
+
+Since FastAPI 0.137, ``include_router`` no longer copies routes into the app: the matched
+route in ``scope["route"]`` carries its path *without* the include prefix (``/auth/token``
+for ``/v1/auth/token``), and the prefixed table is private. So the app keeps its own flat
+table of full templates, filled where routers are included (app/api/router.py), and the
+middleware matches against it with Starlette's public ``compile_path``. That also works
+before routing (rate limit) and for answers given before routing (401, 413, 429).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import Scope
+
+from app.observability.metrics import UNMATCHED_ROUTE
+
+_CACHE_KEY = "agent_service.route_template"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    regex: re.Pattern[str]
+    methods: frozenset[str] | None  # None: a WebSocket route
+    template: str
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+
+    def add(self, template: str, methods: set[str] | frozenset[str] | None) -> None:
+        regex, _, _ = compile_path(template)
+        self._entries.append(_Entry(regex, frozenset(methods) if methods else None, template))
+
+    def add_routes(self, routes: list[BaseRoute], *, prefix: str = "") -> None:
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):  # included sub-routers have none: add them directly
+                self.add(prefix + path, getattr(route, "methods", None))
+
+    def add_router(self, router: APIRouter, *, prefix: str = "") -> None:
+        self.add_routes(router.routes, prefix=prefix)
+
+    def match(self, *, scope_type: str, method: str, path: str) -> str:
+        partial: str | None = None
+        for entry in self._entries:
+            if (entry.methods is None) != (scope_type == "websocket"):
+                continue
+            if entry.regex.match(path) is None:
+                continue
+            if entry.methods is None or method in entry.methods:
+                return entry.template
+            partial = partial or entry.template  # path matched, method did not (405)
+        return partial or UNMATCHED_ROUTE
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route this request matches (memoised on the scope)."""
+    cached = scope.get(_CACHE_KEY)
+    if cached is not None:
+        return str(cached)
+    table: RouteTable | None = getattr(getattr(scope.get("app"), "state", None), "route_table", None)
+    if table is None:
+        template = UNMATCHED_ROUTE
+    else:
+        template = table.match(
+            scope_type=scope["type"], method=scope.get("method", ""), path=scope["path"]
+        )
+    scope[_CACHE_KEY] = template
+    return template

@@ -1,0 +1,87 @@
+"""structlog configured once: JSON in production, console in development.
+
+Every stdlib logger (uvicorn, gunicorn, libraries) goes through the same ProcessorFormatter, so
+one redaction processor covers all output. uvicorn's own access logger is silenced: it prints
+query strings (a WebSocket ``?token=``), and our access-log middleware logs requests instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+from typing import Any
+
+import structlog
+
+from app.config import Settings
+from app.observability.redaction import redact_processor
+
+_SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def _renderer(settings: Settings) -> Any:
+    use_json = settings.LOG_FORMAT == "json" or (
+        settings.LOG_FORMAT == "auto" and settings.is_production
+    )
+    if use_json:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=False)
+
+
+def logging_config_dict(settings: Settings) -> dict[str, Any]:
+    """A dictConfig usable by us and by gunicorn's ``logconfig_dict``."""
+    formatter = {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "foreign_pre_chain": _SHARED_PROCESSORS,
+        "processors": [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            _renderer(settings),
+        ],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structlog": formatter},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "structlog",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["default"], "level": settings.LOG_LEVEL},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "gunicorn.error": {"handlers": [], "propagate": True},
+            "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+        },
+    }
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.config.dictConfig(logging_config_dict(settings))
+    structlog.configure(
+        processors=[
+            *_SHARED_PROCESSORS,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(exc_type: Any, exc: BaseException, tb: Any) -> None:
+    structlog.get_logger("app").critical("uncaught_exception", exc_info=(exc_type, exc, tb))

@@ -1,0 +1,65 @@
+"""Prometheus metric definitions and exposition.
+
+Metrics are module-level (the client library's model); they only write to memory, or to
+PROMETHEUS_MULTIPROC_DIR under gunicorn, so defining them at import connects to nothing.
+Under several workers every worker writes its own files and a scrape merges them
+(PITFALLS.md: without multiprocess mode each scrape shows one worker).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess
+
+UNMATCHED_ROUTE = "__unmatched__"
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request duration (streams: until the stream ends).",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight",
+    "HTTP requests being served.",
+    multiprocess_mode="livesum",
+)
+RATE_LIMIT_REJECTIONS = Counter(
+    "rate_limit_rejections_total", "Requests answered 429.", ["route"]
+)
+RATE_LIMIT_BACKEND_ERRORS = Counter(
+    "rate_limit_backend_errors_total",
+    "Rate-limit checks that failed on the storage backend, by policy outcome.",
+    ["outcome"],
+)
+AUTH_FAILURES = Counter(
+    "auth_failures_total", "Rejected credentials by reason.", ["reason"]
+)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render_latest() -> tuple[bytes, str]:
+    """Blocking file reads in multiprocess mode: call it from a worker thread."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,58 @@
+"""Keep credentials out of logs, whatever logger or library writes them.
+
+Two nets: values under sensitive key names are replaced wholesale, and credential-shaped
+substrings (Bearer tokens, JWTs, our API keys, ``token=`` query parameters) are masked in every
+string, so a secret inside an exception message or a URL is caught too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_SENSITIVE_KEY = re.compile(
+    r"(authorization|cookie|x-api-key|api_key|apikey|password|passwd|secret|token|"
+    r"sec-websocket-protocol|credential|pepper)",
+    re.IGNORECASE,
+)
+# Keys that contain a sensitive word but describe, not carry, a credential.
+_SAFE_KEYS = frozenset({"token_type", "tokens", "prompt_tokens", "completion_tokens",
+                        "total_tokens", "tokens_saved", "key_prefix", "prefix"})
+
+_PATTERNS = (
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),  # JWT
+    re.compile(r"\bask_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{16,}"),  # our API keys
+    re.compile(r"(?i)((?:token|access_token|api_key|password|secret)=)[^&\s\"']+"),
+)
+
+
+def _mask(text: str) -> str:
+    if not any(marker in text for marker in ("earer", "asic", "eyJ", "ask_", "=")):
+        return text  # fast path: nothing credential-shaped
+    for pattern in _PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        else:
+            text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact_value(key: str, value: Any) -> Any:
+    if key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key):
+        return REDACTED if value not in (None, "") else value
+    if isinstance(value, str):
+        return _mask(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(key, item) for item in value]
+    return value
+
+
+def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: applied last, just before rendering."""
+    return {key: redact_value(key, value) for key, value in event_dict.items()}

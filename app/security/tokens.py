@@ -1,0 +1,78 @@
+"""JWT access tokens with python-jose, decoded strictly.
+
+python-jose accepts a token with no ``aud`` unless told to require it (PITFALLS.md), so the
+options are explicit, and the algorithm list holds exactly one algorithm of one family.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from jose import ExpiredSignatureError, JWTError, jwt
+
+from app.config import Settings
+from app.security.principals import Principal
+
+
+class TokenError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+def issue_access_token(*, settings: Settings, subject: str, scopes: frozenset[str]) -> IssuedToken:
+    now = int(time.time())
+    lifetime = settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
+    claims: dict[str, object] = {
+        "sub": subject,
+        "scope": " ".join(sorted(scopes)),
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    if settings.JWT_ISSUER:
+        claims["iss"] = settings.JWT_ISSUER
+    if settings.JWT_AUDIENCE:
+        claims["aud"] = settings.JWT_AUDIENCE
+    token = jwt.encode(claims, settings.SECRET_KEY.get_secret_value(), algorithm=settings.ALGORITHM)
+    return IssuedToken(access_token=token, expires_in=lifetime)
+
+
+def decode_access_token(token: str, *, settings: Settings) -> Principal:
+    options = {
+        "require_exp": True,
+        "require_sub": True,
+        "require_iat": False,
+        "require_aud": settings.JWT_AUDIENCE is not None,
+        "require_iss": settings.JWT_ISSUER is not None,
+        "verify_aud": settings.JWT_AUDIENCE is not None,
+        "leeway": settings.JWT_LEEWAY_SECONDS,
+    }
+    try:
+        claims = jwt.decode(
+            token,
+            settings.SECRET_KEY.get_secret_value(),
+            algorithms=[settings.ALGORITHM],
+            audience=settings.JWT_AUDIENCE,
+            issuer=settings.JWT_ISSUER,
+            options=options,
+        )
+    except ExpiredSignatureError:
+        raise TokenError("expired") from None
+    except JWTError:
+        raise TokenError("invalid") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.startswith("user:"):
+        raise TokenError("invalid")
+    scope_claim = claims.get("scope", "")
+    scopes = frozenset(scope_claim.split()) if isinstance(scope_claim, str) else frozenset()
+    return Principal(id=subject, kind="user", name=subject.removeprefix("user:"), scopes=scopes)

@@ -1,0 +1,101 @@
+"""API key store: records looked up by keyed hash in one round trip.
+
+Redis layout (under the key prefix): ``apikeys:hash:<digest>`` holds the record JSON for the
+hot-path lookup; ``apikeys:id:<id>`` holds ``<digest> <record JSON>`` for listing and revoking;
+``apikeys:ids`` is the set of ids. Revoking deletes the hash entry, so a revoked key fails at once.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from app.store.records import ApiKeyRecord, utcnow
+
+
+class ApiKeyStore(Protocol):
+    async def create(self, record: ApiKeyRecord, *, key_hash: str) -> None: ...
+
+    async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The live (not revoked) key with this hash, if any."""
+        ...
+
+    async def list(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord | None:
+        """Mark revoked; returns the record, or None when no such key exists."""
+        ...
+
+
+class MemoryApiKeyStore:
+    def __init__(self) -> None:
+        self._by_hash: dict[str, ApiKeyRecord] = {}
+        self._by_id: dict[str, tuple[str, ApiKeyRecord]] = {}
+
+    async def create(self, record: ApiKeyRecord, *, key_hash: str) -> None:
+        self._by_hash[key_hash] = record
+        self._by_id[record.id] = (key_hash, record)
+
+    async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        return self._by_hash.get(key_hash)
+
+    async def list(self) -> list[ApiKeyRecord]:
+        return sorted((rec for _, rec in self._by_id.values()), key=lambda r: r.created_at)
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord | None:
+        found = self._by_id.get(key_id)
+        if found is None:
+            return None
+        key_hash, record = found
+        if record.revoked_at is None:
+            record = record.model_copy(update={"revoked_at": utcnow()})
+            self._by_id[key_id] = (key_hash, record)
+            self._by_hash.pop(key_hash, None)
+        return record
+
+
+class RedisApiKeyStore:
+    def __init__(self, redis: Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}apikeys:"
+
+    def _hash_key(self, key_hash: str) -> str:
+        return f"{self._prefix}hash:{key_hash}"
+
+    def _id_key(self, key_id: str) -> str:
+        return f"{self._prefix}id:{key_id}"
+
+    async def create(self, record: ApiKeyRecord, *, key_hash: str) -> None:
+        payload = record.model_dump_json()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._hash_key(key_hash), payload)
+            pipe.set(self._id_key(record.id), f"{key_hash} {payload}")
+            pipe.sadd(f"{self._prefix}ids", record.id)
+            await pipe.execute()
+
+    async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        raw = await self._redis.get(self._hash_key(key_hash))
+        return ApiKeyRecord.model_validate_json(raw) if raw else None
+
+    async def list(self) -> list[ApiKeyRecord]:
+        ids = sorted(await self._redis.smembers(f"{self._prefix}ids"))
+        if not ids:
+            return []
+        rows = await self._redis.mget([self._id_key(key_id) for key_id in ids])
+        records = [ApiKeyRecord.model_validate_json(row.split(" ", 1)[1]) for row in rows if row]
+        return sorted(records, key=lambda r: r.created_at)
+
+    async def revoke(self, key_id: str) -> ApiKeyRecord | None:
+        raw = await self._redis.get(self._id_key(key_id))
+        if raw is None:
+            return None
+        key_hash, payload = raw.split(" ", 1)
+        record = ApiKeyRecord.model_validate_json(payload)
+        if record.revoked_at is None:
+            record = record.model_copy(update={"revoked_at": utcnow()})
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._hash_key(key_hash))
+                pipe.set(self._id_key(key_id), f"{key_hash} {record.model_dump_json()}")
+                await pipe.execute()
+        return record

@@ -1,0 +1,33 @@
+"""Records the auth stores hold; plain pydantic models, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UserRecord(BaseModel):
+    username: str
+    password_hash: str
+    scopes: list[str]
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKeyRecord(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+    @property
+    def principal_id(self) -> str:
+        return f"key:{self.id}"
