@@ -1,0 +1,107 @@
+"""`agent-service serve|api-keys` — the console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from app.config import Settings
+from app.settings_loader import ConfigError, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:app",
+        host=args.host or settings.HOST,
+        port=args.port or settings.PORT,
+        reload=args.reload,
+        access_log=False,  # it prints query strings; our middleware logs requests
+        log_config=None,  # the app configures logging itself
+        proxy_headers=True,
+        forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
+        timeout_graceful_shutdown=25,
+    )
+    return 0
+
+
+async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app.security.accounts import create_api_key
+    from app.security.principals import validate_scopes
+    from app.services import build_stores
+    from app.store.redis_client import build_redis
+
+    if not settings.REDIS_URL:
+        sys.stderr.write(
+            "REDIS_URL is not set: a key created here would live only in this process.\n"
+            "Set REDIS_URL to the Redis the service uses, or create keys with "
+            "POST /v1/auth/api-keys on a running service.\n"
+        )
+        return 2
+    redis = build_redis(settings)
+    try:
+        _, store = build_stores(settings, redis)
+        if args.action == "create":
+            try:
+                scopes = validate_scopes(args.scopes)
+            except ValueError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return 2
+            created = await create_api_key(
+                store=store, settings=settings, name=args.name, scopes=scopes, created_by="cli"
+            )
+            out = {**created.record.model_dump(mode="json"), "key": created.plaintext}
+            sys.stdout.write(json.dumps(out, indent=2) + "\n")
+            sys.stderr.write("Store the key now: it is shown only once.\n")
+        elif args.action == "list":
+            records = await store.list()
+            rows = [record.model_dump(mode="json") for record in records]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        else:
+            record = await store.revoke(args.key_id)
+            if record is None:
+                sys.stderr.write(f"no API key with id {args.key_id}\n")
+                return 1
+            sys.stdout.write(json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
+        return 0
+    finally:
+        await redis.aclose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-service")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API with uvicorn (development)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--reload", action="store_true")
+
+    keys = commands.add_parser("api-keys", help="manage API keys (needs REDIS_URL)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", nargs="+", required=True)
+    actions.add_parser("list")
+    revoke = actions.add_parser("revoke")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    if args.command == "serve":
+        return _serve(settings, args)
+    return asyncio.run(_api_keys(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

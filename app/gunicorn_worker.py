@@ -1,0 +1,37 @@
+"""The gunicorn worker class: uvicorn-worker with graceful shutdown and our logging.
+
+gunicorn does not pass ``graceful_timeout`` to uvicorn (PITFALLS.md): without this, a SIGTERM
+with an open stream gets the worker hard-killed and its ``finally`` blocks never run. uvicorn
+must give up first, so it gets the grace period less a margin for the lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from uvicorn_worker import UvicornWorker
+
+SHUTDOWN_MARGIN_SECONDS = 3
+
+
+class AgentServiceWorker(UvicornWorker):  # type: ignore[misc]
+    # uvicorn's access log prints query strings (a WebSocket ?token=): we log requests in
+    # our own middleware instead.
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+        "lifespan": "on",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The parent points uvicorn's loggers at gunicorn's handlers; send them through the
+        # root (structlog) handler like everything else.
+        error_log = logging.getLogger("uvicorn.error")
+        error_log.handlers = []
+        error_log.propagate = True
+        logging.getLogger("uvicorn.access").disabled = True
+        grace = int(self.cfg.graceful_timeout)
+        self.config.timeout_graceful_shutdown = max(1, grace - SHUTDOWN_MARGIN_SECONDS)

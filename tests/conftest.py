@@ -1,0 +1,109 @@
+"""Shared fixtures: a private redis-server per test worker, fresh apps with real middleware."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from redis.asyncio import Redis
+
+from app.config import Settings
+from app.main import create_app
+from tests.support.redis_server import RedisServer
+
+ADMIN_PASSWORD = "admin-test-password"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def running_redis(redis_server: RedisServer) -> RedisServer:
+    """The shared server, restarted if an earlier outage test left it stopped."""
+    redis_server.start()
+    return redis_server
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(key_prefix: str) -> SettingsFactory:
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "BCRYPT_ROUNDS": 4,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "REDIS_KEY_PREFIX": key_prefix,
+            "LOG_FORMAT": "json",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return factory
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A fresh app with its full middleware chain and lifespan, driven in-process."""
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """In-memory backends (no Redis): the embedded default."""
+    async with app_client(make_settings()) as http:
+        yield http
+
+
+@pytest.fixture
+async def redis_client(
+    make_settings: SettingsFactory, running_redis: RedisServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Redis-backed stores and rate limiting against the private redis-server."""
+    async with app_client(make_settings(REDIS_URL=running_redis.url)) as http:
+        yield http
+
+
+@pytest.fixture
+async def raw_redis(running_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(running_redis.url, decode_responses=True, socket_timeout=2)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def login(client: httpx.AsyncClient, password: str = ADMIN_PASSWORD,
+                username: str = "admin") -> str:
+    response = await client.post(
+        "/v1/auth/token", data={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture
+async def admin_token(client: httpx.AsyncClient) -> str:
+    return await login(client)

@@ -1,0 +1,94 @@
+"""Run the real service (uvicorn or gunicorn) as a child process on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_ENV = {
+    "ENVIRONMENT": "development",
+    "BCRYPT_ROUNDS": "4",
+    "ADMIN_USERNAME": "admin",
+    "ADMIN_PASSWORD": "admin-test-password",
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class ServerProcess:
+    def __init__(self, *, env: dict[str, str] | None = None, gunicorn: bool = False,
+                 workers: int = 2) -> None:
+        self.port = free_port()
+        self.gunicorn = gunicorn
+        self.workers = workers
+        self.log_path = Path(tempfile.mkstemp(prefix="agent-service-log-", suffix=".log")[1])
+        self.env = {**os.environ, **TEST_ENV, **(env or {})}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        if self.gunicorn:
+            self.env["GUNICORN_BIND"] = f"127.0.0.1:{self.port}"
+            self.env["WORKERS"] = str(self.workers)
+            metrics_dir = tempfile.mkdtemp(prefix="agent-service-metrics-")
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docker/gunicorn.conf.py"),
+                    "app.main:app"]
+        return [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port)]
+
+    def start(self, timeout: float = 20) -> ServerProcess:
+        log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become live:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.log_path.unlink(missing_ok=True)
