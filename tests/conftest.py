@@ -64,7 +64,10 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A fresh app with its full middleware chain and lifespan, driven in-process."""
     app = create_app(settings)
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 50000))
+        # raise_app_exceptions=False: see the 500 the client gets, not the server-side raise.
+        transport = httpx.ASGITransport(
+            app=manager.app, client=("127.0.0.1", 50000), raise_app_exceptions=False
+        )
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
@@ -83,6 +86,19 @@ async def redis_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Redis-backed stores and rate limiting against the private redis-server."""
     async with app_client(make_settings(REDIS_URL=running_redis.url)) as http:
+        yield http
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def any_client(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The same test against both store backends."""
+    overrides: dict[str, Any] = {}
+    if request.param == "redis":
+        redis_server.start()
+        overrides["REDIS_URL"] = redis_server.url
+    async with app_client(make_settings(**overrides)) as http:
         yield http
 
 

@@ -1,0 +1,85 @@
+"""Settings: parsing, and the production guards that refuse unsafe values."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import DEV_SECRET_KEY, Settings
+from app.settings_loader import ConfigError, load_settings
+
+STRONG = "9f2c1e7a4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d"
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_defaults_run_out_of_the_box_in_development():
+    settings = make()
+    assert settings.ENVIRONMENT == "development"
+    assert settings.REDIS_URL is None
+    assert settings.API_PREFIX == "/v1"
+    assert settings.default_rate_limit.amount == 120
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({}, "SECRET_KEY"),
+        ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short-but-not-default"}, "SECRET_KEY"),
+        ({"SECRET_KEY": STRONG, "AUTH_ENABLED": "false"}, "AUTH_ENABLED"),
+        (
+            {"SECRET_KEY": STRONG, "CORS_ORIGINS": "*", "CORS_ALLOW_CREDENTIALS": "true"},
+            "CORS_ORIGINS",
+        ),
+    ],
+)
+def test_production_refuses_unsafe_settings_naming_the_setting(values, named, monkeypatch):
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None)
+    message = str(info.value)
+    assert named in message
+    # The message never echoes a secret value.
+    assert STRONG not in message and DEV_SECRET_KEY not in message
+
+
+def test_production_accepts_safe_settings():
+    settings = make(ENVIRONMENT="production", SECRET_KEY=STRONG, CORS_ORIGINS=["https://a.b"])
+    assert settings.is_production
+
+
+def test_list_and_json_settings_parse_from_env(monkeypatch):
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("RATE_LIMIT_ROUTES", '{"GET /v1/agents": "5/second"}')
+    settings = load_settings(_env_file=None)
+    assert settings.CORS_ORIGINS == ["https://a.example", "https://b.example"]
+    assert settings.route_rate_limits["GET /v1/agents"].amount == 5
+
+
+@pytest.mark.parametrize(
+    "routes", ['{"/v1/agents": "5/second"}', '{"GET /v1/agents": "lots"}']
+)
+def test_bad_route_limits_are_refused(monkeypatch, routes):
+    monkeypatch.setenv("RATE_LIMIT_ROUTES", routes)
+    with pytest.raises(ConfigError, match="RATE_LIMIT_ROUTES"):
+        load_settings(_env_file=None)
+
+
+def test_unknown_settings_in_env_file_are_refused(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("RATE_LIMT_REQUESTS=5\n")  # typo must not be silently ignored
+    with pytest.raises(ConfigError, match="RATE_LIMT_REQUESTS"):
+        load_settings(_env_file=str(env_file))
+
+
+def test_env_example_lists_every_setting():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
+    missing = set(Settings.model_fields) - names
+    assert not missing, f".env.example lacks {sorted(missing)}"
