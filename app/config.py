@@ -165,6 +165,12 @@ class Settings(BaseSettings):
             parse(limit)  # raises ValueError on a malformed limit string
         return value
 
+    @field_validator("REDIS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "PROMETHEUS_MULTIPROC_DIR",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("API_PREFIX")
     @classmethod
     def _normalise_prefix(cls, value: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import sys
 from typing import Any
 
@@ -17,8 +18,15 @@ import structlog
 from app.config import Settings
 from app.observability.redaction import redact_processor
 
+def _add_pid(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Under gunicorn, the pid tells which worker wrote the line.
+    event_dict["pid"] = os.getpid()
+    return event_dict
+
+
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
+    _add_pid,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -1,0 +1,58 @@
+"""`agent-service api-keys ...` against the Redis a running service uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+
+from tests.support.redis_server import RedisServer
+from tests.support.server_process import ROOT, ServerProcess
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: RedisServer):
+    redis_server.start()
+    env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-cli:"}
+    created = _cli("api-keys", "create", "--name", "deploy-bot", "--scopes", "agents:run",
+                   "tasks:read", env=env)
+    assert created.returncode == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert record["created_by"] == "cli"
+    with ServerProcess(env=env) as server:
+        me = httpx.get(f"{server.url}/v1/auth/me", headers={"X-API-Key": record["key"]})
+        assert me.status_code == 200
+        assert me.json()["id"] == f"key:{record['id']}"
+        assert me.json()["scopes"] == ["agents:run", "tasks:read"]
+        listed = _cli("api-keys", "list", env=env)
+        assert record["key"] not in listed.stdout
+        assert record["prefix"] in listed.stdout
+        assert _cli("api-keys", "revoke", record["id"], env=env).returncode == 0
+        after = httpx.get(f"{server.url}/v1/auth/me", headers={"X-API-Key": record["key"]})
+        assert after.status_code == 401
+
+
+def test_cli_refuses_bad_scopes_and_missing_redis(redis_server: RedisServer):
+    bad = _cli("api-keys", "create", "--name", "x", "--scopes", "root",
+               env={"REDIS_URL": redis_server.url})
+    assert bad.returncode == 2 and "unknown scopes" in bad.stderr
+    no_redis = _cli("api-keys", "create", "--name", "x", "--scopes", "admin",
+                    env={"REDIS_URL": ""})
+    assert no_redis.returncode == 2 and "REDIS_URL" in no_redis.stderr
+
+
+def test_production_with_unsafe_settings_refuses_to_start_with_a_clear_message():
+    result = _cli("serve", "--port", "1", env={"ENVIRONMENT": "production", "SECRET_KEY": "short"})
+    assert result.returncode == 2
+    assert "SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "short" not in result.stderr.replace("SECRET_KEY", "")  # the value is not echoed
