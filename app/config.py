@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
 MIN_SECRET_BYTES = 32
 
-Scope = Literal["agents:run", "sessions:read", "sessions:write", "tasks:read", "tasks:write", "admin"]
+Scope = Literal[
+    "agents:run", "sessions:read", "sessions:write", "tasks:read", "tasks:write", "admin"
+]
 
 
 class Settings(BaseSettings):
@@ -93,8 +95,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_ENABLED: bool = Field(True, description="Enforce request rate limits.")
     RATE_LIMIT_REQUESTS: int = Field(120, ge=1, description="Default requests per window.")
     RATE_LIMIT_WINDOW: int = Field(60, ge=1, description="Default window in seconds.")
-    RATE_LIMIT_STRATEGY: Literal["sliding-window-counter", "moving-window", "fixed-window"] = (
-        Field("sliding-window-counter", description="limits.aio strategy.")
+    RATE_LIMIT_STRATEGY: Literal["sliding-window-counter", "moving-window", "fixed-window"] = Field(
+        "sliding-window-counter", description="limits.aio strategy."
     )
     RATE_LIMIT_ROUTES: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: {"POST /v1/auth/token": "10/minute"},
@@ -165,8 +167,9 @@ class Settings(BaseSettings):
             parse(limit)  # raises ValueError on a malformed limit string
         return value
 
-    @field_validator("REDIS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "PROMETHEUS_MULTIPROC_DIR",
-                     mode="before")
+    @field_validator(
+        "REDIS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "PROMETHEUS_MULTIPROC_DIR", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -57,6 +57,8 @@ async def send_problem(
         (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
         (b"content-length", str(len(payload)).encode()),
     ]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw_headers += [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+    ]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})

@@ -111,8 +111,9 @@ async def raw_redis(running_redis: RedisServer) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-async def login(client: httpx.AsyncClient, password: str = ADMIN_PASSWORD,
-                username: str = "admin") -> str:
+async def login(
+    client: httpx.AsyncClient, password: str = ADMIN_PASSWORD, username: str = "admin"
+) -> str:
     response = await client.post(
         "/v1/auth/token", data={"username": username, "password": password}
     )

@@ -54,7 +54,9 @@ async def login(
         scopes = scopes & frozenset(form.scopes)
     issued = issue_access_token(settings=settings, subject=principal.id, scopes=scopes)
     return TokenResponse(
-        access_token=issued.access_token, expires_in=issued.expires_in, scope=" ".join(sorted(scopes))
+        access_token=issued.access_token,
+        expires_in=issued.expires_in,
+        scope=" ".join(sorted(scopes)),
     )
 
 

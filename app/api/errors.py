@@ -46,7 +46,10 @@ def problem_response(
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = problem_body(
-        status=status, code=code, detail=detail, request_id=request_id_of(request.scope),
+        status=status,
+        code=code,
+        detail=detail,
+        request_id=request_id_of(request.scope),
         extra=extra,
     )
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)

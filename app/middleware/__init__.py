@@ -39,10 +39,24 @@ def build_middleware(settings: Settings) -> list[Middleware]:
                 allow_origins=settings.CORS_ORIGINS,
                 allow_credentials=settings.CORS_ALLOW_CREDENTIALS,
                 allow_methods=["*"],
-                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID",
-                               "Idempotency-Key", "Last-Event-ID", "Cache-Control"],
-                expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                                "X-RateLimit-Reset", "Retry-After", "X-Cache", "Location"],
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "X-API-Key",
+                    "X-Request-ID",
+                    "Idempotency-Key",
+                    "Last-Event-ID",
+                    "Cache-Control",
+                ],
+                expose_headers=[
+                    "X-Request-ID",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                    "Retry-After",
+                    "X-Cache",
+                    "Location",
+                ],
             )
         )
     if settings.AUTH_ENABLED:

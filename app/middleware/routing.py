@@ -64,7 +64,9 @@ def route_template(scope: Scope) -> str:
     cached = scope.get(_CACHE_KEY)
     if cached is not None:
         return str(cached)
-    table: RouteTable | None = getattr(getattr(scope.get("app"), "state", None), "route_table", None)
+    table: RouteTable | None = getattr(
+        getattr(scope.get("app"), "state", None), "route_table", None
+    )
     if table is None:
         template = UNMATCHED_ROUTE
     else:

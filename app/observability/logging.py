@@ -18,6 +18,7 @@ import structlog
 from app.config import Settings
 from app.observability.redaction import redact_processor
 
+
 def _add_pid(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     # Under gunicorn, the pid tells which worker wrote the line.
     event_dict["pid"] = os.getpid()

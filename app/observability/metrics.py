@@ -18,8 +18,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 UNMATCHED_ROUTE = "__unmatched__"
 
@@ -39,17 +39,13 @@ HTTP_IN_FLIGHT = Gauge(
     "HTTP requests being served.",
     multiprocess_mode="livesum",
 )
-RATE_LIMIT_REJECTIONS = Counter(
-    "rate_limit_rejections_total", "Requests answered 429.", ["route"]
-)
+RATE_LIMIT_REJECTIONS = Counter("rate_limit_rejections_total", "Requests answered 429.", ["route"])
 RATE_LIMIT_BACKEND_ERRORS = Counter(
     "rate_limit_backend_errors_total",
     "Rate-limit checks that failed on the storage backend, by policy outcome.",
     ["outcome"],
 )
-AUTH_FAILURES = Counter(
-    "auth_failures_total", "Rejected credentials by reason.", ["reason"]
-)
+AUTH_FAILURES = Counter("auth_failures_total", "Rejected credentials by reason.", ["reason"])
 
 
 def multiprocess_dir() -> str | None:

@@ -19,8 +19,18 @@ _SENSITIVE_KEY = re.compile(
     re.IGNORECASE,
 )
 # Keys that contain a sensitive word but describe, not carry, a credential.
-_SAFE_KEYS = frozenset({"token_type", "tokens", "prompt_tokens", "completion_tokens",
-                        "total_tokens", "tokens_saved", "key_prefix", "prefix"})
+_SAFE_KEYS = frozenset(
+    {
+        "token_type",
+        "tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "tokens_saved",
+        "key_prefix",
+        "prefix",
+    }
+)
 
 _PATTERNS = (
     re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),

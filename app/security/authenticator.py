@@ -44,8 +44,10 @@ class Authenticator:
         try:
             return decode_access_token(token, settings=self._settings)
         except TokenError as exc:
-            detail = "The access token has expired." if exc.reason == "expired" else (
-                "The access token is invalid."
+            detail = (
+                "The access token has expired."
+                if exc.reason == "expired"
+                else ("The access token is invalid.")
             )
             raise AuthenticationFailed(f"token_{exc.reason}", detail) from None
 
@@ -57,5 +59,8 @@ class Authenticator:
         if record is None:
             raise AuthenticationFailed("api_key_invalid", "The API key is invalid or revoked.")
         return Principal(
-            id=record.principal_id, kind="api_key", name=record.name, scopes=frozenset(record.scopes)
+            id=record.principal_id,
+            kind="api_key",
+            name=record.name,
+            scopes=frozenset(record.scopes),
         )

@@ -79,18 +79,21 @@ class RedisApiKeyStore:
         return ApiKeyRecord.model_validate_json(raw) if raw else None
 
     async def list(self) -> list[ApiKeyRecord]:
-        ids = sorted(await self._redis.smembers(f"{self._prefix}ids"))
+        # decode_responses=True: the client returns str, though its stubs say bytes | str.
+        ids = sorted(str(member) for member in await self._redis.smembers(f"{self._prefix}ids"))
         if not ids:
             return []
         rows = await self._redis.mget([self._id_key(key_id) for key_id in ids])
-        records = [ApiKeyRecord.model_validate_json(row.split(" ", 1)[1]) for row in rows if row]
+        records = [
+            ApiKeyRecord.model_validate_json(str(row).split(" ", 1)[1]) for row in rows if row
+        ]
         return sorted(records, key=lambda r: r.created_at)
 
     async def revoke(self, key_id: str) -> ApiKeyRecord | None:
         raw = await self._redis.get(self._id_key(key_id))
         if raw is None:
             return None
-        key_hash, payload = raw.split(" ", 1)
+        key_hash, payload = str(raw).split(" ", 1)
         record = ApiKeyRecord.model_validate_json(payload)
         if record.revoked_at is None:
             record = record.model_copy(update={"revoked_at": utcnow()})

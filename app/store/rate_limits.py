@@ -59,12 +59,14 @@ class RequestRateLimiter:
             storage = RedisStorage(
                 "async+" + settings.REDIS_URL,
                 implementation="redispy",
-                connection_pool=redis.connection_pool,
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
                 key_prefix=f"{settings.REDIS_KEY_PREFIX}ratelimit",
             )
         else:
             storage = MemoryStorage()
-        self._limiter: RateLimiter = STRATEGIES[settings.RATE_LIMIT_STRATEGY](storage)
+        strategy = STRATEGIES[settings.RATE_LIMIT_STRATEGY]
+        # STRATEGIES is typed with the abstract base; every entry in it is concrete.
+        self._limiter: RateLimiter = strategy(storage)  # type: ignore[abstract]
         self._breaker = CircuitBreaker(failure_threshold=3, reset_timeout=2.0)
 
     def limit_for(self, method: str, route: str) -> RateLimitItem:

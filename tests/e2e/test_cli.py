@@ -16,15 +16,27 @@ from tests.support.server_process import ROOT, ServerProcess
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=30,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
 def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: RedisServer):
     redis_server.start()
     env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-cli:"}
-    created = _cli("api-keys", "create", "--name", "deploy-bot", "--scopes", "agents:run",
-                   "tasks:read", env=env)
+    created = _cli(
+        "api-keys",
+        "create",
+        "--name",
+        "deploy-bot",
+        "--scopes",
+        "agents:run",
+        "tasks:read",
+        env=env,
+    )
     assert created.returncode == 0, created.stderr
     record = json.loads(created.stdout)
     assert record["created_by"] == "cli"
@@ -42,11 +54,11 @@ def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: Re
 
 
 def test_cli_refuses_bad_scopes_and_missing_redis(redis_server: RedisServer):
-    bad = _cli("api-keys", "create", "--name", "x", "--scopes", "root",
-               env={"REDIS_URL": redis_server.url})
+    bad = _cli(
+        "api-keys", "create", "--name", "x", "--scopes", "root", env={"REDIS_URL": redis_server.url}
+    )
     assert bad.returncode == 2 and "unknown scopes" in bad.stderr
-    no_redis = _cli("api-keys", "create", "--name", "x", "--scopes", "admin",
-                    env={"REDIS_URL": ""})
+    no_redis = _cli("api-keys", "create", "--name", "x", "--scopes", "admin", env={"REDIS_URL": ""})
     assert no_redis.returncode == 2 and "REDIS_URL" in no_redis.stderr
 
 

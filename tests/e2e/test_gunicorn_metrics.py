@@ -14,8 +14,11 @@ REQUESTS = 120
 
 def _total(metrics_text: str, route: str, status: str) -> float:
     pattern = re.compile(
-        r'^http_requests_total\{method="GET",route="' + re.escape(route)
-        + r'",status="' + status + r'"\} ([0-9.e+]+)$',
+        r'^http_requests_total\{method="GET",route="'
+        + re.escape(route)
+        + r'",status="'
+        + status
+        + r'"\} ([0-9.e+]+)$',
         re.MULTILINE,
     )
     return sum(float(value) for value in pattern.findall(metrics_text))

@@ -44,8 +44,9 @@ def test_service_survives_redis_outage_and_recovers_by_itself():
                 redis.start()
                 assert _wait_for(lambda: client.get("/health/ready").status_code == 200)
                 assert _wait_for(
-                    lambda: "x-ratelimit-limit"
-                    in client.get("/v1/auth/me", headers=headers).headers
+                    lambda: (
+                        "x-ratelimit-limit" in client.get("/v1/auth/me", headers=headers).headers
+                    )
                 ), "rate limiting did not resume after Redis came back"
             logs = server.logs()
             assert "rate_limit_backend_down" in logs

@@ -23,7 +23,7 @@ def test_request_id_is_echoed_or_generated_and_logged():
         generated = httpx.get(f"{server.url}/v1/auth/me").headers["x-request-id"]
         assert len(generated) == 32 and generated != "client-id-42"
         hostile = httpx.get(
-            f"{server.url}/v1/auth/me", headers={"X-Request-ID": "a b\"<script>" + "x" * 200}
+            f"{server.url}/v1/auth/me", headers={"X-Request-ID": 'a b"<script>' + "x" * 200}
         ).headers["x-request-id"]
         assert "<script>" not in hostile and len(hostile) == 32
         server.stop()

@@ -42,7 +42,11 @@ def test_forwarded_for_is_trusted_only_from_allowed_proxies(redis_server: RedisS
         "RATE_LIMIT_REQUESTS": "2",
     }
     # 127.0.0.1 is not a trusted proxy: a spoofed X-Forwarded-For must not buy a new bucket.
-    untrusted = {**base, "REDIS_KEY_PREFIX": "e2e-xff-untrusted:", "FORWARDED_ALLOW_IPS": "10.9.9.9"}
+    untrusted = {
+        **base,
+        "REDIS_KEY_PREFIX": "e2e-xff-untrusted:",
+        "FORWARDED_ALLOW_IPS": "10.9.9.9",
+    }
     with ServerProcess(env=untrusted) as server:
         codes = [
             httpx.get(

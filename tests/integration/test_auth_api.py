@@ -67,7 +67,8 @@ async def test_login_with_bad_credentials_is_401(
 
 async def test_password_over_72_bytes_is_a_clear_422(any_client: httpx.AsyncClient):
     response = await any_client.post(
-        "/v1/auth/token", data={"username": "admin", "password": "é" * 40}  # 80 bytes
+        "/v1/auth/token",
+        data={"username": "admin", "password": "é" * 40},  # 80 bytes
     )
     body = assert_problem(response, 422, "password_too_long")
     assert "72 bytes" in body["detail"]
@@ -161,14 +162,13 @@ async def test_audience_and_issuer_are_required_when_configured(make_settings):
         response = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {no_aud}"})
         assert_problem(response, 401, "token_invalid")
         wrong_iss = _forge(secret, aud="agent-api", iss="https://evil.test")
-        response = await client.get(
-            "/v1/auth/me", headers={"Authorization": f"Bearer {wrong_iss}"}
-        )
+        response = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {wrong_iss}"})
         assert_problem(response, 401, "token_invalid")
 
 
-async def _create_key(client: httpx.AsyncClient, token: str, scopes: list[str],
-                      name: str = "ci") -> dict:
+async def _create_key(
+    client: httpx.AsyncClient, token: str, scopes: list[str], name: str = "ci"
+) -> dict:
     response = await client.post(
         "/v1/auth/api-keys",
         json={"name": name, "scopes": scopes},

@@ -34,7 +34,8 @@ async def test_malformed_json_is_422_problem(client: httpx.AsyncClient, admin_to
 async def test_validation_errors_never_echo_the_input(client: httpx.AsyncClient):
     secret_like = "my-very-secret-password-value"
     response = await client.post(
-        "/v1/auth/token", data={"password": secret_like}  # username missing
+        "/v1/auth/token",
+        data={"password": secret_like},  # username missing
     )
     assert_problem(response, 422, "validation_error")
     assert secret_like not in response.text
@@ -119,7 +120,12 @@ async def test_openapi_shows_both_security_schemes(client: httpx.AsyncClient):
     schemes = spec["components"]["securitySchemes"]
     assert schemes["OAuth2PasswordBearer"]["type"] == "oauth2"
     assert set(schemes["OAuth2PasswordBearer"]["flows"]["password"]["scopes"]) >= {
-        "agents:run", "sessions:read", "sessions:write", "tasks:read", "tasks:write", "admin"
+        "agents:run",
+        "sessions:read",
+        "sessions:write",
+        "tasks:read",
+        "tasks:write",
+        "admin",
     }
     assert schemes["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     me = spec["paths"]["/v1/auth/me"]["get"]

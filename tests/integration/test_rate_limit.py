@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
 from fastapi.responses import StreamingResponse
 
@@ -144,9 +143,7 @@ async def test_redis_down_fail_closed_answers_503(make_settings):
         async with app_client(settings) as client:
             token = await login(client)
             redis.stop()
-            response = await client.get(
-                "/v1/auth/me", headers={"Authorization": f"Bearer {token}"}
-            )
+            response = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
             assert_problem(response, 503, "dependency_unavailable")
             assert response.headers["retry-after"] == "1"
     finally:

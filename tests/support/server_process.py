@@ -26,8 +26,9 @@ TEST_ENV = {
 
 
 class ServerProcess:
-    def __init__(self, *, env: dict[str, str] | None = None, gunicorn: bool = False,
-                 workers: int = 2) -> None:
+    def __init__(
+        self, *, env: dict[str, str] | None = None, gunicorn: bool = False, workers: int = 2
+    ) -> None:
         self.port = free_port()
         self.gunicorn = gunicorn
         self.workers = workers
@@ -46,10 +47,24 @@ class ServerProcess:
             self.env["WORKERS"] = str(self.workers)
             metrics_dir = tempfile.mkdtemp(prefix="agent-service-metrics-")
             self.env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-            return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "docker/gunicorn.conf.py"),
-                    "app.main:app"]
-        return [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port)]
+            return [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "docker/gunicorn.conf.py"),
+                "app.main:app",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
 
     def start(self, timeout: float = 20) -> ServerProcess:
         log_file = self.log_path.open("ab")

@@ -60,9 +60,7 @@ def test_list_and_json_settings_parse_from_env(monkeypatch):
     assert settings.route_rate_limits["GET /v1/agents"].amount == 5
 
 
-@pytest.mark.parametrize(
-    "routes", ['{"/v1/agents": "5/second"}', '{"GET /v1/agents": "lots"}']
-)
+@pytest.mark.parametrize("routes", ['{"/v1/agents": "5/second"}', '{"GET /v1/agents": "lots"}'])
 def test_bad_route_limits_are_refused(monkeypatch, routes):
     monkeypatch.setenv("RATE_LIMIT_ROUTES", routes)
     with pytest.raises(ConfigError, match="RATE_LIMIT_ROUTES"):
@@ -80,6 +78,8 @@ def test_env_example_lists_every_setting():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
-    names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
+    names = {
+        line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line
+    }
     missing = set(Settings.model_fields) - names
     assert not missing, f".env.example lacks {sorted(missing)}"

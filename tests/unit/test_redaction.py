@@ -18,7 +18,9 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyOmFkbWluIn0.c2lnbmF0dXJlLXZhbHVl"
 
 
 def test_sensitive_keys_are_replaced_whole():
-    event = redact_value("headers", {"Authorization": "Bearer abc", "X-API-Key": "k", "accept": "*"})
+    event = redact_value(
+        "headers", {"Authorization": "Bearer abc", "X-API-Key": "k", "accept": "*"}
+    )
     assert event == {"Authorization": REDACTED, "X-API-Key": REDACTED, "accept": "*"}
     assert redact_value("password", "hunter2") == REDACTED
     assert redact_value("client_secret", "s") == REDACTED
