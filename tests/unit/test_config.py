@@ -83,3 +83,11 @@ def test_env_example_lists_every_setting():
     }
     missing = set(Settings.model_fields) - names
     assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_readme_configuration_table_lists_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"| `{name}` |" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
