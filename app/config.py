@@ -106,8 +106,36 @@ class Settings(BaseSettings):
         True, description="When Redis is down: true lets requests through, false answers 503."
     )
 
+    # --- LLM ---------------------------------------------------------------------------------
+    LLM_PROVIDER: Literal["offline", "openai"] = Field(
+        "offline", description="offline = built-in deterministic model; openai = any compatible server."
+    )
+    OPENAI_BASE_URL: str = Field(
+        "https://api.openai.com/v1", description="OpenAI-compatible base URL (vLLM, Ollama, ...)."
+    )
+    OPENAI_API_KEY: SecretStr | None = Field(None, description="API key for the OpenAI provider.")
+    OPENAI_MODEL: str = Field("gpt-4o-mini", description="Model name sent to the provider.")
+    OPENAI_TEMPERATURE: float = Field(
+        0.0, ge=0, le=2, description="Default temperature (0 = deterministic, cacheable)."
+    )
+    OPENAI_MAX_TOKENS: int | None = Field(None, ge=1, description="Default max completion tokens.")
+    OPENAI_TIMEOUT_SECONDS: float = Field(60.0, gt=0, description="Read timeout per LLM call.")
+    OPENAI_CONNECT_TIMEOUT_SECONDS: float = Field(5.0, gt=0, description="Connect timeout.")
+    OPENAI_MAX_RETRIES: int = Field(
+        2, ge=0, le=10, description="Retries on 429/5xx/connection errors (honours Retry-After)."
+    )
+    OFFLINE_LATENCY_MS: int = Field(
+        20, ge=0, description="Offline LLM: delay before the first token."
+    )
+    OFFLINE_TOKENS_PER_SECOND: float = Field(
+        200.0, ge=0, description="Offline LLM: streaming rate; 0 = as fast as possible."
+    )
+    OFFLINE_RESPONSE_TOKENS: int | None = Field(
+        None, ge=1, description="Offline LLM: fixed answer length (benchmarks); unset = natural."
+    )
+
     # --- Cache (LLM responses) ---------------------------------------------------------------
-    CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses in Redis.")
+    CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses.")
     CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
 
     # --- HTTP hygiene ------------------------------------------------------------------------
@@ -137,10 +165,28 @@ class Settings(BaseSettings):
         "auto", description="auto = json in production, console in development."
     )
 
-    # --- Agents ------------------------------------------------------------------------------
+    # --- Agents, runs and sessions ------------------------------------------------------------
+    AGENTS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra agents to serve, as import paths 'pkg.module:attr' (comma list).",
+    )
     MAX_INPUT_CHARS: int = Field(2000, ge=1, description="Longest accepted agent input.")
+    MAX_STEPS: int = Field(10, ge=1, le=100, description="Default step budget of a run.")
+    RUN_TIMEOUT_SECONDS: float = Field(120.0, gt=0, description="Deadline of one agent run.")
+    INPUT_TIMEOUT_SECONDS: float = Field(
+        300.0, gt=0, description="How long a foreground run waits for human input."
+    )
+    SSE_KEEPALIVE_SECONDS: float = Field(
+        15.0, gt=0, description="Seconds between SSE keep-alive comments."
+    )
+    SESSION_MAX_MESSAGES: int = Field(
+        50, ge=2, le=10_000, description="Messages kept per session (oldest dropped)."
+    )
+    SESSION_TTL_SECONDS: int = Field(
+        86_400, ge=60, description="Sliding expiry of an idle session."
+    )
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "AGENTS", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
