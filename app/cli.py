@@ -14,17 +14,19 @@ from app.settings_loader import ConfigError, load_settings
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run(
+    from app.server import DrainingServer
+
+    config = uvicorn.Config(
         "app.main:app",
         host=args.host or settings.HOST,
         port=args.port or settings.PORT,
-        reload=args.reload,
         access_log=False,  # it prints query strings; our middleware logs requests
         log_config=None,  # the app configures logging itself
         proxy_headers=True,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
-        timeout_graceful_shutdown=25,
+        timeout_graceful_shutdown=settings.SHUTDOWN_STREAM_GRACE_SECONDS + 5,
     )
+    DrainingServer(config).run()
     return 0
 
 
@@ -78,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API with uvicorn (development)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--reload", action="store_true")
+
+    reference = commands.add_parser("settings", help="print the settings reference")
+    reference.add_argument("--format", choices=["env", "markdown"], default="env")
 
     keys = commands.add_parser("api-keys", help="manage API keys (needs REDIS_URL)")
     actions = keys.add_subparsers(dest="action", required=True)
@@ -93,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "settings":
+        from app.settings_docs import env_example, markdown_table
+
+        sys.stdout.write(env_example() if args.format == "env" else markdown_table())
+        return 0
     try:
         settings = load_settings()
     except ConfigError as exc:

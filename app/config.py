@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     SSE_KEEPALIVE_SECONDS: float = Field(
         15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )
+    SHUTDOWN_STREAM_GRACE_SECONDS: int = Field(
+        10, ge=0, le=300,
+        description="On SIGTERM, open streams get this long to finish before a 'shutdown' event.",
+    )
     SESSION_MAX_MESSAGES: int = Field(
         50, ge=2, le=10_000, description="Messages kept per session (oldest dropped)."
     )

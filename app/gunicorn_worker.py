@@ -8,9 +8,13 @@ must give up first, so it gets the grace period less a margin for the lifespan s
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
+from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
+
+from app.server import DrainingServer
 
 SHUTDOWN_MARGIN_SECONDS = 3
 
@@ -35,3 +39,12 @@ class AgentServiceWorker(UvicornWorker):  # type: ignore[misc]
         logging.getLogger("uvicorn.access").disabled = True
         grace = int(self.cfg.graceful_timeout)
         self.config.timeout_graceful_shutdown = max(1, grace - SHUTDOWN_MARGIN_SECONDS)
+
+    async def _serve(self) -> None:
+        # As the parent's, but with a server that tells open streams about the shutdown.
+        self.config.app = self.wsgi
+        server = DrainingServer(config=self.config)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)

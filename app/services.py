@@ -13,13 +13,22 @@ import structlog
 from redis.asyncio import Redis
 from starlette.types import Scope
 
+from app.agents.control_bus import RunControlBus
+from app.agents.registry import AgentRegistry, build_registry
+from app.agents.service import RunService
+from app.agents.tools.builtin import BUILTIN_TOOLS
+from app.agents.tools.registry import ToolRegistry
 from app.config import Settings
+from app.llm.cache import CachedLLM
+from app.llm.factory import build_llm
 from app.security.accounts import bootstrap_admin
 from app.security.authenticator import Authenticator
 from app.security.passwords import PasswordHasher
 from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
 from app.store.rate_limits import RequestRateLimiter
 from app.store.redis_client import build_redis
+from app.store.session_backends import build_session_store
+from app.store.sessions import SessionStore
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
 
 log = structlog.get_logger(__name__)
@@ -34,8 +43,18 @@ class AppServices:
     hasher: PasswordHasher
     authenticator: Authenticator
     rate_limiter: RequestRateLimiter
+    llm: CachedLLM
+    sessions: SessionStore
+    agents: AgentRegistry
+    runs: RunService
+    bus: RunControlBus | None = None
 
     async def aclose(self) -> None:
+        # Runs first (they use the LLM and sessions), then the clients they used.
+        await self.runs.aclose()
+        if self.bus is not None:
+            await self.bus.aclose()
+        await self.llm.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -53,6 +72,16 @@ async def open_services(settings: Settings) -> AppServices:
     hasher = PasswordHasher(
         rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
     )
+    agents = build_registry(settings.AGENTS)
+    llm = build_llm(settings, redis)
+    sessions = build_session_store(settings, redis)
+    runs = RunService(
+        settings=settings,
+        agents=agents,
+        tools=ToolRegistry(BUILTIN_TOOLS),
+        llm=llm,
+        sessions=sessions,
+    )
     services = AppServices(
         settings=settings,
         redis=redis,
@@ -61,7 +90,17 @@ async def open_services(settings: Settings) -> AppServices:
         hasher=hasher,
         authenticator=Authenticator(settings=settings, api_keys=api_keys),
         rate_limiter=RequestRateLimiter(settings=settings, redis=redis),
+        llm=llm,
+        sessions=sessions,
+        agents=agents,
+        runs=runs,
     )
+    if redis is not None:
+        # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
+        services.bus = runs.bus = RunControlBus(
+            redis, prefix=settings.REDIS_KEY_PREFIX, handler=runs.handle_bus_request
+        )
+        services.bus.start()
     if settings.AUTH_ENABLED:
         await _bootstrap_admin(services)
     return services

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Security, WebSocket
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 
 from app.config import Settings
 from app.errors import Forbidden, Unauthorized
 from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
+from app.agents.service import RunService
 from app.services import AppServices
 
 SCOPE_DESCRIPTIONS = {
@@ -42,6 +43,14 @@ def get_settings(request: Request) -> Settings:
 
 
 ServicesDep = Annotated[AppServices, Depends(get_services)]
+
+
+def get_runs(request: Request) -> RunService:
+    runs: RunService = request.app.state.services.runs
+    return runs
+
+
+RunServiceDep = Annotated[RunService, Depends(get_runs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -71,3 +80,15 @@ SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=["ses
 TasksReadDep = Annotated[Principal, Security(current_principal, scopes=["tasks:read"])]
 TasksWriteDep = Annotated[Principal, Security(current_principal, scopes=["tasks:write"])]
 AdminDep = Annotated[Principal, Security(current_principal, scopes=["admin"])]
+
+
+def websocket_principal(websocket: WebSocket, required: frozenset[str]) -> Principal | None:
+    """WebSockets cannot use the OAuth2 dependencies (they read a Request): same rules here.
+    None means refuse the handshake."""
+    settings: Settings = websocket.app.state.settings
+    if not settings.AUTH_ENABLED:
+        return AUTH_DISABLED_PRINCIPAL
+    principal: Principal | None = websocket.scope.get("principal")
+    if principal is None or not principal.has_scopes(required):
+        return None
+    return principal

@@ -1,0 +1,1 @@
+"""Agents: the protocol, events, registry, run context and run service."""

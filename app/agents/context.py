@@ -1,0 +1,114 @@
+"""RunContext: everything an agent may use during one run, and nothing about HTTP."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from app.agents.control import RunControl
+from app.agents.errors import InputTimeout, MaxStepsExceeded
+from app.agents.events import (
+    Event,
+    InputKind,
+    InputRequired,
+    PlanEvent,
+    StepEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from app.agents.run_llm import RunLLM
+from app.agents.tools.registry import ToolRegistry
+from app.llm.types import ChatMessage
+
+Publish = Callable[[Event], Awaitable[None]]
+
+
+class RunContext:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        agent: str,
+        principal_id: str,
+        session_id: str | None,
+        history: list[ChatMessage],
+        llm: RunLLM,
+        tools: ToolRegistry,
+        max_steps: int,
+        deadline: float,
+        input_timeout: float,
+        params: dict[str, Any],
+        control: RunControl,
+        publish: Publish,
+    ) -> None:
+        self.run_id = run_id
+        self.agent = agent
+        self.principal_id = principal_id
+        self.session_id = session_id
+        self.history = history
+        self.llm = llm
+        self.tools = tools
+        self.max_steps = max_steps
+        self.deadline = deadline  # time.monotonic() value
+        self.params = params
+        self.control = control
+        self.steps_taken = 0
+        self._input_timeout = input_timeout
+        self._publish = publish
+
+    @property
+    def remaining_seconds(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    async def emit(self, event: Event) -> None:
+        """Publish an event now (for agents that do not yield, or from a helper)."""
+        await self._publish(event)
+
+    async def checkpoint(self) -> None:
+        """A step boundary: waits here while the run is paused."""
+        await self.control.wait_while_paused()
+
+    def begin_step(self) -> int:
+        """Count a step; MaxStepsExceeded once the budget is spent."""
+        if self.steps_taken >= self.max_steps:
+            raise MaxStepsExceeded(f"the run used its {self.max_steps} steps")
+        self.steps_taken += 1
+        return self.steps_taken
+
+    async def step_done(self, number: int, started: float, *, success: bool = True) -> None:
+        duration = round(time.monotonic() - started, 4)
+        await self._publish(StepEvent(number=number, duration_s=duration, success=success))
+
+    async def plan(self, items: list[str], reflection: str | None = None) -> None:
+        await self._publish(PlanEvent(items=items, reflection=reflection))
+
+    async def call_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> str:
+        """Run a registered tool, publishing tool_call and tool_result events."""
+        await self._publish(ToolCallEvent(id=call_id, name=name, arguments=arguments))
+        output, success = await self.tools.call(name, arguments)
+        await self._publish(ToolResultEvent(id=call_id, output=output, success=success))
+        return output
+
+    async def ask(
+        self, prompt: str, *, kind: InputKind = "text", choices: list[str] | None = None
+    ) -> Any:
+        """Ask the human; returns str (text, choice) or bool (confirm)."""
+        if kind == "choice" and not choices:
+            raise ValueError("a choice question needs choices")
+        request_id = uuid.uuid4().hex
+        pending = self.control.expect(request_id, kind, choices)
+        await self._publish(
+            InputRequired(request_id=request_id, kind=kind, prompt=prompt, choices=choices)
+        )
+        timeout = min(self._input_timeout, self.remaining_seconds)
+        try:
+            with anyio.fail_after(timeout):
+                return await pending.future
+        except TimeoutError:
+            raise InputTimeout("no answer to the input request in time") from None
+        finally:
+            self.control.forget(request_id)

@@ -1,0 +1,83 @@
+"""A run's control state: pending human-input requests, pause, and the step budget.
+
+Owned by the run, touched by transports (an answer from a WebSocket or POST /input) and by
+the agent (through RunContext). Single event loop: no locks needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from app.agents.errors import InvalidInput
+from app.agents.events import InputKind
+
+_TRUE = {"true", "yes", "y", "1", "ok", "confirm", "approve", "approved"}
+_FALSE = {"false", "no", "n", "0", "deny", "reject", "rejected", "cancel"}
+
+
+@dataclass
+class PendingInput:
+    request_id: str
+    kind: InputKind
+    choices: list[str] | None
+    future: asyncio.Future[Any]
+
+
+def coerce_answer(pending: PendingInput, value: Any) -> Any:
+    """confirm takes true/false, choice one of the offered choices, text a string."""
+    if pending.kind == "confirm":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise InvalidInput("a confirm answer must be true or false")
+    if pending.kind == "choice":
+        if isinstance(value, str) and pending.choices and value in pending.choices:
+            return value
+        raise InvalidInput(f"the answer must be one of: {', '.join(pending.choices or [])}")
+    if isinstance(value, str) and value.strip():
+        return value
+    raise InvalidInput("a text answer must be a non-empty string")
+
+
+class RunControl:
+    def __init__(self) -> None:
+        self._pending: dict[str, PendingInput] = {}
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def expect(self, request_id: str, kind: InputKind, choices: list[str] | None) -> PendingInput:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = PendingInput(request_id, kind, choices, future)
+        self._pending[request_id] = pending
+        return pending
+
+    def forget(self, request_id: str) -> None:
+        self._pending.pop(request_id, None)
+
+    @property
+    def pending(self) -> list[PendingInput]:
+        return list(self._pending.values())
+
+    def answer(self, request_id: str, value: Any) -> None:
+        """Deliver an answer. KeyError: no such pending request; InvalidInput: bad value."""
+        pending = self._pending[request_id]
+        coerced = coerce_answer(pending, value)
+        del self._pending[request_id]
+        if not pending.future.done():
+            pending.future.set_result(coerced)
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    async def wait_while_paused(self) -> None:
+        await self._running.wait()

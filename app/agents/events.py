@@ -1,0 +1,108 @@
+"""Everything an agent does is an Event; every transport adapts the same stream.
+
+Agents create events without ``seq``; the run stamps ``seq`` (monotonic per run) and ``ts``
+as it publishes them, so ordering is decided in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from app.llm.types import Usage
+from app.store.records import utcnow
+
+
+class _Event(BaseModel):
+    seq: int = 0
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    run_id: str
+    agent: str
+    session_id: str | None = None
+
+
+class TokenEvent(_Event):
+    type: Literal["token"] = "token"
+    text: str
+
+
+class MessageEvent(_Event):
+    type: Literal["message"] = "message"
+    role: Literal["assistant", "user", "system", "tool"] = "assistant"
+    content: str
+
+
+class ToolCallEvent(_Event):
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultEvent(_Event):
+    type: Literal["tool_result"] = "tool_result"
+    id: str
+    output: str
+    success: bool = True
+
+
+class StepEvent(_Event):
+    type: Literal["step"] = "step"
+    number: int
+    duration_s: float
+    success: bool = True
+
+
+class PlanEvent(_Event):
+    type: Literal["plan"] = "plan"
+    items: list[str]
+    reflection: str | None = None
+
+
+InputKind = Literal["text", "choice", "confirm"]
+
+
+class InputRequired(_Event):
+    type: Literal["input_required"] = "input_required"
+    request_id: str
+    kind: InputKind = "text"
+    prompt: str
+    choices: list[str] | None = None
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class RunCompleted(_Event):
+    type: Literal["run_completed"] = "run_completed"
+    output: str
+    usage: Usage = Field(default_factory=Usage)
+    cached: bool = False
+    execution_time: float = 0.0
+
+
+Event = Annotated[
+    RunStarted
+    | TokenEvent
+    | MessageEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | StepEvent
+    | PlanEvent
+    | InputRequired
+    | ErrorEvent
+    | RunCompleted,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+TERMINAL_TYPES = frozenset({"run_completed", "error"})

@@ -1,0 +1,31 @@
+"""Agent run metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RUNS = Counter("agent_runs_total", "Agent runs by agent and final status.", ["agent", "status"])
+RUN_DURATION = Histogram(
+    "agent_run_duration_seconds",
+    "Agent run duration by agent.",
+    ["agent"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "agent_time_to_first_token_seconds",
+    "Time from run start to the first token event.",
+    ["agent"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RUN_TOKENS = Counter(
+    "agent_run_tokens_total", "Tokens used by agent runs.", ["agent", "kind"]
+)
+ACTIVE_RUNS = Gauge(
+    "agent_active_runs", "Agent runs in progress.", ["agent"], multiprocess_mode="livesum"
+)
+ACTIVE_STREAMS = Gauge(
+    "http_active_streams",
+    "Open SSE and WebSocket streams.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)

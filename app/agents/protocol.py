@@ -1,0 +1,37 @@
+"""The Agent protocol: what a team implements to serve its agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from app.agents.context import RunContext
+    from app.agents.events import Event
+
+DEFAULT_INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"input": {"type": "string", "minLength": 1}},
+    "required": ["input"],
+}
+
+
+class AgentCapabilities(BaseModel):
+    streaming: bool = True
+    human_input: bool = False
+    tools: bool = False
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    capabilities: AgentCapabilities
+
+    def run(self, input: str, ctx: RunContext) -> AsyncIterator[Event]:
+        """Yield events. Text goes out as TokenEvent deltas; the run's output is the text of
+        the last MessageEvent(role="assistant") or, without one, the joined tokens."""
+        ...

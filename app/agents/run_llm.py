@@ -1,0 +1,59 @@
+"""The LLM as one run sees it: the shared cached client, plus this run's accounting.
+
+It adds up usage across calls, knows whether every answer came from the cache (X-Cache),
+and applies the request's ``Cache-Control: no-cache`` to every call the agent makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Literal, Protocol
+
+from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, Usage
+
+CacheStatus = Literal["HIT", "MISS", "BYPASS"]
+
+
+class CachingLLM(Protocol):
+    """What CachedLLM offers (app/llm/cache.py)."""
+
+    async def complete(self, request: LLMRequest, *, bypass: bool = False) -> LLMResponse: ...
+
+    def stream(
+        self, request: LLMRequest, *, bypass: bool = False
+    ) -> AsyncIterator[LLMStreamItem]: ...
+
+
+class RunLLM:
+    def __init__(self, llm: CachingLLM, *, bypass_cache: bool = False) -> None:
+        self._llm = llm
+        self._bypass = bypass_cache
+        self.usage = Usage()
+        self.calls = 0
+        self.cached_calls = 0
+
+    def _account(self, response: LLMResponse) -> None:
+        self.calls += 1
+        self.cached_calls += int(response.cached)
+        self.usage = self.usage + response.usage
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        response = await self._llm.complete(request, bypass=self._bypass)
+        self._account(response)
+        return response
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
+        async for item in self._llm.stream(request, bypass=self._bypass):
+            if isinstance(item, LLMFinal):
+                self._account(item.response)
+            yield item
+
+    @property
+    def all_cached(self) -> bool:
+        return self.calls > 0 and self.cached_calls == self.calls
+
+    @property
+    def cache_status(self) -> CacheStatus:
+        if self._bypass:
+            return "BYPASS"
+        return "HIT" if self.all_cached else "MISS"

@@ -1,0 +1,48 @@
+"""Shared by the invoke, stream and WebSocket routes: body -> RunRequest, and error mapping."""
+
+from __future__ import annotations
+
+from app.agents.events import ErrorEvent
+from app.agents.service import RunRequest
+from app.config import Settings
+from app.errors import AppError, Unprocessable
+from app.security.principals import Principal
+from app.api.schemas.agents import RunBody
+
+
+def build_run_request(
+    *, agent: str, body: RunBody, principal: Principal, settings: Settings, no_cache: bool
+) -> RunRequest:
+    if len(body.input) > settings.MAX_INPUT_CHARS:
+        raise Unprocessable(
+            f"input: at most {settings.MAX_INPUT_CHARS} characters", code="validation_error"
+        )
+    return RunRequest(
+        agent=agent,
+        input=body.input,
+        principal=principal,
+        session_id=body.session_id,
+        params=dict(body.params),
+        max_steps=body.max_steps,
+        bypass_cache=no_cache,
+    )
+
+
+def wants_no_cache(cache_control: str | None) -> bool:
+    return cache_control is not None and "no-cache" in cache_control.lower()
+
+
+_STATUS_BY_CODE = {
+    "run_timeout": 504,
+    "input_timeout": 504,
+    "max_steps_exceeded": 422,
+    "cancelled": 409,
+    "client_disconnected": 499,
+    "shutdown": 503,
+}
+
+
+def run_error(error: ErrorEvent) -> AppError:
+    """The HTTP error for a run that ended with an error event (invoke only)."""
+    status = _STATUS_BY_CODE.get(error.code, 502 if error.code.startswith("llm_") else 500)
+    return AppError(error.message, status=status, code=error.code)

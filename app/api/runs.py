@@ -1,0 +1,44 @@
+"""Reach a live foreground run from any replica: answer its input request, or cancel it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import AgentsRunDep, RunServiceDep
+from app.api.schemas.agents import Accepted, RunInputBody
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+PROBLEM = {"description": "Problem details", "content": {"application/problem+json": {}}}
+ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM}
+
+
+@router.post(
+    "/{run_id}/input",
+    response_model=Accepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERRORS,
+    summary="Answer a run's input_required request",
+)
+async def answer_input(
+    run_id: str, body: RunInputBody, principal: AgentsRunDep, runs: RunServiceDep
+) -> Accepted:
+    await runs.control(
+        run_id=run_id,
+        principal=principal,
+        action="input",
+        payload={"request_id": body.request_id, "value": body.value},
+    )
+    return Accepted(run_id=run_id)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    response_model=Accepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ERRORS,
+    summary="Cancel a live run (its agent and upstream LLM call stop within a second)",
+)
+async def cancel_run(run_id: str, principal: AgentsRunDep, runs: RunServiceDep) -> Accepted:
+    await runs.control(run_id=run_id, principal=principal, action="cancel", payload={})
+    return Accepted(run_id=run_id)

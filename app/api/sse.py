@@ -1,0 +1,128 @@
+"""Server-sent events as a pure ASGI response that notices a departed client at once.
+
+Starlette's StreamingResponse only learns of a disconnect when a write fails, which may be
+a long LLM latency away; the run (and its upstream LLM call) must stop within a second. So
+this response listens for ``http.disconnect`` while it streams and cancels the producer the
+moment the client goes. Frames use FastAPI's own SSE encoder; a comment line keeps idle
+connections (and proxies) alive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import anyio.abc
+from fastapi.sse import format_sse_event
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from app.agents import metrics
+from app.agents.events import Event
+from app.lifecycle import shutdown
+
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: do not buffer this response
+}
+
+
+def encode_event(event: Event, *, event_id: str | None = None) -> bytes:
+    return format_sse_event(
+        data_str=event.model_dump_json(),
+        event=event.type,
+        id=event_id if event_id is not None else str(event.seq),
+    )
+
+
+SHUTDOWN_FRAME = format_sse_event(
+    data_str=json.dumps(
+        {
+            "type": "shutdown",
+            "code": "server_shutdown",
+            "message": "The server is restarting; reconnect to continue.",
+        }
+    ),
+    event="shutdown",
+    retry=1000,
+)
+
+
+class EventStreamResponse(StreamingResponse):
+    """A StreamingResponse (so FastAPI returns it as is) with its own send loop."""
+
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        *,
+        keepalive_seconds: float,
+        shutdown_grace_seconds: float,
+        on_disconnect: Callable[[str], None],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            frames, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
+        )
+        self._frames = frames
+        self._keepalive = keepalive_seconds
+        self._shutdown_grace = shutdown_grace_seconds
+        self._on_disconnect = on_disconnect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        metrics.ACTIVE_STREAMS.labels("sse").inc()
+        client_gone = server_stopping = False
+        # A pump task moves frames into a channel; waiting on the channel can time out for a
+        # keep-alive without cancelling (and so ending) the frame generator itself.
+        frames_in, frames_out = anyio.create_memory_object_stream[bytes](16)
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def watch_disconnect() -> None:
+                    nonlocal client_gone
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    client_gone = True
+                    self._on_disconnect("client_disconnected")
+                    group.cancel_scope.cancel()
+
+                async def watch_shutdown() -> None:
+                    nonlocal server_stopping
+                    await shutdown.wait()
+                    await anyio.sleep(self._shutdown_grace)  # let the stream finish if it can
+                    server_stopping = True
+                    self._on_disconnect("shutdown")
+                    group.cancel_scope.cancel()
+
+                async def pump() -> None:
+                    async with frames_in:
+                        async for frame in self._frames:
+                            await frames_in.send(frame)
+
+                group.start_soon(watch_disconnect)
+                group.start_soon(watch_shutdown)
+                group.start_soon(pump)
+                await self._stream(send, frames_out)
+                group.cancel_scope.cancel()
+            if server_stopping and not client_gone:
+                await send({"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True})
+        except* OSError:  # the socket broke mid-write (anyio groups wrap errors)
+            client_gone = True
+            self._on_disconnect("client_disconnected")
+        finally:
+            metrics.ACTIVE_STREAMS.labels("sse").dec()
+        if not client_gone:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stream(self, send: Send, frames: anyio.abc.ObjectReceiveStream[bytes]) -> None:
+        async with frames:
+            while True:
+                with anyio.move_on_after(self._keepalive) as idle:
+                    try:
+                        frame = await frames.receive()
+                    except anyio.EndOfStream:
+                        return
+                if idle.cancelled_caught:
+                    frame = b": keep-alive\n\n"
+                await send({"type": "http.response.body", "body": frame, "more_body": True})

@@ -1,0 +1,46 @@
+"""Process shutdown as an awaitable signal, so open streams can end cleanly on SIGTERM.
+
+uvicorn stops accepting on SIGTERM and then waits for open connections, but the app is not
+told: a stream would run until the grace period ends and then be cut without a word. Our
+server classes (app/server.py) call ``shutdown.trigger()`` from uvicorn's exit handler;
+streams then finish or, after SHUTDOWN_STREAM_GRACE_SECONDS, send a final ``shutdown`` event
+telling the client to reconnect; readiness turns 503 so no new traffic arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class ShutdownSignal:
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.triggered = False
+
+    def _ensure(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._event is None or self._loop is not loop:
+            self._event = asyncio.Event()
+            self._loop = loop
+            if self.triggered:
+                self._event.set()
+        return self._event
+
+    def trigger(self) -> None:
+        """Safe to call from a signal handler or another thread."""
+        self.triggered = True
+        if self._loop is not None and self._event is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self) -> None:
+        await self._ensure().wait()
+
+    def reset(self) -> None:
+        """For tests that start several servers in one process."""
+        self.triggered = False
+        self._event = None
+        self._loop = None
+
+
+shutdown = ShutdownSignal()

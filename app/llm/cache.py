@@ -1,0 +1,372 @@
+"""CachedLLM: a response cache with single flight in front of any provider.
+
+Only deterministic requests are cached unless the caller opts in (``request.cache``); the key
+is a sha256 of everything that shapes the answer. ``bypass=True`` (Cache-Control: no-cache)
+neither reads nor writes. Identical cacheable requests in flight at once share one producer
+task (single flight): it looks the key up, calls the provider on a miss and broadcasts every
+item, so followers stream live with the first caller instead of waiting for the end; when the
+last subscriber goes away the producer is cancelled, which closes the upstream call.
+
+Storage is Redis when given a client, else a bounded in-process LRU. A broken Redis never
+fails a request: errors and timeouts count as misses, and a circuit breaker skips it without
+waiting until a probe after ``reset_timeout`` finds it back (PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any, Protocol
+
+import structlog
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from app.llm import metrics
+from app.llm.protocol import LLMError, LLMProvider
+from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
+from app.store.circuit_breaker import CircuitBreaker
+
+log = structlog.get_logger(__name__)
+
+KEY_VERSION = 1  # bump when the key or the stored format changes
+_PIECES = re.compile(r"\S+\s*|\s+")
+
+
+class CacheUnavailable(Exception):
+    """The cache backend could not answer; the caller treats it as a miss."""
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: int) -> None: ...
+
+
+class MemoryCacheStore:
+    """Bounded LRU with per-entry expiry: the embedded default (one process)."""
+
+    def __init__(self, *, max_entries: int = 1024) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    async def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    async def set(self, key: str, value: str, ttl: int) -> None:
+        self._entries[key] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
+class RedisCacheStore:
+    """Redis storage behind a circuit breaker; every failure raises CacheUnavailable."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        failure_threshold: int = 3,
+        reset_timeout: float = 2.0,
+        op_timeout: float = 0.5,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._op_timeout = op_timeout  # a backstop in case the client has no socket timeouts
+        self.breaker = CircuitBreaker(
+            failure_threshold=failure_threshold, reset_timeout=reset_timeout
+        )
+
+    async def get(self, key: str) -> str | None:
+        raw = await self._call(lambda: self._redis.get(self._prefix + key))
+        if isinstance(raw, bytes):
+            return raw.decode()
+        return raw if isinstance(raw, str) else None
+
+    async def set(self, key: str, value: str, ttl: int) -> None:
+        await self._call(lambda: self._redis.set(self._prefix + key, value, ex=ttl))
+
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        if not self.breaker.allow():
+            raise CacheUnavailable("circuit open")
+        recovering = self.breaker.state != "closed"
+        try:
+            async with asyncio.timeout(self._op_timeout):
+                result = await command()
+        except asyncio.CancelledError:
+            # A probe that never reports would leave the breaker half-open (skipping) forever.
+            if self.breaker.state == "half_open":
+                self.breaker.record_failure()
+            raise
+        except Exception as exc:  # refused, timeout, pool exhausted, protocol: all a miss
+            if self.breaker.record_failure():
+                log.warning("llm_cache_backend_down", error=type(exc).__name__)
+            raise CacheUnavailable(type(exc).__name__) from exc
+        self.breaker.record_success()
+        if recovering:
+            log.info("llm_cache_backend_recovered")
+        return result
+
+
+def cache_key(*, provider: str, request: LLMRequest) -> str:
+    """sha256 of a canonical JSON of what shapes the answer (``request.model`` already set)."""
+    messages = [message.model_dump(mode="json") for message in request.messages]
+    # Tool call ids are random per run at most providers; only their pairing matters.
+    ids: dict[str, str] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            call["id"] = ids.setdefault(call["id"], f"#{len(ids)}")
+        if message.get("tool_call_id") is not None:
+            message["tool_call_id"] = ids.setdefault(message["tool_call_id"], f"#{len(ids)}")
+    canonical = {
+        "v": KEY_VERSION,
+        "provider": provider,
+        "model": request.model,
+        "messages": messages,
+        "tools": [tool.model_dump(mode="json") for tool in request.tools],
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def replay(response: LLMResponse) -> list[LLMStreamItem]:
+    """A stored answer as a stream: word-sized deltas (no delay), then the final item."""
+    items: list[LLMStreamItem] = [
+        LLMDelta(text=piece) for piece in _PIECES.findall(response.content)
+    ]
+    items.append(LLMFinal(response=response))
+    return items
+
+
+class _Flight:
+    """One producer's items, buffered so subscribers can join late and replay from the start."""
+
+    def __init__(self, on_abandoned: Callable[[_Flight], None]) -> None:
+        self.items: list[LLMStreamItem] = []
+        self.error: BaseException | None = None
+        self.done = False
+        self.subscribers = 0
+        self.task: asyncio.Task[None] | None = None
+        self._on_abandoned = on_abandoned
+        self._changed = asyncio.Event()
+
+    def push(self, item: LLMStreamItem) -> None:
+        self.items.append(item)
+        self._notify()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.done = True
+        self.error = error
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self) -> AsyncGenerator[LLMStreamItem, None]:
+        self.subscribers += 1
+        index = 0
+        try:
+            while True:
+                if index < len(self.items):
+                    index += 1
+                    yield self.items[index - 1]
+                elif self.done:
+                    if self.error is not None:
+                        raise _for_follower(self.error)
+                    return
+                else:
+                    await self._changed.wait()
+        finally:
+            self.subscribers -= 1
+            if self.subscribers == 0 and not self.done:
+                self._on_abandoned(self)
+
+
+def _for_follower(error: BaseException) -> BaseException:
+    if isinstance(error, LLMError):  # a fresh instance: each caller gets its own traceback
+        return LLMError(str(error), code=error.code, retryable=error.retryable)
+    if isinstance(error, asyncio.CancelledError):  # the producer was shut down, not the caller
+        return LLMError("LLM call was cancelled", code="llm_unavailable", retryable=True)
+    return error
+
+
+class CachedLLM:
+    """An LLMProvider-compatible front: ``complete``/``stream`` take ``bypass`` as well."""
+
+    def __init__(
+        self,
+        provider: LLMProvider,
+        *,
+        store: CacheStore,
+        ttl: int,
+        enabled: bool = True,
+        default_temperature: float | None = None,
+        default_max_tokens: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self._ttl = ttl
+        self._enabled = enabled
+        self._default_temperature = default_temperature
+        self._default_max_tokens = default_max_tokens
+        self._flights: dict[str, _Flight] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    @property
+    def model(self) -> str:
+        return self.provider.model
+
+    async def complete(self, request: LLMRequest, *, bypass: bool = False) -> LLMResponse:
+        async with aclosing(self.stream(request, bypass=bypass)) as items:
+            async for item in items:
+                if isinstance(item, LLMFinal):
+                    return item.response
+        raise LLMError("LLM stream ended without a final answer", code="llm_bad_response")
+
+    async def stream(
+        self, request: LLMRequest, *, bypass: bool = False
+    ) -> AsyncGenerator[LLMStreamItem, None]:
+        request = self._with_defaults(request)
+        if not self.cacheable(request, bypass=bypass):
+            metrics.record_cache("bypass")
+            async with aclosing(metrics.instrumented(self.provider, request)) as items:
+                async for item in items:
+                    yield item
+            return
+        key = cache_key(provider=self.provider.name, request=request)
+        flight = self._flights.get(key)
+        follower = flight is not None
+        if flight is None:
+            flight = self._start(key, request)
+        else:
+            metrics.record_cache("hit")  # served by the identical call already in flight
+        async with aclosing(flight.follow()) as items:
+            async for item in items:
+                if follower and isinstance(item, LLMFinal):
+                    response = item.response.model_copy(update={"cached": True})
+                    metrics.record_served_from_cache(
+                        provider=self.provider.name, model=response.model, usage=response.usage
+                    )
+                    item = LLMFinal(response=response)
+                yield item
+
+    def cacheable(self, request: LLMRequest, *, bypass: bool = False) -> bool:
+        if not self._enabled or bypass or request.cache is False:
+            return False
+        return request.cache is True or request.temperature == 0
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.provider.aclose()
+
+    def _with_defaults(self, request: LLMRequest) -> LLMRequest:
+        # Fill what the caller left open, so the key and the cacheability check see the
+        # values the provider will really use.
+        update: dict[str, Any] = {}
+        if request.model is None:
+            update["model"] = self.provider.model
+        if self._default_temperature is not None and "temperature" not in request.model_fields_set:
+            update["temperature"] = self._default_temperature
+        if request.max_tokens is None and self._default_max_tokens is not None:
+            update["max_tokens"] = self._default_max_tokens
+        return request.model_copy(update=update) if update else request
+
+    # --- single flight -----------------------------------------------------------------------
+
+    def _start(self, key: str, request: LLMRequest) -> _Flight:
+        flight = _Flight(on_abandoned=lambda abandoned: self._abandon(key, abandoned))
+        self._flights[key] = flight
+        task = asyncio.create_task(self._produce(key, request, flight), name="llm-single-flight")
+        flight.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return flight
+
+    def _abandon(self, key: str, flight: _Flight) -> None:
+        # Nobody is listening: forget the flight (a new caller starts afresh) and stop the
+        # producer, which closes the upstream connection.
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        if flight.task is not None:
+            flight.task.cancel()
+
+    async def _produce(self, key: str, request: LLMRequest, flight: _Flight) -> None:
+        try:
+            writable = True
+            try:
+                stored = await self.store.get(key)
+            except CacheUnavailable:
+                stored, writable = None, False
+                metrics.record_cache("error")
+            response = _decode(stored)
+            if response is not None:
+                metrics.record_cache("hit")
+                metrics.record_served_from_cache(
+                    provider=self.provider.name, model=response.model, usage=response.usage
+                )
+                for item in replay(response):
+                    flight.push(item)
+            else:
+                if writable:
+                    metrics.record_cache("miss")
+                async with aclosing(metrics.instrumented(self.provider, request)) as items:
+                    async for item in items:
+                        if isinstance(item, LLMFinal) and writable:
+                            # Stored before anyone sees the final: once a caller has its
+                            # answer, the next identical request is a hit.
+                            await self._write(key, item.response)
+                        flight.push(item)
+            flight.finish()
+        except asyncio.CancelledError as exc:
+            flight.finish(exc)
+            raise
+        except Exception as exc:  # handed to every subscriber by _Flight.follow
+            flight.finish(exc)
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    async def _write(self, key: str, response: LLMResponse) -> None:
+        if response.finish_reason in ("error", "content_filter"):
+            return
+        value = response.model_dump_json(exclude={"cached"})
+        try:
+            await self.store.set(key, value, self._ttl)
+        except CacheUnavailable:
+            pass  # counted by the breaker; the answer is still served
+
+
+def _decode(stored: str | None) -> LLMResponse | None:
+    if stored is None:
+        return None
+    try:
+        response = LLMResponse.model_validate_json(stored)
+    except ValidationError:
+        log.warning("llm_cache_entry_invalid")
+        return None
+    return response.model_copy(update={"cached": True})
