@@ -10,9 +10,12 @@ import os
 import shutil
 
 from app.observability.logging import logging_config_dict
-from app.settings_loader import load_settings
+from app.settings_loader import ConfigError, load_settings
 
-_settings = load_settings()
+try:
+    _settings = load_settings()
+except ConfigError as exc:  # a clear message, not a traceback
+    raise SystemExit(str(exc)) from None
 
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '0.0.0.0')}:{_settings.PORT}")
 workers = int(os.environ.get("WORKERS", os.environ.get("WEB_CONCURRENCY", _settings.WORKERS)))
@@ -31,6 +34,8 @@ errorlog = "-"
 loglevel = _settings.LOG_LEVEL.lower()
 logconfig_dict = logging_config_dict(_settings)
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
+# gunicorn >= 25 opens a control socket under $HOME; a read-only root cannot hold it.
+control_socket_disable = True
 
 # Prometheus multiprocess mode: every worker writes its own files, a scrape merges them. The
 # variable must be set before any worker imports prometheus_client.

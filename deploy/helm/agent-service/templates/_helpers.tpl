@@ -1,0 +1,191 @@
+{{/* Names ------------------------------------------------------------------------------ */}}
+
+{{- define "agent-service.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-service.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels ----------------------------------------------------------------------------- */}}
+
+{{- define "agent-service.labels" -}}
+helm.sh/chart: {{ include "agent-service.chart" . }}
+{{ include "agent-service.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "agent-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Selector of one component: api, worker or redis. Call with (dict "ctx" $ "component" "api"). */}}
+{{- define "agent-service.componentSelectorLabels" -}}
+{{ include "agent-service.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "agent-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agent-service.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-service.secretName" -}}
+{{- .Values.existingSecret | default (include "agent-service.fullname" .) }}
+{{- end }}
+
+{{- define "agent-service.configMapName" -}}
+{{- printf "%s-config" (include "agent-service.fullname" .) }}
+{{- end }}
+
+{{- define "agent-service.redisName" -}}
+{{- printf "%s-redis" (include "agent-service.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-service.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* Shutdown ---------------------------------------------------------------------------
+Kubernetes runs preStop, then sends SIGTERM; the grace period counts from the start of
+preStop. gunicorn needs graceful_timeout after SIGTERM, and uvicorn's own drain is shorter
+still (graceful_timeout - 3, set by app/gunicorn_worker.py), so:
+  terminationGracePeriodSeconds = preStop sleep + graceful_timeout + margin. */}}
+{{- define "agent-service.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown }}
+{{- add (int $s.preStopSleepSeconds) (int $s.gracefulTimeoutSeconds) (int $s.marginSeconds) }}
+{{- end }}
+
+{{/* Redis -------------------------------------------------------------------------------
+True when some Redis is configured. With existingSecret the chart cannot see whether the
+Secret holds REDIS_URL; it trusts that it does (documented in values.yaml). */}}
+{{- define "agent-service.hasRedis" -}}
+{{- if or .Values.redis.enabled .Values.externalRedis.url .Values.existingSecret }}true{{- end }}
+{{- end }}
+
+{{/* Config value as a string. Helm reads numbers as float64, so 1048576 would print as
+1.048576e+06, which pydantic refuses for an int field: whole numbers print as integers. */}}
+{{- define "agent-service.envValue" -}}
+{{- if kindIs "float64" . }}
+{{- if eq (floor .) . }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- else }}
+{{- . | toString }}
+{{- end }}
+{{- end }}
+
+{{/* Checks that a schema cannot express ---------------------------------------------- */}}
+{{- define "agent-service.validate" -}}
+{{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.worker.enabled }}
+{{- if and $multi (not (include "agent-service.hasRedis" .)) }}
+{{- fail "several API replicas (replicaCount > 1 or autoscaling) or worker pods need Redis: set externalRedis.url, REDIS_URL in existingSecret, or redis.enabled=true (development only)" }}
+{{- end }}
+{{- if .Values.existingSecret }}
+{{- range $key, $value := .Values.secrets }}
+{{- if $value }}
+{{- fail (printf "secrets.%s is set but existingSecret is too: put %s in the existing Secret" $key $key) }}
+{{- end }}
+{{- end }}
+{{- if .Values.externalRedis.url }}
+{{- fail "externalRedis.url is set but existingSecret is too: put REDIS_URL in the existing Secret" }}
+{{- end }}
+{{- end }}
+{{- $streamGrace := get .Values.config "SHUTDOWN_STREAM_GRACE_SECONDS" }}
+{{- if and (not (kindIs "invalid" $streamGrace)) (ne (toString $streamGrace) "") }}
+{{- if ge (int $streamGrace) (sub (int .Values.shutdown.gracefulTimeoutSeconds) 3) }}
+{{- fail "config.SHUTDOWN_STREAM_GRACE_SECONDS must stay below shutdown.gracefulTimeoutSeconds - 3 (uvicorn's drain time): open streams need time for their final event" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.redis.enabled .Values.externalRedis.url }}
+{{- fail "set either redis.enabled (development) or externalRedis.url, not both" }}
+{{- end }}
+{{- end }}
+
+{{/* Pod pieces shared by the API and worker Deployments ------------------------------- */}}
+
+{{- define "agent-service.podAnnotations" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- with .Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Environment: Settings from the ConfigMap (envFrom), secrets one key at a time so a key
+missing from an existing Secret is a clear error (SECRET_KEY) or simply unset (the rest). */}}
+{{- define "agent-service.env" -}}
+# Not a Settings field: gunicorn 27 puts its control socket under $HOME/.gunicorn, and the
+# image's user has no writable home with a read-only root filesystem.
+- name: HOME
+  value: /tmp
+- name: SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agent-service.secretName" . }}
+      key: SECRET_KEY
+{{- range $key := list "ADMIN_PASSWORD" "API_KEY_PEPPER" "OPENAI_API_KEY" }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agent-service.secretName" $ }}
+      key: {{ $key }}
+      optional: true
+{{- end }}
+{{- if .Values.redis.enabled }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:6379/0" (include "agent-service.redisName" .) | quote }}
+{{- else }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agent-service.secretName" . }}
+      key: REDIS_URL
+      optional: true
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-service.envFrom" -}}
+- configMapRef:
+    name: {{ include "agent-service.configMapName" . }}
+{{- end }}
+
+{{- define "agent-service.volumes" -}}
+# Writable scratch space: the root filesystem is read-only.
+- name: tmp
+  emptyDir: {}
+# Prometheus multiprocess files: one set per worker process, merged on scrape.
+- name: metrics
+  emptyDir: {}
+{{- end }}
+
+{{- define "agent-service.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: metrics
+  mountPath: {{ .Values.metrics.multiprocDir }}
+{{- end }}
