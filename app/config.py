@@ -108,7 +108,8 @@ class Settings(BaseSettings):
 
     # --- LLM ---------------------------------------------------------------------------------
     LLM_PROVIDER: Literal["offline", "openai"] = Field(
-        "offline", description="offline = built-in deterministic model; openai = any compatible server."
+        "offline",
+        description="offline = built-in deterministic model; openai = any compatible server.",
     )
     OPENAI_BASE_URL: str = Field(
         "https://api.openai.com/v1", description="OpenAI-compatible base URL (vLLM, Ollama, ...)."
@@ -180,7 +181,9 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Seconds between SSE keep-alive comments."
     )
     SHUTDOWN_STREAM_GRACE_SECONDS: int = Field(
-        10, ge=0, le=300,
+        10,
+        ge=0,
+        le=300,
         description="On SIGTERM, open streams get this long to finish before a 'shutdown' event.",
     )
     SESSION_MAX_MESSAGES: int = Field(

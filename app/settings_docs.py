@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from app.config import Settings
 
-_SECRET_NOTE = "dev placeholder; production needs a random value (openssl rand -hex 32)"
+_SECRET_NOTE = "dev placeholder; production needs a random value (openssl rand -hex 32)"  # noqa: S105
 
 
 def _default(name: str) -> Any:

@@ -65,7 +65,7 @@ class RunControlBus:
                 if message is not None and message.get("type") == "message":
                     await self._dispatch(str(message["data"]))
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _dispatch(self, raw: str) -> None:
         try:
@@ -98,4 +98,4 @@ class RunControlBus:
                     return reply
             return None
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

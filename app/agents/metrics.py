@@ -17,9 +17,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
     ["agent"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-RUN_TOKENS = Counter(
-    "agent_run_tokens_total", "Tokens used by agent runs.", ["agent", "kind"]
-)
+RUN_TOKENS = Counter("agent_run_tokens_total", "Tokens used by agent runs.", ["agent", "kind"])
 ACTIVE_RUNS = Gauge(
     "agent_active_runs", "Agent runs in progress.", ["agent"], multiprocess_mode="livesum"
 )

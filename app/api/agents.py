@@ -11,6 +11,7 @@ from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent
 from app.agents.run import Run
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
+from app.api.responses import problems
 from app.api.run_requests import build_run_request, run_error, wants_no_cache
 from app.api.schemas.agents import AgentInfo, AgentList, InvokeResponse, RunBody
 from app.api.sse import EventStreamResponse, encode_event
@@ -18,11 +19,7 @@ from app.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
-PROBLEM = {"description": "Problem details", "content": {"application/problem+json": {}}}
-RUN_ERRORS = {
-    401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM, 429: PROBLEM,
-    502: PROBLEM, 504: PROBLEM,
-}
+RUN_ERRORS = problems(401, 403, 404, 409, 422, 502, 504)
 CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 
 
@@ -35,13 +32,13 @@ def _info(agent: Agent) -> AgentInfo:
     )
 
 
-@router.get("", response_model=AgentList, responses={401: PROBLEM})
+@router.get("", response_model=AgentList, responses=problems(401))
 async def list_agents(_principal: PrincipalDep, runs: RunServiceDep) -> AgentList:
     items = [_info(agent) for agent in runs.agents.all()]
     return AgentList(items=items, total=len(items))
 
 
-@router.get("/{agent}", response_model=AgentInfo, responses={401: PROBLEM, 404: PROBLEM})
+@router.get("/{agent}", response_model=AgentInfo, responses=problems(401, 404))
 async def get_agent(agent: str, _principal: PrincipalDep, runs: RunServiceDep) -> AgentInfo:
     found = runs.agents.get(agent)
     if found is None:
@@ -60,7 +57,10 @@ async def invoke(
     cache_control: CacheControl = None,
 ) -> InvokeResponse:
     request = build_run_request(
-        agent=agent, body=body, principal=principal, settings=settings,
+        agent=agent,
+        body=body,
+        principal=principal,
+        settings=settings,
         no_cache=wants_no_cache(cache_control),
     )
     run = await runs.start(request)
@@ -115,7 +115,10 @@ async def stream(
     cache_control: CacheControl = None,
 ) -> EventStreamResponse:
     request = build_run_request(
-        agent=agent, body=body, principal=principal, settings=settings,
+        agent=agent,
+        body=body,
+        principal=principal,
+        settings=settings,
         no_cache=wants_no_cache(cache_control),
     )
     run = await runs.start(request)  # errors so far are problem+json, before the stream

@@ -73,8 +73,14 @@ async def agent_socket(websocket: WebSocket, agent: str) -> None:
         metrics.ACTIVE_STREAMS.labels("websocket").dec()
     if websocket.application_state == WebSocketState.CONNECTED:
         if stopping:
-            await _send(websocket, {"type": "shutdown", "code": "server_shutdown",
-                                    "message": "The server is restarting; reconnect."})
+            await _send(
+                websocket,
+                {
+                    "type": "shutdown",
+                    "code": "server_shutdown",
+                    "message": "The server is restarting; reconnect.",
+                },
+            )
         await websocket.close(code=SERVICE_RESTART if stopping else 1000)
 
 
@@ -86,12 +92,15 @@ async def _session(websocket: WebSocket, agent: str, principal: Principal) -> No
         if message is None:
             continue
         if message.get("type") != "start":
-            await _error(websocket, "bad_message", "Send {\"type\": \"start\", \"input\": ...}.")
+            await _error(websocket, "bad_message", 'Send {"type": "start", "input": ...}.')
             continue
         try:
             body = RunBody.model_validate({k: v for k, v in message.items() if k != "type"})
             request = build_run_request(
-                agent=agent, body=body, principal=principal, settings=settings,
+                agent=agent,
+                body=body,
+                principal=principal,
+                settings=settings,
                 no_cache=bool(message.get("no_cache")),
             )
             run = await services.runs.start(request)
@@ -149,8 +158,12 @@ async def _handle_client(websocket: WebSocket, run: Run, message: dict[str, Any]
     try:
         run.answer(request_id, message.get("value"))
     except KeyError:
-        await _reject(websocket, request_id, "input_request_not_found",
-                      "The run is not waiting for this input request.")
+        await _reject(
+            websocket,
+            request_id,
+            "input_request_not_found",
+            "The run is not waiting for this input request.",
+        )
     except InvalidInput as exc:
         await _reject(websocket, request_id, "invalid_input", str(exc))
 

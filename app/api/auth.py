@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.deps import AdminDep, PrincipalDep, ServicesDep, SettingsDep
+from app.api.responses import problems
 from app.api.schemas.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -23,13 +24,11 @@ from app.security.tokens import issue_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-PROBLEM = {"description": "Problem details", "content": {"application/problem+json": {}}}
-
 
 @router.post(
     "/token",
     response_model=TokenResponse,
-    responses={401: PROBLEM, 422: PROBLEM, 429: PROBLEM},
+    responses=problems(401, 422),
     summary="Exchange username and password for a bearer token",
 )
 async def login(
@@ -60,7 +59,7 @@ async def login(
     )
 
 
-@router.get("/me", response_model=PrincipalResponse, responses={401: PROBLEM})
+@router.get("/me", response_model=PrincipalResponse, responses=problems(401))
 async def me(principal: PrincipalDep) -> PrincipalResponse:
     return PrincipalResponse(
         id=principal.id, kind=principal.kind, name=principal.name, scopes=sorted(principal.scopes)
@@ -71,7 +70,7 @@ async def me(principal: PrincipalDep) -> PrincipalResponse:
     "/api-keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+    responses=problems(401, 403, 422),
     summary="Create an API key (shown once)",
 )
 async def create_key(
@@ -87,7 +86,7 @@ async def create_key(
     return ApiKeyCreated(**created.record.model_dump(), key=created.plaintext)
 
 
-@router.get("/api-keys", response_model=ApiKeyList, responses={401: PROBLEM, 403: PROBLEM})
+@router.get("/api-keys", response_model=ApiKeyList, responses=problems(401, 403))
 async def list_keys(_principal: AdminDep, services: ServicesDep) -> ApiKeyList:
     records = await services.api_keys.list()
     items = [ApiKeyInfo(**record.model_dump()) for record in records]
@@ -97,7 +96,7 @@ async def list_keys(_principal: AdminDep, services: ServicesDep) -> ApiKeyList:
 @router.delete(
     "/api-keys/{key_id}",
     response_model=ApiKeyInfo,
-    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    responses=problems(401, 403, 404),
     summary="Revoke an API key (idempotent)",
 )
 async def revoke_key(key_id: str, _principal: AdminDep, services: ServicesDep) -> ApiKeyInfo:

@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request, Security, WebSocket
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 
+from app.agents.service import RunService
 from app.config import Settings
 from app.errors import Forbidden, Unauthorized
 from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
-from app.agents.service import RunService
 from app.services import AppServices
 
 SCOPE_DESCRIPTIONS = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from app.agents.events import ErrorEvent
 from app.agents.service import RunRequest
+from app.api.schemas.agents import RunBody
 from app.config import Settings
 from app.errors import AppError, Unprocessable
 from app.security.principals import Principal
-from app.api.schemas.agents import RunBody
 
 
 def build_run_request(
@@ -36,6 +36,7 @@ _STATUS_BY_CODE = {
     "run_timeout": 504,
     "input_timeout": 504,
     "max_steps_exceeded": 422,
+    "invalid_params": 422,
     "cancelled": 409,
     "client_disconnected": 499,
     "shutdown": 503,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.api.deps import AgentsRunDep, RunServiceDep
+from app.api.responses import problems
 from app.api.schemas.agents import Accepted, RunInputBody
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-PROBLEM = {"description": "Problem details", "content": {"application/problem+json": {}}}
-ERRORS = {401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM}
+ERRORS = problems(401, 403, 404, 422)
 
 
 @router.post(

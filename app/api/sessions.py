@@ -7,11 +7,12 @@ ids cannot be probed; a malformed id is a 404 too, never a 422 that would reveal
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import ServicesDep, SessionsReadDep, SessionsWriteDep
+from app.api.responses import Responses, problems
 from app.api.schemas.sessions import (
     AGENT_NAME_PATTERN,
     MessageList,
@@ -25,16 +26,9 @@ from app.store.sessions import SessionRecord, SessionStore
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
-PROBLEM: dict[str, Any] = {
-    "description": "Problem details",
-    "content": {"application/problem+json": {}},
-}
-Responses = dict[int | str, dict[str, Any]]
-
 
 def _problems(*statuses: int) -> Responses:
-    # Every route may also answer 429 (rate limit) and 503 (Redis down).
-    return {code: PROBLEM for code in (401, 403, *statuses, 429, 503)}
+    return problems(401, 403, *statuses)
 
 
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -46,11 +40,8 @@ Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")
 
 
 async def ensure_agent_exists(name: str, request: Request) -> None:
-    """Refuse a session for an agent this service does not serve.
-
-    Hook for the agent registry: for now only the name's shape is checked.
-    """
-    if not AGENT_NAME.fullmatch(name):
+    """Refuse a session for an agent this service does not serve."""
+    if not AGENT_NAME.fullmatch(name) or request.app.state.services.agents.get(name) is None:
         raise NotFound(f"No agent named {name!r}.", code="agent_not_found")
 
 

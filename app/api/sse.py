@@ -106,7 +106,9 @@ class EventStreamResponse(StreamingResponse):
                 await self._stream(send, frames_out)
                 group.cancel_scope.cancel()
             if server_stopping and not client_gone:
-                await send({"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True}
+                )
         except* OSError:  # the socket broke mid-write (anyio groups wrap errors)
             client_gone = True
             self._on_disconnect("client_disconnected")

@@ -15,7 +15,8 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from app.llm.types import (
@@ -117,12 +118,13 @@ class OfflineProvider:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         # The same generator as stream(), so content, usage and timing always agree.
-        async for item in self.stream(request):
-            if isinstance(item, LLMFinal):
-                return item.response
+        async with aclosing(self.stream(request)) as items:
+            async for item in items:
+                if isinstance(item, LLMFinal):
+                    return item.response
         raise AssertionError("offline stream ended without a final item")  # pragma: no cover
 
-    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
+    async def stream(self, request: LLMRequest) -> AsyncGenerator[LLMStreamItem, None]:
         plan = self._plan(request)
         if self._latency:
             await asyncio.sleep(self._latency)

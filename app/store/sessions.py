@@ -6,6 +6,7 @@ by the same tests.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Protocol
 
@@ -31,17 +32,21 @@ class SessionStore(Protocol):
         """The session, or None when missing or expired. Reading refreshes the expiry."""
         ...
 
-    async def list(self, *, owner: str, limit: int, offset: int) -> tuple[list[SessionRecord], int]:
+    async def list(
+        self, *, owner: str, limit: int, offset: int
+    ) -> tuple[builtins.list[SessionRecord], int]:
         """The owner's sessions, newest first, and the owner's total."""
         ...
 
     async def delete(self, session_id: str) -> bool: ...
 
-    async def messages(self, session_id: str, *, limit: int, offset: int) -> list[ChatMessage]:
+    async def messages(
+        self, session_id: str, *, limit: int, offset: int
+    ) -> builtins.list[ChatMessage]:
         """History oldest first (offset from the oldest kept message)."""
         ...
 
-    async def append(self, session_id: str, messages: list[ChatMessage]) -> None:
+    async def append(self, session_id: str, messages: builtins.list[ChatMessage]) -> None:
         """Append and trim to SESSION_MAX_MESSAGES (oldest dropped); bump updated_at/expiry."""
         ...
 

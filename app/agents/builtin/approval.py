@@ -44,8 +44,9 @@ async def approval(input: str, ctx: RunContext) -> AsyncIterator[Event]:
     await ctx.checkpoint()
     step = ctx.begin_step()
     started = time.monotonic()
-    priority = await ctx.ask("Which priority should this action have?", kind="choice",
-                             choices=PRIORITIES)
+    priority = await ctx.ask(
+        "Which priority should this action have?", kind="choice", choices=PRIORITIES
+    )
     approved = await ctx.ask(
         f"Approve this action at {priority} priority? {draft.response.content}", kind="confirm"
     )

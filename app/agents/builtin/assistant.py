@@ -50,15 +50,17 @@ async def assistant(input: str, ctx: RunContext) -> AsyncIterator[Event]:
             await ctx.step_done(step, started)
             return
         messages.append(
-            ChatMessage(role="assistant", content=response.content or None,
-                        tool_calls=response.tool_calls)
+            ChatMessage(
+                role="assistant", content=response.content or None, tool_calls=response.tool_calls
+            )
         )
         success = True
         for tool_call in response.tool_calls:
             output = await ctx.call_tool(tool_call.id, tool_call.name, tool_call.arguments)
             success = success and not output.startswith("unknown tool")
             messages.append(
-                ChatMessage(role="tool", content=output, tool_call_id=tool_call.id,
-                            name=tool_call.name)
+                ChatMessage(
+                    role="tool", content=output, tool_call_id=tool_call.id, name=tool_call.name
+                )
             )
         await ctx.step_done(step, started, success=success)

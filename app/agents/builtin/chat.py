@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.builtin.streaming import StreamedCall
+from app.agents.builtin.streaming import StreamedCall, generation_params
 from app.agents.context import RunContext
 from app.agents.events import Event, MessageEvent
 from app.agents.registry import agent
@@ -14,7 +14,11 @@ from app.llm.types import ChatMessage, LLMRequest
 SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and briefly."
 
 
-@agent(name="chat", description="Chat with the LLM; remembers the session's history.")
+@agent(
+    name="chat",
+    description="Chat with the LLM; remembers the session's history. "
+    "params: temperature (0-2), max_tokens.",
+)
 async def chat(input: str, ctx: RunContext) -> AsyncIterator[Event]:
     await ctx.checkpoint()
     step = ctx.begin_step()
@@ -24,8 +28,7 @@ async def chat(input: str, ctx: RunContext) -> AsyncIterator[Event]:
         *ctx.history,
         ChatMessage(role="user", content=input),
     ]
-    temperature = float(ctx.params.get("temperature", 0.0))
-    call = StreamedCall(ctx, LLMRequest(messages=messages, temperature=temperature))
+    call = StreamedCall(ctx, LLMRequest(messages=messages, **generation_params(ctx.params)))
     async for event in call:
         yield event
     yield MessageEvent(role="assistant", content=call.response.content)

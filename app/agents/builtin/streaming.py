@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from app.agents.context import RunContext
+from app.agents.errors import RunFailure
 from app.agents.events import TokenEvent
 from app.llm.types import LLMDelta, LLMRequest, LLMResponse
 
@@ -24,3 +26,22 @@ class StreamedCall:
                     yield TokenEvent(text=item.text)
             else:
                 self.response = item.response
+
+
+def generation_params(params: dict[str, Any]) -> dict[str, Any]:
+    """temperature and max_tokens from a run's params, checked (a bad value ends the run)."""
+    chosen: dict[str, Any] = {}
+    try:
+        if "temperature" in params:
+            chosen["temperature"] = float(params["temperature"])
+            if not 0 <= chosen["temperature"] <= 2:
+                raise ValueError
+        if "max_tokens" in params:
+            chosen["max_tokens"] = int(params["max_tokens"])
+            if chosen["max_tokens"] < 1:
+                raise ValueError
+    except (TypeError, ValueError):
+        raise RunFailure(
+            "params: temperature must be 0..2 and max_tokens >= 1", code="invalid_params"
+        ) from None
+    return chosen

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import operator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from app.agents.tools.registry import Tool, ToolError
 
-_BINARY = {
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -18,7 +19,10 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+}
 MAX_EXPRESSION_CHARS = 200
 MAX_EXPONENT = 100  # 10**100 is fine; 9**9**9 would hang the process
 
@@ -34,20 +38,24 @@ def evaluate(expression: str) -> float | int:
 
 
 def _eval(node: ast.AST) -> float | int:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value  # type: ignore[no-any-return]
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        if isinstance(node.value, bool):
+            raise ToolError("only numbers and + - * / // % ** ( ) are allowed")
+        return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise ToolError(f"exponent larger than {MAX_EXPONENT}")
         try:
-            return _BINARY[type(node.op)](left, right)  # type: ignore[no-any-return]
+            result: float | int = _BINARY[type(node.op)](left, right)
+            return result
         except ZeroDivisionError:
             raise ToolError("division by zero") from None
         except OverflowError:
             raise ToolError("result too large") from None
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand))  # type: ignore[no-any-return]
+        value: float | int = _UNARY[type(node.op)](_eval(node.operand))
+        return value
     raise ToolError("only numbers and + - * / // % ** ( ) are allowed")
 
 

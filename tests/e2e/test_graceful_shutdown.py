@@ -1,0 +1,80 @@
+"""SIGTERM under gunicorn (2 workers) with requests and streams in flight: nothing is cut."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+
+from tests.e2e.conftest import login
+from tests.support.server_process import ServerProcess
+from tests.support.sse import parse_lines
+
+GRACE = 10
+
+
+def test_sigterm_drains_requests_and_ends_streams_with_a_final_event():
+    env = {
+        "OFFLINE_LATENCY_MS": "1500",
+        "OFFLINE_TOKENS_PER_SECOND": "5",
+        # Streams would take 40 s, longer than the grace; the requests ask for 3 tokens.
+        "OFFLINE_RESPONSE_TOKENS": "200",
+        "SHUTDOWN_STREAM_GRACE_SECONDS": "2",
+        "GUNICORN_GRACEFUL_TIMEOUT": str(GRACE),
+        "RATE_LIMIT_REQUESTS": "1000",
+        "CACHE_ENABLED": "false",
+    }
+    server = ServerProcess(env=env, gunicorn=True, workers=2).start()
+    try:
+        token = login(server.url)
+        headers = {"Authorization": f"Bearer {token}"}
+        results: dict[str, list] = {"requests": [], "streams": []}
+        started = threading.Barrier(26)
+
+        def request(i: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                started.wait()
+                response = client.post(
+                    "/v1/agents/chat/invoke",
+                    json={"input": f"question {i}", "params": {"max_tokens": 3}},
+                    headers=headers,
+                )
+                results["requests"].append(response.status_code)
+
+        def stream(i: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                with client.stream(
+                    "POST",
+                    "/v1/agents/chat/stream",
+                    json={"input": f"long {i}"},
+                    headers=headers,
+                ) as response:
+                    frames = parse_lines(response.iter_lines())
+                    first = next(frames)
+                    assert first.event == "run_started"
+                    started.wait()
+                    results["streams"].append([first.event] + [f.event for f in frames])
+
+        threads = [threading.Thread(target=request, args=(i,)) for i in range(20)]
+        threads += [threading.Thread(target=stream, args=(i,)) for i in range(5)]
+        for thread in threads:
+            thread.start()
+        started.wait()
+        time.sleep(0.3)  # the 20 requests are now waiting on the LLM's 1.5 s latency
+        sent_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=GRACE + 5)
+        exited_after = time.monotonic() - sent_at
+        for thread in threads:
+            thread.join(timeout=10)
+        assert code == 0, server.logs()[-3000:]
+        assert exited_after < GRACE
+        assert results["requests"] == [200] * 20
+        assert len(results["streams"]) == 5
+        for events in results["streams"]:
+            assert "token" in events
+            assert events[-1] == "shutdown", events[-5:]
+    finally:
+        server.stop()
