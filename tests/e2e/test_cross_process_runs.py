@@ -13,7 +13,9 @@ from tests.support.sse import parse_lines
 def _open_stream(server: ServerProcess, token: str, body: dict):
     client = httpx.Client(base_url=server.url, timeout=30)
     request = client.build_request(
-        "POST", "/v1/agents/approval/stream", json=body,
+        "POST",
+        "/v1/agents/approval/stream",
+        json=body,
         headers={"Authorization": f"Bearer {token}"},
     )
     response = client.send(request, stream=True)
@@ -76,9 +78,7 @@ def test_input_and_cancel_reach_a_run_held_by_another_process(redis_server: Redi
             json={"name": "intruder", "scopes": ["agents:run"]},
             headers=auth,
         ).json()["key"]
-        intruder = httpx.post(
-            f"{other.url}/v1/runs/{run_id}/cancel", headers={"X-API-Key": key}
-        )
+        intruder = httpx.post(f"{other.url}/v1/runs/{run_id}/cancel", headers={"X-API-Key": key})
         assert intruder.status_code == 404
         cancelled = httpx.post(f"{other.url}/v1/runs/{run_id}/cancel", headers=auth)
         assert cancelled.status_code == 202

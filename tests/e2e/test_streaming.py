@@ -19,7 +19,9 @@ from tests.support.sse import Frame, parse_lines
 def _stream(server: ServerProcess, token: str, agent: str, body: dict, **kw) -> httpx.Response:
     client = httpx.Client(base_url=server.url, timeout=30)
     request = client.build_request(
-        "POST", f"/v1/agents/{agent}/stream", json=body,
+        "POST",
+        f"/v1/agents/{agent}/stream",
+        json=body,
         headers={"Authorization": f"Bearer {token}", **kw.get("headers", {})},
     )
     return client.send(request, stream=True)
@@ -135,7 +137,9 @@ def test_websocket_human_in_the_loop_with_subprotocol_token(ws_server: ServerPro
         assert events[0]["type"] == "run_started"
         choice = events[-1]
         assert choice["kind"] == "choice" and choice["choices"] == ["low", "normal", "high"]
-        ws.send(json.dumps({"type": "input", "request_id": choice["request_id"], "value": "urgent"}))
+        ws.send(
+            json.dumps({"type": "input", "request_id": choice["request_id"], "value": "urgent"})
+        )
         rejected = json.loads(ws.recv(timeout=5))
         assert rejected["type"] == "input_rejected" and rejected["code"] == "invalid_input"
         ws.send(json.dumps({"type": "input", "request_id": choice["request_id"], "value": "high"}))

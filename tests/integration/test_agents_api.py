@@ -37,8 +37,7 @@ async def test_discovery_lists_builtin_agents_and_tools(client: httpx.AsyncClien
     assert tools["items"][0]["parameters"]["required"] == ["expression"]
     page = (await client.get("/v1/tools?limit=1&offset=1", headers=headers)).json()
     assert [tool["name"] for tool in page["items"]] == ["current_time"] and page["total"] == 2
-    assert_problem(await client.get("/v1/tools?limit=0", headers=headers), 422,
-                   "validation_error")
+    assert_problem(await client.get("/v1/tools?limit=0", headers=headers), 422, "validation_error")
     assert_problem(await client.get("/v1/agents"), 401, "unauthorized")
 
 
@@ -197,9 +196,7 @@ async def test_run_timeout_is_504_and_counted(make_settings):
 
 async def test_cancel_and_input_for_unknown_runs_are_404(client: httpx.AsyncClient):
     headers = await _headers(client)
-    assert_problem(
-        await client.post("/v1/runs/nope/cancel", headers=headers), 404, "run_not_found"
-    )
+    assert_problem(await client.post("/v1/runs/nope/cancel", headers=headers), 404, "run_not_found")
     assert_problem(
         await client.post(
             "/v1/runs/nope/input", json={"request_id": "r", "value": True}, headers=headers
