@@ -29,7 +29,16 @@ redis-server:
 	    echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server)"; exit 1; \
 	  fi; }
 
-test: install redis-server
+# The playground's browser test drives Debian's chromium (never a downloaded browser).
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	  else \
+	    echo "chromium is missing: install it (Debian/Ubuntu: sudo apt-get install chromium)"; exit 1; \
+	  fi; }
+
+test: install redis-server chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: install

@@ -209,3 +209,27 @@ async def test_cancel_and_input_for_unknown_runs_are_404(client: httpx.AsyncClie
         422,
         "validation_error",
     )
+
+
+async def test_agents_setting_serves_a_teams_own_agent(make_settings):
+    settings = make_settings(AGENTS=["tests.support.sample_agents:shouter"])
+    async with app_client(settings) as client:
+        headers = await _headers(client)
+        names = [
+            a["name"] for a in (await client.get("/v1/agents", headers=headers)).json()["items"]
+        ]
+        assert "shouter" in names
+        response = await client.post(
+            "/v1/agents/shouter/invoke", json={"input": "hello team"}, headers=headers
+        )
+        assert response.json()["output"] == "HELLO TEAM"
+
+
+@pytest.mark.parametrize(
+    "path", ["tests.support.sample_agents:not_an_agent", "tests.support.nowhere:x", "no-colon"]
+)
+def test_a_bad_agents_entry_fails_start_up_clearly(path: str):
+    from app.agents.registry import build_registry
+
+    with pytest.raises((TypeError, ValueError, ModuleNotFoundError)):
+        build_registry([path])
