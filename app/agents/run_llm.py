@@ -7,6 +7,7 @@ and applies the request's ``Cache-Control: no-cache`` to every call the agent ma
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Literal, Protocol
 
 from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, Usage
@@ -43,10 +44,12 @@ class RunLLM:
         return response
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
-        async for item in self._llm.stream(request, bypass=self._bypass):
-            if isinstance(item, LLMFinal):
-                self._account(item.response)
-            yield item
+        # aclosing: an agent that stops reading early closes the upstream call now, not at GC.
+        async with aclosing(self._llm.stream(request, bypass=self._bypass)) as items:
+            async for item in items:
+                if isinstance(item, LLMFinal):
+                    self._account(item.response)
+                yield item
 
     @property
     def all_cached(self) -> bool:

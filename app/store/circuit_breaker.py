@@ -30,8 +30,11 @@ class CircuitBreaker:
         """True when the caller may use the dependency now."""
         if self._state == "closed":
             return True
-        if self._state == "open" and time.monotonic() - self._opened_at >= self._reset_timeout:
-            self._state = "half_open"  # this caller is the probe; others keep skipping
+        if time.monotonic() - self._opened_at >= self._reset_timeout:
+            # This caller is the probe; others keep skipping. A probe that never reports
+            # back (cancelled) is replaced after another reset timeout.
+            self._state = "half_open"
+            self._opened_at = time.monotonic()
             return True
         return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from app.agents.context import RunContext
@@ -20,12 +21,13 @@ class StreamedCall:
         self.response = LLMResponse()
 
     async def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        async for item in self._ctx.llm.stream(self._request):
-            if isinstance(item, LLMDelta):
-                if item.text:
-                    yield TokenEvent(text=item.text)
-            else:
-                self.response = item.response
+        async with aclosing(self._ctx.llm.stream(self._request)) as items:
+            async for item in items:
+                if isinstance(item, LLMDelta):
+                    if item.text:
+                        yield TokenEvent(text=item.text)
+                else:
+                    self.response = item.response
 
 
 def generation_params(params: dict[str, Any]) -> dict[str, Any]:
