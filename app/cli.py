@@ -1,4 +1,4 @@
-"""`agent-service serve|api-keys` — the console script."""
+"""`agent-service serve|worker|api-keys|settings` — the console script."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     reference = commands.add_parser("settings", help="print the settings reference")
     reference.add_argument("--format", choices=["env", "markdown"], default="env")
 
+    commands.add_parser("worker", help="run background tasks (needs REDIS_URL)")
+
     keys = commands.add_parser("api-keys", help="manage API keys (needs REDIS_URL)")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create")
@@ -109,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "worker":
+        from app.worker_main import main as worker_main
+
+        return worker_main(settings)
     return asyncio.run(_api_keys(settings, args))
 
 

@@ -139,6 +139,31 @@ class Settings(BaseSettings):
     CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses.")
     CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
 
+    # --- Background tasks --------------------------------------------------------------------
+    WORKER_ENABLED: bool = Field(
+        True, description="Run background tasks inside this API process too (embedded default)."
+    )
+    WORKER_CONCURRENCY: int = Field(8, ge=1, le=1000, description="Tasks one worker runs at once.")
+    WORKER_ID: str | None = Field(None, description="Consumer name; unset = hostname-pid.")
+    WORKER_METRICS_PORT: int = Field(
+        9100, ge=0, le=65535, description="`agent-service worker` serves /metrics here; 0 = off."
+    )
+    WORKER_SHUTDOWN_GRACE_SECONDS: float = Field(
+        20.0, ge=0, description="On shutdown, running tasks get this long before release."
+    )
+    TASK_LEASE_SECONDS: float = Field(
+        30.0, ge=1, description="A task whose worker stops heartbeating is redelivered after this."
+    )
+    MAX_ATTEMPTS: int = Field(
+        3, ge=1, le=20, description="Deliveries of a task before it fails with worker_lost."
+    )
+    TASK_RETENTION_SECONDS: int = Field(
+        7 * 86_400, ge=60, description="How long task records, events and results are kept."
+    )
+    TASK_EVENTS_MAX: int = Field(
+        10_000, ge=100, description="Events kept per task (older ones are trimmed)."
+    )
+
     # --- HTTP hygiene ------------------------------------------------------------------------
     REQUEST_CONTEXT_ENABLED: bool = Field(
         True, description="Accept/generate X-Request-ID and bind it into log context."

@@ -24,12 +24,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     services = await open_services(settings)
     app.state.services = services
+    services.start_worker()
     log.info(
         "startup",
         environment=settings.ENVIRONMENT,
         redis=settings.REDIS_URL is not None,
         auth=settings.AUTH_ENABLED,
         rate_limit=settings.RATE_LIMIT_ENABLED,
+        worker=services.worker is not None,
     )
     try:
         yield

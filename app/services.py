@@ -6,6 +6,9 @@ through the dependencies in ``app/api/deps.py``. Nothing here runs at import tim
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -30,6 +33,11 @@ from app.store.redis_client import build_redis
 from app.store.session_backends import build_session_store
 from app.store.sessions import SessionStore
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
+from app.tasks.backend import TaskBackend
+from app.tasks.memory_backend import MemoryTaskBackend
+from app.tasks.redis_backend import RedisTaskBackend
+from app.tasks.service import TaskService
+from app.tasks.worker import TaskWorker
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +55,30 @@ class AppServices:
     sessions: SessionStore
     agents: AgentRegistry
     runs: RunService
+    tasks: TaskService
+    blocking_redis: Redis | None = None
     bus: RunControlBus | None = None
+    worker: TaskWorker | None = None
+    _worker_task: asyncio.Task[None] | None = None
+
+    def start_worker(self) -> None:
+        if self.worker is not None:
+            self._worker_task = asyncio.create_task(self.worker.serve(), name="task-worker")
 
     async def aclose(self) -> None:
-        # Runs first (they use the LLM and sessions), then the clients they used.
+        # Work first (tasks and runs use the LLM and stores), then the clients they used.
+        if self.worker is not None:
+            await self.worker.shutdown()
+        if self._worker_task is not None:
+            self._worker_task.cancel()
+            await asyncio.gather(self._worker_task, return_exceptions=True)
         await self.runs.aclose()
         if self.bus is not None:
             await self.bus.aclose()
         await self.llm.aclose()
-        if self.redis is not None:
-            await self.redis.aclose()
+        for client in (self.blocking_redis, self.redis):
+            if client is not None:
+                await client.aclose()
 
 
 def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, ApiKeyStore]:
@@ -66,8 +88,30 @@ def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, Ap
     return RedisUserStore(redis, prefix=prefix), RedisApiKeyStore(redis, prefix=prefix)
 
 
-async def open_services(settings: Settings) -> AppServices:
+def build_task_backend(
+    settings: Settings, redis: Redis | None, blocking: Redis | None
+) -> TaskBackend:
+    if redis is None or blocking is None:
+        return MemoryTaskBackend(events_max=settings.TASK_EVENTS_MAX)
+    return RedisTaskBackend(
+        redis,
+        blocking=blocking,
+        prefix=settings.REDIS_KEY_PREFIX,
+        retention_seconds=settings.TASK_RETENTION_SECONDS,
+        events_max=settings.TASK_EVENTS_MAX,
+    )
+
+
+def worker_name(settings: Settings) -> str:
+    return settings.WORKER_ID or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def open_services(
+    settings: Settings, *, run_worker: bool | None = None, bootstrap: bool = True
+) -> AppServices:
+    """Build everything; ``run_worker`` defaults to WORKER_ENABLED (the worker CLI forces it)."""
     redis = build_redis(settings) if settings.REDIS_URL else None
+    blocking = build_redis(settings, blocking=True) if settings.REDIS_URL else None
     users, api_keys = build_stores(settings, redis)
     hasher = PasswordHasher(
         rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
@@ -82,6 +126,7 @@ async def open_services(settings: Settings) -> AppServices:
         llm=llm,
         sessions=sessions,
     )
+    task_backend = build_task_backend(settings, redis, blocking)
     services = AppServices(
         settings=settings,
         redis=redis,
@@ -94,14 +139,20 @@ async def open_services(settings: Settings) -> AppServices:
         sessions=sessions,
         agents=agents,
         runs=runs,
+        tasks=TaskService(backend=task_backend, agents=agents, sessions=sessions),
+        blocking_redis=blocking,
     )
+    if settings.WORKER_ENABLED if run_worker is None else run_worker:
+        services.worker = TaskWorker(
+            settings=settings, backend=task_backend, runs=runs, consumer=worker_name(settings)
+        )
     if redis is not None:
         # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
         services.bus = runs.bus = RunControlBus(
             redis, prefix=settings.REDIS_KEY_PREFIX, handler=runs.handle_bus_request
         )
         services.bus.start()
-    if settings.AUTH_ENABLED:
+    if settings.AUTH_ENABLED and bootstrap:
         await _bootstrap_admin(services)
     return services
 

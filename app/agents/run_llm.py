@@ -45,7 +45,7 @@ class RunLLM:
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
         # aclosing: an agent that stops reading early closes the upstream call now, not at GC.
-        async with aclosing(self._llm.stream(request, bypass=self._bypass)) as items:
+        async with aclosing(self._llm.stream(request, bypass=self._bypass)) as items:  # type: ignore[type-var]
             async for item in items:
                 if isinstance(item, LLMFinal):
                     self._account(item.response)

@@ -59,11 +59,12 @@ class RunService:
         self.bus: RunControlBus | None = None
 
     # -- starting ----------------------------------------------------------------------------
-    async def start(self, request: RunRequest) -> Run:
+    async def start(self, request: RunRequest, *, run_id: str | None = None) -> Run:
+        """Start a run (a background task passes its task id as the run id)."""
         agent = self.agents.get(request.agent)
         if agent is None:
             raise NotFound(f"No agent named {request.agent!r}.", code="agent_not_found")
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         history: list[ChatMessage] = []
         if request.session_id is not None:
             history = await self._claim_session(request, run_id)

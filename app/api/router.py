@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from app.api import agents, agents_ws, auth, health, metrics, runs, sessions, tools
+from app.api import (
+    agents,
+    agents_ws,
+    auth,
+    health,
+    metrics,
+    playground,
+    runs,
+    sessions,
+    tasks,
+    tasks_ws,
+    tools,
+)
 from app.config import Settings
 from app.middleware.routing import RouteTable
 
@@ -17,12 +29,15 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
     routers: list[tuple[str, APIRouter]] = [("", health.router)]
     if settings.ENABLE_METRICS:
         routers.append(("", metrics.router))
+    routers.append(("", playground.router))
     for router in (
         auth.router,
         agents.router,
         agents_ws.router,
         runs.router,
         sessions.router,
+        tasks.router,
+        tasks_ws.router,
         tools.router,
     ):
         routers.append((settings.API_PREFIX, router))

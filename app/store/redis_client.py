@@ -13,15 +13,20 @@ from redis.backoff import ExponentialBackoff
 
 from app.config import Settings
 
+BLOCKING_SOCKET_TIMEOUT = 5.0
 
-def build_redis(settings: Settings) -> Redis:
+
+def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
+    """The shared client; ``blocking=True`` gives a second pool for XREAD/XREADGROUP BLOCK
+    calls, whose socket timeout must outlast the block (1 s) while the hot path keeps its
+    short one."""
     if not settings.REDIS_URL:
         raise ValueError("REDIS_URL is not set")
     pool = BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.REDIS_MAX_CONNECTIONS,
         timeout=settings.REDIS_POOL_TIMEOUT,
-        socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+        socket_timeout=BLOCKING_SOCKET_TIMEOUT if blocking else settings.REDIS_SOCKET_TIMEOUT,
         socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
         health_check_interval=settings.REDIS_HEALTH_CHECK_INTERVAL,
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),

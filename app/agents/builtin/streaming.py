@@ -21,7 +21,7 @@ class StreamedCall:
         self.response = LLMResponse()
 
     async def __aiter__(self) -> AsyncIterator[TokenEvent]:
-        async with aclosing(self._ctx.llm.stream(self._request)) as items:
+        async with aclosing(self._ctx.llm.stream(self._request)) as items:  # type: ignore[type-var]
             async for item in items:
                 if isinstance(item, LLMDelta):
                     if item.text:

@@ -1,0 +1,1 @@
+"""Background tasks: a run executed by a worker, surviving restarts of either side."""

@@ -1,0 +1,103 @@
+"""What the task service and the worker need from storage: one interface, two backends.
+
+Redis (app/tasks/redis_backend.py) for real deployments: records in hashes, the queue in a
+stream with a consumer group (at-least-once delivery, leases via idle time), events in a
+per-task stream whose ids are the event sequence numbers. Memory (memory_backend.py) for a
+single process with no Redis (`make run`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.tasks.records import TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery of a task to a worker; ``id`` identifies it in the queue."""
+
+    id: str
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    json: str
+
+
+class TaskBackend(Protocol):
+    # -- records ----------------------------------------------------------------------------
+    async def submit(
+        self, record: TaskRecord, *, idempotency_key: str | None
+    ) -> tuple[TaskRecord, bool]:
+        """Store and enqueue atomically. With a key already used by this owner: (that task,
+        False), nothing enqueued."""
+        ...
+
+    async def get(self, task_id: str) -> TaskRecord | None: ...
+
+    async def list(
+        self, *, owner: str, status: str | None, limit: int, offset: int
+    ) -> tuple[builtins.list[TaskRecord], int]: ...
+
+    async def update(self, task_id: str, **fields: Any) -> None:
+        """Set fields unconditionally (fields the worker owns, or client requests)."""
+        ...
+
+    async def transition(
+        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+    ) -> bool:
+        """Atomically move to ``to`` (setting ``fields``) if the status is in allowed_from."""
+        ...
+
+    # -- queue ------------------------------------------------------------------------------
+    async def dequeue(
+        self, *, consumer: str, count: int, block_ms: int
+    ) -> builtins.list[Delivery]: ...
+
+    async def reclaim(
+        self, *, consumer: str, min_idle_ms: int, count: int
+    ) -> builtins.list[Delivery]:
+        """Deliveries whose worker stopped heartbeating for min_idle_ms, now ours."""
+        ...
+
+    async def heartbeat(self, *, consumer: str, deliveries: builtins.list[Delivery]) -> None: ...
+
+    async def ack(self, delivery: Delivery) -> None: ...
+
+    async def release(self, delivery: Delivery) -> None:
+        """Give a delivery back for immediate redelivery (graceful worker shutdown)."""
+        ...
+
+    async def queue_depth(self) -> int: ...
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, task_id: str, event_json: str) -> int:
+        """Append; returns the event's sequence number in this task (1, 2, ...)."""
+        ...
+
+    async def read_events(
+        self, task_id: str, *, after: int, limit: int
+    ) -> builtins.list[StoredEvent]: ...
+
+    async def wait_events(
+        self, task_id: str, *, after: int, wait_seconds: float
+    ) -> builtins.list[StoredEvent]:
+        """Events after ``after``, waiting up to ``wait_seconds`` for the first one."""
+        ...
+
+    async def first_retained_seq(self, task_id: str) -> int | None: ...
+
+    # -- control nudges ---------------------------------------------------------------------
+    async def nudge(self, task_id: str) -> None:
+        """Tell the worker holding the task to re-read its requests (cancel/pause/answer)."""
+        ...
+
+    async def listen(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``callback(task_id)`` for every nudge until cancelled."""
+        ...

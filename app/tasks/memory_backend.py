@@ -1,0 +1,161 @@
+"""Tasks in memory, for one process without Redis (`make run`, tests of the embedded mode).
+
+Same contract as the Redis backend; a delivery is never lost while the process lives, and
+nothing survives a restart (that needs REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from app.store.records import utcnow
+from app.tasks.backend import Delivery, StoredEvent
+from app.tasks.records import TaskRecord
+
+
+class MemoryTaskBackend:
+    def __init__(self, *, events_max: int) -> None:
+        self._records: dict[str, TaskRecord] = {}
+        self._idempotency: dict[str, tuple[str, float]] = {}
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, last beat)
+        self._ids = itertools.count(1)
+        self._events: dict[str, list[StoredEvent]] = {}
+        self._seq: dict[str, int] = {}
+        self._events_max = events_max
+        self._event_added: dict[str, asyncio.Event] = {}
+        self._listeners: list[Callable[[str], Awaitable[None]]] = []
+
+    # -- records ----------------------------------------------------------------------------
+    async def submit(
+        self, record: TaskRecord, *, idempotency_key: str | None
+    ) -> tuple[TaskRecord, bool]:
+        if idempotency_key is not None:
+            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            key = f"{record.owner}:{digest}"
+            found = self._idempotency.get(key)
+            if found and found[1] > time.monotonic() and found[0] in self._records:
+                return self._records[found[0]], False
+            self._idempotency[key] = (record.id, time.monotonic() + 24 * 3600)
+        self._records[record.id] = record
+        self._queue.put_nowait(Delivery(id=str(next(self._ids)), task_id=record.id))
+        return record, True
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        return self._records.get(task_id)
+
+    async def list(
+        self, *, owner: str, status: str | None, limit: int, offset: int
+    ) -> tuple[builtins.list[TaskRecord], int]:
+        records = [
+            r
+            for r in self._records.values()
+            if r.owner == owner and (status is None or r.status == status)
+        ]
+        records.sort(key=lambda r: r.submitted_at, reverse=True)
+        return records[offset : offset + limit], len(records)
+
+    async def update(self, task_id: str, **fields: Any) -> None:
+        record = self._records.get(task_id)
+        if record is not None:
+            fields.setdefault("updated_at", utcnow())
+            self._records[task_id] = record.model_copy(update=fields)
+
+    async def transition(
+        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+    ) -> bool:
+        record = self._records.get(task_id)
+        if record is None or record.status not in allowed_from:
+            return False
+        fields.setdefault("updated_at", utcnow())
+        self._records[task_id] = record.model_copy(update={**fields, "status": to})
+        return True
+
+    # -- queue ------------------------------------------------------------------------------
+    async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
+        try:
+            first = await asyncio.wait_for(self._queue.get(), block_ms / 1000)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while len(batch) < count and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        for delivery in batch:
+            self._in_flight[delivery.id] = (delivery, time.monotonic())
+        return batch
+
+    async def reclaim(
+        self, *, consumer: str, min_idle_ms: int, count: int
+    ) -> builtins.list[Delivery]:
+        now = time.monotonic()
+        stale = [d for d, beat in self._in_flight.values() if now - beat >= min_idle_ms / 1000]
+        for delivery in stale[:count]:
+            self._in_flight[delivery.id] = (delivery, now)
+        return stale[:count]
+
+    async def heartbeat(self, *, consumer: str, deliveries: builtins.list[Delivery]) -> None:
+        now = time.monotonic()
+        for delivery in deliveries:
+            if delivery.id in self._in_flight:
+                self._in_flight[delivery.id] = (delivery, now)
+
+    async def ack(self, delivery: Delivery) -> None:
+        self._in_flight.pop(delivery.id, None)
+
+    async def release(self, delivery: Delivery) -> None:
+        self._in_flight.pop(delivery.id, None)
+        self._queue.put_nowait(Delivery(id=str(next(self._ids)), task_id=delivery.task_id))
+
+    async def queue_depth(self) -> int:
+        return self._queue.qsize() + len(self._in_flight)
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, task_id: str, event_json: str) -> int:
+        seq = self._seq.get(task_id, 0) + 1
+        self._seq[task_id] = seq
+        events = self._events.setdefault(task_id, [])
+        events.append(StoredEvent(seq=seq, json=event_json))
+        if len(events) > self._events_max:
+            del events[: len(events) - self._events_max]
+        self._event_added.pop(task_id, asyncio.Event()).set()
+        return seq
+
+    async def read_events(
+        self, task_id: str, *, after: int, limit: int
+    ) -> builtins.list[StoredEvent]:
+        return [e for e in self._events.get(task_id, []) if e.seq > after][:limit]
+
+    async def wait_events(
+        self, task_id: str, *, after: int, wait_seconds: float
+    ) -> builtins.list[StoredEvent]:
+        found = await self.read_events(task_id, after=after, limit=500)
+        if found:
+            return found
+        added = self._event_added.setdefault(task_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(added.wait(), wait_seconds)
+        except TimeoutError:
+            return []
+        return await self.read_events(task_id, after=after, limit=500)
+
+    async def first_retained_seq(self, task_id: str) -> int | None:
+        events = self._events.get(task_id)
+        return events[0].seq if events else None
+
+    # -- control nudges ---------------------------------------------------------------------
+    async def nudge(self, task_id: str) -> None:
+        for listener in list(self._listeners):
+            await listener(task_id)
+
+    async def listen(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        self._listeners.append(callback)
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self._listeners.remove(callback)

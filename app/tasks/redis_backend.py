@@ -1,0 +1,275 @@
+"""Tasks in Redis. Layout under the key prefix:
+
+``task:<id>``            hash: the record (nested values as JSON)
+``tasks:owner:<owner>``  sorted set of the owner's task ids by submit time
+``tasks:idem:<owner>:<sha256(key)>``  the task id an Idempotency-Key made (24 h)
+``tasks:queue``          stream, consumer group ``workers``: one entry per delivery
+``task:<id>:events``     stream of events; entry id ``<seq>-0`` is the event's seq
+``task:<id>:seq``        the last event seq
+``tasks:control``        pub/sub channel of nudges (task ids)
+
+Leases are the consumer group's idle time: a worker's heartbeat XCLAIMs its entries to
+itself (resetting idle), and XAUTOCLAIM hands entries idle past the lease to a live worker.
+Multi-key scripts assume one Redis (not Cluster).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from app.store.records import utcnow
+from app.tasks.backend import Delivery, StoredEvent
+from app.tasks.records import TaskRecord, from_fields, to_fields
+
+GROUP = "workers"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+_SUBMIT = """
+if KEYS[1] ~= '' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return {0, existing} end
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'task', ARGV[1])
+return {1, ARGV[1]}
+"""
+
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+for allowed in string.gmatch(ARGV[2], '[^,]+') do
+  if allowed == current then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1], unpack(ARGV, 3))
+    return 1
+  end
+end
+return 0
+"""
+
+_APPEND_EVENT = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return seq
+"""
+
+
+class RedisTaskBackend:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        blocking: Redis,
+        prefix: str,
+        retention_seconds: int,
+        events_max: int,
+    ) -> None:
+        self._redis = redis
+        self._blocking = blocking  # longer socket timeout, for BLOCKing reads only
+        self._prefix = prefix
+        self._retention = retention_seconds
+        self._events_max = events_max
+        self._queue = f"{prefix}tasks:queue"
+        self._channel = f"{prefix}tasks:control"
+        self._submit = redis.register_script(_SUBMIT)
+        self._transition = redis.register_script(_TRANSITION)
+        self._append = redis.register_script(_APPEND_EVENT)
+        self._group_ready = False
+
+    def _key(self, task_id: str) -> str:
+        return f"{self._prefix}task:{task_id}"
+
+    # -- records ----------------------------------------------------------------------------
+    async def submit(
+        self, record: TaskRecord, *, idempotency_key: str | None
+    ) -> tuple[TaskRecord, bool]:
+        idem = ""
+        if idempotency_key is not None:
+            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+            idem = f"{self._prefix}tasks:idem:{record.owner}:{digest}"
+        flat = [item for pair in to_fields(record).items() for item in pair]
+        created, task_id = await self._submit(
+            keys=[
+                idem,
+                self._key(record.id),
+                f"{self._prefix}tasks:owner:{record.owner}",
+                self._queue,
+            ],
+            args=[
+                record.id,
+                record.submitted_at.timestamp(),
+                self._retention,
+                IDEMPOTENCY_TTL_SECONDS,
+                *flat,
+            ],
+        )
+        if int(created):
+            return record, True
+        existing = await self.get(str(task_id))
+        if existing is None:  # the earlier task expired: its key outlived it, start over
+            await self._redis.delete(idem)
+            return await self.submit(record, idempotency_key=idempotency_key)
+        return existing, False
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        fields: dict[str, str] = await self._redis.hgetall(self._key(task_id))  # type: ignore[assignment]
+        return from_fields(fields) if fields else None
+
+    async def list(
+        self, *, owner: str, status: str | None, limit: int, offset: int
+    ) -> tuple[builtins.list[TaskRecord], int]:
+        ids: Any = await self._redis.zrevrange(f"{self._prefix}tasks:owner:{owner}", 0, -1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for task_id in ids:
+                pipe.hgetall(self._key(task_id))
+            rows = await pipe.execute()
+        records = [from_fields(row) for row in rows if row]
+        if status is not None:
+            records = [record for record in records if record.status == status]
+        return records[offset : offset + limit], len(records)
+
+    async def update(self, task_id: str, **fields: Any) -> None:
+        fields.setdefault("updated_at", utcnow())
+        mapping: dict[Any, Any] = to_fields(**fields)
+        await self._redis.hset(self._key(task_id), mapping=mapping)
+
+    async def transition(
+        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+    ) -> bool:
+        fields.setdefault("updated_at", utcnow())
+        flat = [item for pair in to_fields(**fields).items() for item in pair]
+        moved = await self._transition(
+            keys=[self._key(task_id)], args=[to, ",".join(sorted(allowed_from)), *flat]
+        )
+        return bool(moved)
+
+    # -- queue ------------------------------------------------------------------------------
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(self._queue, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
+        await self._ensure_group()
+        reply: Any = await self._blocking.xreadgroup(
+            GROUP, consumer, {self._queue: ">"}, count=count, block=block_ms
+        )
+        return [
+            Delivery(id=entry_id, task_id=fields["task"])
+            for _, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    async def reclaim(
+        self, *, consumer: str, min_idle_ms: int, count: int
+    ) -> builtins.list[Delivery]:
+        await self._ensure_group()
+        reply: Any = await self._redis.xautoclaim(
+            self._queue, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
+        )
+        entries = reply[1] if reply else []
+        return [
+            Delivery(id=entry_id, task_id=fields["task"])
+            for entry_id, fields in entries
+            if fields  # a deleted entry comes back empty
+        ]
+
+    async def heartbeat(self, *, consumer: str, deliveries: builtins.list[Delivery]) -> None:
+        if deliveries:
+            await self._redis.xclaim(
+                self._queue,
+                GROUP,
+                consumer,
+                min_idle_time=0,
+                message_ids=[d.id for d in deliveries],
+                justid=True,
+            )
+
+    async def ack(self, delivery: Delivery) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._queue, GROUP, delivery.id)
+            pipe.xdel(self._queue, delivery.id)
+            await pipe.execute()
+
+    async def release(self, delivery: Delivery) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self._queue, {"task": delivery.task_id})
+            pipe.xack(self._queue, GROUP, delivery.id)
+            pipe.xdel(self._queue, delivery.id)
+            await pipe.execute()
+
+    async def queue_depth(self) -> int:
+        # Entries are deleted on ack, so the length is waiting + in progress.
+        return int(await self._redis.xlen(self._queue))
+
+    # -- events -----------------------------------------------------------------------------
+    def _events(self, task_id: str) -> str:
+        return f"{self._prefix}task:{task_id}:events"
+
+    async def append_event(self, task_id: str, event_json: str) -> int:
+        seq = await self._append(
+            keys=[self._events(task_id), f"{self._prefix}task:{task_id}:seq"],
+            args=[event_json, self._events_max, self._retention],
+        )
+        return int(seq)
+
+    async def read_events(
+        self, task_id: str, *, after: int, limit: int
+    ) -> builtins.list[StoredEvent]:
+        entries: Any = await self._redis.xrange(
+            self._events(task_id), min=f"({after}-0", count=limit
+        )
+        return [_stored(entry_id, fields) for entry_id, fields in entries]
+
+    async def wait_events(
+        self, task_id: str, *, after: int, wait_seconds: float
+    ) -> builtins.list[StoredEvent]:
+        reply: Any = await self._blocking.xread(
+            {self._events(task_id): f"{after}-0"}, count=500, block=max(1, int(wait_seconds * 1000))
+        )
+        return [
+            _stored(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries
+        ]
+
+    async def first_retained_seq(self, task_id: str) -> int | None:
+        entries: Any = await self._redis.xrange(self._events(task_id), count=1)
+        return int(entries[0][0].split("-")[0]) if entries else None
+
+    # -- control nudges ---------------------------------------------------------------------
+    async def nudge(self, task_id: str) -> None:
+        await self._redis.publish(self._channel, task_id)
+
+    async def listen(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        await callback(str(message["data"]))
+            except Exception:  # Redis away: the worker's heartbeat reconcile covers the gap
+                await asyncio.sleep(0.5)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _stored(entry_id: str, fields: dict[str, str]) -> StoredEvent:
+    return StoredEvent(seq=int(entry_id.split("-")[0]), json=fields["e"])

@@ -1,0 +1,343 @@
+"""The worker loop: take deliveries, run them as agent runs, persist every event.
+
+At-least-once: a delivery is acknowledged only after the task reached an end state. While a
+task runs, a heartbeat renews its lease and re-reads the client's requests (cancel, pause,
+answers) so a missed nudge costs at most one beat. A delivery whose worker died is reclaimed
+after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS deliveries it fails with
+``worker_lost``. On shutdown the worker stops taking work, lets running tasks finish within
+WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for immediate redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from app.agents.errors import InvalidInput
+from app.agents.events import (
+    ErrorEvent,
+    Event,
+    InputRequired,
+    PlanEvent,
+    RunCompleted,
+    StepEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from app.agents.run import Run
+from app.agents.service import RunRequest, RunService
+from app.config import Settings
+from app.errors import AppError
+from app.security.principals import Principal
+from app.store.records import utcnow
+from app.tasks import metrics
+from app.tasks.backend import Delivery, TaskBackend
+from app.tasks.records import LIVE_STATUSES, TERMINAL_STATUSES, PendingInputInfo, TaskResult
+
+log = structlog.get_logger(__name__)
+
+NOT_FINISHED = frozenset({"queued"}) | LIVE_STATUSES
+DEQUEUE_BLOCK_MS = 1000
+
+
+@dataclass
+class _Active:
+    delivery: Delivery
+    run: Run
+    started: float = field(default_factory=time.monotonic)
+    reasoning: list[str] = field(default_factory=list)
+    releasing: bool = False
+
+
+def principal_for_owner(owner: str) -> Principal:
+    """The task runs as its owner; scopes were checked when it was submitted."""
+    name = owner.split(":", 1)[-1]
+    if owner.startswith("key:"):
+        return Principal(id=owner, kind="api_key", name=name)
+    return Principal(id=owner, kind="user", name=name)
+
+
+class TaskWorker:
+    def __init__(
+        self, *, settings: Settings, backend: TaskBackend, runs: RunService, consumer: str
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._runs = runs
+        self.consumer = consumer
+        self._active: dict[str, _Active] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._lease = settings.TASK_LEASE_SECONDS
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def serve(self) -> None:
+        helpers = [
+            asyncio.create_task(self._backend.listen(self._on_nudge), name="task-nudges"),
+            asyncio.create_task(self._heartbeat_loop(), name="task-heartbeat"),
+        ]
+        try:
+            await self._consume_loop()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop taking work; let running tasks finish in the grace period; release the rest."""
+        self._stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(
+                set(self._tasks), timeout=self._settings.WORKER_SHUTDOWN_GRACE_SECONDS
+            )
+            for task_id, active in list(self._active.items()):
+                active.releasing = True
+                active.run.cancel("shutdown")
+                log.info("task_released", task_id=task_id)
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+
+    # -- taking work ------------------------------------------------------------------------
+    async def _consume_loop(self) -> None:
+        concurrency = self._settings.WORKER_CONCURRENCY
+        last_reclaim = 0.0
+        backoff = 0.1
+        while not self._stopping.is_set():
+            free = concurrency - len(self._tasks)
+            if free <= 0:
+                self._slot_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+                continue
+            try:
+                deliveries = []
+                if time.monotonic() - last_reclaim >= self._lease / 2:
+                    last_reclaim = time.monotonic()
+                    deliveries = await self._backend.reclaim(
+                        consumer=self.consumer, min_idle_ms=int(self._lease * 1000), count=free
+                    )
+                if len(deliveries) < free:
+                    deliveries += await self._backend.dequeue(
+                        consumer=self.consumer,
+                        count=free - len(deliveries),
+                        block_ms=DEQUEUE_BLOCK_MS,
+                    )
+                metrics.QUEUE_DEPTH.set(await self._backend.queue_depth())
+                backoff = 0.1
+            except Exception as exc:  # Redis away: wait and retry, never crash the loop
+                log.warning("task_queue_unavailable", error=type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for delivery in deliveries:
+                if delivery.task_id in self._active:
+                    continue  # our own lease came back to us: already running here
+                task = asyncio.create_task(self._execute(delivery), name=f"task-{delivery.task_id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    # -- running one task -------------------------------------------------------------------
+    async def _execute(self, delivery: Delivery) -> None:
+        try:
+            await self._execute_unsafe(delivery)
+        except Exception as exc:  # storage failed mid-task: leave it for redelivery
+            log.warning(
+                "task_execution_interrupted", task_id=delivery.task_id, error=type(exc).__name__
+            )
+            active = self._active.pop(delivery.task_id, None)
+            if active is not None:
+                active.run.cancel("worker_error")
+
+    async def _execute_unsafe(self, delivery: Delivery) -> None:
+        backend, task_id = self._backend, delivery.task_id
+        record = await backend.get(task_id)
+        if record is None or record.status in TERMINAL_STATUSES:
+            await backend.ack(delivery)
+            return
+        if record.cancel_requested:
+            await self._finish(task_id, ErrorEvent(code="cancelled", message="Cancelled."))
+            await backend.ack(delivery)
+            return
+        attempts = record.attempts + 1
+        if attempts > self._settings.MAX_ATTEMPTS:
+            await self._finish(
+                task_id,
+                ErrorEvent(
+                    code="worker_lost",
+                    message=f"The task's worker was lost {record.attempts} times.",
+                ),
+            )
+            await backend.ack(delivery)
+            return
+        now = utcnow()
+        moved = await backend.transition(
+            task_id,
+            to="running",
+            allowed_from=NOT_FINISHED,
+            attempts=attempts,
+            worker=self.consumer,
+            started_at=record.started_at or now,
+            pending_input=None,
+        )
+        if not moved:  # cancelled between the read and now
+            await backend.ack(delivery)
+            return
+        if attempts == 1:
+            metrics.DISPATCH_LATENCY.observe((now - record.submitted_at).total_seconds())
+        else:
+            metrics.REDELIVERIES.inc()
+        request = RunRequest(
+            agent=record.agent,
+            input=record.input,
+            principal=principal_for_owner(record.owner),
+            session_id=record.session_id,
+            params=record.params,
+            max_steps=record.max_steps,
+        )
+        try:
+            run = await self._runs.start(request, run_id=task_id)
+        except AppError as exc:  # the agent is gone, the session busy or deleted
+            await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))
+            await backend.ack(delivery)
+            return
+        active = _Active(delivery=delivery, run=run)
+        self._active[task_id] = active
+        metrics.TASKS_RUNNING.inc()
+        try:
+            if record.pause_requested:
+                await self._reconcile(task_id)
+            async for event in run.events():
+                if active.releasing and isinstance(event, ErrorEvent):
+                    break  # shutting down: the next worker redoes it, no failure recorded
+                await backend.append_event(task_id, event.model_dump_json())
+                await self._apply(task_id, active, event)
+        finally:
+            metrics.TASKS_RUNNING.dec()
+            self._active.pop(task_id, None)
+            metrics.TASK_DURATION.observe(time.monotonic() - active.started)
+        if active.releasing:
+            await backend.transition(
+                task_id, to="queued", allowed_from=LIVE_STATUSES, attempts=attempts - 1
+            )
+            await backend.release(delivery)
+            return
+        await backend.ack(delivery)
+
+    async def _apply(self, task_id: str, active: _Active, event: Event) -> None:
+        backend = self._backend
+        if isinstance(event, StepEvent):
+            await backend.update(task_id, steps_taken=event.number)
+        elif isinstance(event, PlanEvent):
+            active.reasoning.append("Plan: " + "; ".join(event.items))
+        elif isinstance(event, ToolCallEvent):
+            active.reasoning.append(f"Called {event.name} with {event.arguments}")
+        elif isinstance(event, ToolResultEvent):
+            active.reasoning.append(f"Tool result: {event.output}")
+        elif isinstance(event, InputRequired):
+            pending = PendingInputInfo(
+                request_id=event.request_id,
+                kind=event.kind,
+                prompt=event.prompt,
+                choices=event.choices,
+            )
+            await backend.transition(
+                task_id,
+                to="input_required",
+                allowed_from=frozenset({"running"}),
+                pending_input=pending,
+            )
+            await self._reconcile(task_id)  # an answer may already be waiting
+        elif isinstance(event, RunCompleted):
+            result = TaskResult(
+                final_answer=event.output,
+                reasoning=active.reasoning,
+                usage=event.usage,
+                cached=event.cached,
+                execution_time=event.execution_time,
+            )
+            await backend.transition(
+                task_id,
+                to="completed",
+                allowed_from=LIVE_STATUSES,
+                result=result,
+                finished_at=utcnow(),
+                pending_input=None,
+            )
+            metrics.TASKS_FINISHED.labels("completed").inc()
+        elif isinstance(event, ErrorEvent):
+            await self._finish(task_id, event, append=False)
+
+    async def _finish(self, task_id: str, error: ErrorEvent, *, append: bool = True) -> None:
+        status = "cancelled" if error.code == "cancelled" else "failed"
+        if append:
+            await self._backend.append_event(task_id, error.model_dump_json())
+        moved = await self._backend.transition(
+            task_id,
+            to=status,
+            allowed_from=NOT_FINISHED,
+            error_code=error.code,
+            error_message=error.message,
+            finished_at=utcnow(),
+            pending_input=None,
+        )
+        if moved:
+            metrics.TASKS_FINISHED.labels(status).inc()
+
+    # -- client requests --------------------------------------------------------------------
+    async def _on_nudge(self, task_id: str) -> None:
+        if task_id in self._active:
+            await self._reconcile(task_id)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            actives = list(self._active.items())
+            try:
+                await self._backend.heartbeat(
+                    consumer=self.consumer, deliveries=[a.delivery for _, a in actives]
+                )
+                for task_id, _ in actives:
+                    await self._reconcile(task_id)
+            except Exception as exc:  # the next beat retries; the lease covers a short outage
+                log.warning("task_heartbeat_failed", error=type(exc).__name__)
+
+    async def _reconcile(self, task_id: str) -> None:
+        """Apply the client's requests stored on the record to the live run."""
+        active = self._active.get(task_id)
+        record = await self._backend.get(task_id)
+        if active is None or record is None:
+            return
+        run, control = active.run, active.run.control
+        if record.cancel_requested:
+            run.cancel("cancelled")
+            return
+        if record.pause_requested and not control.paused:
+            control.pause()  # takes effect at the agent's next checkpoint
+            await self._backend.transition(
+                task_id, to="paused", allowed_from=frozenset({"running", "input_required"})
+            )
+        elif not record.pause_requested and control.paused:
+            control.resume()
+            back = "input_required" if control.pending else "running"
+            await self._backend.transition(task_id, to=back, allowed_from=frozenset({"paused"}))
+        if record.answer is not None:
+            answer, request_id = record.answer, str(record.answer.get("request_id"))
+            with contextlib.suppress(KeyError, InvalidInput):  # validated by the API already
+                run.answer(request_id, answer.get("value"))
+            await self._backend.update(task_id, answer=None)
+            if not control.paused:
+                await self._backend.transition(
+                    task_id,
+                    to="running",
+                    allowed_from=frozenset({"input_required"}),
+                    pending_input=None,
+                )

@@ -1,0 +1,48 @@
+"""`agent-service worker`: a process that only runs background tasks.
+
+It serves /metrics on WORKER_METRICS_PORT (Prometheus' own small HTTP server, in a thread),
+and on SIGTERM/SIGINT stops taking work, lets running tasks finish within
+WORKER_SHUTDOWN_GRACE_SECONDS, releases the rest for redelivery, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from prometheus_client import start_http_server
+
+from app.config import Settings
+from app.observability.logging import configure_logging
+from app.services import open_services
+
+log = structlog.get_logger("app.worker")
+
+
+async def run_worker(settings: Settings) -> int:
+    if not settings.REDIS_URL:
+        log.error("worker_needs_redis", hint="set REDIS_URL to the Redis the API uses")
+        return 2
+    services = await open_services(settings, run_worker=True, bootstrap=False)
+    worker = services.worker
+    assert worker is not None  # noqa: S101 - run_worker=True builds one
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if settings.WORKER_METRICS_PORT:
+        start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")  # noqa: S104
+    log.info("worker_started", consumer=worker.consumer,
+             concurrency=settings.WORKER_CONCURRENCY, metrics_port=settings.WORKER_METRICS_PORT)
+    services.start_worker()
+    await stop.wait()
+    log.info("worker_stopping", grace_seconds=settings.WORKER_SHUTDOWN_GRACE_SECONDS)
+    await services.aclose()
+    log.info("worker_stopped")
+    return 0
+
+
+def main(settings: Settings) -> int:
+    configure_logging(settings)
+    return asyncio.run(run_worker(settings))
