@@ -233,3 +233,33 @@ def test_a_bad_agents_entry_fails_start_up_clearly(path: str):
 
     with pytest.raises((TypeError, ValueError, ModuleNotFoundError)):
         build_registry([path])
+
+
+async def test_the_readme_example_agent_runs_as_a_task_with_human_input(make_settings):
+    settings = make_settings(AGENTS=["tests.support.sample_agents:support"])
+    async with app_client(settings) as client:
+        headers = await _headers(client)
+        submitted = await client.post(
+            "/v1/tasks",
+            json={"agent": "support", "input": "My invoice is wrong"},
+            headers=headers,
+        )
+        task_id = submitted.json()["task_id"]
+        for _ in range(100):
+            task = (await client.get(f"/v1/tasks/{task_id}", headers=headers)).json()
+            if task["status"] == "input_required":
+                break
+            await asyncio.sleep(0.05)
+        assert task["pending_input"]["kind"] == "confirm"
+        answered = await client.post(
+            f"/v1/tasks/{task_id}/input",
+            json={"request_id": task["pending_input"]["request_id"], "value": False},
+            headers=headers,
+        )
+        assert answered.status_code == 202
+        for _ in range(100):
+            result = await client.get(f"/v1/tasks/{task_id}/result", headers=headers)
+            if result.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert result.json()["final_answer"] == "Not sent."

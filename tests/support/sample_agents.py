@@ -19,3 +19,20 @@ async def shouter(input: str, ctx: RunContext) -> AsyncIterator[Event]:
 
 
 not_an_agent = object()
+
+
+# The README's example, kept here so a test proves it works as printed.
+@agent(
+    name="support", description="Drafts a support reply and sends it if approved.", human_input=True
+)
+async def support(input, ctx):  # type: ignore[no-untyped-def]
+    from app.llm.types import ChatMessage, LLMRequest
+
+    await ctx.checkpoint()  # pause point for background tasks
+    ctx.begin_step()  # counts against max_steps
+    request = LLMRequest(messages=[*ctx.history, ChatMessage(role="user", content=input)])
+    draft = await ctx.llm.complete(request)  # cached, metered, cancellable
+    if await ctx.ask(f"Send this reply? {draft.content}", kind="confirm"):
+        yield MessageEvent(content=draft.content)
+    else:
+        yield MessageEvent(content="Not sent.")
