@@ -55,6 +55,7 @@ wrk:
 
 bench: install redis-server wrk
 	$(BIN)/python -m bench.middleware_overhead
+	$(BIN)/python -m bench.task_throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -32,20 +32,22 @@ oauth2_scheme = OAuth2PasswordBearer(
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_services(request: Request) -> AppServices:
+async def get_services(request: Request) -> AppServices:
     services: AppServices = request.app.state.services
     return services
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
+# Dependencies are async on purpose: FastAPI runs plain `def` dependencies in a thread pool,
+# a thread hop per request for what is an attribute read.
 ServicesDep = Annotated[AppServices, Depends(get_services)]
 
 
-def get_runs(request: Request) -> RunService:
+async def get_runs(request: Request) -> RunService:
     runs: RunService = request.app.state.services.runs
     return runs
 

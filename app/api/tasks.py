@@ -37,7 +37,7 @@ TOOL_TYPES = frozenset({"tool_call", "tool_result"})
 PLAN_TYPES = frozenset({"plan"})
 
 
-def get_tasks(request: Request) -> TaskService:
+async def get_tasks(request: Request) -> TaskService:
     tasks: TaskService = request.app.state.services.tasks
     return tasks
 
@@ -45,7 +45,7 @@ def get_tasks(request: Request) -> TaskService:
 TaskServiceDep = Annotated[TaskService, Depends(get_tasks)]
 
 
-def _task_id(task_id: str) -> str:
+async def _task_id(task_id: str) -> str:
     # Opaque ids: a malformed one is just "not found", like a wrong one.
     if TASK_ID.fullmatch(task_id) is None:
         raise NotFound("No task with this id.", code="task_not_found")
