@@ -63,7 +63,8 @@ def make_settings(key_prefix: str) -> SettingsFactory:
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A fresh app with its full middleware chain and lifespan, driven in-process."""
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    # Generous timeouts: a loaded CI machine must not turn a slow shutdown into an error.
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         # raise_app_exceptions=False: see the 500 the client gets, not the server-side raise.
         transport = httpx.ASGITransport(
             app=manager.app, client=("127.0.0.1", 50000), raise_app_exceptions=False
