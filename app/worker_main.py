@@ -33,8 +33,12 @@ async def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     if settings.WORKER_METRICS_PORT:
         start_http_server(settings.WORKER_METRICS_PORT, addr="0.0.0.0")  # noqa: S104
-    log.info("worker_started", consumer=worker.consumer,
-             concurrency=settings.WORKER_CONCURRENCY, metrics_port=settings.WORKER_METRICS_PORT)
+    log.info(
+        "worker_started",
+        consumer=worker.consumer,
+        concurrency=settings.WORKER_CONCURRENCY,
+        metrics_port=settings.WORKER_METRICS_PORT,
+    )
     services.start_worker()
     await stop.wait()
     log.info("worker_stopping", grace_seconds=settings.WORKER_SHUTDOWN_GRACE_SECONDS)

@@ -25,18 +25,18 @@ class PendingInput:
     future: asyncio.Future[Any]
 
 
-def coerce_answer(pending: PendingInput, value: Any) -> Any:
+def coerce_answer(kind: InputKind, choices: list[str] | None, value: Any) -> Any:
     """confirm takes true/false, choice one of the offered choices, text a string."""
-    if pending.kind == "confirm":
+    if kind == "confirm":
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise InvalidInput("a confirm answer must be true or false")
-    if pending.kind == "choice":
-        if isinstance(value, str) and pending.choices and value in pending.choices:
+    if kind == "choice":
+        if isinstance(value, str) and choices and value in choices:
             return value
-        raise InvalidInput(f"the answer must be one of: {', '.join(pending.choices or [])}")
+        raise InvalidInput(f"the answer must be one of: {', '.join(choices or [])}")
     if isinstance(value, str) and value.strip():
         return value
     raise InvalidInput("a text answer must be a non-empty string")
@@ -64,7 +64,7 @@ class RunControl:
     def answer(self, request_id: str, value: Any) -> None:
         """Deliver an answer. KeyError: no such pending request; InvalidInput: bad value."""
         pending = self._pending[request_id]
-        coerced = coerce_answer(pending, value)
+        coerced = coerce_answer(pending.kind, pending.choices, value)
         del self._pending[request_id]
         if not pending.future.done():
             pending.future.set_result(coerced)

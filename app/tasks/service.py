@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from app.agents.control import PendingInput, coerce_answer
+from app.agents.control import coerce_answer
 from app.agents.errors import InvalidInput
 from app.agents.events import EVENT_ADAPTER, Event
 from app.agents.events import TERMINAL_TYPES as TERMINAL_EVENT_TYPES
@@ -127,10 +127,7 @@ class TaskService:
                 "The task is not waiting for this input request.", code="input_request_not_found"
             )
         try:
-            coerced = coerce_answer(
-                PendingInput(request_id, pending.kind, pending.choices, future=None),  # type: ignore[arg-type]
-                value,
-            )
+            coerced = coerce_answer(pending.kind, pending.choices, value)
         except InvalidInput as exc:
             raise Unprocessable(str(exc), code="invalid_input") from None
         await self.backend.update(task_id, answer={"request_id": request_id, "value": coerced})
