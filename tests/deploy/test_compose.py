@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
-from app.observability import metrics as app_metrics
 from app.settings_loader import load_settings
-from tests.deploy.support import APP_ENV, DOCKER_DIR, ROOT, STRONG_SECRET, set_env
+from tests.deploy.support import (
+    APP_ENV,
+    DOCKER_DIR,
+    ROOT,
+    SETTINGS_FIELDS,
+    STRONG_SECRET,
+    set_env,
+)
 
 COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
-DASHBOARD_FILE = DOCKER_DIR / "grafana/dashboards/agent-service.json"
 APP_SERVICES = ("api", "worker")
-
-# Metrics the dashboard may use: those app/observability/metrics.py defines now, and the
-# names the agent, LLM cache and task queue work will define.
-PLANNED_METRICS = {
-    "agent_runs_total",
-    "agent_run_duration_seconds",
-    "llm_tokens_total",
-    "llm_cache_requests_total",
-    "task_queue_depth",
-}
-DEFINED_METRICS = {
-    # prometheus_client names counter families without their _total suffix.
-    family.name + ("_total" if family.type == "counter" else "")
-    for collector in vars(app_metrics).values()
-    if isinstance(collector, MetricWrapperBase)
-    for family in collector.describe()
-}
+# app/tasks/worker.py: after WORKER_SHUTDOWN_GRACE_SECONDS the worker cancels what still runs
+# and waits up to this long for those tasks to be handed back.
+TASK_RELEASE_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -159,18 +148,98 @@ def test_stop_grace_period_outlasts_gunicorn_graceful_timeout(compose: dict[str,
     assert graceful < grace
 
 
+# --- the worker ------------------------------------------------------------------------------
+
+
+def shell_defaults(env: dict[str, str]) -> dict[str, str]:
+    """The environment as compose passes it with an empty shell (required secrets given)."""
+    shell = {"SECRET_KEY": STRONG_SECRET, "ADMIN_PASSWORD": "compose-admin-pass"}
+    return {k: interpolate(v, shell) for k, v in env.items()}
+
+
+def test_worker_env_names_are_settings_fields(compose: dict[str, Any]) -> None:
+    # The worker runs `agent-service worker`, not gunicorn: only Settings fields apply to it.
+    env = environment(compose["services"]["worker"])
+    assert set(env) <= SETTINGS_FIELDS, set(env) - SETTINGS_FIELDS
+
+
+def test_api_leaves_the_tasks_to_the_worker_service(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = shell_defaults(environment(compose["services"]["api"]))
+    assert env["WORKER_ENABLED"] == "false"
+    set_env(monkeypatch, {k: v for k, v in env.items() if k in APP_ENV})
+    assert load_settings(_env_file=None).WORKER_ENABLED is False
+
+
+def test_worker_exposes_its_metrics_port_to_the_network_only(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = compose["services"]["worker"]
+    env = shell_defaults(environment(worker))
+    set_env(monkeypatch, env)
+    settings = load_settings(_env_file=None)
+    assert settings.WORKER_METRICS_PORT == 9100
+    # Reachable by Prometheus on the compose network, not published on the host.
+    assert [str(port) for port in worker["expose"]] == ["9100"]
+    assert "ports" not in worker
+
+
+def test_worker_shutdown_grace_fits_in_stop_grace_period(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = compose["services"]["worker"]
+    set_env(monkeypatch, shell_defaults(environment(worker)))
+    grace = load_settings(_env_file=None).WORKER_SHUTDOWN_GRACE_SECONDS
+    stop_grace = int(worker["stop_grace_period"].removesuffix("s"))
+    # Running tasks get `grace`, then up to TASK_RELEASE_SECONDS to be handed back, then the
+    # process exits: all before compose's SIGKILL.
+    assert 0 < grace + TASK_RELEASE_SECONDS < stop_grace
+
+
 # --- Prometheus ----------------------------------------------------------------------------------
 
 
-def test_prometheus_scrapes_the_api(compose: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def prometheus_jobs() -> dict[str, dict[str, Any]]:
+    config = yaml.safe_load((DOCKER_DIR / "prometheus.yml").read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def scrape_targets(job: dict[str, Any]) -> list[str]:
+    """host:port of a job's static targets and of its DNS service discovery names."""
+    targets = [t for group in job.get("static_configs", []) for t in group["targets"]]
+    for sd in job.get("dns_sd_configs", []):
+        assert sd.get("type", "SRV") == "A", "compose's DNS answers A records, not SRV"
+        targets += [f"{name}:{sd['port']}" for name in sd["names"]]
+    return targets
+
+
+def test_prometheus_scrapes_the_api(
+    compose: dict[str, Any], prometheus_jobs: dict[str, dict[str, Any]]
+) -> None:
     mounts = compose["services"]["prometheus"]["volumes"]
     assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
-    config = yaml.safe_load((DOCKER_DIR / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    api_job = jobs["agent-service"]
+    api_job = prometheus_jobs["agent-service"]
     assert api_job.get("metrics_path", "/metrics") == "/metrics"
-    targets = [t for group in api_job["static_configs"] for t in group["targets"]]
-    assert targets == ["api:8000"]
+    assert scrape_targets(api_job) == ["api:8000"]
+
+
+def test_prometheus_scrapes_every_worker_replica(
+    compose: dict[str, Any], prometheus_jobs: dict[str, dict[str, Any]]
+) -> None:
+    port = interpolate(environment(compose["services"]["worker"])["WORKER_METRICS_PORT"], {})
+    worker_jobs = [
+        job for job in prometheus_jobs.values() if f"worker:{port}" in scrape_targets(job)
+    ]
+    assert len(worker_jobs) == 1
+    job = worker_jobs[0]
+    assert job["job_name"] == "agent-service-worker"
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # DNS discovery: `docker compose up --scale worker=N` gives N targets, where a static
+    # "worker:9100" would reach one replica at random on each scrape.
+    assert job["dns_sd_configs"][0]["names"] == ["worker"]
+    assert "worker" in compose["services"]["prometheus"]["depends_on"]
 
 
 # --- Grafana -------------------------------------------------------------------------------------
@@ -201,63 +270,3 @@ def test_grafana_provisions_the_datasource_and_dashboard(compose: dict[str, Any]
         for provider in yaml.safe_load(file.read_text())["providers"]
     ]
     assert paths == [dashboards_dir]
-
-
-def dashboard_exprs(dashboard: dict[str, Any]) -> dict[str, list[str]]:
-    return {
-        panel["title"]: [target["expr"] for target in panel["targets"]]
-        for panel in dashboard["panels"]
-        if panel["type"] != "row"
-    }
-
-
-def metric_names(expr: str) -> set[str]:
-    names = re.findall(r"\b([a-z_]+(?:_total|_seconds|_in_flight|_depth)(?:_bucket)?)\b", expr)
-    return {name.removesuffix("_bucket") for name in names}
-
-
-def test_dashboard_has_the_panels_operators_need() -> None:
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    exprs = dashboard_exprs(dashboard)
-    wanted = {
-        "Request rate": {"http_requests_total"},
-        "Latency p50 / p95 / p99": {"http_request_duration_seconds"},
-        "Error rate (5xx)": {"http_requests_total"},
-        "Agent runs": {"agent_runs_total"},
-        "LLM tokens": {"llm_tokens_total"},
-        "LLM cache hit ratio": {"llm_cache_requests_total"},
-        "Rate-limit rejections": {"rate_limit_rejections_total"},
-        "Task queue depth": {"task_queue_depth"},
-    }
-    for title, metrics in wanted.items():
-        assert title in exprs, title
-        used = set().union(*(metric_names(e) for e in exprs[title]))
-        assert metrics <= used, (title, used)
-    latency = " ".join(exprs["Latency p50 / p95 / p99"])
-    for quantile in ("0.5", "0.95", "0.99"):
-        assert f"histogram_quantile({quantile}," in latency
-    assert 'result="hit"' in " ".join(exprs["LLM cache hit ratio"])
-
-
-def test_dashboard_uses_only_known_metric_names() -> None:
-    assert {"http_requests_total", "http_request_duration_seconds"} <= DEFINED_METRICS
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    used = {
-        name
-        for exprs in dashboard_exprs(dashboard).values()
-        for e in exprs
-        for name in metric_names(e)
-    }
-    assert used, "no metric found in the dashboard"
-    assert used <= DEFINED_METRICS | PLANNED_METRICS, used - DEFINED_METRICS - PLANNED_METRICS
-
-
-def test_dashboard_panels_have_unique_ids_and_a_datasource() -> None:
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    ids = [panel["id"] for panel in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
-    assert dashboard["uid"] == "agent-service"
-    for panel in dashboard["panels"]:
-        if panel["type"] != "row":
-            assert panel["datasource"]["type"] == "prometheus"
-            assert panel["targets"]

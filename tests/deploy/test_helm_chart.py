@@ -30,6 +30,7 @@ from tests.deploy.support import (
 )
 
 REDIS_URL = "redis://redis.example.internal:6379/0"
+SERVICE_MONITOR = "monitoring.coreos.com/v1/ServiceMonitor"
 # Not Settings fields but set on purpose: HOME for gunicorn's control socket (read-only root
 # filesystem), OPENAI_API_KEY for the OpenAI-compatible provider.
 EXTRA_CONTAINER_ENV = {"HOME", "OPENAI_API_KEY"}
@@ -271,7 +272,7 @@ def test_container_env_names_are_settings_or_known_extras(chart: Chart, values: 
         for d in of_kind(objects, "Deployment")
         if d["metadata"]["labels"]["app.kubernetes.io/component"] in {"api", "worker"}
     ]
-    assert len(app_deployments) == (2 if values == "worker" else 1)
+    assert len(app_deployments) == (1 if values == "default" else 2)
     for deploy in app_deployments:
         names = {entry["name"] for entry in container(deploy).get("env", [])}
         assert names <= APP_ENV | EXTRA_CONTAINER_ENV, names - APP_ENV - EXTRA_CONTAINER_ENV
@@ -487,27 +488,172 @@ def test_pdb_follows_its_flag(chart: Chart, default_objects: list[Manifest]) -> 
     }
 
 
-def test_several_replicas_without_redis_are_refused(chart: Chart) -> None:
-    with pytest.raises(helm.HelmRenderError, match="need Redis"):
-        render(chart, {"replicaCount": 3})
-    with pytest.raises(helm.HelmRenderError, match="need Redis"):
-        render(chart, {"worker": {"enabled": True}})
-
-
 # --- worker, Redis, monitoring, network policy ---------------------------------------------------
 
 
+WORKER = {"worker": {"enabled": True}, "externalRedis": {"url": REDIS_URL}}
+# app/tasks/worker.py: after WORKER_SHUTDOWN_GRACE_SECONDS the worker cancels what still runs
+# and waits up to this long for those tasks to be handed back for redelivery.
+TASK_RELEASE_SECONDS = 5
+
+
+def plain_env(deploy: Manifest) -> dict[str, str]:
+    """The container's literal env values (secret references left out)."""
+    return {e["name"]: e["value"] for e in container(deploy).get("env", []) if "value" in e}
+
+
+def pod_env(objects: list[Manifest], component: str) -> dict[str, str]:
+    """What the process sees: the ConfigMap (envFrom), then the container's own env on top."""
+    return {**configmap_data(objects), **plain_env(deployment(objects, component))}
+
+
+def services_selecting(objects: list[Manifest], component: str) -> list[Manifest]:
+    deploy = deployment(objects, component)
+    labels = deploy["spec"]["template"]["metadata"]["labels"]
+    return [
+        s
+        for s in of_kind(objects, "Service")
+        if all(labels.get(k) == v for k, v in s["spec"]["selector"].items())
+    ]
+
+
+def test_default_values_run_tasks_in_the_api(default_objects: list[Manifest]) -> None:
+    assert plain_env(deployment(default_objects, "api"))["WORKER_ENABLED"] == "true"
+    assert not any(
+        d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        for d in of_kind(default_objects, "Deployment") + of_kind(default_objects, "Service")
+    )
+
+
 def test_worker_deployment_runs_the_worker_role(chart: Chart) -> None:
-    objects = render(chart, {"worker": {"enabled": True}, "externalRedis": {"url": REDIS_URL}})
+    objects = render(chart, WORKER)
     worker = deployment(objects, "worker")
     assert container(worker)["command"] == ["agent-service", "worker"]
-    assert container(worker)["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod_spec(worker)["securityContext"]["runAsUser"] == 10001
-    assert "ports" not in container(worker)
+    assert pod_spec(worker)["automountServiceAccountToken"] is False
+    # The API pods only queue tasks now.
+    assert plain_env(deployment(objects, "api"))["WORKER_ENABLED"] == "false"
     # Worker pods are not selected by the API Service or its PDB.
-    api_selector = one(objects, "Service")["spec"]["selector"]
-    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
-    assert not all(worker_labels.get(k) == v for k, v in api_selector.items())
+    assert [s["metadata"]["name"] for s in services_selecting(objects, "api")] == ["agent-service"]
+    pdb_selector = one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"]
+    assert pdb_selector["app.kubernetes.io/component"] == "api"
+
+
+def test_worker_has_a_read_only_root_and_an_empty_dir_tmp(chart: Chart) -> None:
+    worker = deployment(render(chart, WORKER), "worker")
+    ctx = container(worker)["securityContext"]
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"]["drop"] == ["ALL"]
+    volumes = {v["name"]: v for v in pod_spec(worker)["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container(worker)["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert plain_env(worker)["HOME"] == "/tmp"
+
+
+@pytest.mark.parametrize("port", [9100, 9464])
+def test_worker_serves_metrics_on_a_named_port(chart: Chart, port: int) -> None:
+    objects = render(chart, {**WORKER, "worker": {"enabled": True, "metricsPort": port}})
+    worker = deployment(objects, "worker")
+    assert container(worker)["ports"] == [
+        {"name": "metrics", "containerPort": port, "protocol": "TCP"}
+    ]
+    assert pod_env(objects, "worker")["WORKER_METRICS_PORT"] == str(port)
+    # Liveness: the metrics server is the only HTTP the worker serves.
+    probe = container(worker)["livenessProbe"]
+    assert probe["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 20
+    assert "readinessProbe" not in container(worker)  # nothing routes requests to it
+    found = annotations(worker)
+    assert found["prometheus.io/scrape"] == "true"
+    assert found["prometheus.io/port"] == str(port)
+    assert found["prometheus.io/path"] == "/metrics"
+    off = render(chart, {**WORKER, "metrics": {"podAnnotations": False}})
+    assert not any(
+        key.startswith("prometheus.io/") for key in annotations(deployment(off, "worker"))
+    )
+
+
+def test_worker_metrics_have_a_headless_service(chart: Chart) -> None:
+    objects = render(chart, WORKER)
+    [service] = services_selecting(objects, "worker")
+    assert service["metadata"]["name"] == "agent-service-worker"
+    assert service["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+
+
+@pytest.mark.parametrize(("grace_period", "margin"), [(60, 10), (120, 6), (8, 7), (3600, 300)])
+def test_worker_shutdown_grace_fits_in_the_termination_grace_period(
+    chart: Chart, grace_period: int, margin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = {
+        **WORKER,
+        "worker": {
+            "enabled": True,
+            "terminationGracePeriodSeconds": grace_period,
+            "shutdownMarginSeconds": margin,
+        },
+    }
+    objects = render(chart, values)
+    worker = deployment(objects, "worker")
+    termination = pod_spec(worker)["terminationGracePeriodSeconds"]
+    assert termination == grace_period
+    # No preStop: nothing load-balances to workers, SIGTERM should come at once.
+    assert "lifecycle" not in container(worker)
+    set_env(monkeypatch, {**pod_env(objects, "worker"), "SECRET_KEY": STRONG_SECRET})
+    settings = load_settings(_env_file=None)
+    assert settings.WORKER_SHUTDOWN_GRACE_SECONDS == grace_period - margin
+    # Tasks finish within the grace, the rest are handed back, the process exits: all before
+    # the kubelet's SIGKILL.
+    assert 0 < settings.WORKER_SHUTDOWN_GRACE_SECONDS + TASK_RELEASE_SECONDS < termination
+
+
+def test_worker_shutdown_values_that_leave_no_time_are_refused(chart: Chart) -> None:
+    with pytest.raises(helm.HelmRenderError, match="shutdownMarginSeconds"):
+        render(
+            chart,
+            {
+                **WORKER,
+                "worker": {
+                    "enabled": True,
+                    "terminationGracePeriodSeconds": 10,
+                    "shutdownMarginSeconds": 10,
+                },
+            },
+        )
+    # Computed for the worker pods: a value in config would be silently overridden.
+    with pytest.raises(helm.HelmRenderError, match="WORKER_SHUTDOWN_GRACE_SECONDS"):
+        render(chart, {**WORKER, "config": {"WORKER_SHUTDOWN_GRACE_SECONDS": 30}})
+
+
+def test_in_process_task_grace_must_fit_in_gunicorn_graceful_timeout(chart: Chart) -> None:
+    # worker.enabled=false: the API pods run tasks and stop them in their lifespan shutdown.
+    ok = render(chart, {"config": {"WORKER_SHUTDOWN_GRACE_SECONDS": 20}})
+    assert configmap_data(ok)["WORKER_SHUTDOWN_GRACE_SECONDS"] == "20"
+    assert plain_env(deployment(ok, "api"))["WORKER_ENABLED"] == "true"
+    with pytest.raises(helm.HelmRenderError, match="WORKER_SHUTDOWN_GRACE_SECONDS"):
+        render(chart, {"config": {"WORKER_SHUTDOWN_GRACE_SECONDS": 25}})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"replicaCount": 2},
+        {"autoscaling": {"enabled": True}},
+        {"worker": {"enabled": True}},
+    ],
+    ids=["api-replicas", "autoscaling", "worker"],
+)
+def test_shared_task_queue_needs_redis(chart: Chart, values: dict[str, Any]) -> None:
+    # With or without worker pods, tasks are taken by more than one process: Redis is the queue.
+    with pytest.raises(helm.HelmRenderError, match="need Redis"):
+        render(chart, values)
+    objects = render(chart, {**values, "externalRedis": {"url": REDIS_URL}})
+    api_runs_tasks = plain_env(deployment(objects, "api"))["WORKER_ENABLED"]
+    assert api_runs_tasks == ("false" if "worker" in values else "true")
 
 
 def test_dev_redis_is_wired_to_the_pods(chart: Chart) -> None:
@@ -546,6 +692,69 @@ def test_service_monitor_needs_the_crd_or_the_flag(
             monitors[0]["spec"]["selector"]["matchLabels"].items()
             <= service["metadata"]["labels"].items()
         )
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_worker_service_monitor_follows_the_api_one(chart: Chart, worker: bool) -> None:
+    values: dict[str, Any] = {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}
+    if worker:
+        values.update(WORKER)
+    objects = render(chart, values)
+    monitors = {m["metadata"]["name"]: m for m in of_kind(objects, "ServiceMonitor")}
+    if not worker:
+        assert set(monitors) == {"agent-service"}
+        return
+    assert set(monitors) == {"agent-service", "agent-service-worker"}
+    monitor = monitors["agent-service-worker"]
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    [service] = services_selecting(objects, "worker")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    # The API monitor does not pick the worker Service up (no port "http" there anyway).
+    api_selector = monitors["agent-service"]["spec"]["selector"]["matchLabels"]
+    assert not api_selector.items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    # Off (or auto without the CRD): neither monitor renders.
+    assert (
+        of_kind(render(chart, {**WORKER, "serviceMonitor": {"enabled": False}}), "ServiceMonitor")
+        == []
+    )
+
+
+def metrics_rules(policy: Manifest) -> list[Manifest]:
+    return [
+        rule
+        for rule in policy["spec"]["ingress"]
+        if any(p["port"] == "metrics" for p in rule["ports"])
+    ]
+
+
+def test_network_policy_admits_the_worker_metrics_scrape(chart: Chart) -> None:
+    ingress_peer = {"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    policy = one(render(chart, {"networkPolicy": {"enabled": True}}), "NetworkPolicy")
+    assert metrics_rules(policy) == []  # no worker, no metrics port to open
+    values: dict[str, Any] = {
+        **WORKER,
+        "networkPolicy": {"enabled": True, "ingressFrom": [ingress_peer, monitoring]},
+    }
+    objects = render(chart, values)
+    policy = one(objects, "NetworkPolicy")
+    selector = policy["spec"]["podSelector"]
+    worker_labels = deployment(objects, "worker")["spec"]["template"]["metadata"]["labels"]
+    assert selector["matchLabels"].items() <= worker_labels.items()
+    assert "worker" in selector["matchExpressions"][0]["values"]
+    # Without metricsFrom the ingressFrom peers (Prometheus among them) may scrape.
+    [rule] = metrics_rules(policy)
+    assert rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert monitoring in rule["from"] and ingress_peer in rule["from"]
+    values["networkPolicy"]["metricsFrom"] = [monitoring]
+    [rule] = metrics_rules(one(render(chart, values), "NetworkPolicy"))
+    assert monitoring in rule["from"] and ingress_peer not in rule["from"]
 
 
 def test_network_policy_admits_the_configured_peers(chart: Chart) -> None:
@@ -595,6 +804,44 @@ def test_production_values_render_a_hardened_release(production_objects: list[Ma
     assert data["DOCS_ENABLED"] == "false"
 
 
+def test_production_values_run_tasks_in_worker_pods(
+    chart: Chart, production_objects: list[Manifest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objs = production_objects
+    worker = deployment(objs, "worker")
+    assert worker["spec"]["replicas"] >= 2
+    assert container(worker)["command"] == ["agent-service", "worker"]
+    # Redis comes from the existing Secret, like the API's.
+    refs = secret_refs(worker)
+    assert refs["REDIS_URL"]["name"] == "agent-service-secrets"
+    assert refs["SECRET_KEY"]["name"] == "agent-service-secrets"
+    # The API pods leave the tasks to the workers.
+    set_env(monkeypatch, {**pod_env(objs, "api"), "SECRET_KEY": STRONG_SECRET})
+    assert load_settings(_env_file=None).WORKER_ENABLED is False
+    # Metrics port, named, and liveness on /metrics.
+    [port] = container(worker)["ports"]
+    assert port["name"] == "metrics"
+    assert container(worker)["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container(worker)["securityContext"]["readOnlyRootFilesystem"] is True
+    # The worker's own settings: metrics on that port, the grace ordering holds.
+    set_env(monkeypatch, {**pod_env(objs, "worker"), "SECRET_KEY": STRONG_SECRET})
+    settings = load_settings(_env_file=None)
+    assert settings.WORKER_METRICS_PORT == port["containerPort"]
+    assert settings.REDIS_URL is None  # from the Secret at run time, absent here
+    termination = pod_spec(worker)["terminationGracePeriodSeconds"]
+    assert 0 < settings.WORKER_SHUTDOWN_GRACE_SECONDS + TASK_RELEASE_SECONDS < termination
+    assert settings.WORKER_CONCURRENCY >= 1
+    # Scraped: the ServiceMonitor (no annotations in production), admitted by the policy.
+    assert not any(k.startswith("prometheus.io/") for k in annotations(worker))
+    [rule] = metrics_rules(one(objs, "NetworkPolicy"))
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    } in rule["from"]
+    with_crd = render(chart, production_values(), api_versions=[SERVICE_MONITOR])
+    monitors = {m["metadata"]["name"] for m in of_kind(with_crd, "ServiceMonitor")}
+    assert monitors == {"agent-service", "agent-service-worker"}
+
+
 # --- values.schema.json --------------------------------------------------------------------------
 
 
@@ -613,6 +860,17 @@ def test_production_values_render_a_hardened_release(production_objects: list[Ma
         ({"gatewayAPI": {"enabled": True}}, "/gatewayAPI/parentRefs"),
         ({"replicaCont": 2}, "replicaCont"),
         ({"externalRedis": {"url": "http://not-redis"}}, "/externalRedis/url"),
+        ({"config": {"WORKER_ENABLED": False}}, "WORKER_ENABLED"),
+        ({"config": {"WORKER_METRICS_PORT": 9200}}, "WORKER_METRICS_PORT"),
+        ({"config": {"WORKER_ID": "worker-1"}}, "WORKER_ID"),
+        ({"config": {"WORKER_CONCURRENCY": 0}}, "/config/WORKER_CONCURRENCY"),
+        ({"config": {"MAX_ATTEMPTS": 50}}, "/config/MAX_ATTEMPTS"),
+        ({"worker": {"replicaCount": 0}}, "/worker/replicaCount"),
+        ({"worker": {"metricsPort": 0}}, "/worker/metricsPort"),
+        ({"worker": {"shutdownMarginSeconds": 3}}, "/worker/shutdownMarginSeconds"),
+        ({"worker": {"livenessProbe": {"exec": {}}}}, "exec"),
+        ({"worker": {"metricsPrt": 9100}}, "metricsPrt"),
+        ({"networkPolicy": {"metricsFrom": {}}}, "/networkPolicy/metricsFrom"),
     ],
 )
 def test_schema_rejects_bad_values(chart: Chart, values: dict[str, Any], where: str) -> None:
@@ -644,3 +902,10 @@ def test_notes_say_how_to_reach_the_service(chart: Chart) -> None:
     assert "https://agents.example.com/docs" in text
     assert "port-forward" not in text
     assert "development only" in notes(chart, {"redis": {"enabled": True}})
+
+
+def test_notes_say_where_tasks_run(chart: Chart) -> None:
+    assert "run background tasks in-process" in notes(chart)
+    text = notes(chart, WORKER)
+    assert "1 worker pod(s)" in text
+    assert "WORKER_ENABLED=false" in text

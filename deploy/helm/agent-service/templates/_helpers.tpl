@@ -79,6 +79,25 @@ still (graceful_timeout - 3, set by app/gunicorn_worker.py), so:
 {{- add (int $s.preStopSleepSeconds) (int $s.gracefulTimeoutSeconds) (int $s.marginSeconds) }}
 {{- end }}
 
+{{/* Worker pods have no preStop (no load balancer in front): SIGTERM comes at once, running
+tasks get WORKER_SHUTDOWN_GRACE_SECONDS, then the worker cancels the rest, waits up to 5 s
+for them to be handed back (app/tasks/worker.py) and exits. So:
+  WORKER_SHUTDOWN_GRACE_SECONDS = worker.terminationGracePeriodSeconds - worker.shutdownMarginSeconds */}}
+{{- define "agent-service.workerShutdownGraceSeconds" -}}
+{{- sub (int .Values.worker.terminationGracePeriodSeconds) (int .Values.worker.shutdownMarginSeconds) }}
+{{- end }}
+
+{{- define "agent-service.workerName" -}}
+{{- printf "%s-worker" (include "agent-service.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* True when the prometheus-operator objects render (serviceMonitor.enabled: true, or auto
+and the cluster serves the CRD). */}}
+{{- define "agent-service.serviceMonitorEnabled" -}}
+{{- $mode := toString .Values.serviceMonitor.enabled }}
+{{- if or (eq $mode "true") (and (eq $mode "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}true{{- end }}
+{{- end }}
+
 {{/* Redis -------------------------------------------------------------------------------
 True when some Redis is configured. With existingSecret the chart cannot see whether the
 Secret holds REDIS_URL; it trusts that it does (documented in values.yaml). */}}
@@ -98,9 +117,27 @@ Secret holds REDIS_URL; it trusts that it does (documented in values.yaml). */}}
 
 {{/* Checks that a schema cannot express ---------------------------------------------- */}}
 {{- define "agent-service.validate" -}}
+{{- /* Tasks run in the worker pods (worker.enabled) or in every API pod (WORKER_ENABLED=true);
+either way the queue must be shared by more than one process, as sessions and limits are. */}}
 {{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.worker.enabled }}
 {{- if and $multi (not (include "agent-service.hasRedis" .)) }}
-{{- fail "several API replicas (replicaCount > 1 or autoscaling) or worker pods need Redis: set externalRedis.url, REDIS_URL in existingSecret, or redis.enabled=true (development only)" }}
+{{- fail "several API replicas (replicaCount > 1 or autoscaling) or worker pods need Redis (shared state and the task queue): set externalRedis.url, REDIS_URL in existingSecret, or redis.enabled=true (development only)" }}
+{{- end }}
+{{- $taskGrace := get .Values.config "WORKER_SHUTDOWN_GRACE_SECONDS" }}
+{{- $taskGraceSet := and (not (kindIs "invalid" $taskGrace)) (ne (toString $taskGrace) "") }}
+{{- if .Values.worker.enabled }}
+{{- if $taskGraceSet }}
+{{- fail "config.WORKER_SHUTDOWN_GRACE_SECONDS is computed for the worker pods (worker.terminationGracePeriodSeconds - worker.shutdownMarginSeconds): set those instead" }}
+{{- end }}
+{{- if lt (int (include "agent-service.workerShutdownGraceSeconds" .)) 1 }}
+{{- fail "worker.terminationGracePeriodSeconds must exceed worker.shutdownMarginSeconds: running tasks need time to finish on shutdown" }}
+{{- end }}
+{{- else if $taskGraceSet }}
+{{- /* In-process tasks stop in the API's lifespan shutdown, inside gunicorn's graceful_timeout,
+and may take 5 s more to be handed back. */}}
+{{- if ge (float64 $taskGrace) (float64 (sub (int .Values.shutdown.gracefulTimeoutSeconds) 5)) }}
+{{- fail "config.WORKER_SHUTDOWN_GRACE_SECONDS must stay below shutdown.gracefulTimeoutSeconds - 5: the API pods run tasks in-process (worker.enabled=false) and gunicorn stops them after its graceful timeout" }}
+{{- end }}
 {{- end }}
 {{- if .Values.existingSecret }}
 {{- range $key, $value := .Values.secrets }}
