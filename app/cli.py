@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from app.config import Settings
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args)
     if args.command == "worker":
+        # One process: multiprocess metric files (set for the API image) would only leave
+        # stale values behind across container restarts. Must happen before the import.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         from app.worker_main import main as worker_main
 
         return worker_main(settings)

@@ -44,3 +44,15 @@ class ShutdownSignal:
 
 
 shutdown = ShutdownSignal()
+
+
+def raise_if_cancelling() -> None:
+    """Call in a broad ``except Exception`` of a long-lived loop.
+
+    Some client libraries turn a cancellation that lands mid-I/O into their own error (a
+    connection error); a retry loop that swallows it would never stop, and shutdown hangs.
+    The task still remembers it was asked to cancel, so honour that here.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

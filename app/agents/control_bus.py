@@ -18,6 +18,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.lifecycle import raise_if_cancelling
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -47,6 +49,7 @@ class RunControlBus:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 self.listening.clear()
                 log.warning("run_control_bus_disconnected", error=type(exc).__name__)
                 await asyncio.sleep(backoff)

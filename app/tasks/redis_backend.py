@@ -24,6 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app.lifecycle import raise_if_cancelling
 from app.store.records import utcnow
 from app.tasks.backend import Delivery, StoredEvent
 from app.tasks.records import TaskRecord, from_fields, to_fields
@@ -266,6 +267,7 @@ class RedisTaskBackend:
                     if message is not None and message.get("type") == "message":
                         await callback(str(message["data"]))
             except Exception:  # Redis away: the worker's heartbeat reconcile covers the gap
+                raise_if_cancelling()
                 await asyncio.sleep(0.5)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

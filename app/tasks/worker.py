@@ -32,6 +32,7 @@ from app.agents.run import Run
 from app.agents.service import RunRequest, RunService
 from app.config import Settings
 from app.errors import AppError
+from app.lifecycle import raise_if_cancelling
 from app.security.principals import Principal
 from app.store.records import utcnow
 from app.tasks import metrics
@@ -86,7 +87,8 @@ class TaskWorker:
         finally:
             for helper in helpers:
                 helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            # Bounded: a helper stuck in a client library must not hold up shutdown.
+            await asyncio.wait(helpers, timeout=2)
 
     async def shutdown(self) -> None:
         """Stop taking work; let running tasks finish in the grace period; release the rest."""
@@ -130,6 +132,7 @@ class TaskWorker:
                 metrics.QUEUE_DEPTH.set(await self._backend.queue_depth())
                 backoff = 0.1
             except Exception as exc:  # Redis away: wait and retry, never crash the loop
+                raise_if_cancelling()
                 log.warning("task_queue_unavailable", error=type(exc).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -150,6 +153,7 @@ class TaskWorker:
         try:
             await self._execute_unsafe(delivery)
         except Exception as exc:  # storage failed mid-task: leave it for redelivery
+            raise_if_cancelling()
             log.warning(
                 "task_execution_interrupted", task_id=delivery.task_id, error=type(exc).__name__
             )
@@ -308,6 +312,7 @@ class TaskWorker:
                 for task_id, _ in actives:
                     await self._reconcile(task_id)
             except Exception as exc:  # the next beat retries; the lease covers a short outage
+                raise_if_cancelling()
                 log.warning("task_heartbeat_failed", error=type(exc).__name__)
 
     async def _reconcile(self, task_id: str) -> None:
