@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         default_factory=lambda: {"POST /v1/auth/token": "10/minute"},
         description='Per-route limits, JSON {"METHOD /route/{template}": "N/period"}.',
     )
+    RATE_LIMIT_LOCAL_BATCH: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Most permits one process reserves per Redis call (<= 1% of the limit); "
+        "1 = one Redis check per request.",
+    )
     RATE_LIMIT_FAIL_OPEN: bool = Field(
         True, description="When Redis is down: true lets requests through, false answers 503."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import structlog
@@ -48,9 +49,33 @@ class RateLimitBackendDown(Exception):
     """Raised (fail-closed policy) when no decision can be made."""
 
 
+@dataclass(slots=True)
+class _Reservation:
+    """Permits this process took from the shared window in one Redis call."""
+
+    permits: int
+    remaining: int  # shared remaining right after the reservation was taken
+    reset_time: float  # epoch seconds
+    valid_until: float  # monotonic
+
+
 class RequestRateLimiter:
+    """limits.aio decisions, amortised: one Redis call may reserve a small batch.
+
+    Each Redis call costs ~150-300 us of CPU here, more than a bare request. With a high
+    limit, a process takes up to RATE_LIMIT_LOCAL_BATCH permits at once (never more than 1%
+    of the limit) and spends them locally for at most a second. Reserved permits count in
+    the shared window, so the limit is never exceeded; at worst a client is refused a few
+    permits early. Limits under 200 are checked in Redis on every request.
+    """
+
+    RESERVATION_SECONDS = 1.0
+    MAX_RESERVATIONS = 10_000
+
     def __init__(self, *, settings: Settings, redis: Redis | None) -> None:
         self._settings = settings
+        self._batch_max = settings.RATE_LIMIT_LOCAL_BATCH
+        self._reservations: OrderedDict[tuple[str, str, str], _Reservation] = OrderedDict()
         self._fail_open = settings.RATE_LIMIT_FAIL_OPEN
         self._default = settings.default_rate_limit
         self._routes = settings.route_rate_limits
@@ -72,13 +97,52 @@ class RequestRateLimiter:
     def limit_for(self, method: str, route: str) -> RateLimitItem:
         return self._routes.get(f"{method} {route}", self._default)
 
+    def _batch(self, item: RateLimitItem) -> int:
+        return max(1, min(self._batch_max, item.amount // 100))
+
+    def _spend_reserved(self, key: tuple[str, str, str], item: RateLimitItem) -> Decision | None:
+        """Answer from a local reservation, or from a recent refusal (a client hammering a
+        full window costs no Redis call until it may have room again)."""
+        reservation = self._reservations.get(key)
+        if reservation is None:
+            return None
+        if time.monotonic() >= reservation.valid_until:
+            del self._reservations[key]
+            return None
+        reset_after = max(1, math.ceil(reservation.reset_time - time.time()))
+        if reservation.permits == 0:
+            return Decision(allowed=False, limit=item.amount, remaining=0, reset_after=reset_after)
+        reservation.permits -= 1
+        if reservation.permits == 0:
+            del self._reservations[key]
+        return Decision(
+            allowed=True,
+            limit=item.amount,
+            remaining=reservation.remaining + reservation.permits,
+            reset_after=reset_after,
+        )
+
+    def _reserve(self, key: tuple[str, str, str], reservation: _Reservation) -> None:
+        self._reservations[key] = reservation
+        self._reservations.move_to_end(key)
+        while len(self._reservations) > self.MAX_RESERVATIONS:
+            self._reservations.popitem(last=False)
+
     async def check(self, *, identity: str, method: str, route: str) -> Decision:
         item = self.limit_for(method, route)
+        key = (identity, method, route)
+        reserved = self._spend_reserved(key, item)
+        if reserved is not None:
+            return reserved
         if not self._breaker.allow():
             return self._degraded(item)
+        batch = self._batch(item)
         try:
-            allowed = await self._limiter.hit(item, identity, method, route)
-            stats = await self._limiter.get_window_stats(item, identity, method, route)
+            allowed = await self._limiter.hit(item, *key, cost=batch)
+            if not allowed and batch > 1:  # not room for a batch: maybe for one
+                batch = 1
+                allowed = await self._limiter.hit(item, *key)
+            stats = await self._limiter.get_window_stats(item, *key)
         except Exception as exc:  # any backend failure: timeouts, refused, script errors
             if self._breaker.record_failure():
                 log.warning(
@@ -91,8 +155,19 @@ class RequestRateLimiter:
         reset_after = max(0, math.ceil(stats.reset_time - time.time()))
         if not allowed and reset_after == 0:
             reset_after = 1
+        spare = batch - 1 if allowed else 0
+        if spare or not allowed:
+            # A refusal is remembered until capacity may free up, at most a second.
+            hold = (
+                self.RESERVATION_SECONDS if allowed else min(self.RESERVATION_SECONDS, reset_after)
+            )
+            valid = time.monotonic() + min(hold, item.get_expiry())
+            self._reserve(key, _Reservation(spare, stats.remaining, stats.reset_time, valid))
         return Decision(
-            allowed=allowed, limit=item.amount, remaining=stats.remaining, reset_after=reset_after
+            allowed=allowed,
+            limit=item.amount,
+            remaining=stats.remaining + spare,
+            reset_after=reset_after,
         )
 
     def _degraded(self, item: RateLimitItem) -> Decision:

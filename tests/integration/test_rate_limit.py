@@ -174,3 +174,36 @@ async def test_api_key_auth_with_redis_down_is_503_not_500(make_settings):
             assert_problem(login_response, 503, "dependency_unavailable")
     finally:
         redis.close()
+
+
+async def test_reserved_batches_never_exceed_the_shared_limit(make_settings, redis_server):
+    """Two processes (two limiters) sharing Redis, limit 1000/min -> batches of 10."""
+    from redis.asyncio import Redis
+
+    from app.store.rate_limits import RequestRateLimiter
+    from app.store.redis_client import build_redis
+
+    redis_server.start()
+    settings = make_settings(REDIS_URL=redis_server.url, RATE_LIMIT_REQUESTS=1000)
+    clients = [build_redis(settings), build_redis(settings)]
+    admin = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        await admin.config_resetstat()
+        limiters = [RequestRateLimiter(settings=settings, redis=client) for client in clients]
+        allowed = 0
+        remaining_seen: list[int] = []
+        for i in range(1200):
+            decision = await limiters[i % 2].check(identity="key:k", method="GET", route="/x")
+            allowed += decision.allowed
+            if i % 2 == 0:
+                remaining_seen.append(decision.remaining)
+        assert 1000 - 2 * 9 <= allowed <= 1000
+        assert remaining_seen == sorted(remaining_seen, reverse=True)  # never goes up
+        stats = await admin.info("commandstats")
+        scripts = sum(v["calls"] for k, v in stats.items() if k.startswith("cmdstat_evalsha"))
+        # ~2 script calls per batch of 10, plus single hits near the limit.
+        assert scripts < 1200 * 2 / 4, scripts
+    finally:
+        for client in clients:
+            await client.aclose()
+        await admin.aclose()
