@@ -167,11 +167,20 @@ class RedisTaskBackend:
                 raise
         self._group_ready = True
 
+    def _forget_group_if_gone(self, exc: ResponseError) -> None:
+        # Redis restarted without its data: the group is gone; recreate it next time.
+        if "NOGROUP" in str(exc):
+            self._group_ready = False
+
     async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
         await self._ensure_group()
-        reply: Any = await self._blocking.xreadgroup(
-            GROUP, consumer, {self._queue: ">"}, count=count, block=block_ms
-        )
+        try:
+            reply: Any = await self._blocking.xreadgroup(
+                GROUP, consumer, {self._queue: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            self._forget_group_if_gone(exc)
+            raise
         return [
             Delivery(id=entry_id, task_id=fields["task"])
             for _, entries in reply or []
@@ -182,9 +191,13 @@ class RedisTaskBackend:
         self, *, consumer: str, min_idle_ms: int, count: int
     ) -> builtins.list[Delivery]:
         await self._ensure_group()
-        reply: Any = await self._redis.xautoclaim(
-            self._queue, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
-        )
+        try:
+            reply: Any = await self._redis.xautoclaim(
+                self._queue, GROUP, consumer, min_idle_time=min_idle_ms, start_id="0-0", count=count
+            )
+        except ResponseError as exc:
+            self._forget_group_if_gone(exc)
+            raise
         entries = reply[1] if reply else []
         return [
             Delivery(id=entry_id, task_id=fields["task"])

@@ -9,11 +9,12 @@ from typing import Any
 
 from app.agents.control import coerce_answer
 from app.agents.errors import InvalidInput
-from app.agents.events import EVENT_ADAPTER, Event
+from app.agents.events import EVENT_ADAPTER, ErrorEvent, Event
 from app.agents.events import TERMINAL_TYPES as TERMINAL_EVENT_TYPES
 from app.agents.registry import AgentRegistry
 from app.errors import Conflict, NotFound, Unprocessable
 from app.security.principals import Principal
+from app.store.records import utcnow
 from app.store.sessions import SessionStore
 from app.tasks import metrics
 from app.tasks.backend import StoredEvent, TaskBackend
@@ -87,15 +88,21 @@ class TaskService:
         record = await self.get(owner=owner, task_id=task_id)
         if record.finished:
             return record
+        message = "Cancelled before it started."
         if await self.backend.transition(
             task_id,
             to="cancelled",
             allowed_from=CANCELLABLE_NOW,
             error_code="cancelled",
-            error_message="Cancelled before it started.",
+            error_message=message,
             cancel_requested=True,
+            finished_at=utcnow(),
         ):
             metrics.TASKS_FINISHED.labels("cancelled").inc()
+            # Every task's event stream ends with a final event, this one too.
+            await self.backend.append_event(
+                task_id, ErrorEvent(code="cancelled", message=message).model_dump_json()
+            )
         else:
             await self.backend.update(task_id, cancel_requested=True)
             await self.backend.nudge(task_id)

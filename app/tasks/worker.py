@@ -74,6 +74,8 @@ class TaskWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._consuming_stopped = asyncio.Event()
+        self._reconciling: dict[str, asyncio.Lock] = {}
         self._lease = settings.TASK_LEASE_SECONDS
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -93,6 +95,10 @@ class TaskWorker:
     async def shutdown(self) -> None:
         """Stop taking work; let running tasks finish in the grace period; release the rest."""
         self._stopping.set()
+        # The loop may be inside a blocking read: wait for it to end first, or a task we
+        # release could be handed straight back to this stopping worker.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._consuming_stopped.wait(), DEQUEUE_BLOCK_MS / 1000 + 1)
         if self._tasks:
             _, pending = await asyncio.wait(
                 set(self._tasks), timeout=self._settings.WORKER_SHUTDOWN_GRACE_SECONDS
@@ -106,6 +112,12 @@ class TaskWorker:
 
     # -- taking work ------------------------------------------------------------------------
     async def _consume_loop(self) -> None:
+        try:
+            await self._take_work()
+        finally:
+            self._consuming_stopped.set()
+
+    async def _take_work(self) -> None:
         concurrency = self._settings.WORKER_CONCURRENCY
         last_reclaim = 0.0
         backoff = 0.1
@@ -137,6 +149,10 @@ class TaskWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if self._stopping.is_set():  # shutdown began during the read: hand them back
+                for delivery in deliveries:
+                    await self._backend.release(delivery)
+                break
             for delivery in deliveries:
                 if delivery.task_id in self._active:
                     continue  # our own lease came back to us: already running here
@@ -227,6 +243,7 @@ class TaskWorker:
         finally:
             metrics.TASKS_RUNNING.dec()
             self._active.pop(task_id, None)
+            self._reconciling.pop(task_id, None)
             metrics.TASK_DURATION.observe(time.monotonic() - active.started)
         if active.releasing:
             await backend.transition(
@@ -253,12 +270,20 @@ class TaskWorker:
                 prompt=event.prompt,
                 choices=event.choices,
             )
-            await backend.transition(
-                task_id,
-                to="input_required",
-                allowed_from=frozenset({"running"}),
-                pending_input=pending,
-            )
+            async with self._lock(task_id):
+                moved = await backend.transition(
+                    task_id,
+                    to="input_required",
+                    allowed_from=frozenset({"running"}),
+                    pending_input=pending,
+                )
+                if not moved:  # paused: keep the new question on the record all the same
+                    await backend.transition(
+                        task_id,
+                        to="paused",
+                        allowed_from=frozenset({"paused"}),
+                        pending_input=pending,
+                    )
             await self._reconcile(task_id)  # an answer may already be waiting
         elif isinstance(event, RunCompleted):
             result = TaskResult(
@@ -315,34 +340,57 @@ class TaskWorker:
                 raise_if_cancelling()
                 log.warning("task_heartbeat_failed", error=type(exc).__name__)
 
+    def _lock(self, task_id: str) -> asyncio.Lock:
+        return self._reconciling.setdefault(task_id, asyncio.Lock())
+
     async def _reconcile(self, task_id: str) -> None:
-        """Apply the client's requests stored on the record to the live run."""
+        """Apply the client's requests stored on the record to the live run.
+
+        Serialised per task: a nudge, a heartbeat and a new question must not interleave
+        their record updates.
+        """
+        async with self._lock(task_id):
+            await self._reconcile_locked(task_id)
+
+    async def _reconcile_locked(self, task_id: str) -> None:
         active = self._active.get(task_id)
         record = await self._backend.get(task_id)
         if active is None or record is None:
             return
-        run, control = active.run, active.run.control
+        backend, run, control = self._backend, active.run, active.run.control
         if record.cancel_requested:
             run.cancel("cancelled")
             return
         if record.pause_requested and not control.paused:
             control.pause()  # takes effect at the agent's next checkpoint
-            await self._backend.transition(
+            await backend.transition(
                 task_id, to="paused", allowed_from=frozenset({"running", "input_required"})
             )
         elif not record.pause_requested and control.paused:
             control.resume()
-            back = "input_required" if control.pending else "running"
-            await self._backend.transition(task_id, to=back, allowed_from=frozenset({"paused"}))
-        if record.answer is not None:
-            answer, request_id = record.answer, str(record.answer.get("request_id"))
-            with contextlib.suppress(KeyError, InvalidInput):  # validated by the API already
-                run.answer(request_id, answer.get("value"))
-            await self._backend.update(task_id, answer=None)
-            if not control.paused:
-                await self._backend.transition(
-                    task_id,
-                    to="running",
-                    allowed_from=frozenset({"input_required"}),
-                    pending_input=None,
+            if control.pending:
+                await backend.transition(
+                    task_id, to="input_required", allowed_from=frozenset({"paused"})
                 )
+            else:
+                await backend.transition(
+                    task_id, to="running", allowed_from=frozenset({"paused"}), pending_input=None
+                )
+        if record.answer is None:
+            return
+        request_id, value = str(record.answer.get("request_id")), record.answer.get("value")
+        await backend.update(task_id, answer=None)
+        if request_id not in {pending.request_id for pending in control.pending}:
+            return  # already answered, or a stale request
+        # The record first: the agent may ask its next question the moment it has the answer.
+        if control.paused:
+            await backend.update(task_id, pending_input=None)
+        else:
+            await backend.transition(
+                task_id,
+                to="running",
+                allowed_from=frozenset({"input_required"}),
+                pending_input=None,
+            )
+        with contextlib.suppress(KeyError, InvalidInput):  # validated by the API already
+            run.answer(request_id, value)
