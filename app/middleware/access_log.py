@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.middleware.routing import route_template
-
-log = structlog.get_logger("app.access")
+from app.observability.logging import access_logger
 
 # Probe and scrape traffic would drown the interesting lines.
 _QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/health", "/metrics"})
@@ -18,6 +16,7 @@ _QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/health", "/metrics"
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._log = access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in _QUIET_PATHS:
@@ -51,6 +50,6 @@ class AccessLogMiddleware:
                 "client": client[0] if client else None,
             }
             if status >= 500:
-                log.warning("request", **fields)
+                self._log.warning("request", **fields)
             else:
-                log.info("request", **fields)
+                self._log.info("request", **fields)

@@ -11,6 +11,7 @@ import logging
 import logging.config
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -19,7 +20,9 @@ from app.config import Settings
 from app.observability.redaction import redact_processor
 
 
-def _add_pid(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_pid(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     # Under gunicorn, the pid tells which worker wrote the line.
     event_dict["pid"] = os.getpid()
     return event_dict
@@ -77,8 +80,38 @@ def logging_config_dict(settings: Settings) -> dict[str, Any]:
     }
 
 
+_access_logger: Any = None
+
+
+def access_logger() -> Any:
+    """The logger for per-request lines (configured by configure_logging)."""
+    return _access_logger if _access_logger is not None else structlog.get_logger("app.access")
+
+
+def _build_access_logger(settings: Settings) -> Any:
+    """Per-request lines skip the stdlib logging machinery (handler lock, LogRecord,
+    formatter): the same processors and redaction, written straight to stdout. Measured
+    about half the cost of a line through logging.Logger on the request hot path."""
+    level = logging.getLevelNamesMapping()[settings.LOG_LEVEL]
+    return structlog.wrap_logger(
+        structlog.WriteLogger(sys.stdout),
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            _add_pid,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_processor,
+            _renderer(settings),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    ).bind(logger="app.access")
+
+
 def configure_logging(settings: Settings) -> None:
+    global _access_logger
     logging.config.dictConfig(logging_config_dict(settings))
+    _access_logger = _build_access_logger(settings)
     structlog.configure(
         processors=[
             *_SHARED_PROCESSORS,

@@ -8,7 +8,7 @@ string, so a secret inside an exception message or a URL is caught too.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -63,6 +63,8 @@ def redact_value(key: str, value: Any) -> Any:
     return value
 
 
-def redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: applied last, just before rendering."""
     return {key: redact_value(key, value) for key, value in event_dict.items()}

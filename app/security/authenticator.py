@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.security import api_keys as api_key_format
 from app.security.principals import Principal
+from app.security.token_cache import VerifiedTokenCache
 from app.security.tokens import TokenError, decode_access_token
 from app.store.api_keys import ApiKeyStore
 
@@ -25,6 +26,7 @@ class Authenticator:
         self._settings = settings
         self._api_keys = api_keys
         self._pepper = settings.api_key_pepper
+        self._tokens = VerifiedTokenCache()
 
     async def authenticate(
         self, *, authorization: str | None, api_key: str | None
@@ -41,8 +43,11 @@ class Authenticator:
     def from_bearer(self, token: str) -> Principal:
         if api_key_format.is_well_formed(token):
             raise AuthenticationFailed("bad_scheme", "Send API keys in the X-API-Key header.")
+        cached = self._tokens.get(token)
+        if cached is not None:
+            return cached
         try:
-            return decode_access_token(token, settings=self._settings)
+            verified = decode_access_token(token, settings=self._settings)
         except TokenError as exc:
             detail = (
                 "The access token has expired."
@@ -50,6 +55,8 @@ class Authenticator:
                 else ("The access token is invalid.")
             )
             raise AuthenticationFailed(f"token_{exc.reason}", detail) from None
+        self._tokens.put(token, verified)
+        return verified.principal
 
     async def _from_api_key(self, key: str) -> Principal:
         if not api_key_format.is_well_formed(key):

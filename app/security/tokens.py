@@ -47,7 +47,13 @@ def issue_access_token(*, settings: Settings, subject: str, scopes: frozenset[st
     return IssuedToken(access_token=token, expires_in=lifetime)
 
 
-def decode_access_token(token: str, *, settings: Settings) -> Principal:
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    principal: Principal
+    expires_at: float  # epoch seconds (the token's exp)
+
+
+def decode_access_token(token: str, *, settings: Settings) -> VerifiedToken:
     options = {
         "require_exp": True,
         "require_sub": True,
@@ -75,4 +81,7 @@ def decode_access_token(token: str, *, settings: Settings) -> Principal:
         raise TokenError("invalid")
     scope_claim = claims.get("scope", "")
     scopes = frozenset(scope_claim.split()) if isinstance(scope_claim, str) else frozenset()
-    return Principal(id=subject, kind="user", name=subject.removeprefix("user:"), scopes=scopes)
+    principal = Principal(
+        id=subject, kind="user", name=subject.removeprefix("user:"), scopes=scopes
+    )
+    return VerifiedToken(principal=principal, expires_at=float(claims["exp"]))
