@@ -7,6 +7,7 @@ string, so a secret inside an exception message or a URL is caught too.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -51,8 +52,13 @@ def _mask(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_sensitive(key: str) -> bool:
+    return key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) is not None
+
+
 def redact_value(key: str, value: Any) -> Any:
-    if key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key):
+    if _is_sensitive(key):
         return REDACTED if value not in (None, "") else value
     if isinstance(value, str):
         return _mask(value)

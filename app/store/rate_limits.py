@@ -8,6 +8,7 @@ timeout to every request; the configured policy decides what happens meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import OrderedDict
@@ -76,6 +77,9 @@ class RequestRateLimiter:
         self._settings = settings
         self._batch_max = settings.RATE_LIMIT_LOCAL_BATCH
         self._reservations: OrderedDict[tuple[str, str, str], _Reservation] = OrderedDict()
+        # One refill per bucket at a time: concurrent requests wait for it instead of each
+        # reserving a batch (which would waste permits and multiply Redis calls).
+        self._refills: dict[tuple[str, str, str], asyncio.Future[None]] = {}
         self._fail_open = settings.RATE_LIMIT_FAIL_OPEN
         self._default = settings.default_rate_limit
         self._routes = settings.route_rate_limits
@@ -123,6 +127,9 @@ class RequestRateLimiter:
         )
 
     def _reserve(self, key: tuple[str, str, str], reservation: _Reservation) -> None:
+        current = self._reservations.get(key)
+        if current is not None and current.permits and reservation.permits:
+            reservation.permits += current.permits  # both batches were counted in Redis
         self._reservations[key] = reservation
         self._reservations.move_to_end(key)
         while len(self._reservations) > self.MAX_RESERVATIONS:
@@ -134,6 +141,22 @@ class RequestRateLimiter:
         reserved = self._spend_reserved(key, item)
         if reserved is not None:
             return reserved
+        refill = self._refills.get(key)
+        if refill is not None:
+            await asyncio.shield(refill)
+            reserved = self._spend_reserved(key, item)
+            if reserved is not None:
+                return reserved
+        if self._batch(item) == 1:
+            return await self._check_in_redis(key, item)
+        refill = self._refills[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._check_in_redis(key, item)
+        finally:
+            del self._refills[key]
+            refill.set_result(None)
+
+    async def _check_in_redis(self, key: tuple[str, str, str], item: RateLimitItem) -> Decision:
         if not self._breaker.allow():
             return self._degraded(item)
         batch = self._batch(item)

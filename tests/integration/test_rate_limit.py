@@ -207,3 +207,33 @@ async def test_reserved_batches_never_exceed_the_shared_limit(make_settings, red
         for client in clients:
             await client.aclose()
         await admin.aclose()
+
+
+async def test_concurrent_requests_share_one_refill(make_settings, redis_server):
+    from redis.asyncio import Redis
+
+    from app.store.rate_limits import RequestRateLimiter
+    from app.store.redis_client import build_redis
+
+    redis_server.start()
+    settings = make_settings(REDIS_URL=redis_server.url, RATE_LIMIT_REQUESTS=1_000_000)
+    client = build_redis(settings)
+    admin = Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        await admin.config_resetstat()
+        limiter = RequestRateLimiter(settings=settings, redis=client)
+        decisions = await asyncio.gather(
+            *(limiter.check(identity="user:u", method="GET", route="/x") for _ in range(50))
+        )
+        assert all(d.allowed for d in decisions)
+        stats = await admin.info("commandstats")
+        # Successful script runs (a first EVALSHA of a script fails with NOSCRIPT, then loads).
+        scripts = sum(
+            v["calls"] - v.get("failed_calls", 0) - v.get("rejected_calls", 0)
+            for k, v in stats.items()
+            if k.startswith("cmdstat_evalsha")
+        )
+        assert scripts == 2  # one hit for a batch of 100, one window read
+    finally:
+        await client.aclose()
+        await admin.aclose()
