@@ -116,10 +116,13 @@ class _TimedLogger:
 
 
 def _instrument_hot_calls(services: Any) -> None:
-    import app.middleware.access_log as access_log
+    import app.observability.logging as logging_setup
     import app.security.authenticator as authenticator_module
 
-    access_log.log = _TimedLogger(access_log.log, "access_log: log.info (structlog+logging)")
+    # The access-log middleware takes this logger when the stack is built (first request).
+    logging_setup._access_logger = _TimedLogger(
+        logging_setup.access_logger(), "access_log: log.info (structlog, direct write)"
+    )
     authenticator_module.decode_access_token = _time_sync(
         "auth: decode_access_token (python-jose)", authenticator_module.decode_access_token
     )
