@@ -173,3 +173,19 @@ def test_websocket_token_in_query_and_refusals(ws_server: ServerProcess):
     with pytest.raises(InvalidStatus):
         connect(_ws_url(ws_server, "chat", "?token=garbage")).close()
     assert token not in ws_server.logs()
+
+
+def test_websocket_disconnect_cancels_the_run_within_a_second():
+    with ServerProcess(env={"OFFLINE_LATENCY_MS": "8000"}) as server:
+        token = login(server.url)
+        with connect(_ws_url(server, "chat", f"?token={token}")) as ws:
+            ws.send(json.dumps({"type": "start", "input": "slow"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "run_started"
+            assert _metric(server, "agent_active_runs", 'agent="chat"') == 1
+        closed_at = time.monotonic()
+        while time.monotonic() - closed_at < 1.0:
+            if _metric(server, "agent_runs_total", 'agent="chat",status="cancelled"') == 1:
+                break
+            time.sleep(0.05)
+        assert _metric(server, "agent_runs_total", 'agent="chat",status="cancelled"') == 1
+        assert _metric(server, "agent_active_runs", 'agent="chat"') == 0

@@ -824,3 +824,33 @@ async def test_worker_recovers_after_redis_restarts_empty(
         listed = await listing(client, auth)
         assert [item["task_id"] for item in listed["items"]] == [recovered.json()["task_id"]]
         await wait_status(client, auth, recovered.json()["task_id"], "completed", timeout=15)
+
+
+async def test_resuming_from_before_what_is_retained_says_events_were_missed(make_settings):
+    """TASK_EVENTS_MAX=100 and a 300-token answer: a reader from the start is told."""
+    settings = make_settings(
+        TASK_EVENTS_MAX=100, OFFLINE_RESPONSE_TOKENS=300, OFFLINE_TOKENS_PER_SECOND=0
+    )
+    async with app_client(settings) as client:
+        headers = {"Authorization": f"Bearer {await login(client)}"}
+        task_id = (
+            await client.post("/v1/tasks", json={"agent": "chat", "input": "long"}, headers=headers)
+        ).json()["task_id"]
+        for _ in range(200):
+            if (
+                await client.get(f"/v1/tasks/{task_id}/result", headers=headers)
+            ).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        response = await client.get(
+            f"/v1/tasks/{task_id}/events", headers={**headers, "Last-Event-ID": "0"}
+        )
+        frames = [f for f in parse_lines(iter(response.text.splitlines())) if f.event]
+        assert frames[0].event == "events_missed"
+        missed = frames[0].json
+        assert missed["from_seq"] == 1 and missed["to_seq"] >= 200
+        assert missed["task"]["status"] == "completed"
+        ids = [int(f.id) for f in frames[1:]]
+        assert ids[0] == missed["to_seq"] + 1
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # no gap after the notice
+        assert frames[-1].event == "run_completed"
