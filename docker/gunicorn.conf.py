@@ -8,6 +8,7 @@ terminationGracePeriodSeconds - preStop sleep.
 
 import os
 import shutil
+import sys
 
 from app.observability.logging import logging_config_dict
 from app.settings_loader import ConfigError, load_settings
@@ -20,6 +21,12 @@ except ConfigError as exc:  # a clear message, not a traceback
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '0.0.0.0')}:{_settings.PORT}")
 workers = int(os.environ.get("WORKERS", os.environ.get("WEB_CONCURRENCY", _settings.WORKERS)))
 worker_class = "app.gunicorn_worker.AgentServiceWorker"
+if workers > 1 and not _settings.REDIS_URL:
+    # Each process would have its own in-memory users, sessions, tasks and rate limits.
+    sys.stderr.write(
+        f"warning: WORKERS={workers} without REDIS_URL: state is per process; "
+        "set REDIS_URL or WORKERS=1\n"
+    )
 # Above the proxy's upstream keep-alive (nginx: 60 s), so the proxy closes idle connections
 # first and never sends a request on a socket we are closing.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
