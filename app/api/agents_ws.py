@@ -59,9 +59,10 @@ async def agent_socket(websocket: WebSocket, agent: str) -> None:
         async with anyio.create_task_group() as group:
 
             async def watch_shutdown() -> None:
+                # No grace here: uvicorn closes WebSockets (1012) right after this frame's
+                # moment (app/server.py), so tell the client at once.
                 nonlocal stopping
                 await shutdown.wait()
-                await anyio.sleep(websocket.app.state.settings.SHUTDOWN_STREAM_GRACE_SECONDS)
                 stopping = True
                 group.cancel_scope.cancel()
 

@@ -1,12 +1,15 @@
-"""SIGTERM under gunicorn (2 workers) with requests and streams in flight: nothing is cut."""
+"""SIGTERM under gunicorn (2 workers) with requests, SSE streams and WebSockets in flight."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
 
 import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.e2e.conftest import login
 from tests.support.server_process import ServerProcess
@@ -30,8 +33,8 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event():
     try:
         token = login(server.url)
         headers = {"Authorization": f"Bearer {token}"}
-        results: dict[str, list] = {"requests": [], "streams": []}
-        started = threading.Barrier(26)
+        results: dict[str, list] = {"requests": [], "streams": [], "sockets": []}
+        started = threading.Barrier(28)
 
         def request(i: int) -> None:
             with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -57,8 +60,23 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event():
                     started.wait()
                     results["streams"].append([first.event] + [f.event for f in frames])
 
+        def socket(i: int) -> None:
+            url = f"ws://127.0.0.1:{server.port}/v1/agents/chat/ws?token={token}"
+            with connect(url) as ws:
+                ws.send(json.dumps({"type": "start", "input": f"socket {i}"}))
+                assert json.loads(ws.recv(timeout=10))["type"] == "run_started"
+                started.wait()
+                frames = []
+                try:
+                    while True:
+                        frames.append(json.loads(ws.recv(timeout=30))["type"])
+                except ConnectionClosed as closed:
+                    code = closed.rcvd.code if closed.rcvd else None
+                results["sockets"].append((frames, code))
+
         threads = [threading.Thread(target=request, args=(i,)) for i in range(20)]
         threads += [threading.Thread(target=stream, args=(i,)) for i in range(5)]
+        threads += [threading.Thread(target=socket, args=(i,)) for i in range(2)]
         for thread in threads:
             thread.start()
         started.wait()
@@ -76,5 +94,9 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event():
         for events in results["streams"]:
             assert "token" in events
             assert events[-1] == "shutdown", events[-5:]
+        assert len(results["sockets"]) == 2
+        for frames, code in results["sockets"]:
+            assert frames[-1] == "shutdown", frames[-5:]
+            assert code == 1012  # service restart: reconnect
     finally:
         server.stop()

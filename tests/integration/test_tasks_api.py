@@ -854,3 +854,14 @@ async def test_resuming_from_before_what_is_retained_says_events_were_missed(mak
         assert ids[0] == missed["to_seq"] + 1
         assert ids == list(range(ids[0], ids[0] + len(ids)))  # no gap after the notice
         assert frames[-1].event == "run_completed"
+
+
+async def test_api_metrics_report_the_queue_depth_without_a_local_worker(make_settings):
+    async with app_client(make_settings(WORKER_ENABLED=False)) as client:
+        headers = {"Authorization": f"Bearer {await login(client)}"}
+        for i in range(3):
+            await client.post(
+                "/v1/tasks", json={"agent": "chat", "input": f"q{i}"}, headers=headers
+            )
+        text = (await client.get("/metrics")).text
+        assert "\ntask_queue_depth 3.0\n" in text
