@@ -49,7 +49,16 @@ async def send_problem(
     detail: str,
     headers: Mapping[str, str] | None = None,
 ) -> None:
-    """Answer from inside a pure ASGI middleware, before the app has started a response."""
+    """Answer from inside a pure ASGI middleware, before the app has started a response.
+
+    A WebSocket handshake gets the same HTTP answer through the ASGI "websocket.http.response"
+    extension (uvicorn has it); without it, the handshake is refused with close code 1008.
+    """
+    websocket = scope["type"] == "websocket"
+    if websocket and "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": code})
+        return
+    prefix = "websocket.http.response" if websocket else "http.response"
     payload = json.dumps(
         problem_body(status=status, code=code, detail=detail, request_id=request_id_of(scope))
     ).encode()
@@ -60,5 +69,5 @@ async def send_problem(
     raw_headers += [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
     ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send({"type": f"{prefix}.start", "status": status, "headers": raw_headers})
+    await send({"type": f"{prefix}.body", "body": payload})

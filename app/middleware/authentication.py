@@ -84,9 +84,6 @@ class AuthenticationMiddleware:
 
     @staticmethod
     async def _deny(scope: Scope, send: Send, *, status: int, code: str, detail: str) -> None:
-        if scope["type"] == "websocket":
-            # Close before accept: the server answers the handshake with 403.
-            await send({"type": "websocket.close", "code": 1008, "reason": code})
-            return
+        # A WebSocket handshake gets the same problem+json answer (see send_problem).
         headers = _WWW_AUTHENTICATE if status == 401 else {"Retry-After": "1"}
         await send_problem(send, scope, status=status, code=code, detail=detail, headers=headers)

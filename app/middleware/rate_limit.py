@@ -33,15 +33,15 @@ class RateLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _EXEMPT_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in _EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         route = route_template(scope)
         limiter = services_of(scope).rate_limiter
+        # A WebSocket handshake counts once, in a bucket of its own ("WS" + route).
+        method = scope["method"] if scope["type"] == "http" else "WS"
         try:
-            decision = await limiter.check(
-                identity=_identity(scope), method=scope["method"], route=route
-            )
+            decision = await limiter.check(identity=_identity(scope), method=method, route=route)
         except RateLimitBackendDown:
             await send_problem(
                 send,
@@ -65,7 +65,7 @@ class RateLimitMiddleware:
                 headers=headers,
             )
             return
-        if decision.degraded:
+        if decision.degraded or scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
 

@@ -189,3 +189,22 @@ def test_websocket_disconnect_cancels_the_run_within_a_second():
             time.sleep(0.05)
         assert _metric(server, "agent_runs_total", 'agent="chat",status="cancelled"') == 1
         assert _metric(server, "agent_active_runs", 'agent="chat"') == 0
+
+
+def test_websocket_handshakes_are_rate_limited_and_refused_with_problem_json():
+    with ServerProcess(env={"RATE_LIMIT_REQUESTS": "2"}) as server:
+        token = login(server.url)
+        for _ in range(2):
+            with connect(_ws_url(server, "chat", f"?token={token}")):
+                pass
+        with pytest.raises(InvalidStatus) as limited:
+            connect(_ws_url(server, "chat", f"?token={token}")).close()
+        response = limited.value.response
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert json.loads(response.body)["code"] == "rate_limited"
+        with pytest.raises(InvalidStatus) as bad_token:
+            connect(_ws_url(server, "approval", "?token=not-a-jwt")).close()
+        assert bad_token.value.response.status_code == 401
+        assert json.loads(bad_token.value.response.body)["code"] == "token_invalid"
