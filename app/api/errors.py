@@ -67,12 +67,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else _HTTP_DETAILS.get(exc.status_code, "")
     if exc.status_code in _HTTP_DETAILS and detail in ("Not Found", "Method Not Allowed"):
         detail = _HTTP_DETAILS[exc.status_code]
+    headers = dict(exc.headers or {})
+    table = getattr(request.app.state, "route_table", None)
+    if exc.status_code == 405 and table is not None:
+        headers["Allow"] = ", ".join(table.allowed_methods(request.url.path))
     return problem_response(
         request,
         status=exc.status_code,
         code=_HTTP_CODES.get(exc.status_code, "http_error"),
         detail=detail,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
@@ -119,6 +123,9 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     )
     if request_id:
         response.headers["X-Request-ID"] = request_id
+    # Written outside our middleware (by Starlette's outermost layer): add the basics here.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

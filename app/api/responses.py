@@ -13,6 +13,7 @@ PROBLEM: dict[str, Any] = {
 
 
 def problems(*statuses: int) -> Responses:
-    """The listed statuses plus 429 (rate limit) and 503 (a dependency down), which any
-    route may answer."""
-    return {code: PROBLEM for code in (*statuses, 429, 503)}
+    """The listed statuses plus those any route may answer: 400 (a body that is not UTF-8),
+    422 (validation, problem+json rather than FastAPI's default schema), 429 (rate limit)
+    and 503 (a dependency down)."""
+    return {code: PROBLEM for code in sorted({*statuses, 400, 422, 429, 503})}

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import PrincipalDep, RunServiceDep
+from app.api.responses import problems
 from app.api.schemas.agents import ToolInfo, ToolList
 
 router = APIRouter(prefix="/tools", tags=["tools"])
 
 
-@router.get("", response_model=ToolList)
+@router.get("", response_model=ToolList, responses=problems(401))
 async def list_tools(
     _principal: PrincipalDep,
     runs: RunServiceDep,

@@ -58,6 +58,15 @@ class RouteTable:
             partial = partial or entry.template  # path matched, method did not (405)
         return partial or UNMATCHED_ROUTE
 
+    def allowed_methods(self, path: str) -> list[str]:
+        """Every HTTP method some route serves at ``path`` (Starlette names only the first
+        matching route's methods in a 405's Allow header)."""
+        methods: set[str] = set()
+        for entry in self._entries:
+            if entry.methods is not None and entry.regex.match(path) is not None:
+                methods |= entry.methods
+        return sorted(methods)
+
 
 def route_template(scope: Scope) -> str:
     """The template of the route this request matches (memoised on the scope)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import anyio
 from passlib.context import CryptContext
+from passlib.exc import PasswordValueError
 
 MAX_PASSWORD_BYTES = 72  # bcrypt's input limit; libpass raises past it
 
@@ -35,7 +36,10 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> bool:
         self.check_length(password)
         target = password_hash or self._dummy_hash
-        ok = await anyio.to_thread.run_sync(
-            self._context.verify, password, target, limiter=self._limiter
-        )
+        try:
+            ok = await anyio.to_thread.run_sync(
+                self._context.verify, password, target, limiter=self._limiter
+            )
+        except PasswordValueError:  # e.g. a NUL byte: bcrypt cannot hash it, so it cannot match
+            return False
         return bool(ok) and password_hash is not None

@@ -276,3 +276,10 @@ async def test_auth_disabled_gives_anonymous_principal_with_all_scopes(make_sett
         assert response.status_code == 200
         me = await client.get("/v1/auth/me")
         assert me.json()["kind"] == "anonymous"
+
+
+async def test_a_password_with_a_nul_byte_is_just_wrong_not_a_500(any_client: httpx.AsyncClient):
+    response = await any_client.post(
+        "/v1/auth/token", data={"username": "admin", "password": "pass\x00word"}
+    )
+    assert_problem(response, 401, "invalid_credentials")

@@ -136,3 +136,9 @@ async def test_docs_can_be_switched_off(make_settings):
     async with app_client(make_settings(DOCS_ENABLED=False)) as client:
         assert (await client.get("/docs")).status_code == 404
         assert (await client.get("/openapi.json")).status_code == 404
+
+
+async def test_405_allow_lists_every_method_of_the_path(client: httpx.AsyncClient):
+    response = await client.put("/v1/sessions")
+    assert_problem(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.config import Scope
 from app.security.principals import validate_scopes
 
 
@@ -26,7 +27,7 @@ class PrincipalResponse(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w .:@-]+$")
-    scopes: list[str] = Field(min_length=1, max_length=6)
+    scopes: list[Scope] = Field(min_length=1, max_length=6)
 
     @field_validator("scopes")
     @classmethod
