@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent
 from app.agents.run import Run
+from app.agents.service import RunRequest
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
 from app.api.responses import problems
 from app.api.run_requests import build_run_request, run_error, wants_no_cache
@@ -46,23 +47,30 @@ async def get_agent(agent: str, _principal: PrincipalDep, runs: RunServiceDep) -
     return _info(found)
 
 
-@router.post("/{agent}/invoke", response_model=InvokeResponse, responses=RUN_ERRORS)
-async def invoke(
+async def _run_request(
     agent: str,
     body: RunBody,
-    response: Response,
     principal: AgentsRunDep,
-    runs: RunServiceDep,
     settings: SettingsDep,
     cache_control: CacheControl = None,
-) -> InvokeResponse:
-    request = build_run_request(
+) -> RunRequest:
+    """What invoke and stream both start: the body checked, the caller, no-cache or not."""
+    return build_run_request(
         agent=agent,
         body=body,
         principal=principal,
         settings=settings,
         no_cache=wants_no_cache(cache_control),
     )
+
+
+RunRequestDep = Annotated[RunRequest, Depends(_run_request)]
+
+
+@router.post("/{agent}/invoke", response_model=InvokeResponse, responses=RUN_ERRORS)
+async def invoke(
+    agent: str, request: RunRequestDep, response: Response, runs: RunServiceDep
+) -> InvokeResponse:
     run = await runs.start(request)
     completed: RunCompleted | None = None
     try:
@@ -107,20 +115,8 @@ async def _frames(run: Run) -> AsyncIterator[bytes]:
     response_class=Response,
 )
 async def stream(
-    agent: str,
-    body: RunBody,
-    principal: AgentsRunDep,
-    runs: RunServiceDep,
-    settings: SettingsDep,
-    cache_control: CacheControl = None,
+    request: RunRequestDep, runs: RunServiceDep, settings: SettingsDep
 ) -> EventStreamResponse:
-    request = build_run_request(
-        agent=agent,
-        body=body,
-        principal=principal,
-        settings=settings,
-        no_cache=wants_no_cache(cache_control),
-    )
     run = await runs.start(request)  # errors so far are problem+json, before the stream
     return EventStreamResponse(
         _frames(run),
