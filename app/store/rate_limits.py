@@ -141,9 +141,9 @@ class RequestRateLimiter:
         reserved = self._spend_reserved(key, item)
         if reserved is not None:
             return reserved
-        refill = self._refills.get(key)
-        if refill is not None:
-            await asyncio.shield(refill)
+        # Several waiters wake from one refill: each re-checks, so at most one starts the next.
+        while (pending := self._refills.get(key)) is not None:
+            await asyncio.shield(pending)
             reserved = self._spend_reserved(key, item)
             if reserved is not None:
                 return reserved

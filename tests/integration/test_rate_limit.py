@@ -237,3 +237,21 @@ async def test_concurrent_requests_share_one_refill(make_settings, redis_server)
     finally:
         await client.aclose()
         await admin.aclose()
+
+
+async def test_many_concurrent_refills_of_one_bucket_never_fail(make_settings, redis_server):
+    """Waiters woken by one refill must not race each other into a second one."""
+    from app.store.rate_limits import RequestRateLimiter
+    from app.store.redis_client import build_redis
+
+    redis_server.start()
+    settings = make_settings(REDIS_URL=redis_server.url, RATE_LIMIT_REQUESTS=1000)
+    client = build_redis(settings)
+    try:
+        limiter = RequestRateLimiter(settings=settings, redis=client)
+        decisions = await asyncio.gather(
+            *(limiter.check(identity="ip:1", method="GET", route="/x") for _ in range(400))
+        )
+        assert all(d.allowed for d in decisions)
+    finally:
+        await client.aclose()
