@@ -32,10 +32,6 @@ class AppError(Exception):
         return HTTPStatus(self.status).phrase
 
 
-class BadRequest(AppError):
-    status, code, detail = 400, "bad_request", "The request is invalid."
-
-
 class Unauthorized(AppError):
     status, code, detail = 401, "unauthorized", "Authentication is required."
 
@@ -59,7 +55,3 @@ class Conflict(AppError):
 
 class Unprocessable(AppError):
     status, code, detail = 422, "validation_error", "The request body is invalid."
-
-
-class DependencyUnavailable(AppError):
-    status, code, detail = 503, "dependency_unavailable", "A required dependency is unavailable."

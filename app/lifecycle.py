@@ -36,12 +36,6 @@ class ShutdownSignal:
     async def wait(self) -> None:
         await self._ensure().wait()
 
-    def reset(self) -> None:
-        """For tests that start several servers in one process."""
-        self.triggered = False
-        self._event = None
-        self._loop = None
-
 
 shutdown = ShutdownSignal()
 

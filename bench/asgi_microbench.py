@@ -29,7 +29,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 from bench.middleware_overhead import BARE_ENV, FULL_ENV, ROUTE, _git, machine_info
 
@@ -85,6 +88,29 @@ def _variants() -> list[Variant]:
 # --- child: one variant in a fresh process ----------------------------------------------------
 
 
+async def credential_headers(
+    client: httpx.AsyncClient, credentials: str, password: str
+) -> list[tuple[bytes, bytes]]:
+    """Raw ASGI headers carrying a JWT or an API key (made through the app itself)."""
+    headers: list[tuple[bytes, bytes]] = [(b"host", b"bench")]
+    if credentials == "none":
+        return headers
+    response = await client.post("/v1/auth/token", data={"username": "admin", "password": password})
+    response.raise_for_status()
+    token = response.json()["access_token"]
+    if credentials == "jwt":
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+        return headers
+    response = await client.post(
+        "/v1/auth/api-keys",
+        json={"name": "bench", "scopes": ["agents:run"]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    response.raise_for_status()
+    headers.append((b"x-api-key", response.json()["key"].encode()))
+    return headers
+
+
 async def _child(credentials: str, warmup: int, requests: int, concurrency: int) -> dict[str, Any]:
     import httpx
     from asgi_lifespan import LifespanManager
@@ -94,25 +120,9 @@ async def _child(credentials: str, warmup: int, requests: int, concurrency: int)
     password = os.environ["ADMIN_PASSWORD"]
     async with LifespanManager(app) as manager:
         asgi = manager.app
-        headers: list[tuple[bytes, bytes]] = [(b"host", b"bench")]
-        if credentials != "none":
-            transport = httpx.ASGITransport(app=asgi)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                response = await client.post(
-                    "/v1/auth/token", data={"username": "admin", "password": password}
-                )
-                response.raise_for_status()
-                token = response.json()["access_token"]
-                if credentials == "jwt":
-                    headers.append((b"authorization", f"Bearer {token}".encode()))
-                else:
-                    response = await client.post(
-                        "/v1/auth/api-keys",
-                        json={"name": "bench", "scopes": ["agents:run"]},
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                    response.raise_for_status()
-                    headers.append((b"x-api-key", response.json()["key"].encode()))
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            headers = await credential_headers(client, credentials, password)
         template = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.asgi_microbench import credential_headers
 from bench.middleware_overhead import ROUTE, _git, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,26 +165,10 @@ async def _child(credentials: str, warmup: int, requests: int) -> dict[str, Any]
     password = os.environ["ADMIN_PASSWORD"]
     async with LifespanManager(app) as manager:
         asgi = manager.app
-        headers: list[tuple[bytes, bytes]] = [(b"host", b"bench")]
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await client.get("/health/live")  # builds the middleware stack
-            if credentials != "none":
-                response = await client.post(
-                    "/v1/auth/token", data={"username": "admin", "password": password}
-                )
-                response.raise_for_status()
-                token = response.json()["access_token"]
-                if credentials == "jwt":
-                    headers.append((b"authorization", f"Bearer {token}".encode()))
-                else:
-                    response = await client.post(
-                        "/v1/auth/api-keys",
-                        json={"name": "bench", "scopes": ["agents:run"]},
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                    response.raise_for_status()
-                    headers.append((b"x-api-key", response.json()["key"].encode()))
+            headers = await credential_headers(client, credentials, password)
         boundaries = _instrument_layers(app)
         _instrument_hot_calls(app.state.services)
         outer = app.middleware_stack

@@ -149,9 +149,6 @@ class RunService:
                 log.warning("session_unlock_failed", run_id=run.run_id, error=type(exc).__name__)
 
     # -- reaching live runs --------------------------------------------------------------------
-    def local(self, run_id: str) -> Run | None:
-        return self._live.get(run_id)
-
     async def control(
         self, *, run_id: str, principal: Principal, action: str, payload: dict[str, Any]
     ) -> None:

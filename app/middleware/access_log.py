@@ -6,11 +6,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.middleware.routing import route_template
+from app.middleware.routing import OPS_PATHS, route_template
 from app.observability.logging import access_logger
-
-# Probe and scrape traffic would drown the interesting lines.
-_QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/health", "/metrics"})
 
 
 class AccessLogMiddleware:
@@ -19,7 +16,7 @@ class AccessLogMiddleware:
         self._log = access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in _QUIET_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()

@@ -15,6 +15,7 @@ import structlog
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.middleware.routing import OPS_PATHS
 from app.observability import metrics
 from app.problems import send_problem
 from app.security.authenticator import AuthenticationFailed
@@ -22,8 +23,6 @@ from app.services import services_of
 
 log = structlog.get_logger(__name__)
 
-# Probes and scrapes must work whatever headers a misconfigured client adds.
-_OPEN_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="agent-service"'}
 
 
@@ -54,7 +53,7 @@ class AuthenticationMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in _OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
         authorization, api_key = _credentials(scope)

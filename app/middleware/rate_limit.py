@@ -11,13 +11,11 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.middleware.routing import route_template
+from app.middleware.routing import OPS_PATHS, route_template
 from app.observability import metrics
 from app.problems import send_problem
 from app.services import services_of
 from app.store.rate_limits import RateLimitBackendDown
-
-_EXEMPT_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 
 
 def _identity(scope: Scope) -> str:
@@ -33,7 +31,7 @@ class RateLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in _EXEMPT_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
         route = route_template(scope)

@@ -21,6 +21,10 @@ from app.observability.metrics import UNMATCHED_ROUTE
 
 _CACHE_KEY = "agent_service.route_template"
 
+# Probe and scrape paths: no credentials needed, never rate limited, not access-logged
+# (they would drown the interesting lines).
+OPS_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+
 
 @dataclass(frozen=True, slots=True)
 class _Entry:

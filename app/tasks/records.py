@@ -65,6 +65,22 @@ class TaskRecord(BaseModel):
 
 
 _JSON_FIELDS = ("params", "result", "pending_input", "answer")
+# Fields whose None is stored ("" in Redis) and read back as None; any other empty field
+# falls back to the model default.
+_NULLABLE = frozenset(
+    {
+        "session_id",
+        "max_steps",
+        "started_at",
+        "finished_at",
+        "error_code",
+        "error_message",
+        "result",
+        "pending_input",
+        "worker",
+        "answer",
+    }
+)
 
 
 def to_fields(record: TaskRecord | None = None, **changes: Any) -> dict[str, str]:
@@ -100,19 +116,3 @@ def from_fields(fields: dict[str, str]) -> TaskRecord:
             data[key] = value
     data = {k: v for k, v in data.items() if v is not None or k in _NULLABLE}
     return TaskRecord.model_validate(data)
-
-
-_NULLABLE = frozenset(
-    {
-        "session_id",
-        "max_steps",
-        "started_at",
-        "finished_at",
-        "error_code",
-        "error_message",
-        "result",
-        "pending_input",
-        "worker",
-        "answer",
-    }
-)

@@ -131,15 +131,23 @@ class RedisTaskBackend:
     async def list(
         self, *, owner: str, status: str | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]:
-        ids: Any = await self._redis.zrevrange(f"{self._prefix}tasks:owner:{owner}", 0, -1)
+        index = f"{self._prefix}tasks:owner:{owner}"
+        if status is None:  # one page of ids; polling clients list often
+            ids: Any = await self._redis.zrevrange(index, offset, offset + limit - 1)
+            total = int(await self._redis.zcard(index))
+            return await self._records(ids), total
+        # A status filter reads the owner's records (bounded by retention) and filters.
+        every: Any = await self._redis.zrevrange(index, 0, -1)
+        records = await self._records(every)
+        matching = [record for record in records if record.status == status]
+        return matching[offset : offset + limit], len(matching)
+
+    async def _records(self, ids: builtins.list[str]) -> builtins.list[TaskRecord]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for task_id in ids:
                 pipe.hgetall(self._key(task_id))
             rows = await pipe.execute()
-        records = [from_fields(row) for row in rows if row]
-        if status is not None:
-            records = [record for record in records if record.status == status]
-        return records[offset : offset + limit], len(records)
+        return [from_fields(row) for row in rows if row]
 
     async def update(self, task_id: str, **fields: Any) -> None:
         fields.setdefault("updated_at", utcnow())
