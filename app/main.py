@@ -1,4 +1,4 @@
-"""The app factory. ``app = create_app()`` is what uvicorn and gunicorn import."""
+"""The app factory. Servers import ``app.entrypoints.asgi:app``; tests and the CLI call it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from fastapi import FastAPI
 
 from app.api.errors import install_exception_handlers
 from app.api.router import mount_routes
-from app.config import Settings
+from app.core.config import Settings
+from app.core.settings_loader import load_settings
 from app.middleware import build_middleware
 from app.observability.logging import configure_logging
 from app.services import open_services
-from app.settings_loader import load_settings
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +58,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.state.route_table = mount_routes(app, settings)
     return app
-
-
-app = create_app()

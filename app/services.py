@@ -21,7 +21,7 @@ from app.agents.registry import AgentRegistry, build_registry
 from app.agents.service import RunService
 from app.agents.tools.builtin import BUILTIN_TOOLS
 from app.agents.tools.registry import ToolRegistry
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.cache import CachedLLM
 from app.llm.factory import build_llm
 from app.security.accounts import bootstrap_admin

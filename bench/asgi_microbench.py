@@ -1,10 +1,11 @@
 """CPU cost of each middleware with no HTTP server and no load generator in the way.
 
-Run with ``python -m bench.asgi_microbench``. Each variant runs in a fresh child process that
-imports ``app.main`` with the variant's environment, runs the lifespan, and calls the ASGI app
-directly (``GET /v1/auth/me``, 32 concurrent coroutines on uvloop, no sockets except to the
-private redis-server). Measured: process CPU time per request (``time.process_time``: all
-threads, so FastAPI's threadpool hops count too), which does not depend on how busy the
+Run with ``python -m bench.asgi_microbench``. Each variant runs in a fresh child process
+that imports ``app.entrypoints.asgi`` with the variant's environment, runs the lifespan, and
+calls the ASGI app directly (``GET /v1/auth/me``, 32 concurrent coroutines on uvloop, no
+sockets except to the private redis-server). Measured: process CPU time per request
+(``time.process_time``: all threads, so FastAPI's threadpool hops count too), which does
+not depend on how busy the
 rest of the machine is nearly as much as req/s over loopback does.
 
 Variants: bare; bare plus one middleware; the full chain (JWT and API key); the full chain
@@ -115,7 +116,7 @@ async def _child(credentials: str, warmup: int, requests: int, concurrency: int)
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from app.main import app  # built from this process's environment
+    from app.entrypoints.asgi import app  # built from this process's environment
 
     password = os.environ["ADMIN_PASSWORD"]
     async with LifespanManager(app) as manager:
@@ -210,7 +211,7 @@ def child_env(
     variant: Variant, common: dict[str, str], redis_url: str
 ) -> tuple[dict[str, str], str]:
     """The environment of a child process for one variant, and its log file."""
-    from app.config import Settings
+    from app.core.config import Settings
 
     env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -2,7 +2,7 @@
 
 Run with ``python -m bench.layer_costs``. For each variant (LAYER_VARIANTS, default
 bare,full_jwt,full_api_key; any name from ``bench.asgi_microbench``) a
-fresh child process imports ``app.main`` with the variant's environment (same as
+fresh child process imports ``app.entrypoints.asgi`` with the variant's environment (same as
 ``bench.asgi_microbench``), runs the lifespan, and wraps every layer of the built middleware
 stack with a timer: the CPU time (``time.process_time``, all threads) spent inside each
 layer's ``__call__`` and inside the ``send`` it hands to the next layer. With one request in
@@ -160,7 +160,7 @@ async def _child(credentials: str, warmup: int, requests: int) -> dict[str, Any]
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from app.main import app
+    from app.entrypoints.asgi import app
 
     password = os.environ["ADMIN_PASSWORD"]
     async with LifespanManager(app) as manager:

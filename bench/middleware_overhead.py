@@ -2,7 +2,7 @@
 
 Run with ``make bench`` (or ``python -m bench.middleware_overhead`` from the repo root).
 
-Scenarios, all against ``GET /v1/auth/me`` on one uvicorn worker (``app.cli serve``):
+Scenarios, all against ``GET /v1/auth/me`` on one uvicorn worker (``app.entrypoints.cli serve``):
 
 - ``bare``: every middleware switched off (AUTH_ENABLED=false answers the anonymous
   principal), LOG_LEVEL=WARNING.
@@ -53,7 +53,7 @@ from typing import Any
 
 import httpx
 
-from app.config import Settings
+from app.core.config import Settings
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
@@ -633,7 +633,7 @@ Full chain (JWT) = **{ratios["full_jwt"]:.1%}** of bare throughput; full chain (
 {caveat}
 {table}
 
-- Route: `GET {ROUTE}`, one uvicorn worker (`python -m app.cli serve`).
+- Route: `GET {ROUTE}`, one uvicorn worker (`python -m app.entrypoints.cli serve`).
 - bare: every middleware off. full: request context, access log (LOG_LEVEL=INFO, JSON to a
   file), metrics, security headers, body limit, auth, Redis rate limit (private redis-server).
 - Load: **{result["tool"]["name"]}** ({result["tool"]["version"]}), {cfg["connections"]}
@@ -769,7 +769,7 @@ def run(cfg: Config) -> tuple[dict[str, Any], list[dict[str, Measurement]]]:
         "tool": {"name": cfg.tool, "version": _tool_version(cfg.tool), "commands": commands},
         "config": {
             "route": f"GET {ROUTE}",
-            "server": "python -m app.cli serve (uvicorn, 1 worker)",
+            "server": "python -m app.entrypoints.cli serve (uvicorn, 1 worker)",
             "seconds": cfg.seconds,
             "warmup_seconds": cfg.warmup_seconds,
             "rounds": cfg.rounds,

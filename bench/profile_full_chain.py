@@ -75,12 +75,15 @@ class Frame:
     func: str
     file: str
 
-    # py-spy names files relative to their sys.path entry: "app/cli.py", "uvicorn/main.py",
-    # "asyncio/runners.py"; absolute paths appear only for files outside sys.path.
+    # py-spy names files relative to their sys.path entry: "app/entrypoints/cli.py",
+    # "uvicorn/main.py", "asyncio/runners.py"; absolute paths appear only for files outside
+    # sys.path.
     @property
     def in_app(self) -> bool:
-        # app/cli.py only starts uvicorn: time under it alone is the server's own.
-        return self.file.startswith(("app/", APP_DIR)) and not self.file.endswith("app/cli.py")
+        # app/entrypoints/cli.py only starts uvicorn: time under it alone is the server's own.
+        return self.file.startswith(("app/", APP_DIR)) and not self.file.endswith(
+            "app/entrypoints/cli.py"
+        )
 
     @property
     def short_func(self) -> str:
@@ -309,7 +312,9 @@ def profile_one(
     if measured.non_2xx_3xx:
         raise BenchError(f"{name}: {measured.non_2xx_3xx} non-2xx responses under profiling")
 
-    categories, details, total = analyze(raw_path, lambda stack: "(app/cli.py:" in stack)
+    categories, details, total = analyze(
+        raw_path, lambda stack: "(app/entrypoints/cli.py:" in stack
+    )
     # Server CPU per request (both on and off the sampled thread) split by sample share.
     us_per_request = cpu_used / max(plain.requests, 1) * 1e6
     result = {

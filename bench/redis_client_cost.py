@@ -52,7 +52,7 @@ async def _measure(op: Callable[[], Awaitable[Any]], concurrency: int) -> float:
 async def _run(url: str) -> dict[str, dict[str, float]]:
     from redis.asyncio import Redis
 
-    from app.config import Settings
+    from app.core.config import Settings
     from app.store.redis_client import build_redis
 
     settings = Settings(_env_file=None, REDIS_URL=url)  # type: ignore[call-arg]

@@ -133,7 +133,7 @@ def main() -> int:
         with ServerProcess(env=env) as api:
             worker_env = {**os.environ, **TEST_ENV, **env, "WORKER_METRICS_PORT": str(free_port())}
             worker = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker"],
+                [sys.executable, "-m", "app.entrypoints.cli", "worker"],
                 cwd=ROOT,
                 env=worker_env,
                 stdout=subprocess.DEVNULL,

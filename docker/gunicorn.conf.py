@@ -1,4 +1,4 @@
-"""gunicorn settings for production: `gunicorn -c docker/gunicorn.conf.py app.main:app`.
+"""gunicorn settings for production: `gunicorn -c docker/gunicorn.conf.py app.entrypoints.asgi:app`.
 
 Every value comes from the environment (the same names as Settings where one exists), so the
 Helm chart and compose file only set env vars. Timeouts are ordered so streams drain:
@@ -10,8 +10,8 @@ import os
 import shutil
 import sys
 
+from app.core.settings_loader import ConfigError, load_settings
 from app.observability.logging import logging_config_dict
-from app.settings_loader import ConfigError, load_settings
 
 try:
     _settings = load_settings()
@@ -20,7 +20,7 @@ except ConfigError as exc:  # a clear message, not a traceback
 
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '0.0.0.0')}:{_settings.PORT}")
 workers = int(os.environ.get("WORKERS", os.environ.get("WEB_CONCURRENCY", _settings.WORKERS)))
-worker_class = "app.gunicorn_worker.AgentServiceWorker"
+worker_class = "app.entrypoints.gunicorn_worker.AgentServiceWorker"
 if workers > 1 and not _settings.REDIS_URL:
     # Each process would have its own in-memory users, sessions, tasks and rate limits.
     sys.stderr.write(

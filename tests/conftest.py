@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.support.redis_server import RedisServer
 

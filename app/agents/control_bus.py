@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.lifecycle import raise_if_cancelling
+from app.core.lifecycle import raise_if_cancelling
 
 log = structlog.get_logger(__name__)
 

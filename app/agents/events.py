@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from app.core.clock import utcnow
 from app.llm.types import Usage
-from app.store.records import utcnow
 
 
 class _Event(BaseModel):

@@ -28,8 +28,8 @@ from app.agents.events import (
     TokenEvent,
 )
 from app.agents.protocol import Agent
+from app.core.clock import utcnow
 from app.llm.protocol import LLMError
-from app.store.records import utcnow
 
 log = structlog.get_logger(__name__)
 

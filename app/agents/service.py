@@ -18,8 +18,8 @@ from app.agents.registry import AgentRegistry
 from app.agents.run import Run
 from app.agents.run_llm import CachingLLM, RunLLM
 from app.agents.tools.registry import ToolRegistry
-from app.config import Settings
-from app.errors import AppError, Conflict, NotFound
+from app.core.config import Settings
+from app.core.errors import AppError, Conflict, NotFound
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
 from app.store.sessions import SessionStore

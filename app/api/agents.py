@@ -16,7 +16,7 @@ from app.api.responses import problems
 from app.api.run_requests import build_run_request, run_error, wants_no_cache
 from app.api.schemas.agents import AgentInfo, AgentList, InvokeResponse, RunBody
 from app.api.sse import EventStreamResponse, encode_event
-from app.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 

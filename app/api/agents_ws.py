@@ -27,8 +27,8 @@ from app.agents.run import Run
 from app.api.deps import websocket_principal
 from app.api.run_requests import build_run_request
 from app.api.schemas.agents import RunBody
-from app.errors import AppError
-from app.lifecycle import shutdown
+from app.core.errors import AppError
+from app.core.lifecycle import shutdown
 from app.security.principals import Principal
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -60,7 +60,7 @@ async def agent_socket(websocket: WebSocket, agent: str) -> None:
 
             async def watch_shutdown() -> None:
                 # No grace here: uvicorn closes WebSockets (1012) right after this frame's
-                # moment (app/server.py), so tell the client at once.
+                # moment (app/entrypoints/server.py), so tell the client at once.
                 nonlocal stopping
                 await shutdown.wait()
                 stopping = True

@@ -17,7 +17,7 @@ from app.api.schemas.auth import (
     PrincipalResponse,
     TokenResponse,
 )
-from app.errors import NotFound, Unauthorized, Unprocessable
+from app.core.errors import NotFound, Unauthorized, Unprocessable
 from app.security.accounts import authenticate_user, create_api_key, principal_for_user
 from app.security.passwords import MAX_PASSWORD_BYTES, PasswordTooLong
 from app.security.tokens import issue_access_token

@@ -12,8 +12,8 @@ from fastapi import Depends, Request, Security, WebSocket
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 
 from app.agents.service import RunService
-from app.config import Settings
-from app.errors import Forbidden, Unauthorized
+from app.core.config import Settings
+from app.core.errors import Forbidden, Unauthorized
 from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
 from app.services import AppServices
 

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import AppError
-from app.problems import PROBLEM_CONTENT_TYPE, problem_body, request_id_of
+from app.core.errors import AppError
+from app.core.problems import PROBLEM_CONTENT_TYPE, problem_body, request_id_of
 
 log = structlog.get_logger(__name__)
 

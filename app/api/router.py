@@ -1,7 +1,7 @@
 """All routers in one place: ops at the root, the versioned API under API_PREFIX.
 
 Each router is included straight into the app (one level) and recorded in the app's
-RouteTable with its full prefix; see app/middleware/routing.py for why.
+RouteTable with its full prefix; see app/core/routing.py for why.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from app.api import (
     tasks_ws,
     tools,
 )
-from app.config import Settings
-from app.middleware.routing import RouteTable
+from app.core.config import Settings
+from app.core.routing import RouteTable
 
 
 def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:

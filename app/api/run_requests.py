@@ -5,8 +5,8 @@ from __future__ import annotations
 from app.agents.events import ErrorEvent
 from app.agents.service import RunRequest
 from app.api.schemas.agents import RunBody
-from app.config import Settings
-from app.errors import AppError, Unprocessable
+from app.core.config import Settings
+from app.core.errors import AppError, Unprocessable
 from app.security.principals import Principal
 
 

@@ -20,7 +20,7 @@ from app.api.schemas.sessions import (
     SessionList,
     SessionResponse,
 )
-from app.errors import NotFound
+from app.core.errors import NotFound
 from app.security.principals import Principal
 from app.store.sessions import SessionRecord, SessionStore
 

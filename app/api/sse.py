@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.agents import metrics
 from app.agents.events import Event
-from app.lifecycle import shutdown
+from app.core.lifecycle import shutdown
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",

@@ -24,7 +24,7 @@ from app.api.schemas.tasks import (
     TaskSubmitted,
 )
 from app.api.sse import EventStreamResponse, encode_event
-from app.errors import NotFound
+from app.core.errors import NotFound
 from app.llm.types import Usage
 from app.tasks.records import TaskRecord, TaskStatus
 from app.tasks.service import TaskService

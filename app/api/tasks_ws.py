@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketState
 
 from app.api.deps import websocket_principal
 from app.api.tasks import TASK_ID
-from app.errors import AppError
+from app.core.errors import AppError
 from app.security.principals import Principal
 from app.tasks.service import TaskService
 

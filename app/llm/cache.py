@@ -28,10 +28,10 @@ import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from app.core.circuit_breaker import CircuitBreaker
 from app.llm import metrics
 from app.llm.protocol import LLMError, LLMProvider
 from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
-from app.store.circuit_breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.cache import CachedLLM, CacheStore, MemoryCacheStore, RedisCacheStore
 from app.llm.offline import OfflineProvider
 from app.llm.openai_compat import OpenAICompatProvider

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import structlog
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.protocol import LLMError
 from app.llm.types import (
     ChatMessage,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from app.config import Settings
+from app.core.config import Settings
 from app.middleware.access_log import AccessLogMiddleware
 from app.middleware.authentication import AuthenticationMiddleware
 from app.middleware.body_limit import BodySizeLimitMiddleware

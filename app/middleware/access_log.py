@@ -6,7 +6,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.middleware.routing import OPS_PATHS, route_template
+from app.core.routing import OPS_PATHS, route_template
 from app.observability.logging import access_logger
 
 

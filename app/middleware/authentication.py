@@ -15,9 +15,9 @@ import structlog
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.middleware.routing import OPS_PATHS
+from app.core.problems import send_problem
+from app.core.routing import OPS_PATHS
 from app.observability import metrics
-from app.problems import send_problem
 from app.security.authenticator import AuthenticationFailed
 from app.services import services_of
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.problems import send_problem
+from app.core.problems import send_problem
 
 
 class BodySizeLimitMiddleware:

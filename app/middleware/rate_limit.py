@@ -11,9 +11,9 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.middleware.routing import OPS_PATHS, route_template
+from app.core.problems import send_problem
+from app.core.routing import OPS_PATHS, route_template
 from app.observability import metrics
-from app.problems import send_problem
 from app.services import services_of
 from app.store.rate_limits import RateLimitBackendDown
 

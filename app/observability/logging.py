@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from app.config import Settings
+from app.core.config import Settings
 from app.observability.redaction import redact_processor
 
 

@@ -21,8 +21,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-UNMATCHED_ROUTE = "__unmatched__"
-
 HTTP_REQUESTS = Counter(
     "http_requests_total",
     "HTTP requests by method, route template and status.",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from app.config import Settings
+from app.core.config import Settings
 from app.security import api_keys as api_key_format
 from app.security.passwords import PasswordHasher
 from app.security.principals import ALL_SCOPES, Principal

@@ -6,7 +6,7 @@ Bad credentials -> AuthenticationFailed, answered 401 at once.
 
 from __future__ import annotations
 
-from app.config import Settings
+from app.core.config import Settings
 from app.security import api_keys as api_key_format
 from app.security.principals import Principal
 from app.security.token_cache import VerifiedTokenCache

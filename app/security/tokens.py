@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from jose import ExpiredSignatureError, JWTError, jwt
 
-from app.config import Settings
+from app.core.config import Settings
 from app.security.principals import Principal
 
 

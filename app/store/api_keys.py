@@ -11,7 +11,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from app.store.records import ApiKeyRecord, utcnow
+from app.core.clock import utcnow
+from app.store.records import ApiKeyRecord
 
 
 class ApiKeyStore(Protocol):

@@ -20,9 +20,9 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import STRATEGIES, RateLimiter
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.core.circuit_breaker import CircuitBreaker
+from app.core.config import Settings
 from app.observability import metrics
-from app.store.circuit_breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 

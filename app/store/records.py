@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from app.core.clock import utcnow
 
 
 class UserRecord(BaseModel):

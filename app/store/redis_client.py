@@ -11,7 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from app.config import Settings
+from app.core.config import Settings
 
 BLOCKING_SOCKET_TIMEOUT = 5.0
 

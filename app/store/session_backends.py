@@ -26,9 +26,9 @@ from uuid import uuid4
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from app.config import Settings
+from app.core.clock import utcnow
+from app.core.config import Settings
 from app.llm.types import ChatMessage
-from app.store.records import utcnow
 from app.store.sessions import SessionRecord, SessionStore
 
 _SWEEP_EVERY = 256

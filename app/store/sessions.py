@@ -12,8 +12,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from app.core.clock import utcnow
 from app.llm.types import ChatMessage
-from app.store.records import utcnow
 
 
 class SessionRecord(BaseModel):

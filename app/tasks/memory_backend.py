@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.store.records import utcnow
+from app.core.clock import utcnow
 from app.tasks.backend import Delivery, StoredEvent
 from app.tasks.records import TaskRecord
 

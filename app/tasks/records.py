@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.agents.events import InputKind
+from app.core.clock import utcnow
 from app.llm.types import Usage
-from app.store.records import utcnow
 
 TaskStatus = Literal[
     "queued", "running", "paused", "input_required", "completed", "failed", "cancelled"

@@ -24,8 +24,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.lifecycle import raise_if_cancelling
-from app.store.records import utcnow
+from app.core.clock import utcnow
+from app.core.lifecycle import raise_if_cancelling
 from app.tasks.backend import Delivery, StoredEvent
 from app.tasks.records import TaskRecord, from_fields, to_fields
 

@@ -12,9 +12,9 @@ from app.agents.errors import InvalidInput
 from app.agents.events import EVENT_ADAPTER, ErrorEvent, Event
 from app.agents.events import TERMINAL_TYPES as TERMINAL_EVENT_TYPES
 from app.agents.registry import AgentRegistry
-from app.errors import Conflict, NotFound, Unprocessable
+from app.core.clock import utcnow
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.security.principals import Principal
-from app.store.records import utcnow
 from app.store.sessions import SessionStore
 from app.tasks import metrics
 from app.tasks.backend import StoredEvent, TaskBackend

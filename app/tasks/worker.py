@@ -30,11 +30,11 @@ from app.agents.events import (
 )
 from app.agents.run import Run
 from app.agents.service import RunRequest, RunService
-from app.config import Settings
-from app.errors import AppError
-from app.lifecycle import raise_if_cancelling
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.core.errors import AppError
+from app.core.lifecycle import raise_if_cancelling
 from app.security.principals import Principal
-from app.store.records import utcnow
 from app.tasks import metrics
 from app.tasks.backend import Delivery, TaskBackend
 from app.tasks.records import LIVE_STATUSES, TERMINAL_STATUSES, PendingInputInfo, TaskResult

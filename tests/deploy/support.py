@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helm_python import Chart, _native
 
-from app.config import Settings
+from app.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "deploy/helm/agent-service"

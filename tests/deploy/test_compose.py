@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.settings_loader import load_settings
+from app.core.settings_loader import load_settings
 from tests.deploy.support import (
     APP_ENV,
     DOCKER_DIR,

@@ -19,7 +19,7 @@ from tests.deploy.support import CHART_DIR, DOCKER_DIR, ROOT, SETTINGS_FIELDS
 
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-GUNICORN_CMD = ["gunicorn", "-c", "docker/gunicorn.conf.py", "app.main:app"]
+GUNICORN_CMD = ["gunicorn", "-c", "docker/gunicorn.conf.py", "app.entrypoints.asgi:app"]
 COMPILERS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cc)\b")
 
 

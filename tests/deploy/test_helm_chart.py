@@ -12,7 +12,7 @@ import helm_python as helm
 import pytest
 from helm_python import Chart
 
-from app.settings_loader import load_settings
+from app.core.settings_loader import load_settings
 from tests.deploy.support import (
     APP_ENV,
     CHART_DIR,
@@ -202,7 +202,7 @@ def test_grace_period_covers_pre_stop_and_gunicorn_graceful_timeout(
     ]
     gunicorn_graceful = int(configmap_data(objects)["GUNICORN_GRACEFUL_TIMEOUT"])
     assert gunicorn_graceful == graceful
-    # PITFALLS.md: uvicorn's drain (graceful - 3, app/gunicorn_worker.py) < gunicorn's
+    # PITFALLS.md: uvicorn's drain (graceful - 3, app/entrypoints/gunicorn_worker.py) < gunicorn's
     # graceful_timeout < terminationGracePeriodSeconds - preStop sleep.
     assert max(1, gunicorn_graceful - 3) < gunicorn_graceful < grace - pre_stop
 

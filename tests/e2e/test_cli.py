@@ -15,7 +15,7 @@ from tests.support.server_process import ROOT, ServerProcess
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app.entrypoints.cli", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

@@ -1,6 +1,7 @@
 """Background tasks across real processes: API replicas with WORKER_ENABLED=false and
-`python -m app.cli worker` processes sharing a private redis-server. Workers are killed with
-SIGKILL (a crashed pod) or stopped with SIGTERM (a rolling update); no task may be lost."""
+`python -m app.entrypoints.cli worker` processes sharing a private redis-server. Workers are
+killed with SIGKILL (a crashed pod) or stopped with SIGTERM (a rolling update); no task may
+be lost."""
 
 from __future__ import annotations
 

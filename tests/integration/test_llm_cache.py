@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from app.config import Settings
+from app.core.config import Settings
 from app.llm.cache import CachedLLM, MemoryCacheStore, RedisCacheStore, cache_key
 from app.llm.factory import build_llm
 from app.llm.offline import OfflineProvider

@@ -23,8 +23,8 @@ import schemathesis
 from schemathesis import Case, CheckContext, Response
 from schemathesis.schemas import BaseSchema
 
+from app.core.problems import PROBLEM_CONTENT_TYPE
 from app.main import create_app
-from app.problems import PROBLEM_CONTENT_TYPE
 from tests.conftest import ADMIN_PASSWORD, SettingsFactory
 
 SEED = 20240611

@@ -53,12 +53,12 @@ class ServerProcess:
                 "gunicorn",
                 "-c",
                 str(ROOT / "docker/gunicorn.conf.py"),
-                "app.main:app",
+                "app.entrypoints.asgi:app",
             ]
         return [
             sys.executable,
             "-m",
-            "app.cli",
+            "app.entrypoints.cli",
             "serve",
             "--host",
             "127.0.0.1",

@@ -1,4 +1,4 @@
-"""Run `python -m app.cli worker` as a child process: background tasks outside the API."""
+"""Run `python -m app.entrypoints.cli worker` as a child process: tasks outside the API."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class WorkerProcess:
         self._readers_before = _queue_readers(self.env["REDIS_URL"])
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "worker"],
+            [sys.executable, "-m", "app.entrypoints.cli", "worker"],
             cwd=ROOT,
             env=self.env,
             stdout=log_file,

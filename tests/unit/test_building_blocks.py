@@ -7,10 +7,9 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.middleware.routing import RouteTable
-from app.observability.metrics import UNMATCHED_ROUTE
+from app.core.circuit_breaker import CircuitBreaker
+from app.core.routing import UNMATCHED_ROUTE, RouteTable
 from app.security.api_keys import generate_api_key, hash_api_key, is_well_formed
-from app.store.circuit_breaker import CircuitBreaker
 
 
 def test_breaker_opens_after_threshold_and_probes_after_timeout():

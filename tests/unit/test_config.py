@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import DEV_SECRET_KEY, Settings
-from app.settings_loader import ConfigError, load_settings
+from app.core.config import DEV_SECRET_KEY, Settings
+from app.core.settings_loader import ConfigError, load_settings
 
 STRONG = "9f2c1e7a4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d"
 

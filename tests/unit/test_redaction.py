@@ -9,7 +9,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.config import Settings
+from app.core.config import Settings
 from app.observability.logging import configure_logging
 from app.observability.redaction import REDACTED, redact_value
 from app.security.api_keys import generate_api_key

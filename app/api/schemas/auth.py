@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.config import Scope
+from app.core.config import Scope
 from app.security.principals import validate_scopes
 
 

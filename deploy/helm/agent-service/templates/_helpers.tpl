@@ -72,7 +72,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* Shutdown ---------------------------------------------------------------------------
 Kubernetes runs preStop, then sends SIGTERM; the grace period counts from the start of
 preStop. gunicorn needs graceful_timeout after SIGTERM, and uvicorn's own drain is shorter
-still (graceful_timeout - 3, set by app/gunicorn_worker.py), so:
+still (graceful_timeout - 3, set by app/entrypoints/gunicorn_worker.py), so:
   terminationGracePeriodSeconds = preStop sleep + graceful_timeout + margin. */}}
 {{- define "agent-service.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.shutdown }}

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.core.config import Settings
 
 _SECRET_NOTE = "dev placeholder; production needs a random value (openssl rand -hex 32)"  # noqa: S105
 

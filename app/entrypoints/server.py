@@ -1,6 +1,6 @@
 """The uvicorn Server used by `agent-service serve` and by the gunicorn worker.
 
-Two changes, both about shutdown (see app/lifecycle.py): tell the app when it starts, and
+Two changes, both about shutdown (see app/core/lifecycle.py): tell the app when it starts, and
 give open WebSockets a moment to send their final ``shutdown`` frame before uvicorn closes
 them (it closes every WebSocket with 1012 at once, where SSE streams get a grace period).
 """
@@ -13,7 +13,7 @@ from types import FrameType
 
 import uvicorn
 
-from app.lifecycle import shutdown
+from app.core.lifecycle import shutdown
 
 FINAL_FRAME_SECONDS = 0.2
 

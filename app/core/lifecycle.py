@@ -2,7 +2,7 @@
 
 uvicorn stops accepting on SIGTERM and then waits for open connections, but the app is not
 told: a stream would run until the grace period ends and then be cut without a word. Our
-server classes (app/server.py) call ``shutdown.trigger()`` from uvicorn's exit handler;
+server classes (app/entrypoints/server.py) call ``shutdown.trigger()`` from uvicorn's exit handler;
 streams then finish or, after SHUTDOWN_STREAM_GRACE_SECONDS, send a final ``shutdown`` event
 telling the client to reconnect; readiness turns 503 so no new traffic arrives.
 """

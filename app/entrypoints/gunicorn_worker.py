@@ -14,7 +14,7 @@ from typing import Any
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
-from app.server import DrainingServer
+from app.entrypoints.server import DrainingServer
 
 SHUTDOWN_MARGIN_SECONDS = 3
 

@@ -13,7 +13,7 @@ import signal
 import structlog
 from prometheus_client import start_http_server
 
-from app.config import Settings
+from app.core.config import Settings
 from app.observability.logging import configure_logging
 from app.services import open_services
 

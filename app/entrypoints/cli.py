@@ -8,17 +8,18 @@ import json
 import os
 import sys
 
-from app.config import Settings
-from app.settings_loader import ConfigError, load_settings
+from app.core.config import Settings
+from app.core.settings_loader import ConfigError, load_settings
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.server import DrainingServer
+    from app.entrypoints.server import DrainingServer
+    from app.main import create_app
 
     config = uvicorn.Config(
-        "app.main:app",
+        create_app(settings),  # built once, from the Settings loaded above
         host=args.host or settings.HOST,
         port=args.port or settings.PORT,
         access_log=False,  # it prints query strings; our middleware logs requests
@@ -27,7 +28,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
         timeout_graceful_shutdown=settings.SHUTDOWN_STREAM_GRACE_SECONDS + 5,
     )
-    DrainingServer(config).run()
+    # Bind before the lifespan runs: a busy port must fail before anything starts (a dev
+    # admin password printed for a server that never served would mislead).
+    try:
+        sock = config.bind_socket()
+    except (OSError, SystemExit) as exc:
+        sys.stderr.write(f"cannot listen on {config.host}:{config.port}: {exc}\n")
+        return 1
+    DrainingServer(config).run(sockets=[sock])
     return 0
 
 
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "settings":
-        from app.settings_docs import env_example, markdown_table
+        from app.core.settings_docs import env_example, markdown_table
 
         sys.stdout.write(env_example() if args.format == "env" else markdown_table())
         return 0
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         # One process: multiprocess metric files (set for the API image) would only leave
         # stale values behind across container restarts. Must happen before the import.
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        from app.worker_main import main as worker_main
+        from app.entrypoints.worker_main import main as worker_main
 
         return worker_main(settings)
     return asyncio.run(_api_keys(settings, args))

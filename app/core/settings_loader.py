@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.core.config import Settings
 
 
 class ConfigError(RuntimeError):

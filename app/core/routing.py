@@ -17,9 +17,10 @@ from fastapi import APIRouter
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
-from app.observability.metrics import UNMATCHED_ROUTE
-
 _CACHE_KEY = "agent_service.route_template"
+
+# The one label for every path no route matches: a URL scanner must not mint new series.
+UNMATCHED_ROUTE = "__unmatched__"
 
 # Probe and scrape paths: no credentials needed, never rate limited, not access-logged
 # (they would drown the interesting lines).

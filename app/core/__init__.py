@@ -1,0 +1,1 @@
+"""Rules every layer shares: settings, errors, problem+json, lifecycle, clock, breaker, routes."""
