@@ -5,8 +5,7 @@ that imports ``app.entrypoints.asgi`` with the variant's environment, runs the l
 calls the ASGI app directly (``GET /v1/auth/me``, 32 concurrent coroutines on uvloop, no
 sockets except to the private redis-server). Measured: process CPU time per request
 (``time.process_time``: all threads, so FastAPI's threadpool hops count too), which does
-not depend on how busy the
-rest of the machine is nearly as much as req/s over loopback does.
+not depend on how busy the rest of the machine is nearly as much as req/s over loopback does.
 
 Variants: bare; bare plus one middleware; the full chain (JWT and API key); the full chain
 minus one middleware. Order alternates forward/reverse between rounds.
