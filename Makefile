@@ -2,22 +2,63 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint bench clean redis-server wrk chromium
+# Every install comes from the hashed lock files in requirements/ (`make lock` writes them):
+# build.txt (pip, setuptools), runtime.txt (what the service needs), dev.txt (runtime + the
+# dev extra, same pins). `make run` installs runtime only; test, lint and bench add dev.
+LOCK_BUILD := requirements/build.txt
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_DEV := requirements/dev.txt
+# Stamps are named after what they installed, so a changed lock or pyproject.toml (even an
+# older one checked out again) reinstalls.
+digest = $(shell cat $(1) 2>/dev/null | sha1sum | cut -c1-12)
+RUNTIME_STAMP := $(VENV)/.runtime-$(call digest,pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME))
+DEV_STAMP := $(VENV)/.dev-$(call digest,pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME) $(LOCK_DEV))
+PIP := $(BIN)/python -m pip install --quiet
+
+# The lock tool, pinned: only `make lock` installs and runs it.
+UV_VERSION := 0.13.8
+UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
+# --universal: one lock for every platform and Python >= 3.11 (markers pick the right pins),
+# so the python:3.11-slim image and a laptop install the same versions.
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+.PHONY: install install-runtime lock run test lint bench clean redis-server wrk chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+# The project itself is not in the lock: installed without deps, built by the locked setuptools.
+$(RUNTIME_STAMP): $(BIN)/python pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME)
+	$(PIP) --require-hashes -r $(LOCK_BUILD)
+	$(PIP) --require-hashes -r $(LOCK_RUNTIME)
+	$(PIP) --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.runtime-* && touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUNTIME_STAMP) $(LOCK_DEV)
+	$(PIP) --require-hashes -r $(LOCK_DEV)
+	rm -f $(VENV)/.dev-* && touch $@
 
-run: install
+install-runtime: $(RUNTIME_STAMP)
+
+install: $(DEV_STAMP)
+
+# Re-resolve after editing pyproject.toml's dependencies: existing pins are kept where they
+# still fit. `make lock UPGRADE=1` moves every pin to the newest release the ranges allow.
+$(UV_STAMP): $(BIN)/python
+	$(PIP) uv==$(UV_VERSION)
+	rm -f $(VENV)/.uv-* && touch $@
+
+lock: $(UV_STAMP)
+	mkdir -p requirements
+	$(UV_COMPILE) pyproject.toml -o $(LOCK_RUNTIME)
+	$(UV_COMPILE) pyproject.toml --extra dev -c $(LOCK_RUNTIME) -o $(LOCK_DEV)
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")' \
+	  | $(UV_COMPILE) - -o $(LOCK_BUILD)
+
+run: install-runtime
 	$(BIN)/agent-service serve
 
 # Tests start their own redis-server on a free port; make sure the binary exists.

@@ -2,59 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
 
+from app.api.docs import mount_docs
 from app.api.errors import install_exception_handlers
 from app.api.router import mount_routes
 from app.core.config import Settings
+from app.core.routing import RouteTable
 from app.core.settings_loader import load_settings
 from app.middleware import build_middleware
 from app.observability.logging import configure_logging
-from app.services import open_services
+from app.services import AppServices, State, build_services, describe_services
 
 log = structlog.get_logger(__name__)
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    services = await open_services(settings)
-    app.state.services = services
-    services.start_worker()
-    log.info(
-        "startup",
-        environment=settings.ENVIRONMENT,
-        redis=settings.REDIS_URL is not None,
-        auth=settings.AUTH_ENABLED,
-        rate_limit=settings.RATE_LIMIT_ENABLED,
-        worker=services.worker is not None,
-    )
-    try:
-        yield
-    finally:
-        await services.aclose()
+def _lifespan(services: AppServices) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        async with services.running():
+            log.info("startup", **describe_services(services))
+            yield State(services=services)
         log.info("shutdown")
 
+    return lifespan
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, services: AppServices | None = None) -> FastAPI:
+    """Build the app; ``services`` may be passed in (tests and benchmarks inspect them)."""
     settings = settings or load_settings()
     configure_logging(settings)
+    services = services or build_services(settings)
+    routes = RouteTable()
     docs = settings.DOCS_ENABLED
     app = FastAPI(
         title=settings.API_TITLE,
         version=settings.API_VERSION,
         debug=False,  # never render tracebacks to clients, whatever DEBUG says
-        lifespan=lifespan,
-        middleware=build_middleware(settings),
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        lifespan=_lifespan(services),
+        middleware=build_middleware(
+            settings,
+            routes=routes,
+            authenticator=services.authenticator,
+            rate_limiter=services.rate_limiter,
+        ),
+        docs_url=None,  # /docs and /redoc: app/api/docs.py, assets served locally
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.settings = settings
-    install_exception_handlers(app)
-    app.state.route_table = mount_routes(app, settings)
+    install_exception_handlers(app, routes=routes)
+    mount_routes(app, settings, routes=routes)
+    mount_docs(app, settings, routes=routes)
     return app

@@ -1,7 +1,9 @@
-"""The process's long-lived collaborators, opened in the lifespan and closed after it.
+"""The process's long-lived collaborators, built together in one place and run by the lifespan.
 
-Stored on ``app.state.services``; middleware reaches it through ``scope["app"]`` and routes
-through the dependencies in ``app/api/deps.py``. Nothing here runs at import time.
+``build_services(settings)`` constructs every collaborator fully (no I/O: Redis clients
+connect lazily), so ``create_app`` can hand middleware what it needs through constructor
+arguments. The lifespan then starts them (``async with services.running()``) and yields them
+as the typed ``State``; routes reach it only through ``app/api/deps.py``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ import asyncio
 import os
 import socket
 import sys
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TypedDict
+from urllib.parse import urlsplit
 
 import structlog
 from redis.asyncio import Redis
-from starlette.types import Scope
 
 from app.agents.control_bus import RunControlBus
 from app.agents.registry import AgentRegistry, build_registry
 from app.agents.service import RunService
-from app.agents.tools.builtin import BUILTIN_TOOLS
+from app.agents.sessions import SessionService
+from app.agents.tools.loader import build_tool_registry
 from app.agents.tools.registry import ToolRegistry
 from app.core.config import Settings
 from app.llm.cache import CachedLLM
@@ -31,7 +37,6 @@ from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
 from app.store.rate_limits import RequestRateLimiter
 from app.store.redis_client import build_redis
 from app.store.session_backends import build_session_store
-from app.store.sessions import SessionStore
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
 from app.tasks.backend import TaskBackend
 from app.tasks.memory_backend import MemoryTaskBackend
@@ -42,28 +47,43 @@ from app.tasks.worker import TaskWorker
 log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class AppServices:
     settings: Settings
     redis: Redis | None
+    blocking_redis: Redis | None
     users: UserStore
     api_keys: ApiKeyStore
     hasher: PasswordHasher
     authenticator: Authenticator
     rate_limiter: RequestRateLimiter
     llm: CachedLLM
-    sessions: SessionStore
     agents: AgentRegistry
+    tools: ToolRegistry
+    sessions: SessionService
     runs: RunService
     tasks: TaskService
-    blocking_redis: Redis | None = None
-    bus: RunControlBus | None = None
-    worker: TaskWorker | None = None
-    _worker_task: asyncio.Task[None] | None = None
+    bus: RunControlBus | None
+    worker: TaskWorker | None
+    _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _used: bool = field(default=False, init=False)
 
-    def start_worker(self) -> None:
-        if self.worker is not None:
-            self._worker_task = asyncio.create_task(self.worker.serve(), name="task-worker")
+    @asynccontextmanager
+    async def running(self, *, bootstrap: bool = True) -> AsyncIterator[AppServices]:
+        """Start the background parts, yield, then close everything (once per process)."""
+        if self._used:
+            raise RuntimeError("services run once; build new ones (create_app) to run again")
+        self._used = True
+        try:
+            if self.bus is not None:
+                self.bus.start(self.runs.apply_locally)
+            if self.worker is not None:
+                self._worker_task = asyncio.create_task(self.worker.serve(), name="task-worker")
+            if self.settings.AUTH_ENABLED and bootstrap:
+                await self._bootstrap_admin()
+            yield self
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
         # Work first (tasks and runs use the LLM and stores), then the clients they used.
@@ -79,6 +99,31 @@ class AppServices:
         for client in (self.blocking_redis, self.redis):
             if client is not None:
                 await client.aclose()
+
+    async def _bootstrap_admin(self) -> None:
+        settings = self.settings
+        try:
+            generated = await bootstrap_admin(
+                settings=settings, users=self.users, hasher=self.hasher
+            )
+        except Exception as exc:  # Redis down at boot must not stop the API from starting
+            log.error("admin_bootstrap_failed", error=type(exc).__name__)
+            return
+        if generated is not None:
+            # Written once to stderr, past the log redaction on purpose: it is the one way a
+            # developer learns the generated password. Only development ever gets here.
+            log.warning("admin_password_generated", username=settings.ADMIN_USERNAME)
+            sys.stderr.write(
+                f"\n  Development admin: username={settings.ADMIN_USERNAME} password={generated}\n"
+                "  (set ADMIN_PASSWORD to choose your own)\n\n"
+            )
+            sys.stderr.flush()
+
+
+class State(TypedDict):
+    """What the lifespan yields; Starlette exposes it to every request as ``request.state``."""
+
+    services: AppServices
 
 
 def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, ApiKeyStore]:
@@ -106,77 +151,72 @@ def worker_name(settings: Settings) -> str:
     return settings.WORKER_ID or f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def open_services(
-    settings: Settings, *, run_worker: bool | None = None, bootstrap: bool = True
-) -> AppServices:
+def build_services(settings: Settings, *, run_worker: bool | None = None) -> AppServices:
     """Build everything; ``run_worker`` defaults to WORKER_ENABLED (the worker CLI forces it)."""
     redis = build_redis(settings) if settings.REDIS_URL else None
     blocking = build_redis(settings, blocking=True) if settings.REDIS_URL else None
     users, api_keys = build_stores(settings, redis)
-    hasher = PasswordHasher(
-        rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
-    )
     agents = build_registry(settings.AGENTS)
+    tools = build_tool_registry(settings.TOOLS, timeout=settings.TOOL_TIMEOUT_SECONDS)
     llm = build_llm(settings, redis)
-    sessions = build_session_store(settings, redis)
+    sessions = SessionService(store=build_session_store(settings, redis), agents=agents)
+    # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
+    bus = RunControlBus(redis, prefix=settings.REDIS_KEY_PREFIX) if redis is not None else None
     runs = RunService(
-        settings=settings,
-        agents=agents,
-        tools=ToolRegistry(BUILTIN_TOOLS),
-        llm=llm,
-        sessions=sessions,
+        settings=settings, agents=agents, tools=tools, llm=llm, sessions=sessions, bus=bus
     )
     task_backend = build_task_backend(settings, redis, blocking)
-    services = AppServices(
+    worker = None
+    if settings.WORKER_ENABLED if run_worker is None else run_worker:
+        worker = TaskWorker(
+            settings=settings, backend=task_backend, runs=runs, consumer=worker_name(settings)
+        )
+    return AppServices(
         settings=settings,
         redis=redis,
+        blocking_redis=blocking,
         users=users,
         api_keys=api_keys,
-        hasher=hasher,
+        hasher=PasswordHasher(
+            rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
+        ),
         authenticator=Authenticator(settings=settings, api_keys=api_keys),
         rate_limiter=RequestRateLimiter(settings=settings, redis=redis),
         llm=llm,
-        sessions=sessions,
         agents=agents,
+        tools=tools,
+        sessions=sessions,
         runs=runs,
         tasks=TaskService(backend=task_backend, agents=agents, sessions=sessions),
-        blocking_redis=blocking,
+        bus=bus,
+        worker=worker,
     )
-    if settings.WORKER_ENABLED if run_worker is None else run_worker:
-        services.worker = TaskWorker(
-            settings=settings, backend=task_backend, runs=runs, consumer=worker_name(settings)
-        )
-    if redis is not None:
-        # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
-        services.bus = runs.bus = RunControlBus(
-            redis, prefix=settings.REDIS_KEY_PREFIX, handler=runs.handle_bus_request
-        )
-        services.bus.start()
-    if settings.AUTH_ENABLED and bootstrap:
-        await _bootstrap_admin(services)
-    return services
 
 
-async def _bootstrap_admin(services: AppServices) -> None:
+def describe_services(services: AppServices) -> dict[str, object]:
+    """What this process serves, for the start-up log line (never a secret)."""
     settings = services.settings
-    try:
-        generated = await bootstrap_admin(
-            settings=settings, users=services.users, hasher=services.hasher
-        )
-    except Exception as exc:  # Redis down at boot must not stop the API from starting
-        log.error("admin_bootstrap_failed", error=type(exc).__name__)
-        return
-    if generated is not None:
-        # Written once to stderr, past the log redaction on purpose: it is the one way a
-        # developer learns the generated password. Only development ever gets here.
-        log.warning("admin_password_generated", username=settings.ADMIN_USERNAME)
-        sys.stderr.write(
-            f"\n  Development admin: username={settings.ADMIN_USERNAME} password={generated}\n"
-            "  (set ADMIN_PASSWORD to choose your own)\n\n"
-        )
-        sys.stderr.flush()
+    return {
+        "environment": settings.ENVIRONMENT,
+        "agents": [agent.name for agent in services.agents.all()],
+        "tools": [tool.name for tool in services.tools.all()],
+        "llm_provider": services.llm.name,
+        "llm_model": services.llm.model,
+        "cache": settings.CACHE_ENABLED,
+        "storage": _redis_location(settings.REDIS_URL) if settings.REDIS_URL else "memory",
+        "auth": settings.AUTH_ENABLED,
+        "rate_limit": settings.RATE_LIMIT_ENABLED,
+        "worker": (
+            f"embedded x{settings.WORKER_CONCURRENCY}"
+            if services.worker is not None
+            else "off (run `agent-service worker`)"
+        ),
+    }
 
 
-def services_of(scope: Scope) -> AppServices:
-    services: AppServices = scope["app"].state.services
-    return services
+def _redis_location(url: str) -> str:
+    """``redis://host:port/db`` without the user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

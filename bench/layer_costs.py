@@ -2,7 +2,7 @@
 
 Run with ``python -m bench.layer_costs``. For each variant (LAYER_VARIANTS, default
 bare,full_jwt,full_api_key; any name from ``bench.asgi_microbench``) a
-fresh child process imports ``app.entrypoints.asgi`` with the variant's environment (same as
+fresh child process builds the app from the variant's environment (same as
 ``bench.asgi_microbench``), runs the lifespan, and wraps every layer of the built middleware
 stack with a timer: the CPU time (``time.process_time``, all threads) spent inside each
 layer's ``__call__`` and inside the ``send`` it hands to the next layer. With one request in
@@ -160,8 +160,12 @@ async def _child(credentials: str, warmup: int, requests: int) -> dict[str, Any]
     import httpx
     from asgi_lifespan import LifespanManager
 
-    from app.entrypoints.asgi import app
+    from app.core.settings_loader import load_settings
+    from app.main import create_app
+    from app.services import build_services
 
+    services = build_services(load_settings())  # from this process's environment
+    app = create_app(services.settings, services=services)
     password = os.environ["ADMIN_PASSWORD"]
     async with LifespanManager(app) as manager:
         asgi = manager.app
@@ -170,7 +174,7 @@ async def _child(credentials: str, warmup: int, requests: int) -> dict[str, Any]
             await client.get("/health/live")  # builds the middleware stack
             headers = await credential_headers(client, credentials, password)
         boundaries = _instrument_layers(app)
-        _instrument_hot_calls(app.state.services)
+        _instrument_hot_calls(services)
         outer = app.middleware_stack
 
         async def receive() -> dict[str, Any]:

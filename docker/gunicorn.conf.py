@@ -1,7 +1,8 @@
 """gunicorn settings for production: `gunicorn -c docker/gunicorn.conf.py app.entrypoints.asgi:app`.
 
 Every value comes from the environment (the same names as Settings where one exists), so the
-Helm chart and compose file only set env vars. Timeouts are ordered so streams drain:
+Helm chart and compose file only set env vars; a `.env` in the working directory may set them
+too, as it may every setting (the real environment wins). Timeouts are ordered so streams drain:
 uvicorn's timeout_graceful_shutdown (graceful_timeout - 3) < graceful_timeout <
 terminationGracePeriodSeconds - preStop sleep.
 """
@@ -10,8 +11,13 @@ import os
 import shutil
 import sys
 
+from app.core.gunicorn_env import GUNICORN_ENV, export_dotenv_defaults
 from app.core.settings_loader import ConfigError, load_settings
 from app.observability.logging import logging_config_dict
+
+# Before anything reads them: gunicorn's own variables and the Settings fields this file
+# takes from os.environ directly (Settings reads .env itself).
+export_dotenv_defaults(GUNICORN_ENV | {"HOST", "WORKERS", "PROMETHEUS_MULTIPROC_DIR"})
 
 try:
     _settings = load_settings()

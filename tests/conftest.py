@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.main import create_app
+from app.services import AppServices, build_services
 from tests.support.redis_server import RedisServer
 
 ADMIN_PASSWORD = "admin-test-password"
@@ -59,18 +61,27 @@ def make_settings(key_prefix: str) -> SettingsFactory:
     return factory
 
 
+class AppClient(httpx.AsyncClient):
+    """An HTTP client bound to one in-process app; tests may add routes or inspect services."""
+
+    app: FastAPI
+    services: AppServices
+
+
 @asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(settings: Settings) -> AsyncIterator[AppClient]:
     """A fresh app with its full middleware chain and lifespan, driven in-process."""
-    app = create_app(settings)
+    services = build_services(settings)
+    app = create_app(settings, services=services)
     # Generous timeouts: a loaded CI machine must not turn a slow shutdown into an error.
     async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
         # raise_app_exceptions=False: see the 500 the client gets, not the server-side raise.
         transport = httpx.ASGITransport(
             app=manager.app, client=("127.0.0.1", 50000), raise_app_exceptions=False
         )
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app = app  # type: ignore[attr-defined]
+        async with AppClient(transport=transport, base_url="http://test") as client:
+            client.app = app
+            client.services = services
             yield client
 
 

@@ -21,7 +21,7 @@ from app.agents.events import (
     ToolResultEvent,
 )
 from app.agents.run_llm import RunLLM
-from app.agents.tools.registry import ToolRegistry
+from app.agents.tools.registry import ToolOutcome, ToolRegistry
 from app.llm.types import ChatMessage
 
 Publish = Callable[[Event], Awaitable[None]]
@@ -86,12 +86,19 @@ class RunContext:
     async def plan(self, items: list[str], reflection: str | None = None) -> None:
         await self._publish(PlanEvent(items=items, reflection=reflection))
 
-    async def call_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> str:
-        """Run a registered tool, publishing tool_call and tool_result events."""
+    async def call_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        """Run a registered tool, publishing tool_call and tool_result events.
+
+        Never raises for the tool's sake: an unknown tool, bad arguments, an exception or a
+        timeout is ``ToolOutcome(success=False)`` whose output says why (feed it back to the
+        model). Cancellation of the run still propagates.
+        """
         await self._publish(ToolCallEvent(id=call_id, name=name, arguments=arguments))
-        output, success = await self.tools.call(name, arguments)
-        await self._publish(ToolResultEvent(id=call_id, output=output, success=success))
-        return output
+        outcome = await self.tools.call(name, arguments)
+        await self._publish(
+            ToolResultEvent(id=call_id, output=outcome.output, success=outcome.success)
+        )
+        return outcome
 
     async def ask(
         self, prompt: str, *, kind: InputKind = "text", choices: list[str] | None = None

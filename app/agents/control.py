@@ -47,6 +47,7 @@ class RunControl:
         self._pending: dict[str, PendingInput] = {}
         self._running = asyncio.Event()
         self._running.set()
+        self._parked = asyncio.Event()  # set while the agent waits at a checkpoint
 
     def expect(self, request_id: str, kind: InputKind, choices: list[str] | None) -> PendingInput:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -79,5 +80,19 @@ class RunControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def parked(self) -> bool:
+        """The agent waits at a checkpoint: the pause has taken effect (tasks report it)."""
+        return self._parked.is_set()
+
+    async def wait_parked(self) -> None:
+        await self._parked.wait()
+
     async def wait_while_paused(self) -> None:
-        await self._running.wait()
+        if self._running.is_set():
+            return
+        self._parked.set()
+        try:
+            await self._running.wait()
+        finally:
+            self._parked.clear()

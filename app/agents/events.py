@@ -80,6 +80,10 @@ class ErrorEvent(_Event):
     type: Literal["error"] = "error"
     code: str
     message: str
+    # Set for model provider failures (llm_*): whether the same request may succeed later,
+    # and after how many seconds when the provider said (Retry-After).
+    retryable: bool | None = None
+    retry_after: float | None = None
 
 
 class RunCompleted(_Event):

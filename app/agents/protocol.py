@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from app.agents.context import RunContext
     from app.agents.events import Event
 
+# An agent's name is a URL path segment and a session field; the API schemas use this too.
+AGENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
 DEFAULT_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"input": {"type": "string", "minLength": 1}},

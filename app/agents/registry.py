@@ -7,13 +7,21 @@ in the environment; the attribute may be an Agent object or a function decorated
 
 from __future__ import annotations
 
-import importlib
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from app.agents.context import RunContext
+from app.agents.errors import AgentNotFound
 from app.agents.events import Event
-from app.agents.protocol import DEFAULT_INPUT_SCHEMA, Agent, AgentCapabilities
+from app.agents.protocol import (
+    AGENT_NAME_PATTERN,
+    DEFAULT_INPUT_SCHEMA,
+    Agent,
+    AgentCapabilities,
+)
+from app.core.imports import import_object
+from app.core.settings_loader import ConfigError
 
 AgentFunction = Callable[[str, RunContext], AsyncIterator[Event]]
 
@@ -65,7 +73,15 @@ class AgentRegistry:
 
     def register(self, item: Agent) -> None:
         if not isinstance(item, Agent):
-            raise TypeError(f"{item!r} does not implement the Agent protocol")
+            raise TypeError(
+                f"{item!r:.60} does not implement the Agent protocol (decorate it with @agent)"
+            )
+        if not isinstance(item.name, str) or not re.fullmatch(AGENT_NAME_PATTERN, item.name):
+            # Checked here so a bad name fails at start-up, not as a 422 on every session.
+            raise ValueError(
+                f"agent name {item.name!r} must match {AGENT_NAME_PATTERN} "
+                "(lowercase letters, digits, _ and -; at most 64)"
+            )
         if item.name in self._agents:
             raise ValueError(f"agent {item.name!r} is already registered")
         self._agents[item.name] = item
@@ -73,16 +89,22 @@ class AgentRegistry:
     def get(self, name: str) -> Agent | None:
         return self._agents.get(name)
 
+    def require(self, name: str) -> Agent:
+        """The agent called ``name``, or AgentNotFound (a 404 ``agent_not_found``)."""
+        found = self._agents.get(name)
+        if found is None:
+            raise AgentNotFound(name)
+        return found
+
     def all(self) -> list[Agent]:
         return sorted(self._agents.values(), key=lambda item: item.name)
 
-    def load(self, import_path: str) -> None:
-        """Register ``package.module:attribute``."""
-        module_name, _, attribute = import_path.partition(":")
-        if not module_name or not attribute:
-            raise ValueError(f"AGENTS entry {import_path!r} must look like 'pkg.module:attr'")
-        module = importlib.import_module(module_name)
-        self.register(getattr(module, attribute))
+    def load(self, entry: str) -> None:
+        """Register the agent ``package.module:attribute`` names; ConfigError if it cannot."""
+        try:
+            self.register(import_object(entry, setting="AGENTS"))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"AGENTS: {entry!r}: {exc}") from None
 
 
 def build_registry(extra: list[str]) -> AgentRegistry:
@@ -91,6 +113,6 @@ def build_registry(extra: list[str]) -> AgentRegistry:
     registry = AgentRegistry()
     for item in BUILTIN_AGENTS:
         registry.register(item)
-    for import_path in extra:
-        registry.load(import_path)
+    for entry in extra:
+        registry.load(entry)
     return registry

@@ -132,7 +132,10 @@ class Run:
             await self._fail(exc.code, exc.message)
         except LLMError as exc:
             self.status = "failed"
-            await self._fail(exc.code, "The language model is unavailable; retry later.")
+            # The message says what failed and whether retrying helps; safe to show.
+            await self._fail(
+                exc.code, str(exc), retryable=exc.retryable, retry_after=exc.retry_after
+            )
         except Exception as exc:
             self.status = "failed"
             log.exception(
@@ -170,6 +173,15 @@ class Run:
             execution_time=round(time.monotonic() - self._started, 4),
         )
 
-    async def _fail(self, code: str, message: str) -> None:
-        self.error = ErrorEvent(code=code, message=message)
+    async def _fail(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.error = ErrorEvent(
+            code=code, message=message, retryable=retryable, retry_after=retry_after
+        )
         await self.publish(self.error)

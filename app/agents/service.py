@@ -12,17 +12,17 @@ import structlog
 
 from app.agents.context import RunContext
 from app.agents.control import RunControl
-from app.agents.control_bus import RunControlBus
+from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
 from app.agents.errors import InvalidInput
 from app.agents.registry import AgentRegistry
 from app.agents.run import Run
 from app.agents.run_llm import CachingLLM, RunLLM
+from app.agents.sessions import SessionService
 from app.agents.tools.registry import ToolRegistry
 from app.core.config import Settings
-from app.core.errors import AppError, Conflict, NotFound
+from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
-from app.store.sessions import SessionStore
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,8 @@ class RunService:
         agents: AgentRegistry,
         tools: ToolRegistry,
         llm: CachingLLM,
-        sessions: SessionStore,
+        sessions: SessionService,
+        bus: RunControlBus | None = None,
     ) -> None:
         self._settings = settings
         self.agents = agents
@@ -56,18 +57,23 @@ class RunService:
         self._llm = llm
         self._sessions = sessions
         self._live: dict[str, Run] = {}
-        self.bus: RunControlBus | None = None
+        self._bus = bus
 
     # -- starting ----------------------------------------------------------------------------
     async def start(self, request: RunRequest, *, run_id: str | None = None) -> Run:
         """Start a run (a background task passes its task id as the run id)."""
-        agent = self.agents.get(request.agent)
-        if agent is None:
-            raise NotFound(f"No agent named {request.agent!r}.", code="agent_not_found")
+        agent = self.agents.require(request.agent)
         run_id = run_id or uuid.uuid4().hex
         history: list[ChatMessage] = []
         if request.session_id is not None:
-            history = await self._claim_session(request, run_id)
+            history = await self._sessions.claim_for_run(
+                owner=request.principal,
+                session_id=request.session_id,
+                agent=agent.name,
+                run_id=run_id,
+                lock_seconds=int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS,
+                history_limit=self._settings.SESSION_MAX_MESSAGES,
+            )
         settings = self._settings
         control = RunControl()
         run: Run | None = None
@@ -105,37 +111,12 @@ class RunService:
         run.start()
         return run
 
-    async def _claim_session(self, request: RunRequest, run_id: str) -> list[ChatMessage]:
-        session_id = request.session_id
-        assert session_id is not None  # noqa: S101
-        session = await self._sessions.get(session_id)
-        if session is None or session.owner != request.principal.id:
-            raise NotFound("No session with this id.", code="session_not_found")
-        if session.agent != request.agent:
-            raise Conflict(
-                f"This session belongs to agent {session.agent!r}.", code="session_agent_mismatch"
-            )
-        ttl = int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS
-        if not await self._sessions.acquire_run_lock(session_id, run_id=run_id, ttl_seconds=ttl):
-            raise Conflict("Another run is using this session.", code="session_busy")
-        try:
-            return await self._sessions.messages(
-                session_id, limit=self._settings.SESSION_MAX_MESSAGES, offset=0
-            )
-        except BaseException:
-            await self._sessions.release_run_lock(session_id, run_id=run_id)
-            raise
-
     async def _save_exchange(self, run: Run, output: str) -> None:
         if run.session_id is None:
             return
         try:
-            await self._sessions.append(
-                run.session_id,
-                [
-                    ChatMessage(role="user", content=run.input),
-                    ChatMessage(role="assistant", content=output),
-                ],
+            await self._sessions.append_exchange(
+                session_id=run.session_id, user=run.input, assistant=output
             )
         except Exception as exc:  # the answer was delivered; losing the memory is logged
             log.warning("session_save_failed", run_id=run.run_id, error=type(exc).__name__)
@@ -144,47 +125,42 @@ class RunService:
         self._live.pop(run.run_id, None)
         if run.session_id is not None:
             try:
-                await self._sessions.release_run_lock(run.session_id, run_id=run.run_id)
+                await self._sessions.release_run(session_id=run.session_id, run_id=run.run_id)
             except Exception as exc:  # the lock expires by itself
                 log.warning("session_unlock_failed", run_id=run.run_id, error=type(exc).__name__)
 
     # -- reaching live runs --------------------------------------------------------------------
-    async def control(
-        self, *, run_id: str, principal: Principal, action: str, payload: dict[str, Any]
-    ) -> None:
+    async def control(self, request: ControlRequest) -> None:
         """Cancel a run or answer its input request, wherever it runs. Raises AppError."""
-        request = {"run_id": run_id, "principal": principal.id, "action": action, **payload}
-        reply = await self._apply_locally(request)
-        if reply is None and self.bus is not None:
-            reply = await self.bus.request(request)
-        if reply is None:
+        reply = self.apply_locally(request)
+        if reply is None and self._bus is not None:
+            reply = await self._bus.request(request)
+        if reply is None or reply.outcome == "run_not_found":
             raise NotFound("No live run with this id.", code="run_not_found")
-        if reply["status"] >= 400:
-            raise AppError(reply["detail"], status=reply["status"], code=reply["code"])
+        if reply.outcome == "input_request_not_found":
+            raise NotFound(
+                "The run is not waiting for this input request.", code="input_request_not_found"
+            )
+        if reply.outcome == "invalid_input":
+            raise Unprocessable(reply.detail, code="invalid_input")
 
-    async def _apply_locally(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        run = self._live.get(str(request.get("run_id")))
+    def apply_locally(self, request: ControlRequest) -> ControlReply | None:
+        """The outcome when this process holds the run; None when it does not."""
+        run = self._live.get(request.run_id)
         if run is None:
             return None
-        if run.owner != request.get("principal"):
-            return {"status": 404, "code": "run_not_found", "detail": "No live run with this id."}
-        if request.get("action") == "cancel":
+        if run.owner != request.principal_id:
+            return ControlReply(outcome="run_not_found")
+        if request.action == "cancel":
             run.cancel()
-            return {"status": 202}
+            return ControlReply(outcome="accepted")
         try:
-            run.answer(str(request.get("request_id")), request.get("value"))
+            run.answer(request.request_id or "", request.value)
         except KeyError:
-            return {
-                "status": 404,
-                "code": "input_request_not_found",
-                "detail": "The run is not waiting for this input request.",
-            }
+            return ControlReply(outcome="input_request_not_found")
         except InvalidInput as exc:
-            return {"status": 422, "code": "invalid_input", "detail": str(exc)}
-        return {"status": 202}
-
-    async def handle_bus_request(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        return await self._apply_locally(request)
+            return ControlReply(outcome="invalid_input", detail=str(exc))
+        return ControlReply(outcome="accepted")
 
     async def aclose(self) -> None:
         runs = list(self._live.values())

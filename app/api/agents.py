@@ -12,15 +12,37 @@ from app.agents.protocol import Agent
 from app.agents.run import Run
 from app.agents.service import RunRequest
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
-from app.api.responses import problems
+from app.api.responses import (
+    AGENT_NOT_FOUND,
+    INVOKE_CONFLICT,
+    INVOKE_UNPROCESSABLE,
+    RUN_EVENT_STREAM,
+    RUN_START_CONFLICT,
+    RUN_START_NOT_FOUND,
+    RUN_START_UNPROCESSABLE,
+    problems,
+)
 from app.api.run_requests import build_run_request, run_error, wants_no_cache
-from app.api.schemas.agents import AgentInfo, AgentList, InvokeResponse, RunBody
+from app.api.schemas.agents import RUN_BODY_EXAMPLES, AgentInfo, AgentList, InvokeResponse, RunBody
 from app.api.sse import EventStreamResponse, encode_event
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
-RUN_ERRORS = problems(401, 403, 404, 409, 422, 502, 504)
+INVOKE_ERRORS = problems(
+    401,
+    403,
+    502,
+    504,
+    docs={404: RUN_START_NOT_FOUND, 409: INVOKE_CONFLICT, 422: INVOKE_UNPROCESSABLE},
+)
+# Once a stream has started its status is 200: later errors arrive as `error` events.
+STREAM_ERRORS = problems(
+    401,
+    403,
+    docs={404: RUN_START_NOT_FOUND, 409: RUN_START_CONFLICT, 422: RUN_START_UNPROCESSABLE},
+)
+RUN_BODY = {"requestBody": {"content": {"application/json": {"examples": RUN_BODY_EXAMPLES}}}}
 CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 
 
@@ -33,18 +55,25 @@ def _info(agent: Agent) -> AgentInfo:
     )
 
 
-@router.get("", response_model=AgentList, responses=problems(401))
+@router.get("", response_model=AgentList, responses=problems(401), summary="List the agents")
 async def list_agents(_principal: PrincipalDep, runs: RunServiceDep) -> AgentList:
+    """Every registered agent: its name (used in the paths below), description, input schema
+    and capabilities (`streaming`, `tools`, `human_input`). Any authenticated caller, no
+    scope needed."""
     items = [_info(agent) for agent in runs.agents.all()]
     return AgentList(items=items, total=len(items))
 
 
-@router.get("/{agent}", response_model=AgentInfo, responses=problems(401, 404))
+@router.get(
+    "/{agent}",
+    response_model=AgentInfo,
+    responses=problems(401, docs={404: AGENT_NOT_FOUND}),
+    summary="Describe one agent",
+)
 async def get_agent(agent: str, _principal: PrincipalDep, runs: RunServiceDep) -> AgentInfo:
-    found = runs.agents.get(agent)
-    if found is None:
-        raise NotFound(f"No agent named {agent!r}.", code="agent_not_found")
-    return _info(found)
+    """One agent's description, input schema and capabilities. Any authenticated caller;
+    404 `agent_not_found` for a name that is not registered."""
+    return _info(runs.agents.require(agent))
 
 
 async def _run_request(
@@ -67,10 +96,28 @@ async def _run_request(
 RunRequestDep = Annotated[RunRequest, Depends(_run_request)]
 
 
-@router.post("/{agent}/invoke", response_model=InvokeResponse, responses=RUN_ERRORS)
+@router.post(
+    "/{agent}/invoke",
+    response_model=InvokeResponse,
+    responses=INVOKE_ERRORS,
+    summary="Run an agent and wait for its answer",
+    openapi_extra=RUN_BODY,
+)
 async def invoke(
     agent: str, request: RunRequestDep, response: Response, runs: RunServiceDep
 ) -> InvokeResponse:
+    """Runs the agent to the end and answers with its output, token usage and timing. Needs
+    the `agents:run` scope.
+
+    With `session_id` (from POST /v1/sessions) the agent sees that session's history and the
+    exchange is appended to it; one run at a time per session (409 `session_busy`). Identical
+    requests are answered from the LLM cache (`X-Cache: HIT`, `cached: true`);
+    `Cache-Control: no-cache` bypasses it (`X-Cache: BYPASS`). Not idempotent: each call is a
+    new run. An agent that asks for human input (`approval`) answers 409
+    `input_required_unsupported`: use the stream, the WebSocket or a background task. A run
+    that fails answers with its error code: 502 for LLM failures, 504 `run_timeout`, 422
+    `max_steps_exceeded`.
+    """
     run = await runs.start(request)
     completed: RunCompleted | None = None
     try:
@@ -108,15 +155,26 @@ async def _frames(run: Run) -> AsyncIterator[bytes]:
 
 @router.post(
     "/{agent}/stream",
-    responses={
-        **RUN_ERRORS,
-        200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
-    },
+    responses={**STREAM_ERRORS, **RUN_EVENT_STREAM},
     response_class=Response,
+    summary="Run an agent and stream its events (SSE)",
+    openapi_extra=RUN_BODY,
 )
 async def stream(
     request: RunRequestDep, runs: RunServiceDep, settings: SettingsDep
 ) -> EventStreamResponse:
+    """Starts the run and streams every event as server-sent events: `run_started`, `token`
+    deltas, `plan`, `step`, `tool_call`/`tool_result`, `input_required`, and finally
+    `run_completed` or `error`. Needs the `agents:run` scope. Same body, sessions and cache
+    rules as invoke.
+
+    Problems found before the stream starts (auth, unknown agent or session, validation)
+    are problem+json; after that the status is 200 and a failure arrives as an `error`
+    event. The `X-Run-ID` header names the run: answer an `input_required` event with POST
+    /v1/runs/{run_id}/input, or cancel with POST /v1/runs/{run_id}/cancel, from any replica.
+    Closing the connection cancels the run. A run stream cannot be resumed; a background
+    task's (GET /v1/tasks/{task_id}/events) can.
+    """
     run = await runs.start(request)  # errors so far are problem+json, before the stream
     return EventStreamResponse(
         _frames(run),

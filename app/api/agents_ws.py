@@ -7,87 +7,43 @@ Protocol (JSON text frames):
   client -> {"type": "cancel"}                                     cancels the current run
   server -> {"type": "input_rejected", "request_id", "code", "message"}  bad answer, run goes on
 One run at a time; after it ends the client may start another on the same socket.
-Browsers cannot set headers: the token may come as subprotocols ["bearer", <token>] (answered
-with "bearer") or a ?token= query parameter; it is never logged.
+Handshake, credentials, shutdown frame and close codes: app/api/ws_transport.py.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
-from starlette.websockets import WebSocketState
 
-from app.agents import metrics
 from app.agents.errors import InvalidInput
 from app.agents.run import Run
-from app.api.deps import websocket_principal
+from app.api.deps import services_of
 from app.api.run_requests import build_run_request
 from app.api.schemas.agents import RunBody
+from app.api.ws_transport import authorize_socket, parse_frame, send_json, serve_socket
 from app.core.errors import AppError
-from app.core.lifecycle import shutdown
 from app.security.principals import Principal
+from app.security.scopes import Scope
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
-POLICY_VIOLATION = 1008
-SERVICE_RESTART = 1012
-
-
-async def _send(websocket: WebSocket, payload: dict[str, Any]) -> None:
-    await websocket.send_text(json.dumps(payload))
-
 
 async def _error(websocket: WebSocket, code: str, message: str) -> None:
-    await _send(websocket, {"type": "error", "code": code, "message": message})
+    await send_json(websocket, {"type": "error", "code": code, "message": message})
 
 
 @router.websocket("/{agent}/ws")
 async def agent_socket(websocket: WebSocket, agent: str) -> None:
-    principal = websocket_principal(websocket, frozenset({"agents:run"}))
-    if principal is None:
-        await websocket.close(code=POLICY_VIOLATION, reason="unauthorized")
-        return
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol="bearer" if "bearer" in offered else None)
-    metrics.ACTIVE_STREAMS.labels("websocket").inc()
-    stopping = False
-    try:
-        async with anyio.create_task_group() as group:
-
-            async def watch_shutdown() -> None:
-                # No grace here: uvicorn closes WebSockets (1012) right after this frame's
-                # moment (app/entrypoints/server.py), so tell the client at once.
-                nonlocal stopping
-                await shutdown.wait()
-                stopping = True
-                group.cancel_scope.cancel()
-
-            group.start_soon(watch_shutdown)
-            await _session(websocket, agent, principal)
-    except* WebSocketDisconnect:
-        pass
-    finally:
-        metrics.ACTIVE_STREAMS.labels("websocket").dec()
-    if websocket.application_state == WebSocketState.CONNECTED:
-        if stopping:
-            await _send(
-                websocket,
-                {
-                    "type": "shutdown",
-                    "code": "server_shutdown",
-                    "message": "The server is restarting; reconnect.",
-                },
-            )
-        await websocket.close(code=SERVICE_RESTART if stopping else 1000)
+    principal = await authorize_socket(websocket, required=frozenset({Scope.AGENTS_RUN}))
+    if principal is not None:
+        await serve_socket(websocket, lambda: _session(websocket, agent, principal))
 
 
 async def _session(websocket: WebSocket, agent: str, principal: Principal) -> None:
-    services = websocket.app.state.services
-    settings = services.settings
+    services = services_of(websocket)
     while True:
         message = await _receive_json(websocket)
         if message is None:
@@ -101,7 +57,7 @@ async def _session(websocket: WebSocket, agent: str, principal: Principal) -> No
                 agent=agent,
                 body=body,
                 principal=principal,
-                settings=settings,
+                settings=services.settings,
                 no_cache=bool(message.get("no_cache")),
             )
             run = await services.runs.start(request)
@@ -117,14 +73,9 @@ async def _session(websocket: WebSocket, agent: str, principal: Principal) -> No
 
 
 async def _receive_json(websocket: WebSocket) -> dict[str, Any] | None:
-    text = await websocket.receive_text()
-    try:
-        message = json.loads(text)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
+    message = parse_frame(await websocket.receive_text())
+    if message is None:
         await _error(websocket, "bad_message", "Frames must be JSON objects.")
-        return None
     return message
 
 
@@ -170,7 +121,7 @@ async def _handle_client(websocket: WebSocket, run: Run, message: dict[str, Any]
 
 
 async def _reject(websocket: WebSocket, request_id: str, code: str, message: str) -> None:
-    await _send(
+    await send_json(
         websocket,
         {"type": "input_rejected", "request_id": request_id, "code": code, "message": message},
     )

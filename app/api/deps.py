@@ -1,96 +1,105 @@
-"""Dependencies, declared once as Annotated aliases. Routes read ``principal: AdminDep``.
+"""Dependencies, declared once as Annotated aliases, and the one way to reach app state.
 
-Authentication happened in middleware (``scope["principal"]``); these only authorise.
-The OAuth2 and API-key schemes are listed so OpenAPI shows both security schemes.
+Routes read ``principal: AdminDep, runs: RunServiceDep``. The lifespan yields a typed
+``State`` (app/services.py); ``services_of`` is the only reader of it, for HTTP routes and
+WebSockets alike. Authentication happened in middleware (``scope["principal"]``); the
+principal dependencies only authorise. The OAuth2 and API-key schemes are listed so OpenAPI
+shows both security schemes.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security, WebSocket
+from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
+from starlette.requests import HTTPConnection
 
 from app.agents.service import RunService
+from app.agents.sessions import SessionService
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
+from app.security.scopes import Scope
 from app.services import AppServices
+from app.tasks.service import TaskService
 
-SCOPE_DESCRIPTIONS = {
-    "agents:run": "Run agents (invoke, stream, WebSocket).",
-    "sessions:read": "Read own sessions.",
-    "sessions:write": "Create and delete own sessions.",
-    "tasks:read": "Read own background tasks.",
-    "tasks:write": "Submit and control own background tasks.",
-    "admin": "Manage API keys; implies every other scope.",
-}
-
+# The token URL is a placeholder here: mount_routes writes API_PREFIX + "/auth/token" into the
+# app's OpenAPI document (app/api/router.py).
+TOKEN_PATH = "/auth/token"  # noqa: S105 - a route, not a secret
 oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/v1/auth/token", scopes=SCOPE_DESCRIPTIONS, auto_error=False
+    tokenUrl=TOKEN_PATH,
+    scopes={scope.value: scope.description for scope in Scope},
+    auto_error=False,
 )
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-async def get_services(request: Request) -> AppServices:
-    services: AppServices = request.app.state.services
+def services_of(connection: HTTPConnection) -> AppServices:
+    """The lifespan's services, for a Request or a WebSocket."""
+    services: AppServices = connection.state.services
     return services
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 # Dependencies are async on purpose: FastAPI runs plain `def` dependencies in a thread pool,
 # a thread hop per request for what is an attribute read.
+async def get_services(connection: HTTPConnection) -> AppServices:
+    return services_of(connection)
+
+
+async def get_settings(connection: HTTPConnection) -> Settings:
+    return services_of(connection).settings
+
+
+async def get_runs(connection: HTTPConnection) -> RunService:
+    return services_of(connection).runs
+
+
+async def get_sessions(connection: HTTPConnection) -> SessionService:
+    return services_of(connection).sessions
+
+
+async def get_tasks(connection: HTTPConnection) -> TaskService:
+    return services_of(connection).tasks
+
+
 ServicesDep = Annotated[AppServices, Depends(get_services)]
-
-
-async def get_runs(request: Request) -> RunService:
-    runs: RunService = request.app.state.services.runs
-    return runs
-
-
-RunServiceDep = Annotated[RunService, Depends(get_runs)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RunServiceDep = Annotated[RunService, Depends(get_runs)]
+SessionServiceDep = Annotated[SessionService, Depends(get_sessions)]
+TaskServiceDep = Annotated[TaskService, Depends(get_tasks)]
 
 
-async def current_principal(
-    security_scopes: SecurityScopes,
-    request: Request,
-    settings: SettingsDep,
-    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
-    _api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> Principal:
-    if not settings.AUTH_ENABLED:
+def authorize(principal: Principal | None, *, required: frozenset[str], auth: bool) -> Principal:
+    """The rule for every transport: who may call what. Raises 401/403 problems."""
+    if not auth:
         return AUTH_DISABLED_PRINCIPAL
-    principal: Principal | None = request.scope.get("principal")
     if principal is None:
         raise Unauthorized("Send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'.")
-    required = frozenset(security_scopes.scopes)
     if not principal.has_scopes(required):
         missing = " ".join(sorted(required - principal.scopes))
         raise Forbidden(f"Missing scope: {missing}.", code="insufficient_scope")
     return principal
 
 
+async def current_principal(
+    security_scopes: SecurityScopes,
+    connection: HTTPConnection,
+    settings: SettingsDep,
+    _bearer: Annotated[str | None, Depends(oauth2_scheme)],
+    _api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Principal:
+    return authorize(
+        connection.scope.get("principal"),
+        required=frozenset(security_scopes.scopes),
+        auth=settings.AUTH_ENABLED,
+    )
+
+
 PrincipalDep = Annotated[Principal, Security(current_principal)]
-AgentsRunDep = Annotated[Principal, Security(current_principal, scopes=["agents:run"])]
-SessionsReadDep = Annotated[Principal, Security(current_principal, scopes=["sessions:read"])]
-SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=["sessions:write"])]
-TasksReadDep = Annotated[Principal, Security(current_principal, scopes=["tasks:read"])]
-TasksWriteDep = Annotated[Principal, Security(current_principal, scopes=["tasks:write"])]
-AdminDep = Annotated[Principal, Security(current_principal, scopes=["admin"])]
-
-
-def websocket_principal(websocket: WebSocket, required: frozenset[str]) -> Principal | None:
-    """WebSockets cannot use the OAuth2 dependencies (they read a Request): same rules here.
-    None means refuse the handshake."""
-    settings: Settings = websocket.app.state.settings
-    if not settings.AUTH_ENABLED:
-        return AUTH_DISABLED_PRINCIPAL
-    principal: Principal | None = websocket.scope.get("principal")
-    if principal is None or not principal.has_scopes(required):
-        return None
-    return principal
+AgentsRunDep = Annotated[Principal, Security(current_principal, scopes=[Scope.AGENTS_RUN])]
+SessionsReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_READ])]
+SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_WRITE])]
+TasksReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_READ])]
+TasksWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_WRITE])]
+AdminDep = Annotated[Principal, Security(current_principal, scopes=[Scope.ADMIN])]

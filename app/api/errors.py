@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import AppError
 from app.core.problems import PROBLEM_CONTENT_TYPE, problem_body, request_id_of
+from app.core.routing import RouteTable
 
 log = structlog.get_logger(__name__)
 
@@ -58,26 +60,37 @@ def problem_response(
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
     return problem_response(
-        request, status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers
-    )
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    detail = exc.detail if isinstance(exc.detail, str) else _HTTP_DETAILS.get(exc.status_code, "")
-    if exc.status_code in _HTTP_DETAILS and detail in ("Not Found", "Method Not Allowed"):
-        detail = _HTTP_DETAILS[exc.status_code]
-    headers = dict(exc.headers or {})
-    table = getattr(request.app.state, "route_table", None)
-    if exc.status_code == 405 and table is not None:
-        headers["Allow"] = ", ".join(table.allowed_methods(request.url.path))
-    return problem_response(
         request,
-        status=exc.status_code,
-        code=_HTTP_CODES.get(exc.status_code, "http_error"),
-        detail=detail,
-        headers=headers,
+        status=exc.status,
+        code=exc.code,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=exc.extensions,
     )
+
+
+def _http_error_handler(
+    routes: RouteTable,
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else _HTTP_DETAILS.get(status, "")
+        if status in _HTTP_DETAILS and detail in ("Not Found", "Method Not Allowed"):
+            detail = _HTTP_DETAILS[status]
+        headers = dict(exc.headers or {})
+        if status == 405:
+            # Starlette names only the first matching route's methods; list them all.
+            headers["Allow"] = ", ".join(routes.allowed_methods(request.url.path))
+        return problem_response(
+            request,
+            status=status,
+            code=_HTTP_CODES.get(status, "http_error"),
+            detail=detail,
+            headers=headers,
+        )
+
+    return _http_error
 
 
 def _safe_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -129,9 +142,9 @@ async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-def install_exception_handlers(app: FastAPI) -> None:
+def install_exception_handlers(app: FastAPI, *, routes: RouteTable) -> None:
     app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler(routes))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RedisError, _dependency_error)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -6,6 +6,8 @@ RouteTable with its full prefix; see app/core/routing.py for why.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 
 from app.api import (
@@ -21,6 +23,7 @@ from app.api import (
     tasks_ws,
     tools,
 )
+from app.api.deps import TOKEN_PATH
 from app.core.config import Settings
 from app.core.routing import RouteTable
 
@@ -44,10 +47,27 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
     return routers
 
 
-def mount_routes(app: FastAPI, settings: Settings) -> RouteTable:
-    table = RouteTable()
-    table.add_routes(app.routes)  # /docs, /openapi.json: plain routes FastAPI added itself
+def mount_routes(app: FastAPI, settings: Settings, *, routes: RouteTable) -> None:
+    """Include every router and record its full templates in ``routes``."""
+    _point_token_url_at(app, f"{settings.API_PREFIX}{TOKEN_PATH}")
+    routes.add_routes(app.routes)  # /docs, /openapi.json: plain routes FastAPI added itself
     for prefix, router in _routers(settings):
         app.include_router(router, prefix=prefix)
-        table.add_router(router, prefix=prefix)
-    return table
+        routes.add_router(router, prefix=prefix)
+
+
+def _point_token_url_at(app: FastAPI, token_url: str) -> None:
+    """The password flow's tokenUrl follows API_PREFIX (the scheme object is shared by every
+    app in the process, so the app's own document is edited, not the scheme)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        schemes = document.get("components", {}).get("securitySchemes", {})
+        for scheme in schemes.values():
+            password = scheme.get("flows", {}).get("password")
+            if password is not None:
+                password["tokenUrl"] = token_url
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from app.agents.events import ErrorEvent
 from app.agents.service import RunRequest
 from app.api.schemas.agents import RunBody
@@ -44,6 +46,16 @@ _STATUS_BY_CODE = {
 
 
 def run_error(error: ErrorEvent) -> AppError:
-    """The HTTP error for a run that ended with an error event (invoke only)."""
+    """The HTTP error for a run that ended with an error event (invoke only).
+
+    A model provider failure says whether retrying can help (``retryable``, an extension
+    member) and, when the provider said, when (``Retry-After``).
+    """
     status = _STATUS_BY_CODE.get(error.code, 502 if error.code.startswith("llm_") else 500)
-    return AppError(error.message, status=status, code=error.code)
+    headers: dict[str, str] = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(math.ceil(error.retry_after))
+    extensions = {} if error.retryable is None else {"retryable": error.retryable}
+    return AppError(
+        error.message, status=status, code=error.code, headers=headers, extensions=extensions
+    )

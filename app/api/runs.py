@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.agents.control_bus import ControlRequest
 from app.api.deps import AgentsRunDep, RunServiceDep
 from app.api.responses import problems
 from app.api.schemas.agents import Accepted, RunInputBody
@@ -24,10 +25,13 @@ async def answer_input(
     run_id: str, body: RunInputBody, principal: AgentsRunDep, runs: RunServiceDep
 ) -> Accepted:
     await runs.control(
-        run_id=run_id,
-        principal=principal,
-        action="input",
-        payload={"request_id": body.request_id, "value": body.value},
+        ControlRequest(
+            run_id=run_id,
+            principal_id=principal.id,
+            action="input",
+            request_id=body.request_id,
+            value=body.value,
+        )
     )
     return Accepted(run_id=run_id)
 
@@ -40,5 +44,5 @@ async def answer_input(
     summary="Cancel a live run (its agent and upstream LLM call stop within a second)",
 )
 async def cancel_run(run_id: str, principal: AgentsRunDep, runs: RunServiceDep) -> Accepted:
-    await runs.control(run_id=run_id, principal=principal, action="cancel", payload={})
+    await runs.control(ControlRequest(run_id=run_id, principal_id=principal.id, action="cancel"))
     return Accepted(run_id=run_id)

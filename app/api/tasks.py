@@ -7,10 +7,16 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.sse import format_sse_event
 
-from app.api.deps import RunServiceDep, SettingsDep, TasksReadDep, TasksWriteDep
+from app.api.deps import (
+    RunServiceDep,
+    SettingsDep,
+    TaskServiceDep,
+    TasksReadDep,
+    TasksWriteDep,
+)
 from app.api.responses import problems
 from app.api.run_requests import build_run_request
 from app.api.schemas.tasks import (
@@ -27,7 +33,7 @@ from app.api.sse import EventStreamResponse, encode_event
 from app.core.errors import NotFound
 from app.llm.types import Usage
 from app.tasks.records import TaskRecord, TaskStatus
-from app.tasks.service import TaskService
+from app.tasks.service import EventsMissed, TaskService
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -35,14 +41,6 @@ TASK_ID = re.compile(r"[0-9a-f]{32}")
 STEP_TYPES = frozenset({"step"})
 TOOL_TYPES = frozenset({"tool_call", "tool_result"})
 PLAN_TYPES = frozenset({"plan"})
-
-
-async def get_tasks(request: Request) -> TaskService:
-    tasks: TaskService = request.app.state.services.tasks
-    return tasks
-
-
-TaskServiceDep = Annotated[TaskService, Depends(get_tasks)]
 
 
 async def _task_id(task_id: str) -> str:
@@ -136,7 +134,8 @@ async def get_result(
         task_id=record.id,
         status=record.status,
         success=record.status == "completed",
-        final_answer=result.final_answer if result else None,
+        output=result.output if result else None,
+        final_answer=result.output if result else None,  # deprecated name, same value
         reasoning=result.reasoning if result else [],
         usage=result.usage if result else Usage(),
         cached=result.cached if result else False,
@@ -235,8 +234,8 @@ def _after(last_event_id: str | None, after: int | None) -> int:
 
 async def _frames(tasks: TaskService, task_id: str, after: int) -> AsyncIterator[bytes]:
     async for item in tasks.follow(task_id=task_id, after=after):
-        if isinstance(item, dict):
-            yield format_sse_event(data_str=json.dumps(item), event=str(item["type"]))
+        if isinstance(item, EventsMissed):
+            yield format_sse_event(data_str=item.model_dump_json(), event=item.type)
         else:
             yield encode_event(item)
 

@@ -4,35 +4,37 @@ Server -> every event since the start (or after ?after=N), then live ones; the s
 (1000) after the task's final event. Client -> {"type": "input", "request_id", "value"},
 {"type": "cancel"}, {"type": "pause"}, {"type": "resume"} (these need tasks:write).
 Replies to client messages: {"type": "ack", "action"} or {"type": "rejected", "code", "message"}.
+Handshake, credentials, shutdown frame and close codes: app/api/ws_transport.py.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import anyio
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from starlette.websockets import WebSocketState
+from fastapi import APIRouter, WebSocket
 
-from app.api.deps import websocket_principal
+from app.api.deps import services_of
 from app.api.tasks import TASK_ID
+from app.api.ws_transport import (
+    POLICY_VIOLATION,
+    authorize_socket,
+    parse_frame,
+    send_json,
+    serve_socket,
+)
 from app.core.errors import AppError
 from app.security.principals import Principal
+from app.security.scopes import Scope
 from app.tasks.service import TaskService
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-POLICY_VIOLATION = 1008
-
 
 @router.websocket("/{task_id}/ws")
 async def task_socket(websocket: WebSocket, task_id: str, after: int = 0) -> None:
-    principal = websocket_principal(websocket, frozenset({"tasks:read"}))
-    tasks: TaskService = websocket.app.state.services.tasks
+    principal = await authorize_socket(websocket, required=frozenset({Scope.TASKS_READ}))
     if principal is None:
-        await websocket.close(code=POLICY_VIOLATION, reason="unauthorized")
         return
+    tasks = services_of(websocket).tasks
     try:
         if TASK_ID.fullmatch(task_id) is None:
             raise AppError("No task with this id.", status=404, code="task_not_found")
@@ -40,49 +42,33 @@ async def task_socket(websocket: WebSocket, task_id: str, after: int = 0) -> Non
     except AppError:
         await websocket.close(code=POLICY_VIOLATION, reason="task_not_found")
         return
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol="bearer" if "bearer" in offered else None)
-    disconnected = False
-    try:
+
+    async def session() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(_read_client, websocket, tasks, principal, task_id)
             async for item in tasks.follow(task_id=task_id, after=max(0, after)):
-                text = json.dumps(item) if isinstance(item, dict) else item.model_dump_json()
-                await websocket.send_text(text)
+                await websocket.send_text(item.model_dump_json())
             group.cancel_scope.cancel()
-    except* WebSocketDisconnect:
-        disconnected = True
-    if not disconnected and websocket.application_state == WebSocketState.CONNECTED:
-        await websocket.close(code=1000)
+
+    await serve_socket(websocket, session)
+
+
+async def _rejected(websocket: WebSocket, code: str, message: str) -> None:
+    await send_json(websocket, {"type": "rejected", "code": code, "message": message})
 
 
 async def _read_client(
     websocket: WebSocket, tasks: TaskService, principal: Principal, task_id: str
 ) -> None:
     while True:
-        try:
-            message: Any = json.loads(await websocket.receive_text())
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            await _reply(
-                websocket,
-                {
-                    "type": "rejected",
-                    "code": "bad_message",
-                    "message": "Frames must be JSON objects.",
-                },
-            )
+        message = parse_frame(await websocket.receive_text())
+        if message is None:
+            await _rejected(websocket, "bad_message", "Frames must be JSON objects.")
             continue
         action = message.get("type")
-        if not principal.has_scopes(frozenset({"tasks:write"})):
-            await _reply(
-                websocket,
-                {
-                    "type": "rejected",
-                    "code": "insufficient_scope",
-                    "message": "Controlling a task needs tasks:write.",
-                },
+        if not principal.has_scopes({Scope.TASKS_WRITE}):
+            await _rejected(
+                websocket, "insufficient_scope", "Controlling a task needs tasks:write."
             )
             continue
         try:
@@ -96,22 +82,11 @@ async def _read_client(
             elif action == "cancel":
                 await tasks.cancel(owner=principal, task_id=task_id)
             elif action in ("pause", "resume"):
-                await tasks.control(owner=principal, task_id=task_id, action=str(action))
+                await tasks.control(owner=principal, task_id=task_id, action=action)
             else:
-                await _reply(
-                    websocket,
-                    {
-                        "type": "rejected",
-                        "code": "bad_message",
-                        "message": "Send input, cancel, pause or resume.",
-                    },
-                )
+                await _rejected(websocket, "bad_message", "Send input, cancel, pause or resume.")
                 continue
         except AppError as exc:
-            await _reply(websocket, {"type": "rejected", "code": exc.code, "message": exc.detail})
+            await _rejected(websocket, exc.code, exc.detail)
             continue
-        await _reply(websocket, {"type": "ack", "action": action})
-
-
-async def _reply(websocket: WebSocket, payload: dict[str, Any]) -> None:
-    await websocket.send_text(json.dumps(payload))
+        await send_json(websocket, {"type": "ack", "action": action})

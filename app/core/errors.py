@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
 
 class AppError(Exception):
@@ -20,11 +21,13 @@ class AppError(Exception):
         status: int | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         self.status = status or self.status
         self.code = code or self.code
         self.detail = detail or self.detail
         self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})  # extra problem+json members (RFC 9457)
         super().__init__(self.detail)
 
     @property

@@ -73,19 +73,14 @@ class RouteTable:
         return sorted(methods)
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route this request matches (memoised on the scope)."""
-    cached = scope.get(_CACHE_KEY)
-    if cached is not None:
-        return str(cached)
-    table: RouteTable | None = getattr(
-        getattr(scope.get("app"), "state", None), "route_table", None
-    )
-    if table is None:
-        template = UNMATCHED_ROUTE
-    else:
-        template = table.match(
+    def template_for(self, scope: Scope) -> str:
+        """The template of the route this request matches (memoised on the scope, so every
+        middleware that asks pays for one match)."""
+        cached = scope.get(_CACHE_KEY)
+        if cached is not None:
+            return str(cached)
+        template = self.match(
             scope_type=scope["type"], method=scope.get("method", ""), path=scope["path"]
         )
-    scope[_CACHE_KEY] = template
-    return template
+        scope[_CACHE_KEY] = template
+        return template

@@ -1,19 +1,32 @@
-"""Render the settings reference (.env.example, README table) from Settings itself."""
+"""Render the settings reference (.env.example, README table) from Settings itself.
+
+The built-in LLM providers' variables (app/core/llm_settings.py) follow LLM_PROVIDER.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from app.core.config import Settings
+from app.core.llm_settings import documented_fields
 
 _SECRET_NOTE = "dev placeholder; production needs a random value (openssl rand -hex 32)"  # noqa: S105
 
 
-def _default(name: str) -> Any:
-    return Settings.model_fields[name].get_default(call_default_factory=True)
+def _fields() -> Iterator[tuple[str, FieldInfo]]:
+    for name, field in Settings.model_fields.items():
+        yield name, field
+        if name == "LLM_PROVIDER":
+            yield from documented_fields()
+
+
+def _default(field: FieldInfo) -> Any:
+    return field.get_default(call_default_factory=True)
 
 
 def _as_env(value: Any) -> str:
@@ -33,8 +46,8 @@ def env_example() -> str:
         "# Regenerate: agent-service settings --format env > .env.example",
         "",
     ]
-    for name, field in Settings.model_fields.items():
-        default = _default(name)
+    for name, field in _fields():
+        default = _default(field)
         lines.append(f"# {field.description}")
         if isinstance(default, SecretStr):
             lines.append(f"# {name}=  ({_SECRET_NOTE})")
@@ -45,8 +58,8 @@ def env_example() -> str:
 
 def markdown_table() -> str:
     rows = ["| Setting | Default | Description |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
-        default = _default(name)
+    for name, field in _fields():
+        default = _default(field)
         if isinstance(default, SecretStr):
             shown = "dev placeholder (refused in production)"
         else:

@@ -17,7 +17,7 @@ class ConfigError(RuntimeError):
 
 def load_settings(**overrides: object) -> Settings:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         lines = []
         for error in exc.errors(include_input=False, include_url=False):

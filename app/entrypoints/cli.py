@@ -41,7 +41,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
     from app.security.accounts import create_api_key
-    from app.security.principals import validate_scopes
+    from app.security.scopes import parse_scopes
     from app.services import build_stores
     from app.store.redis_client import build_redis
 
@@ -57,7 +57,7 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
         _, store = build_stores(settings, redis)
         if args.action == "create":
             try:
-                scopes = validate_scopes(args.scopes)
+                scopes = parse_scopes(args.scopes)
             except ValueError as exc:
                 sys.stderr.write(f"{exc}\n")
                 return 2

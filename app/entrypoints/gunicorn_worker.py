@@ -1,6 +1,6 @@
 """The gunicorn worker class: uvicorn-worker with graceful shutdown and our logging.
 
-gunicorn does not pass ``graceful_timeout`` to uvicorn (PITFALLS.md): without this, a SIGTERM
+gunicorn does not pass ``graceful_timeout`` to uvicorn (docs/decisions.md): without this, a SIGTERM
 with an open stream gets the worker hard-killed and its ``finally`` blocks never run. uvicorn
 must give up first, so it gets the grace period less a margin for the lifespan shutdown.
 """

@@ -15,7 +15,7 @@ from prometheus_client import start_http_server
 
 from app.core.config import Settings
 from app.observability.logging import configure_logging
-from app.services import open_services
+from app.services import build_services
 
 log = structlog.get_logger("app.worker")
 
@@ -24,7 +24,7 @@ async def run_worker(settings: Settings) -> int:
     if not settings.REDIS_URL:
         log.error("worker_needs_redis", hint="set REDIS_URL to the Redis the API uses")
         return 2
-    services = await open_services(settings, run_worker=True, bootstrap=False)
+    services = build_services(settings, run_worker=True)
     worker = services.worker
     assert worker is not None  # noqa: S101 - run_worker=True builds one
     stop = asyncio.Event()
@@ -39,10 +39,9 @@ async def run_worker(settings: Settings) -> int:
         concurrency=settings.WORKER_CONCURRENCY,
         metrics_port=settings.WORKER_METRICS_PORT,
     )
-    services.start_worker()
-    await stop.wait()
-    log.info("worker_stopping", grace_seconds=settings.WORKER_SHUTDOWN_GRACE_SECONDS)
-    await services.aclose()
+    async with services.running(bootstrap=False):
+        await stop.wait()
+        log.info("worker_stopping", grace_seconds=settings.WORKER_SHUTDOWN_GRACE_SECONDS)
     log.info("worker_stopped")
     return 0
 

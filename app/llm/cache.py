@@ -9,7 +9,7 @@ last subscriber goes away the producer is cancelled, which closes the upstream c
 
 Storage is Redis when given a client, else a bounded in-process LRU. A broken Redis never
 fails a request: errors and timeouts count as misses, and a circuit breaker skips it without
-waiting until a probe after ``reset_timeout`` finds it back (PITFALLS.md).
+waiting until a probe after ``reset_timeout`` finds it back (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from app.core.circuit_breaker import CircuitBreaker
 from app.llm import metrics
-from app.llm.protocol import LLMError, LLMProvider
+from app.llm.protocol import LLMError, LLMProvider, provider_defaults
 from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
 
 log = structlog.get_logger(__name__)
@@ -202,14 +202,22 @@ class _Flight:
 
 def _for_follower(error: BaseException) -> BaseException:
     if isinstance(error, LLMError):  # a fresh instance: each caller gets its own traceback
-        return LLMError(str(error), code=error.code, retryable=error.retryable)
+        return error.copy()
     if isinstance(error, asyncio.CancelledError):  # the producer was shut down, not the caller
-        return LLMError("LLM call was cancelled", code="llm_unavailable", retryable=True)
+        return LLMError(
+            "the model call was cancelled on the server; retrying may help",
+            code="llm_unavailable",
+            retryable=True,
+        )
     return error
 
 
 class CachedLLM:
-    """An LLMProvider-compatible front: ``complete``/``stream`` take ``bypass`` as well."""
+    """An LLMProvider-compatible front: ``complete``/``stream`` take ``bypass`` as well.
+
+    Requests are completed with the provider's ``defaults`` (e.g. OPENAI_TEMPERATURE) before
+    the key is computed, so a plug-in with its own defaults is keyed correctly too.
+    """
 
     def __init__(
         self,
@@ -218,15 +226,12 @@ class CachedLLM:
         store: CacheStore,
         ttl: int,
         enabled: bool = True,
-        default_temperature: float | None = None,
-        default_max_tokens: int | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
         self._ttl = ttl
         self._enabled = enabled
-        self._default_temperature = default_temperature
-        self._default_max_tokens = default_max_tokens
+        self._defaults = provider_defaults(provider)
         self._flights: dict[str, _Flight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -290,10 +295,11 @@ class CachedLLM:
         update: dict[str, Any] = {}
         if request.model is None:
             update["model"] = self.provider.model
-        if self._default_temperature is not None and "temperature" not in request.model_fields_set:
-            update["temperature"] = self._default_temperature
-        if request.max_tokens is None and self._default_max_tokens is not None:
-            update["max_tokens"] = self._default_max_tokens
+        defaults = self._defaults
+        if defaults.temperature is not None and "temperature" not in request.model_fields_set:
+            update["temperature"] = defaults.temperature
+        if request.max_tokens is None and defaults.max_tokens is not None:
+            update["max_tokens"] = defaults.max_tokens
         return request.model_copy(update=update) if update else request
 
     # --- single flight -----------------------------------------------------------------------

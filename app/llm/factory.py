@@ -11,19 +11,7 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.llm.cache import CachedLLM, CacheStore, MemoryCacheStore, RedisCacheStore
-from app.llm.offline import OfflineProvider
-from app.llm.openai_compat import OpenAICompatProvider
-from app.llm.protocol import LLMProvider
-
-
-def build_provider(settings: Settings) -> LLMProvider:
-    if settings.LLM_PROVIDER == "openai":
-        return OpenAICompatProvider.from_settings(settings)
-    return OfflineProvider(
-        latency_ms=settings.OFFLINE_LATENCY_MS,
-        tokens_per_second=settings.OFFLINE_TOKENS_PER_SECOND,
-        response_tokens=settings.OFFLINE_RESPONSE_TOKENS,
-    )
+from app.llm.providers import build_provider
 
 
 def build_cache_store(settings: Settings, redis: Redis | None) -> CacheStore:
@@ -33,13 +21,11 @@ def build_cache_store(settings: Settings, redis: Redis | None) -> CacheStore:
 
 
 def build_llm(settings: Settings, redis: Redis | None) -> CachedLLM:
-    openai = settings.LLM_PROVIDER == "openai"
+    # The provider's own defaults (e.g. OPENAI_TEMPERATURE) shape the cache key: CachedLLM
+    # reads them from the provider.
     return CachedLLM(
         build_provider(settings),
         store=build_cache_store(settings, redis),
         ttl=settings.CACHE_TTL,
         enabled=settings.CACHE_ENABLED,
-        # OPENAI_* defaults apply to requests that leave them open; the offline model ignores them.
-        default_temperature=settings.OPENAI_TEMPERATURE if openai else None,
-        default_max_tokens=settings.OPENAI_MAX_TOKENS if openai else None,
     )

@@ -13,6 +13,7 @@ from typing import Literal
 
 from prometheus_client import Counter, Histogram
 
+from app.llm.failures import log_failure
 from app.llm.protocol import LLMError, LLMProvider
 from app.llm.types import LLMFinal, LLMRequest, LLMStreamItem, Usage
 
@@ -80,7 +81,11 @@ def record_first_token(*, provider: str, seconds: float) -> None:
 async def instrumented(
     provider: LLMProvider, request: LLMRequest
 ) -> AsyncGenerator[LLMStreamItem, None]:
-    """``provider.stream(request)`` with request, token and latency metrics; closes it on exit."""
+    """``provider.stream(request)`` with request, token and latency metrics; closes it on exit.
+
+    Every upstream call passes here exactly once, so this is also where a final failure is
+    logged (``llm_call_failed``), for built-in and plug-in providers alike.
+    """
     name = provider.name
     started = time.monotonic()
     first = True
@@ -97,9 +102,11 @@ async def instrumented(
             yield item
     except LLMError as exc:
         outcome = exc.code
+        log_failure(provider=name, model=request.model or provider.model, error=exc)
         raise
-    except Exception:
+    except Exception as exc:
         outcome = "error"
+        log_failure(provider=name, model=request.model or provider.model, error=exc)
         raise
     finally:
         aclose = getattr(items, "aclose", None)  # the protocol promises an iterator only

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
+from app.core.llm_settings import OfflineSettings
 from app.llm.types import (
     ChatMessage,
     FinishReason,
@@ -115,6 +116,14 @@ class OfflineProvider:
         self._latency = latency_ms / 1000
         self._interval = 1 / tokens_per_second if tokens_per_second > 0 else 0.0
         self._response_tokens = response_tokens
+
+    @classmethod
+    def from_settings(cls, settings: OfflineSettings) -> OfflineProvider:
+        return cls(
+            latency_ms=settings.LATENCY_MS,
+            tokens_per_second=settings.TOKENS_PER_SECOND,
+            response_tokens=settings.RESPONSE_TOKENS,
+        )
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         # The same generator as stream(), so content, usage and timing always agree.

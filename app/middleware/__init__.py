@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from app.core.config import Settings
+from app.core.routing import RouteTable
 from app.middleware.access_log import AccessLogMiddleware
 from app.middleware.authentication import AuthenticationMiddleware
 from app.middleware.body_limit import BodySizeLimitMiddleware
@@ -18,16 +19,25 @@ from app.middleware.metrics import MetricsMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
+from app.security.authenticator import Authenticator
+from app.store.rate_limits import RequestRateLimiter
 
 
-def build_middleware(settings: Settings) -> list[Middleware]:
+def build_middleware(
+    settings: Settings,
+    *,
+    routes: RouteTable,
+    authenticator: Authenticator,
+    rate_limiter: RequestRateLimiter,
+) -> list[Middleware]:
+    """Each middleware gets its collaborators here, never from the app at request time."""
     chain: list[Middleware] = []
     if settings.REQUEST_CONTEXT_ENABLED:
         chain.append(Middleware(RequestContextMiddleware))
     if settings.ACCESS_LOG_ENABLED:
-        chain.append(Middleware(AccessLogMiddleware))
+        chain.append(Middleware(AccessLogMiddleware, routes=routes))
     if settings.ENABLE_METRICS:
-        chain.append(Middleware(MetricsMiddleware))
+        chain.append(Middleware(MetricsMiddleware, routes=routes))
     if settings.SECURITY_HEADERS_ENABLED:
         chain.append(Middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS))
     if settings.MAX_REQUEST_BODY_BYTES:
@@ -60,7 +70,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
             )
         )
     if settings.AUTH_ENABLED:
-        chain.append(Middleware(AuthenticationMiddleware))
+        chain.append(Middleware(AuthenticationMiddleware, authenticator=authenticator))
     if settings.RATE_LIMIT_ENABLED:
-        chain.append(Middleware(RateLimitMiddleware))
+        chain.append(Middleware(RateLimitMiddleware, limiter=rate_limiter, routes=routes))
     return chain

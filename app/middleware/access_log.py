@@ -6,13 +6,14 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.routing import OPS_PATHS, route_template
+from app.core.routing import OPS_PATHS, RouteTable
 from app.observability.logging import access_logger
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, routes: RouteTable) -> None:
         self.app = app
+        self.routes = routes
         self._log = access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,7 +40,7 @@ class AccessLogMiddleware:
             client = scope.get("client")
             fields = {
                 "method": scope.get("method", "WEBSOCKET"),
-                "route": route_template(scope),
+                "route": self.routes.template_for(scope),
                 "path": scope["path"],
                 "status": status,
                 "duration_ms": round((time.perf_counter() - start) * 1000, 2),

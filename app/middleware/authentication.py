@@ -18,8 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.problems import send_problem
 from app.core.routing import OPS_PATHS
 from app.observability import metrics
-from app.security.authenticator import AuthenticationFailed
-from app.services import services_of
+from app.security.authenticator import AuthenticationFailed, Authenticator
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +48,9 @@ def _websocket_token(scope: Scope) -> str | None:
 
 
 class AuthenticationMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
         self.app = app
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
@@ -60,9 +60,8 @@ class AuthenticationMiddleware:
         if authorization is None and api_key is None:
             await self.app(scope, receive, send)
             return
-        authenticator = services_of(scope).authenticator
         try:
-            scope["principal"] = await authenticator.authenticate(
+            scope["principal"] = await self.authenticator.authenticate(
                 authorization=authorization, api_key=api_key
             )
         except AuthenticationFailed as exc:

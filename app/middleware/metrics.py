@@ -6,13 +6,14 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.routing import route_template
+from app.core.routing import RouteTable
 from app.observability import metrics
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, routes: RouteTable) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,8 +32,9 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_capturing_status)
         finally:
-            # Recorded after the app ran, so scope["route"] is populated (template, not path).
+            # Labelled by route template, never the raw path (a URL scanner must not mint
+            # series); matched against our own table, see app/core/routing.py.
             metrics.HTTP_IN_FLIGHT.dec()
-            labels = (scope["method"], route_template(scope), str(status))
+            labels = (scope["method"], self.routes.template_for(scope), str(status))
             metrics.HTTP_REQUESTS.labels(*labels).inc()
             metrics.HTTP_DURATION.labels(*labels).observe(time.perf_counter() - start)

@@ -12,10 +12,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import send_problem
-from app.core.routing import OPS_PATHS, route_template
+from app.core.routing import OPS_PATHS, RouteTable
 from app.observability import metrics
-from app.services import services_of
-from app.store.rate_limits import RateLimitBackendDown
+from app.store.rate_limits import RateLimitBackendDown, RequestRateLimiter
 
 
 def _identity(scope: Scope) -> str:
@@ -27,19 +26,22 @@ def _identity(scope: Scope) -> str:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, limiter: RequestRateLimiter, routes: RouteTable) -> None:
         self.app = app
+        self.limiter = limiter
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
-        route = route_template(scope)
-        limiter = services_of(scope).rate_limiter
+        route = self.routes.template_for(scope)
         # A WebSocket handshake counts once, in a bucket of its own ("WS" + route).
         method = scope["method"] if scope["type"] == "http" else "WS"
         try:
-            decision = await limiter.check(identity=_identity(scope), method=method, route=route)
+            decision = await self.limiter.check(
+                identity=_identity(scope), method=method, route=route
+            )
         except RateLimitBackendDown:
             await send_problem(
                 send,

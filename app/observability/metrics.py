@@ -3,7 +3,7 @@
 Metrics are module-level (the client library's model); they only write to memory, or to
 PROMETHEUS_MULTIPROC_DIR under gunicorn, so defining them at import connects to nothing.
 Under several workers every worker writes its own files and a scrape merges them
-(PITFALLS.md: without multiprocess mode each scrape shows one worker).
+(docs/decisions.md: without multiprocess mode each scrape shows one worker).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ import structlog
 from app.core.config import Settings
 from app.security import api_keys as api_key_format
 from app.security.passwords import PasswordHasher
-from app.security.principals import ALL_SCOPES, Principal
+from app.security.principals import Principal
+from app.security.scopes import Scope
 from app.store.api_keys import ApiKeyStore
 from app.store.records import ApiKeyRecord, UserRecord
 from app.store.users import UserStore
@@ -30,7 +31,7 @@ async def bootstrap_admin(
     username = settings.ADMIN_USERNAME
     if settings.ADMIN_PASSWORD is not None:
         password_hash = await hasher.hash(settings.ADMIN_PASSWORD.get_secret_value())
-        record = UserRecord(username=username, password_hash=password_hash, scopes=list(ALL_SCOPES))
+        record = UserRecord(username=username, password_hash=password_hash, scopes=list(Scope))
         await users.create(record, overwrite=True)
         return None
     if settings.is_production:
@@ -40,7 +41,7 @@ async def bootstrap_admin(
         return None
     password = secrets.token_urlsafe(18)
     record = UserRecord(
-        username=username, password_hash=await hasher.hash(password), scopes=list(ALL_SCOPES)
+        username=username, password_hash=await hasher.hash(password), scopes=list(Scope)
     )
     return password if await users.create(record) else None
 
@@ -79,6 +80,4 @@ async def create_api_key(
 
 
 def principal_for_user(user: UserRecord) -> Principal:
-    return Principal(
-        id=f"user:{user.username}", kind="user", name=user.username, scopes=frozenset(user.scopes)
-    )
+    return Principal.for_user(user.username, user.scopes)

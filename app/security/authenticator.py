@@ -65,9 +65,4 @@ class Authenticator:
         record = await self._api_keys.get_by_hash(digest)
         if record is None:
             raise AuthenticationFailed("api_key_invalid", "The API key is invalid or revoked.")
-        return Principal(
-            id=record.principal_id,
-            kind="api_key",
-            name=record.name,
-            scopes=frozenset(record.scopes),
-        )
+        return Principal.for_api_key(record.id, name=record.name, scopes=record.scopes)

@@ -1,45 +1,57 @@
-"""Who is calling: a user (from a JWT) or an API key, each a principal of its own."""
+"""Who is calling: a user (from a JWT) or an API key, each a principal of its own.
+
+A principal id is what owns resources: ``user:<name>`` or ``key:<key id>``. It is built by
+``Principal.for_user`` / ``Principal.for_api_key`` and read back by ``Principal.from_id``,
+nowhere else.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-ALL_SCOPES: tuple[str, ...] = (
-    "agents:run",
-    "sessions:read",
-    "sessions:write",
-    "tasks:read",
-    "tasks:write",
-    "admin",
-)
-ADMIN_SCOPE = "admin"
+from app.security.scopes import Scope
 
 PrincipalKind = Literal["user", "api_key", "anonymous"]
+
+_USER = "user:"
+_API_KEY = "key:"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """``id`` is what owns resources: ``user:<name>`` or ``key:<key id>``."""
-
     id: str
     kind: PrincipalKind
     name: str
     scopes: frozenset[str] = field(default_factory=frozenset)
 
-    def has_scopes(self, required: frozenset[str] | set[str]) -> bool:
+    @classmethod
+    def for_user(cls, name: str, scopes: Iterable[str] = ()) -> Principal:
+        return cls(id=_USER + name, kind="user", name=name, scopes=frozenset(scopes))
+
+    @classmethod
+    def for_api_key(cls, key_id: str, *, name: str, scopes: Iterable[str] = ()) -> Principal:
+        return cls(id=_API_KEY + key_id, kind="api_key", name=name, scopes=frozenset(scopes))
+
+    @classmethod
+    def from_id(cls, principal_id: str, scopes: Iterable[str] = ()) -> Principal:
+        """The principal an owner id names (a worker runs a task as its owner).
+
+        ValueError for anything that is not ``user:<name>`` or ``key:<id>``."""
+        if principal_id.startswith(_API_KEY) and len(principal_id) > len(_API_KEY):
+            key_id = principal_id.removeprefix(_API_KEY)
+            return cls.for_api_key(key_id, name=key_id, scopes=scopes)
+        if principal_id.startswith(_USER) and len(principal_id) > len(_USER):
+            return cls.for_user(principal_id.removeprefix(_USER), scopes)
+        raise ValueError(f"not a principal id: {principal_id!r}")
+
+    def has_scopes(self, required: Iterable[str]) -> bool:
         # admin implies every scope: an operator must be able to act on anything.
-        return ADMIN_SCOPE in self.scopes or required <= self.scopes
+        return Scope.ADMIN in self.scopes or frozenset(required) <= self.scopes
 
 
 # Used when AUTH_ENABLED=false (development only; production refuses that setting).
 AUTH_DISABLED_PRINCIPAL = Principal(
-    id="user:anonymous", kind="anonymous", name="anonymous", scopes=frozenset(ALL_SCOPES)
+    id=_USER + "anonymous", kind="anonymous", name="anonymous", scopes=frozenset(Scope)
 )
-
-
-def validate_scopes(scopes: list[str] | tuple[str, ...] | set[str]) -> frozenset[str]:
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise ValueError(f"unknown scopes: {', '.join(unknown)}; valid: {', '.join(ALL_SCOPES)}")
-    return frozenset(scopes)

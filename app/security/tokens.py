@@ -1,6 +1,6 @@
 """JWT access tokens with python-jose, decoded strictly.
 
-python-jose accepts a token with no ``aud`` unless told to require it (PITFALLS.md), so the
+python-jose accepts a token with no ``aud`` unless told to require it (docs/decisions.md), so the
 options are explicit, and the algorithm list holds exactly one algorithm of one family.
 """
 
@@ -77,11 +77,12 @@ def decode_access_token(token: str, *, settings: Settings) -> VerifiedToken:
     except JWTError:
         raise TokenError("invalid") from None
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.startswith("user:"):
-        raise TokenError("invalid")
     scope_claim = claims.get("scope", "")
-    scopes = frozenset(scope_claim.split()) if isinstance(scope_claim, str) else frozenset()
-    principal = Principal(
-        id=subject, kind="user", name=subject.removeprefix("user:"), scopes=scopes
-    )
+    scopes = scope_claim.split() if isinstance(scope_claim, str) else []
+    try:
+        principal = Principal.from_id(subject, scopes) if isinstance(subject, str) else None
+    except ValueError:
+        principal = None
+    if principal is None or principal.kind != "user":
+        raise TokenError("invalid")
     return VerifiedToken(principal=principal, expires_at=float(claims["exp"]))

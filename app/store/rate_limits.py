@@ -1,6 +1,6 @@
 """Rate-limit decisions on ``limits.aio`` (slowapi's engine), shared across replicas via Redis.
 
-slowapi itself blocks the event loop on Redis and truncates SSE (PITFALLS.md), so the ASGI
+slowapi itself blocks the event loop on Redis and truncates SSE (docs/decisions.md), so the ASGI
 part is ours and the counting is limits'. The storage shares the app's redis-py pool, so its
 commands get the same short timeouts. A circuit breaker keeps a dead Redis from adding a
 timeout to every request; the configured policy decides what happens meanwhile.

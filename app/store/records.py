@@ -25,7 +25,3 @@ class ApiKeyRecord(BaseModel):
     created_by: str
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
-
-    @property
-    def principal_id(self) -> str:
-        return f"key:{self.id}"

@@ -1,6 +1,6 @@
 """The one Redis client per process, with the timeouts redis-py does not set by default.
 
-PITFALLS.md: a GET against a hung Redis took 59.6 s with defaults, and the default pool fails
+docs/decisions.md: a GET against a hung Redis took 59.6 s with defaults, and the default pool fails
 past 100 commands in flight. So: short socket and connect timeouts, one quick retry, health
 checks on idle connections, and a blocking pool that waits briefly for a free connection.
 """

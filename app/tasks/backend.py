@@ -11,9 +11,30 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
-from app.tasks.records import TaskRecord
+from app.tasks.records import StatusSet, TaskRecord, TaskStatus, TaskUpdate
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's Idempotency-Key and the fingerprint of the body it came with."""
+
+    key: str
+    fingerprint: str
+
+
+# created: stored and enqueued; replayed: the key's earlier task (same body), nothing
+# enqueued; key_reused: the key was used with another body, nothing stored.
+SubmitOutcome = Literal["created", "replayed", "key_reused"]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    record: TaskRecord  # the new task, or the one the key made earlier
+    outcome: SubmitOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +53,35 @@ class StoredEvent:
 
 class TaskBackend(Protocol):
     # -- records ----------------------------------------------------------------------------
-    async def submit(
-        self, record: TaskRecord, *, idempotency_key: str | None
-    ) -> tuple[TaskRecord, bool]:
-        """Store and enqueue atomically. With a key already used by this owner: (that task,
-        False), nothing enqueued."""
+    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+        """Store and enqueue atomically, unless this owner's key was already used (for
+        IDEMPOTENCY_TTL_SECONDS): then the earlier task, replayed or key_reused by whether
+        the fingerprints match."""
         ...
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
 
     async def list(
-        self, *, owner: str, status: str | None, limit: int, offset: int
+        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]: ...
 
-    async def update(self, task_id: str, **fields: Any) -> None:
-        """Set fields unconditionally (fields the worker owns, or client requests)."""
+    async def update(self, task_id: str, changes: TaskUpdate) -> None:
+        """Set fields unconditionally (fields the worker owns)."""
         ...
 
     async def transition(
-        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+        self,
+        task_id: str,
+        *,
+        to: TaskStatus,
+        allowed_from: StatusSet,
+        changes: TaskUpdate | None = None,
     ) -> bool:
-        """Atomically move to ``to`` (setting ``fields``) if the status is in allowed_from."""
+        """Atomically move to ``to`` (applying ``changes``) if the status is in allowed_from."""
+        ...
+
+    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
+        """Atomically apply ``changes`` if the status is in status_in; the status stays."""
         ...
 
     # -- queue ------------------------------------------------------------------------------

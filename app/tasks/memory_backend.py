@@ -12,17 +12,30 @@ import hashlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
 
 from app.core.clock import utcnow
-from app.tasks.backend import Delivery, StoredEvent
-from app.tasks.records import TaskRecord
+from app.tasks.backend import (
+    IDEMPOTENCY_TTL_SECONDS,
+    Delivery,
+    IdempotencyKey,
+    StoredEvent,
+    Submission,
+)
+from app.tasks.records import StatusSet, TaskRecord, TaskStatus, TaskUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyUse:
+    task_id: str
+    fingerprint: str
+    expires: float  # time.monotonic()
 
 
 class MemoryTaskBackend:
     def __init__(self, *, events_max: int) -> None:
         self._records: dict[str, TaskRecord] = {}
-        self._idempotency: dict[str, tuple[str, float]] = {}
+        self._idempotency: dict[str, _KeyUse] = {}
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, last beat)
         self._ids = itertools.count(1)
@@ -33,25 +46,28 @@ class MemoryTaskBackend:
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
 
     # -- records ----------------------------------------------------------------------------
-    async def submit(
-        self, record: TaskRecord, *, idempotency_key: str | None
-    ) -> tuple[TaskRecord, bool]:
-        if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+        if idempotency is not None:
+            digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
             key = f"{record.owner}:{digest}"
-            found = self._idempotency.get(key)
-            if found and found[1] > time.monotonic() and found[0] in self._records:
-                return self._records[found[0]], False
-            self._idempotency[key] = (record.id, time.monotonic() + 24 * 3600)
+            used = self._idempotency.get(key)
+            if used and used.expires > time.monotonic() and used.task_id in self._records:
+                earlier = self._records[used.task_id]
+                if used.fingerprint != idempotency.fingerprint:
+                    return Submission(earlier, "key_reused")
+                return Submission(earlier, "replayed")
+            self._idempotency[key] = _KeyUse(
+                record.id, idempotency.fingerprint, time.monotonic() + IDEMPOTENCY_TTL_SECONDS
+            )
         self._records[record.id] = record
         self._queue.put_nowait(Delivery(id=str(next(self._ids)), task_id=record.id))
-        return record, True
+        return Submission(record, "created")
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return self._records.get(task_id)
 
     async def list(
-        self, *, owner: str, status: str | None, limit: int, offset: int
+        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]:
         records = [
             r
@@ -61,20 +77,31 @@ class MemoryTaskBackend:
         records.sort(key=lambda r: r.submitted_at, reverse=True)
         return records[offset : offset + limit], len(records)
 
-    async def update(self, task_id: str, **fields: Any) -> None:
+    async def update(self, task_id: str, changes: TaskUpdate) -> None:
         record = self._records.get(task_id)
         if record is not None:
-            fields.setdefault("updated_at", utcnow())
-            self._records[task_id] = record.model_copy(update=fields)
+            self._records[task_id] = record.model_copy(update={"updated_at": utcnow(), **changes})
 
     async def transition(
-        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+        self,
+        task_id: str,
+        *,
+        to: TaskStatus,
+        allowed_from: StatusSet,
+        changes: TaskUpdate | None = None,
     ) -> bool:
         record = self._records.get(task_id)
         if record is None or record.status not in allowed_from:
             return False
-        fields.setdefault("updated_at", utcnow())
-        self._records[task_id] = record.model_copy(update={**fields, "status": to})
+        update = {"updated_at": utcnow(), **(changes or {}), "status": to}
+        self._records[task_id] = record.model_copy(update=update)
+        return True
+
+    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
+        record = self._records.get(task_id)
+        if record is None or record.status not in status_in:
+            return False
+        await self.update(task_id, changes)
         return True
 
     # -- queue ------------------------------------------------------------------------------

@@ -1,22 +1,33 @@
-"""A task's record: what clients read with GET /v1/tasks/{id}."""
+"""A task's record: what clients read with GET /v1/tasks/{id}, and the typed changes the
+service and the worker make to it."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from app.agents.events import InputKind
 from app.core.clock import utcnow
 from app.llm.types import Usage
 
+# pause_requested: the client asked for a pause and the run goes on to its next checkpoint;
+# paused: the run waits at a checkpoint. A run that ends first never shows paused.
 TaskStatus = Literal[
-    "queued", "running", "paused", "input_required", "completed", "failed", "cancelled"
+    "queued",
+    "running",
+    "pause_requested",
+    "paused",
+    "input_required",
+    "completed",
+    "failed",
+    "cancelled",
 ]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-LIVE_STATUSES: frozenset[str] = frozenset({"running", "paused", "input_required"})
+StatusSet = frozenset[TaskStatus]
+TERMINAL_STATUSES: StatusSet = frozenset({"completed", "failed", "cancelled"})
+LIVE_STATUSES: StatusSet = frozenset({"running", "pause_requested", "paused", "input_required"})
 
 
 class PendingInputInfo(BaseModel):
@@ -26,8 +37,16 @@ class PendingInputInfo(BaseModel):
     choices: list[str] | None = None
 
 
+class TaskAnswer(BaseModel):
+    """A client's answer to an input request, waiting for the worker to deliver it."""
+
+    request_id: str
+    value: str | bool
+
+
 class TaskResult(BaseModel):
-    final_answer: str
+    # Records stored before the rename say final_answer.
+    output: str = Field(validation_alias=AliasChoices("output", "final_answer"))
     reasoning: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     cached: bool = False
@@ -57,11 +76,29 @@ class TaskRecord(BaseModel):
     # Requests from clients, applied by the worker that holds the task.
     cancel_requested: bool = False
     pause_requested: bool = False
-    answer: dict[str, Any] | None = None  # {"request_id": ..., "value": ...}
+    answer: TaskAnswer | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class TaskUpdate(TypedDict, total=False):
+    """The fields a change may set; the status moves only through a backend transition."""
+
+    steps_taken: int
+    attempts: int
+    started_at: datetime
+    updated_at: datetime
+    finished_at: datetime
+    error_code: str
+    error_message: str
+    result: TaskResult
+    pending_input: PendingInputInfo | None
+    worker: str
+    cancel_requested: bool
+    pause_requested: bool
+    answer: TaskAnswer | None
 
 
 _JSON_FIELDS = ("params", "result", "pending_input", "answer")
@@ -83,11 +120,21 @@ _NULLABLE = frozenset(
 )
 
 
-def to_fields(record: TaskRecord | None = None, **changes: Any) -> dict[str, str]:
-    """Flatten a record (or some fields) for a Redis hash: nested values as JSON, None as ''."""
-    data = record.model_dump(mode="json") if record is not None else {}
-    for key, value in changes.items():
-        data[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+def to_fields(record: TaskRecord) -> dict[str, str]:
+    """Flatten a record for a Redis hash: nested values as JSON, None as ''."""
+    return _flatten(record.model_dump(mode="json"))
+
+
+def changes_to_fields(changes: TaskUpdate) -> dict[str, str]:
+    """Flatten a change the same way, stamping updated_at unless it sets one."""
+    data: dict[str, Any] = {"updated_at": utcnow(), **changes}
+    for key, value in data.items():
+        if isinstance(value, BaseModel):
+            data[key] = value.model_dump(mode="json")
+    return _flatten(data)
+
+
+def _flatten(data: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
         if isinstance(value, datetime):

@@ -2,7 +2,8 @@
 
 ``task:<id>``            hash: the record (nested values as JSON)
 ``tasks:owner:<owner>``  sorted set of the owner's task ids by submit time
-``tasks:idem:<owner>:<sha256(key)>``  the task id an Idempotency-Key made (24 h)
+``tasks:idem:<owner>:<sha256(key)>``  ``<task id>:<body fingerprint>`` of the task an
+                         Idempotency-Key made (24 h)
 ``tasks:queue``          stream, consumer group ``workers``: one entry per delivery
 ``task:<id>:events``     stream of events; entry id ``<seq>-0`` is the event's seq
 ``task:<id>:seq``        the last event seq
@@ -24,34 +25,56 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.core.clock import utcnow
 from app.core.lifecycle import raise_if_cancelling
-from app.tasks.backend import Delivery, StoredEvent
-from app.tasks.records import TaskRecord, from_fields, to_fields
+from app.tasks.backend import (
+    IDEMPOTENCY_TTL_SECONDS,
+    Delivery,
+    IdempotencyKey,
+    StoredEvent,
+    Submission,
+    SubmitOutcome,
+)
+from app.tasks.records import (
+    StatusSet,
+    TaskRecord,
+    TaskStatus,
+    TaskUpdate,
+    changes_to_fields,
+    from_fields,
+    to_fields,
+)
 
 GROUP = "workers"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
+# Replies {1, id}: created; {0, id}: the key's task, same body; {2, id}: the key's task,
+# another body. A key stored before fingerprints (no ':') counts as the same body.
 _SUBMIT = """
 if KEYS[1] ~= '' then
   local existing = redis.call('GET', KEYS[1])
-  if existing then return {0, existing} end
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+  if existing then
+    local id, fingerprint = string.match(existing, '^([^:]*):?(.*)$')
+    if fingerprint == '' or fingerprint == ARGV[5] then return {0, id} end
+    return {2, id}
+  end
+  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'EX', ARGV[4])
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 redis.call('XADD', KEYS[4], '*', 'task', ARGV[1])
 return {1, ARGV[1]}
 """
+_OUTCOMES: dict[int, SubmitOutcome] = {0: "replayed", 1: "created", 2: "key_reused"}
 
+# ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; then field, value...
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 0 end
 for allowed in string.gmatch(ARGV[2], '[^,]+') do
   if allowed == current then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1], unpack(ARGV, 3))
+    redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+    if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
     return 1
   end
 end
@@ -93,15 +116,14 @@ class RedisTaskBackend:
         return f"{self._prefix}task:{task_id}"
 
     # -- records ----------------------------------------------------------------------------
-    async def submit(
-        self, record: TaskRecord, *, idempotency_key: str | None
-    ) -> tuple[TaskRecord, bool]:
-        idem = ""
-        if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+        idem, fingerprint = "", ""
+        if idempotency is not None:
+            digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
             idem = f"{self._prefix}tasks:idem:{record.owner}:{digest}"
+            fingerprint = idempotency.fingerprint
         flat = [item for pair in to_fields(record).items() for item in pair]
-        created, task_id = await self._submit(
+        reply, task_id = await self._submit(
             keys=[
                 idem,
                 self._key(record.id),
@@ -113,23 +135,25 @@ class RedisTaskBackend:
                 record.submitted_at.timestamp(),
                 self._retention,
                 IDEMPOTENCY_TTL_SECONDS,
+                fingerprint,
                 *flat,
             ],
         )
-        if int(created):
-            return record, True
+        outcome = _OUTCOMES[int(reply)]
+        if outcome == "created":
+            return Submission(record, outcome)
         existing = await self.get(str(task_id))
         if existing is None:  # the earlier task expired: its key outlived it, start over
             await self._redis.delete(idem)
-            return await self.submit(record, idempotency_key=idempotency_key)
-        return existing, False
+            return await self.submit(record, idempotency=idempotency)
+        return Submission(existing, outcome)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         fields: dict[str, str] = await self._redis.hgetall(self._key(task_id))  # type: ignore[assignment]
         return from_fields(fields) if fields else None
 
     async def list(
-        self, *, owner: str, status: str | None, limit: int, offset: int
+        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]:
         index = f"{self._prefix}tasks:owner:{owner}"
         if status is None:  # one page of ids; polling clients list often
@@ -149,18 +173,29 @@ class RedisTaskBackend:
             rows = await pipe.execute()
         return [from_fields(row) for row in rows if row]
 
-    async def update(self, task_id: str, **fields: Any) -> None:
-        fields.setdefault("updated_at", utcnow())
-        mapping: dict[Any, Any] = to_fields(**fields)
+    async def update(self, task_id: str, changes: TaskUpdate) -> None:
+        mapping: dict[Any, Any] = changes_to_fields(changes)
         await self._redis.hset(self._key(task_id), mapping=mapping)
 
     async def transition(
-        self, task_id: str, *, to: str, allowed_from: frozenset[str], **fields: Any
+        self,
+        task_id: str,
+        *,
+        to: TaskStatus,
+        allowed_from: StatusSet,
+        changes: TaskUpdate | None = None,
     ) -> bool:
-        fields.setdefault("updated_at", utcnow())
-        flat = [item for pair in to_fields(**fields).items() for item in pair]
+        return await self._set_if(task_id, to, allowed_from, changes or {})
+
+    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
+        return await self._set_if(task_id, None, status_in, changes)
+
+    async def _set_if(
+        self, task_id: str, to: TaskStatus | None, allowed: StatusSet, changes: TaskUpdate
+    ) -> bool:
+        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
         moved = await self._transition(
-            keys=[self._key(task_id)], args=[to, ",".join(sorted(allowed_from)), *flat]
+            keys=[self._key(task_id)], args=[to or "", ",".join(sorted(allowed)), *flat]
         )
         return bool(moved)
 

@@ -5,22 +5,49 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from app.agents.control import coerce_answer
 from app.agents.errors import InvalidInput
 from app.agents.events import EVENT_ADAPTER, ErrorEvent, Event
 from app.agents.events import TERMINAL_TYPES as TERMINAL_EVENT_TYPES
 from app.agents.registry import AgentRegistry
+from app.agents.sessions import SessionService
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.security.principals import Principal
-from app.store.sessions import SessionStore
 from app.tasks import metrics
-from app.tasks.backend import StoredEvent, TaskBackend
-from app.tasks.records import LIVE_STATUSES, TERMINAL_STATUSES, TaskRecord
+from app.tasks.backend import IdempotencyKey, StoredEvent, TaskBackend
+from app.tasks.idempotency import task_fingerprint
+from app.tasks.records import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    StatusSet,
+    TaskAnswer,
+    TaskRecord,
+    TaskStatus,
+)
 
-CANCELLABLE_NOW = frozenset({"queued"})
+ControlAction = Literal["pause", "resume", "stop"]
+CANCELLABLE_NOW: StatusSet = frozenset({"queued"})
+NOT_FINISHED = CANCELLABLE_NOW | LIVE_STATUSES
+# A pause asked for while the agent waits for an answer (or is already pausing) takes
+# effect at the next checkpoint; the status keeps saying what the run does until then.
+PAUSE_LATER: StatusSet = frozenset({"input_required", "pause_requested", "paused"})
+
+
+class EventsMissed(BaseModel):
+    """Told to a follower whose resume point is older than the retained events."""
+
+    type: Literal["events_missed"] = "events_missed"
+    from_seq: int
+    to_seq: int
+    task: TaskRecord | None  # the record now, since the missed events cannot be replayed
+
+
+FollowItem = Event | EventsMissed
 
 
 def _not_found() -> NotFound:
@@ -35,7 +62,7 @@ def decode_event(stored: StoredEvent) -> Event:
 
 class TaskService:
     def __init__(
-        self, *, backend: TaskBackend, agents: AgentRegistry, sessions: SessionStore
+        self, *, backend: TaskBackend, agents: AgentRegistry, sessions: SessionService
     ) -> None:
         self.backend = backend
         self._agents = agents
@@ -52,12 +79,9 @@ class TaskService:
         params: dict[str, Any],
         idempotency_key: str | None,
     ) -> tuple[TaskRecord, bool]:
-        if self._agents.get(agent) is None:
-            raise NotFound(f"No agent named {agent!r}.", code="agent_not_found")
+        self._agents.require(agent)
         if session_id is not None:
-            session = await self._sessions.get(session_id)
-            if session is None or session.owner != owner.id:
-                raise NotFound("No session with this id.", code="session_not_found")
+            await self._sessions.get_owned(owner=owner, session_id=session_id)
         record = TaskRecord(
             id=uuid.uuid4().hex,
             owner=owner.id,
@@ -67,10 +91,20 @@ class TaskService:
             max_steps=max_steps,
             params=params,
         )
-        task, created = await self.backend.submit(record, idempotency_key=idempotency_key)
+        idempotency = None
+        if idempotency_key is not None:
+            idempotency = IdempotencyKey(idempotency_key, task_fingerprint(record))
+        submission = await self.backend.submit(record, idempotency=idempotency)
+        if submission.outcome == "key_reused":
+            raise Unprocessable(
+                "This Idempotency-Key was already used with a different request body; "
+                "send a new key for a new task.",
+                code="idempotency_key_mismatch",
+            )
+        created = submission.outcome == "created"
         if created:
             metrics.TASKS_SUBMITTED.inc()
-        return task, created
+        return submission.record, created
 
     async def get(self, *, owner: Principal, task_id: str) -> TaskRecord:
         record = await self.backend.get(task_id)
@@ -79,7 +113,7 @@ class TaskService:
         return record
 
     async def list(
-        self, *, owner: Principal, status: str | None, limit: int, offset: int
+        self, *, owner: Principal, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]:
         return await self.backend.list(owner=owner.id, status=status, limit=limit, offset=offset)
 
@@ -93,10 +127,12 @@ class TaskService:
             task_id,
             to="cancelled",
             allowed_from=CANCELLABLE_NOW,
-            error_code="cancelled",
-            error_message=message,
-            cancel_requested=True,
-            finished_at=utcnow(),
+            changes={
+                "error_code": "cancelled",
+                "error_message": message,
+                "cancel_requested": True,
+                "finished_at": utcnow(),
+            },
         ):
             metrics.TASKS_FINISHED.labels("cancelled").inc()
             # Every task's event stream ends with a final event, this one too.
@@ -104,11 +140,14 @@ class TaskService:
                 task_id, ErrorEvent(code="cancelled", message=message).model_dump_json()
             )
         else:
-            await self.backend.update(task_id, cancel_requested=True)
+            await self.backend.update(task_id, {"cancel_requested": True})
             await self.backend.nudge(task_id)
         return await self.get(owner=owner, task_id=task_id)
 
-    async def control(self, *, owner: Principal, task_id: str, action: str) -> TaskRecord:
+    async def control(self, *, owner: Principal, task_id: str, action: ControlAction) -> TaskRecord:
+        """stop cancels. pause: a running task becomes pause_requested (the agent goes on
+        to its next checkpoint, where the worker makes it paused); a task waiting for input
+        keeps waiting and pauses at the checkpoint after. resume lifts either at once."""
         if action == "stop":
             return await self.cancel(owner=owner, task_id=task_id)
         record = await self.get(owner=owner, task_id=task_id)
@@ -118,8 +157,29 @@ class TaskService:
             raise Conflict(
                 "A queued task cannot be paused; cancel it instead.", code="task_not_running"
             )
-        await self.backend.update(task_id, pause_requested=action == "pause")
-        await self.backend.nudge(task_id)
+        backend = self.backend
+        if action == "pause":
+            if not await backend.transition(
+                task_id,
+                to="pause_requested",
+                allowed_from=frozenset({"running"}),
+                changes={"pause_requested": True},
+            ):
+                await backend.update_if(
+                    task_id, status_in=PAUSE_LATER, changes={"pause_requested": True}
+                )
+        elif not await backend.transition(
+            task_id,
+            to="running",  # the agent never stopped: nothing to wait for
+            allowed_from=frozenset({"pause_requested"}),
+            changes={"pause_requested": False},
+        ):
+            # paused: the worker resumes the agent and says running once it has; queued (a
+            # paused task given back by a stopping worker): it starts unpaused.
+            await backend.update_if(
+                task_id, status_in=NOT_FINISHED, changes={"pause_requested": False}
+            )
+        await backend.nudge(task_id)
         return await self.get(owner=owner, task_id=task_id)
 
     async def answer(
@@ -137,7 +197,8 @@ class TaskService:
             coerced = coerce_answer(pending.kind, pending.choices, value)
         except InvalidInput as exc:
             raise Unprocessable(str(exc), code="invalid_input") from None
-        await self.backend.update(task_id, answer={"request_id": request_id, "value": coerced})
+        answer = TaskAnswer(request_id=request_id, value=coerced)
+        await self.backend.update(task_id, {"answer": answer})
         await self.backend.nudge(task_id)
         return await self.get(owner=owner, task_id=task_id)
 
@@ -157,21 +218,16 @@ class TaskService:
 
     async def follow(
         self, *, task_id: str, after: int, poll_seconds: float = 1.0
-    ) -> AsyncIterator[Event | dict[str, Any]]:
+    ) -> AsyncIterator[FollowItem]:
         """Every event after ``after``, then live ones, until the task has finished.
 
-        When ``after`` is older than what is retained, first yields an ``events_missed``
-        notice (a dict) and the current record, then continues from the oldest kept event.
+        When ``after`` is older than what is retained, first yields EventsMissed (with the
+        current record), then continues from the oldest kept event.
         """
         first = await self.backend.first_retained_seq(task_id)
         if first is not None and first > after + 1:
             record = await self.backend.get(task_id)
-            yield {
-                "type": "events_missed",
-                "from_seq": after + 1,
-                "to_seq": first - 1,
-                "task": record.model_dump(mode="json") if record else None,
-            }
+            yield EventsMissed(from_seq=after + 1, to_seq=first - 1, task=record)
             after = first - 1
         while True:
             batch = await self.backend.wait_events(task_id, after=after, wait_seconds=poll_seconds)

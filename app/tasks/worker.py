@@ -1,11 +1,12 @@
 """The worker loop: take deliveries, run them as agent runs, persist every event.
 
 At-least-once: a delivery is acknowledged only after the task reached an end state. While a
-task runs, a heartbeat renews its lease and re-reads the client's requests (cancel, pause,
-answers) so a missed nudge costs at most one beat. A delivery whose worker died is reclaimed
-after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS deliveries it fails with
-``worker_lost``. On shutdown the worker stops taking work, lets running tasks finish within
-WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for immediate redelivery.
+task runs, a heartbeat renews its lease and re-applies the client's requests (cancel, pause,
+answers: app/tasks/requests.py) so a missed nudge costs at most one beat. A delivery whose
+worker died is reclaimed after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS
+deliveries it fails with ``worker_lost``. On shutdown the worker stops taking work, lets
+running tasks finish within WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for
+immediate redelivery.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from app.agents.errors import InvalidInput
 from app.agents.events import (
     ErrorEvent,
     Event,
@@ -37,11 +37,20 @@ from app.core.lifecycle import raise_if_cancelling
 from app.security.principals import Principal
 from app.tasks import metrics
 from app.tasks.backend import Delivery, TaskBackend
-from app.tasks.records import LIVE_STATUSES, TERMINAL_STATUSES, PendingInputInfo, TaskResult
+from app.tasks.records import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    PendingInputInfo,
+    StatusSet,
+    TaskResult,
+    TaskStatus,
+)
+from app.tasks.requests import PAUSING, ClientRequests
 
 log = structlog.get_logger(__name__)
 
-NOT_FINISHED = frozenset({"queued"}) | LIVE_STATUSES
+QUEUED: StatusSet = frozenset({"queued"})
+NOT_FINISHED = QUEUED | LIVE_STATUSES
 DEQUEUE_BLOCK_MS = 1000
 
 
@@ -56,10 +65,7 @@ class _Active:
 
 def principal_for_owner(owner: str) -> Principal:
     """The task runs as its owner; scopes were checked when it was submitted."""
-    name = owner.split(":", 1)[-1]
-    if owner.startswith("key:"):
-        return Principal(id=owner, kind="api_key", name=name)
-    return Principal(id=owner, kind="user", name=name)
+    return Principal.from_id(owner)
 
 
 class TaskWorker:
@@ -75,7 +81,7 @@ class TaskWorker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._consuming_stopped = asyncio.Event()
-        self._reconciling: dict[str, asyncio.Lock] = {}
+        self._requests = ClientRequests(backend)
         self._lease = settings.TASK_LEASE_SECONDS
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -203,10 +209,12 @@ class TaskWorker:
             task_id,
             to="running",
             allowed_from=NOT_FINISHED,
-            attempts=attempts,
-            worker=self.consumer,
-            started_at=record.started_at or now,
-            pending_input=None,
+            changes={
+                "attempts": attempts,
+                "worker": self.consumer,
+                "started_at": record.started_at or now,
+                "pending_input": None,
+            },
         )
         if not moved:  # cancelled between the read and now
             await backend.ack(delivery)
@@ -231,23 +239,25 @@ class TaskWorker:
             return
         active = _Active(delivery=delivery, run=run)
         self._active[task_id] = active
+        self._requests.hold(task_id, run)
         metrics.TASKS_RUNNING.inc()
         try:
-            if record.pause_requested:
-                await self._reconcile(task_id)
+            # Requests made before the run was registered here (a pause kept across a
+            # redelivery, or sent while the run was starting) apply now.
+            await self._requests.apply(task_id)
             async for event in run.events():
                 if active.releasing and isinstance(event, ErrorEvent):
                     break  # shutting down: the next worker redoes it, no failure recorded
                 await backend.append_event(task_id, event.model_dump_json())
                 await self._apply(task_id, active, event)
         finally:
+            self._requests.drop(task_id)
             metrics.TASKS_RUNNING.dec()
             self._active.pop(task_id, None)
-            self._reconciling.pop(task_id, None)
             metrics.TASK_DURATION.observe(time.monotonic() - active.started)
         if active.releasing:
             await backend.transition(
-                task_id, to="queued", allowed_from=LIVE_STATUSES, attempts=attempts - 1
+                task_id, to="queued", allowed_from=LIVE_STATUSES, changes={"attempts": attempts - 1}
             )
             await backend.release(delivery)
             return
@@ -256,7 +266,7 @@ class TaskWorker:
     async def _apply(self, task_id: str, active: _Active, event: Event) -> None:
         backend = self._backend
         if isinstance(event, StepEvent):
-            await backend.update(task_id, steps_taken=event.number)
+            await backend.update(task_id, {"steps_taken": event.number})
         elif isinstance(event, PlanEvent):
             active.reasoning.append("Plan: " + "; ".join(event.items))
         elif isinstance(event, ToolCallEvent):
@@ -270,24 +280,19 @@ class TaskWorker:
                 prompt=event.prompt,
                 choices=event.choices,
             )
-            async with self._lock(task_id):
-                moved = await backend.transition(
+            # The agent waits for the answer, not at a checkpoint: a pause asked for goes on
+            # waiting (pause_requested on the record) until the checkpoint after it.
+            async with self._requests.lock(task_id):
+                await backend.transition(
                     task_id,
                     to="input_required",
-                    allowed_from=frozenset({"running"}),
-                    pending_input=pending,
+                    allowed_from=PAUSING,
+                    changes={"pending_input": pending},
                 )
-                if not moved:  # paused: keep the new question on the record all the same
-                    await backend.transition(
-                        task_id,
-                        to="paused",
-                        allowed_from=frozenset({"paused"}),
-                        pending_input=pending,
-                    )
-            await self._reconcile(task_id)  # an answer may already be waiting
+            await self._requests.apply(task_id)  # an answer may already be waiting
         elif isinstance(event, RunCompleted):
             result = TaskResult(
-                final_answer=event.output,
+                output=event.output,
                 reasoning=active.reasoning,
                 usage=event.usage,
                 cached=event.cached,
@@ -297,34 +302,40 @@ class TaskWorker:
                 task_id,
                 to="completed",
                 allowed_from=LIVE_STATUSES,
-                result=result,
-                finished_at=utcnow(),
-                pending_input=None,
+                # A pause that never took effect no longer applies to anything.
+                changes={
+                    "result": result,
+                    "finished_at": utcnow(),
+                    "pending_input": None,
+                    "pause_requested": False,
+                },
             )
             metrics.TASKS_FINISHED.labels("completed").inc()
         elif isinstance(event, ErrorEvent):
             await self._finish(task_id, event, append=False)
 
     async def _finish(self, task_id: str, error: ErrorEvent, *, append: bool = True) -> None:
-        status = "cancelled" if error.code == "cancelled" else "failed"
+        status: TaskStatus = "cancelled" if error.code == "cancelled" else "failed"
         if append:
             await self._backend.append_event(task_id, error.model_dump_json())
         moved = await self._backend.transition(
             task_id,
             to=status,
             allowed_from=NOT_FINISHED,
-            error_code=error.code,
-            error_message=error.message,
-            finished_at=utcnow(),
-            pending_input=None,
+            changes={
+                "error_code": error.code,
+                "error_message": error.message,
+                "finished_at": utcnow(),
+                "pending_input": None,
+                "pause_requested": False,
+            },
         )
         if moved:
             metrics.TASKS_FINISHED.labels(status).inc()
 
     # -- client requests --------------------------------------------------------------------
     async def _on_nudge(self, task_id: str) -> None:
-        if task_id in self._active:
-            await self._reconcile(task_id)
+        await self._requests.apply(task_id)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -335,62 +346,7 @@ class TaskWorker:
                     consumer=self.consumer, deliveries=[a.delivery for _, a in actives]
                 )
                 for task_id, _ in actives:
-                    await self._reconcile(task_id)
+                    await self._requests.apply(task_id)
             except Exception as exc:  # the next beat retries; the lease covers a short outage
                 raise_if_cancelling()
                 log.warning("task_heartbeat_failed", error=type(exc).__name__)
-
-    def _lock(self, task_id: str) -> asyncio.Lock:
-        return self._reconciling.setdefault(task_id, asyncio.Lock())
-
-    async def _reconcile(self, task_id: str) -> None:
-        """Apply the client's requests stored on the record to the live run.
-
-        Serialised per task: a nudge, a heartbeat and a new question must not interleave
-        their record updates.
-        """
-        async with self._lock(task_id):
-            await self._reconcile_locked(task_id)
-
-    async def _reconcile_locked(self, task_id: str) -> None:
-        active = self._active.get(task_id)
-        record = await self._backend.get(task_id)
-        if active is None or record is None:
-            return
-        backend, run, control = self._backend, active.run, active.run.control
-        if record.cancel_requested:
-            run.cancel("cancelled")
-            return
-        if record.pause_requested and not control.paused:
-            control.pause()  # takes effect at the agent's next checkpoint
-            await backend.transition(
-                task_id, to="paused", allowed_from=frozenset({"running", "input_required"})
-            )
-        elif not record.pause_requested and control.paused:
-            control.resume()
-            if control.pending:
-                await backend.transition(
-                    task_id, to="input_required", allowed_from=frozenset({"paused"})
-                )
-            else:
-                await backend.transition(
-                    task_id, to="running", allowed_from=frozenset({"paused"}), pending_input=None
-                )
-        if record.answer is None:
-            return
-        request_id, value = str(record.answer.get("request_id")), record.answer.get("value")
-        await backend.update(task_id, answer=None)
-        if request_id not in {pending.request_id for pending in control.pending}:
-            return  # already answered, or a stale request
-        # The record first: the agent may ask its next question the moment it has the answer.
-        if control.paused:
-            await backend.update(task_id, pending_input=None)
-        else:
-            await backend.transition(
-                task_id,
-                to="running",
-                allowed_from=frozenset({"input_required"}),
-                pending_input=None,
-            )
-        with contextlib.suppress(KeyError, InvalidInput):  # validated by the API already
-            run.answer(request_id, value)

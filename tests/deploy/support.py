@@ -13,6 +13,7 @@ import yaml
 from helm_python import Chart, _native
 
 from app.core.config import Settings
+from app.core.gunicorn_env import GUNICORN_ENV  # what docker/gunicorn.conf.py reads
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = ROOT / "deploy/helm/agent-service"
@@ -21,21 +22,6 @@ DOCKER_DIR = ROOT / "docker"
 RELEASE = "agent-service"
 NAMESPACE = "agents"
 
-# Environment variables docker/gunicorn.conf.py reads itself (not Settings fields).
-GUNICORN_ENV = frozenset(
-    {
-        "GUNICORN_BIND",
-        "WORKERS",
-        "WEB_CONCURRENCY",
-        "GUNICORN_KEEPALIVE",
-        "GUNICORN_TIMEOUT",
-        "GUNICORN_GRACEFUL_TIMEOUT",
-        "GUNICORN_MAX_REQUESTS",
-        "GUNICORN_MAX_REQUESTS_JITTER",
-        "GUNICORN_WORKER_TMP_DIR",
-        "PROMETHEUS_MULTIPROC_DIR",
-    }
-)
 SETTINGS_FIELDS = frozenset(Settings.model_fields)
 APP_ENV = SETTINGS_FIELDS | GUNICORN_ENV
 SECRET_KEYS = ("SECRET_KEY", "ADMIN_PASSWORD", "API_KEY_PEPPER", "REDIS_URL", "OPENAI_API_KEY")

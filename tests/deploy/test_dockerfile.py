@@ -105,6 +105,35 @@ def test_multi_stage_build_from_python_311_slim(stages: list[Stage]) -> None:
     assert re.search(r"pip install (--[a-z-]+ )*\.(\s|$)", builder_runs)
 
 
+def pip_installs(stage: Stage) -> list[list[str]]:
+    """The words of every `pip install` command in the stage's RUN instructions."""
+    commands = [c.split() for run in stage.all("RUN") for c in re.split(r"&&|;", run)]
+    return [c for c in commands if re.search(r"\bpip install\b", " ".join(c))]
+
+
+def test_builder_installs_the_dependencies_from_the_hashed_runtime_lock(
+    stages: list[Stage],
+) -> None:
+    builder = stages[0]
+    installs = pip_installs(builder)
+    locked = {c[c.index("-r") + 1] for c in installs if "--require-hashes" in c and "-r" in c}
+    assert "requirements/runtime.txt" in locked  # the production lock, every file hash-checked
+    assert "requirements/build.txt" in locked  # pip and setuptools too
+    assert not any("dev" in word for c in installs for word in c)  # no test tools in the image
+    # Every other install is the project itself, without dependencies: nothing is resolved
+    # from pyproject.toml's ranges, nor built with an unpinned setuptools, at build time.
+    for command in installs:
+        if "--require-hashes" not in command:
+            assert {"--no-deps", "--no-build-isolation"} <= set(command), command
+    # The locks are copied (relative to WORKDIR) before the sources, so a code change keeps
+    # the dependency layer cached.
+    copies = [c.split() for c in builder.all("COPY")]
+    lock_copy = next(i for i, c in enumerate(copies) if "requirements/runtime.txt" in c)
+    assert copies[lock_copy][-1].strip("./") == "requirements"
+    assert lock_copy < next(i for i, c in enumerate(copies) if c[0] == "app")
+    assert (ROOT / "requirements/runtime.txt").is_file()
+
+
 def test_final_stage_copies_the_venv_and_no_compilers(final: Stage) -> None:
     copies = final.all("COPY")
     assert any(c.startswith("--from=builder") and "/opt/venv" in c for c in copies)
@@ -228,9 +257,17 @@ def test_dockerignore_is_an_allow_list_that_keeps_secrets_out() -> None:
     patterns = ignore_patterns()
     assert patterns[0] == "*"  # everything out, then the build's inputs back in
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "app", "docker/gunicorn.conf.py"}
-    for never in (".env", ".venv", ".git", "tests", "bench", "bench/results", ".pytest_cache"):
-        assert never not in allowed
+    assert allowed == {
+        "pyproject.toml",
+        "requirements/build.txt",
+        "requirements/runtime.txt",
+        "README.md",
+        "app",
+        "docker/gunicorn.conf.py",
+    }
+    never = (".env", ".venv", ".git", "tests", "bench/results", ".pytest_cache", "requirements")
+    for path in (*never, "requirements/dev.txt"):
+        assert path not in allowed
     assert "**/.env" in patterns and "**/__pycache__" in patterns
     # Everything the Dockerfile copies from the context is allowed back in.
     for stage in parse(DOCKERFILE.read_text()):

@@ -202,7 +202,7 @@ def test_grace_period_covers_pre_stop_and_gunicorn_graceful_timeout(
     ]
     gunicorn_graceful = int(configmap_data(objects)["GUNICORN_GRACEFUL_TIMEOUT"])
     assert gunicorn_graceful == graceful
-    # PITFALLS.md: uvicorn's drain (graceful - 3, app/entrypoints/gunicorn_worker.py) < gunicorn's
+    # docs/deployment.md: uvicorn's drain (graceful - 3, gunicorn_worker.py) < gunicorn's
     # graceful_timeout < terminationGracePeriodSeconds - preStop sleep.
     assert max(1, gunicorn_graceful - 3) < gunicorn_graceful < grace - pre_stop
 

@@ -211,7 +211,7 @@ def test_submit_poll_result_and_resume_events_on_another_replica(cluster):
     info = _wait_status(second, auth, task_id, "completed", timeout=5)
     assert info["attempts"] == 1 and info["steps_taken"] == 1
     result = _result(first, auth, task_id)
-    assert result["success"] is True and result["final_answer"] == done["output"]
+    assert result["success"] is True and result["output"] == done["output"]
     assert result["usage"] == done["usage"]
 
     # A full replay, and a replay by query parameter, from either replica: the same log.
@@ -276,7 +276,7 @@ def test_a_killed_workers_task_is_completed_by_another_worker(cluster):
     info = _wait_status(api, auth, task_id, "completed", timeout=5)
     assert info["attempts"] == 2 and info["error_code"] is None
     result = _result(api, auth, task_id)
-    assert result["success"] is True and result["final_answer"] == "".join(tokens)
+    assert result["success"] is True and result["output"] == "".join(tokens)
     assert _read_all(api, auth, task_id)[-1].data == frames[-1].data
     assert rescuer.metric("task_redeliveries_total") == 1
     assert rescuer.metric("tasks_finished_total", 'status="completed"') == 1
@@ -300,7 +300,7 @@ def test_after_max_attempts_a_lost_task_fails_with_worker_lost(cluster):
     assert info["status"] == "failed" and info["error_code"] == "worker_lost"
     assert info["attempts"] == 1 and info["finished_at"] is not None
     result = _result(api, auth, task_id)
-    assert result["success"] is False and result["final_answer"] is None
+    assert result["success"] is False and result["output"] is None
     assert result["error_code"] == "worker_lost"
 
     frames = _read_all(api, auth, task_id)
@@ -390,7 +390,7 @@ def test_sigterm_releases_a_running_task_to_another_worker_at_once(cluster):
     info = _wait_status(api, auth, task_id, "completed", timeout=5)
     # A released task goes back to the queue with its attempt given back.
     assert info["attempts"] == 1
-    assert _result(api, auth, task_id)["final_answer"] == "".join(tokens)
+    assert _result(api, auth, task_id)["output"] == "".join(tokens)
     assert staying.metric("task_redeliveries_total") == 0
     assert staying.metric("tasks_finished_total", 'status="completed"') == 1
 

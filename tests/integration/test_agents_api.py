@@ -230,8 +230,9 @@ async def test_agents_setting_serves_a_teams_own_agent(make_settings):
 )
 def test_a_bad_agents_entry_fails_start_up_clearly(path: str):
     from app.agents.registry import build_registry
+    from app.core.settings_loader import ConfigError
 
-    with pytest.raises((TypeError, ValueError, ModuleNotFoundError)):
+    with pytest.raises(ConfigError, match="^AGENTS: "):
         build_registry([path])
 
 

@@ -112,7 +112,7 @@ def _forge(settings_secret: str, **claims: object) -> str:
 
 
 async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient):
-    secret = any_client.app.state.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
+    secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
     token = _forge(secret, exp=int(time.time()) - 3600)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_expired")
@@ -129,7 +129,7 @@ async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient)
 async def test_tokens_missing_required_claims_are_refused(
     any_client: httpx.AsyncClient, claims: dict[str, object]
 ):
-    secret = any_client.app.state.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
+    secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
     token = _forge(secret, **claims)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_invalid")

@@ -76,7 +76,7 @@ async def test_session_lifecycle(any_client: httpx.AsyncClient):
 async def test_messages_are_paginated_oldest_first(any_client: httpx.AsyncClient):
     admin = await bearer(any_client)
     session = await create(any_client, admin)
-    store = any_client.app.state.services.sessions  # type: ignore[attr-defined]
+    store = any_client.services.sessions.store  # type: ignore[attr-defined]
     history = [
         ChatMessage(role="user" if i % 2 == 0 else "assistant", content=f"m{i}") for i in range(5)
     ]

@@ -178,13 +178,25 @@ async def test_submit_poll_and_result(open_app: OpenApp):
         answer = result.json()
         assert answer["task_id"] == task_id and answer["status"] == "completed"
         assert answer["success"] is True
-        assert "Tell me about background tasks" in answer["final_answer"]
+        assert "Tell me about background tasks" in answer["output"]
+        assert answer["final_answer"] == answer["output"]  # deprecated alias, one version
         assert answer["reasoning"] == []  # chat uses no plan or tools
         usage = answer["usage"]
         assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
         assert answer["execution_time"] >= 0.4  # the model's latency was part of the run
         assert answer["error_code"] is None
+
+
+async def test_result_names_the_answer_output_and_marks_final_answer_deprecated(
+    client: httpx.AsyncClient,
+):
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    result = schema["TaskResultResponse"]["properties"]
+    assert "output" in result and "deprecated" not in result["output"]
+    assert result["final_answer"]["deprecated"] is True
+    assert "output" in schema["InvokeResponse"]["properties"]
+    assert "final_answer" not in schema["InvokeResponse"]["properties"]
 
 
 async def test_list_own_tasks_with_status_filter_and_paging(tasks_client: httpx.AsyncClient):
@@ -415,7 +427,7 @@ async def test_steps_tools_and_plan_of_an_assistant_task(tasks_client: httpx.Asy
     assert plan[0]["seq"] < call["seq"]
 
     result_body = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
-    assert result_body["final_answer"] == "The result is 84."
+    assert result_body["output"] == "The result is 84."
     reasoning = result_body["reasoning"]
     assert reasoning[0].startswith("Plan: Understand the request")
     assert "Called calculator with {'expression': '12*(3+4)'}" in reasoning
@@ -460,6 +472,48 @@ async def test_idempotency_key_returns_the_same_task(tasks_client: httpx.AsyncCl
     other = await submit(client, auth, "chat", "charge the card once")
     assert other.json()["task_id"] != task_id
     assert (await listing(client, auth))["total"] == 2
+
+
+async def test_reusing_an_idempotency_key_with_another_body_is_422(
+    tasks_client: httpx.AsyncClient,
+):
+    """The IETF Idempotency-Key draft: a key reused with a different payload is 422, never
+    the first request's result passed off as the answer to the second."""
+    client = tasks_client
+    auth = await admin(client)
+    key = {"Idempotency-Key": f"transfer-{uuid.uuid4()}"}
+    body = {"params": {"temperature": 0, "max_tokens": 64}, "max_steps": 3}
+    first = await submit(client, auth, "chat", "send 10 EUR to Bob", headers=key, **body)
+    assert first.status_code == 202
+    task_id = first.json()["task_id"]
+
+    changed = [
+        ("chat", "send 10000 EUR to Bob", body),  # input
+        ("assistant", "send 10 EUR to Bob", body),  # agent
+        ("chat", "send 10 EUR to Bob", {**body, "params": {"temperature": 1, "max_tokens": 64}}),
+        ("chat", "send 10 EUR to Bob", {**body, "max_steps": 4}),
+        ("chat", "send 10 EUR to Bob", {"params": body["params"]}),  # max_steps left out
+    ]
+    for agent, text, fields in changed:
+        response = await submit(client, auth, agent, text, headers=key, **fields)
+        problem = assert_problem(response, 422, "idempotency_key_mismatch")
+        assert "Idempotency-Key" in problem["detail"]
+        assert "idempotent-replayed" not in response.headers
+        assert task_id not in response.text  # the first task is not handed out
+
+    # The same body (params in another order) is a replay of the first task.
+    same = {"params": {"max_tokens": 64, "temperature": 0}, "max_steps": 3}
+    replay = await submit(client, auth, "chat", "send 10 EUR to Bob", headers=key, **same)
+    assert replay.status_code == 202, replay.text
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["task_id"] == task_id
+    listed = await listing(client, auth)
+    assert [item["task_id"] for item in listed["items"]] == [task_id]
+    done = await wait_status(client, auth, task_id, "completed")
+    assert done["attempts"] == 1
+    # Still 422 once the first task has finished: the key stays bound to its body.
+    late = await submit(client, auth, "chat", "send 20 EUR to Bob", headers=key, **body)
+    assert_problem(late, 422, "idempotency_key_mismatch")
 
 
 async def test_concurrent_submissions_with_one_key_create_one_task(
@@ -519,11 +573,11 @@ async def test_cancel_while_queued_never_starts(open_app: OpenApp, backend: str)
         assert stop.status_code == 202 and stop.json() == body
         result = await client.get(f"/v1/tasks/{task_id}/result", headers=auth)
         assert result.status_code == 200
-        assert result.json()["success"] is False and result.json()["final_answer"] is None
+        assert result.json()["success"] is False and result.json()["output"] is None
         assert result.json()["error_code"] == "cancelled"
 
         # A worker that turns up later takes the delivery and drops it: the task never starts.
-        services = client.app.state.services  # type: ignore[attr-defined]
+        services = client.services  # type: ignore[attr-defined]
         late = TaskWorker(
             settings=services.settings,
             backend=services.tasks.backend,
@@ -598,58 +652,75 @@ async def test_approval_task_takes_answers_through_the_input_route(
     assert done["pending_input"] is None and done["steps_taken"] == 2
     result = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
     assert result["success"] is True
-    assert result["final_answer"].startswith("Approved at high priority. Action taken: ")
+    assert result["output"].startswith("Approved at high priority. Action taken: ")
 
     assert_problem(await answer(confirm["request_id"], True), 409, "no_input_pending")
 
 
-async def test_an_answer_sent_while_paused_leads_to_the_next_question(
-    tasks_client: httpx.AsyncClient,
+async def test_pause_takes_effect_at_the_next_checkpoint_not_while_input_is_pending(
+    open_app: OpenApp,
 ):
-    """The API accepts answers while a task is paused; after resume the task must show the
-    question the agent asks next, not the one already answered."""
-    client = tasks_client
-    auth = await admin(client)
-    task_id = await submit_id(client, auth, "approval", "Flush the CDN cache")
-    choice = (await wait_status(client, auth, task_id, "input_required"))["pending_input"]
-    pause = await client.post(
-        f"/v1/tasks/{task_id}/control", json={"action": "pause"}, headers=auth
-    )
-    assert pause.status_code == 202
-    await wait_status(client, auth, task_id, "paused")
+    """approval checks for a pause before each of its two steps; the second step asks two
+    questions in a row. A pause sent during the first step holds the task before the
+    second; one sent while a question is open leaves the question answerable, and as no
+    checkpoint follows, the task completes without ever claiming to be paused."""
+    async with open_app(OFFLINE_LATENCY_MS=800) as client:
+        auth = await admin(client)
+        task_id = await submit_id(client, auth, "approval", "Flush the CDN cache")
 
-    answered = await client.post(
-        f"/v1/tasks/{task_id}/input",
-        json={"request_id": choice["request_id"], "value": "normal"},
-        headers=auth,
-    )
-    assert answered.status_code == 202
-    await asyncio.sleep(0.5)  # the agent takes the answer and asks to confirm
-    resume = await client.post(
-        f"/v1/tasks/{task_id}/control", json={"action": "resume"}, headers=auth
-    )
-    assert resume.status_code == 202
-    info = await wait_for(
-        client,
-        auth,
-        task_id,
-        lambda t: (
-            t["status"] == "input_required"
-            and (t["pending_input"] or {}).get("request_id") != choice["request_id"]
-        ),
-        timeout=5,
-    )
-    confirm = info["pending_input"]
-    assert confirm["kind"] == "confirm" and "normal priority" in confirm["prompt"]
-    ok = await client.post(
-        f"/v1/tasks/{task_id}/input",
-        json={"request_id": confirm["request_id"], "value": True},
-        headers=auth,
-    )
-    assert ok.status_code == 202
-    await wait_status(client, auth, task_id, "completed")
-    result = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
-    assert result["final_answer"].startswith("Approved at normal priority.")
+        async def control(action: str) -> dict[str, Any]:
+            response = await client.post(
+                f"/v1/tasks/{task_id}/control", json={"action": action}, headers=auth
+            )
+            assert response.status_code == 202, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        async def answer(request_id: str, value: Any) -> httpx.Response:
+            return await client.post(
+                f"/v1/tasks/{task_id}/input",
+                json={"request_id": request_id, "value": value},
+                headers=auth,
+            )
+
+        await wait_status(client, auth, task_id, "running")
+        await asyncio.sleep(0.2)  # inside the first step's 0.8 s model call
+        assert (await control("pause"))["status"] == "pause_requested"
+        held = await wait_status(client, auth, task_id, "paused", timeout=5)
+        assert held["pending_input"] is None and held["steps_taken"] == 1
+        await asyncio.sleep(0.3)
+        assert (await task(client, auth, task_id))["status"] == "paused"  # no question asked
+        assert_problem(await answer("a" * 32, "low"), 409, "no_input_pending")
+
+        resumed = await control("resume")
+        assert resumed["pause_requested"] is False
+        # paused until the worker holding the task has resumed the agent (the nudge reaches
+        # it through Redis; in memory at once).
+        assert resumed["status"] in ("paused", "running", "input_required")
+        choice = (await wait_status(client, auth, task_id, "input_required"))["pending_input"]
+        assert choice["kind"] == "choice"
+
+        # A pause while the agent waits for an answer: the question stays open.
+        waiting = await control("pause")
+        assert waiting["status"] == "input_required" and waiting["pause_requested"] is True
+        assert waiting["pending_input"] == choice
+        assert (await answer(choice["request_id"], "normal")).status_code == 202
+        info = await wait_for(
+            client,
+            auth,
+            task_id,
+            lambda t: (
+                (t["pending_input"] or {}).get("request_id") not in (None, choice["request_id"])
+            ),
+        )
+        assert info["status"] == "input_required" and info["pause_requested"] is True
+        confirm = info["pending_input"]
+        assert confirm["kind"] == "confirm" and "normal priority" in confirm["prompt"]
+        assert (await answer(confirm["request_id"], True)).status_code == 202
+        done = await wait_status(client, auth, task_id, "completed")
+        assert done["pause_requested"] is False and done["pending_input"] is None
+        result = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
+        assert result["output"].startswith("Approved at normal priority.")
 
 
 async def test_input_when_nothing_is_pending_is_409(open_app: OpenApp):
@@ -684,7 +755,10 @@ async def test_pause_holds_the_task_between_steps_and_resume_finishes_it(open_ap
         paused = await client.post(
             f"/v1/tasks/{task_id}/control", json={"action": "pause"}, headers=auth
         )
-        assert paused.status_code == 202 and paused.json()["pause_requested"] is True
+        # The step in progress is not interrupted: the pause is only requested so far.
+        assert paused.status_code == 202
+        assert paused.json()["status"] == "pause_requested"
+        assert paused.json()["pause_requested"] is True
         await wait_status(client, auth, task_id, "paused", timeout=3)
         # The step in progress (the model's 0.6 s call) finishes; the next one does not start.
         deadline = time.monotonic() + 5
@@ -708,12 +782,49 @@ async def test_pause_holds_the_task_between_steps_and_resume_finishes_it(open_ap
         )
         assert resumed.status_code == 202 and resumed.json()["pause_requested"] is False
         done = await wait_status(client, auth, task_id, "completed", timeout=10)
-        assert done["steps_taken"] == 2
+        assert done["steps_taken"] == 2 and done["pause_requested"] is False
         steps = await typed_events(client, auth, task_id, "steps")
         assert [step["number"] for step in steps] == [1, 2]
         assert datetime.fromisoformat(steps[1]["ts"]) > resumed_at
         result = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
-        assert result["final_answer"] == "The result is 84."
+        assert result["output"] == "The result is 84."
+
+
+async def test_pause_of_a_task_past_its_last_checkpoint_says_requested_and_it_completes(
+    open_app: OpenApp,
+):
+    """chat checks for a pause only before its one step: a pause sent during that step can
+    never take effect, and neither the reply nor the record may claim the task is paused."""
+    async with open_app(OFFLINE_LATENCY_MS=1500) as client:
+        auth = await admin(client)
+        task_id = await submit_id(client, auth, "chat", "one step, no further checkpoint")
+        await wait_status(client, auth, task_id, "running")
+        await asyncio.sleep(0.3)  # past the checkpoint, inside the model's 1.5 s call
+
+        response = await client.post(
+            f"/v1/tasks/{task_id}/control", json={"action": "pause"}, headers=auth
+        )
+        assert response.status_code == 202
+        assert response.json()["status"] == "pause_requested"
+        assert response.json()["pause_requested"] is True
+        again = await client.post(
+            f"/v1/tasks/{task_id}/control", json={"action": "pause"}, headers=auth
+        )
+        assert again.status_code == 202 and again.json()["status"] == "pause_requested"
+
+        seen: set[str] = set()
+
+        def finished(info: dict[str, Any]) -> bool:
+            seen.add(info["status"])
+            return info["status"] in ("completed", "failed", "cancelled")
+
+        done = await wait_for(client, auth, task_id, finished, timeout=10)
+        assert done["status"] == "completed"
+        assert "paused" not in seen, seen
+        assert done["pause_requested"] is False  # the record no longer claims a pause
+        assert (await listing(client, auth, "?status=pause_requested"))["total"] == 0
+        result = (await client.get(f"/v1/tasks/{task_id}/result", headers=auth)).json()
+        assert result["success"] is True and "one step" in result["output"]
 
 
 async def test_control_on_a_finished_task_is_409(tasks_client: httpx.AsyncClient):

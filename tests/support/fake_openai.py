@@ -46,11 +46,13 @@ class ToolCalls:
 
 @dataclass
 class Status:
-    """A non-200 answer with a JSON body (and e.g. Retry-After)."""
+    """A whole (non-streamed) answer: by default an error with a JSON body; e.g. a proxy's
+    HTML error page with ``content_type="text/html"``, or extra headers (Retry-After)."""
 
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: str = '{"error": {"message": "scripted failure", "type": "server_error"}}'
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -76,7 +78,15 @@ class Hang:
 
 
 Reply = Text | ToolCalls | Status | Disconnect | Slow | Hang
-_REASONS = {200: "OK", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -182,7 +192,7 @@ class FakeOpenAI:
             extra = "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
             writer.write(
                 f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                f"Content-Type: {reply.content_type}\r\nContent-Length: {len(payload)}\r\n"
                 f"{extra}Connection: close\r\n\r\n".encode()
                 + payload
             )

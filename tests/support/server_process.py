@@ -27,9 +27,15 @@ TEST_ENV = {
 
 class ServerProcess:
     def __init__(
-        self, *, env: dict[str, str] | None = None, gunicorn: bool = False, workers: int = 2
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        gunicorn: bool = False,
+        workers: int = 2,
+        cwd: Path = ROOT,
     ) -> None:
         self.port = free_port()
+        self.cwd = cwd  # where a team's plug-ins (AGENTS, TOOLS) live
         self.gunicorn = gunicorn
         self.workers = workers
         self.log_path = Path(tempfile.mkstemp(prefix="agent-service-log-", suffix=".log")[1])
@@ -69,7 +75,7 @@ class ServerProcess:
     def start(self, timeout: float = 20) -> ServerProcess:
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            self.command(), cwd=self.cwd, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -91,3 +91,37 @@ def test_readme_configuration_table_lists_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"| `{name}` |" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+# --- .env shared with docker/gunicorn.conf.py ----------------------------------------------------
+
+GUNICORN_LINES = (
+    "GUNICORN_BIND=127.0.0.1:9001",
+    "WEB_CONCURRENCY=2",
+    "GUNICORN_KEEPALIVE=5",
+    "GUNICORN_TIMEOUT=90",
+    "GUNICORN_GRACEFUL_TIMEOUT=20",
+    "GUNICORN_MAX_REQUESTS=0",
+    "GUNICORN_MAX_REQUESTS_JITTER=0",
+    "GUNICORN_WORKER_TMP_DIR=/dev/shm",
+)
+
+
+def test_env_file_may_hold_the_gunicorn_variables(tmp_path, monkeypatch):
+    # The README's promise: every documented variable may be a line in .env.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("\n".join(("PORT=9001", *GUNICORN_LINES)) + "\n")
+    settings = load_settings()
+    assert settings.PORT == 9001  # the same file still configures the service
+
+
+@pytest.mark.parametrize("typo", ["GUNICORN_KEEPALIV", "SECRT_KEY", "gunicorn_keepalive"])
+def test_env_file_still_refuses_a_misspelt_name(tmp_path, monkeypatch, typo):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"GUNICORN_KEEPALIVE=5\n{typo}=5\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.splitlines()[0] == "invalid configuration:"
+    assert f"{typo}: Extra inputs are not permitted" in message
+    assert "GUNICORN_KEEPALIVE:" not in message  # only the misspelt line is named

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.builtin.streaming import StreamedCall
 from app.agents.context import RunContext
 from app.agents.events import Event, MessageEvent
 from app.agents.registry import agent
+from app.agents.streaming import StreamedCall
 from app.llm.types import ChatMessage, LLMRequest
 
 PRIORITIES = ["low", "normal", "high"]

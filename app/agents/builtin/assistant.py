@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.builtin.streaming import StreamedCall
 from app.agents.context import RunContext
 from app.agents.events import Event, MessageEvent
 from app.agents.registry import agent
+from app.agents.streaming import StreamedCall
 from app.llm.types import ChatMessage, LLMRequest
 
 SYSTEM_PROMPT = (
@@ -56,11 +56,17 @@ async def assistant(input: str, ctx: RunContext) -> AsyncIterator[Event]:
         )
         success = True
         for tool_call in response.tool_calls:
-            output = await ctx.call_tool(tool_call.id, tool_call.name, tool_call.arguments)
-            success = success and not output.startswith("unknown tool")
+            outcome = await ctx.call_tool(tool_call.id, tool_call.name, tool_call.arguments)
+            success = success and outcome.success
+            # A failure goes back to the model too, marked as one (it sees no success flag):
+            # it can fix its arguments, try another tool, or answer anyway.
+            content = outcome.output if outcome.success else f"error: {outcome.output}"
             messages.append(
                 ChatMessage(
-                    role="tool", content=output, tool_call_id=tool_call.id, name=tool_call.name
+                    role="tool",
+                    content=content,
+                    tool_call_id=tool_call.id,
+                    name=tool_call.name,
                 )
             )
         await ctx.step_done(step, started, success=success)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from app.agents.builtin.streaming import StreamedCall, generation_params
 from app.agents.context import RunContext
 from app.agents.events import Event, MessageEvent
 from app.agents.registry import agent
+from app.agents.streaming import StreamedCall, generation_params
 from app.llm.types import ChatMessage, LLMRequest
 
 SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and briefly."

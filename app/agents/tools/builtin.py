@@ -1,14 +1,24 @@
-"""Built-in tools: a safe calculator (an AST walk, never eval) and the current time."""
+"""Built-in tools: a safe calculator (an AST walk, never eval) and the current time.
+
+The calculator bounds its work before doing it. One big-int ``**`` holds the GIL for as
+long as it takes (``(((9**99)**99)**99)**5`` would freeze every thread for seconds), so a
+timeout or a thread cannot save the process: the size of each result is estimated first
+and anything past ``MAX_RESULT_BITS`` is refused.
+"""
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from app.agents.tools.registry import Tool, ToolError
+from pydantic import Field
+
+from app.agents.tools.decorator import tool
+from app.agents.tools.registry import ToolError
 
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -24,7 +34,10 @@ _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.USub: operator.neg,
 }
 MAX_EXPRESSION_CHARS = 200
-MAX_EXPONENT = 100  # 10**100 is fine; 9**9**9 would hang the process
+# ~3,000 decimal digits: microseconds to compute, and under the 4,300 digits str() allows.
+MAX_RESULT_BITS = 10_000
+ONLY_ARITHMETIC = "only numbers and + - * / // % ** ( ) are allowed"
+TOO_LARGE = "result too large"
 
 
 def evaluate(expression: str) -> float | int:
@@ -32,7 +45,7 @@ def evaluate(expression: str) -> float | int:
         raise ToolError(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(expression, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in the source
         raise ToolError("not an arithmetic expression") from None
     return _eval(tree.body)
 
@@ -40,23 +53,49 @@ def evaluate(expression: str) -> float | int:
 def _eval(node: ast.AST) -> float | int:
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
         if isinstance(node.value, bool):
-            raise ToolError("only numbers and + - * / // % ** ( ) are allowed")
-        return node.value
+            raise ToolError(ONLY_ARITHMETIC)
+        return _checked(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise ToolError(f"exponent larger than {MAX_EXPONENT}")
+        _refuse_huge(node.op, left, right)
         try:
-            result: float | int = _BINARY[type(node.op)](left, right)
-            return result
+            result = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
             raise ToolError("division by zero") from None
         except OverflowError:
-            raise ToolError("result too large") from None
+            raise ToolError(TOO_LARGE) from None
+        if isinstance(result, complex):  # (-8) ** 0.5
+            raise ToolError("result is not a real number")
+        return _checked(result)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        value: float | int = _UNARY[type(node.op)](_eval(node.operand))
-        return value
-    raise ToolError("only numbers and + - * / // % ** ( ) are allowed")
+        return _checked(_UNARY[type(node.op)](_eval(node.operand)))
+    raise ToolError(ONLY_ARITHMETIC)
+
+
+def _refuse_huge(op: ast.operator, left: float | int, right: float | int) -> None:
+    """Refuse an int ``*`` or ``**`` whose result would pass MAX_RESULT_BITS, before computing.
+
+    Float operations take constant time and overflow (OverflowError or inf) on their own.
+    """
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return
+    if isinstance(op, ast.Mult):
+        estimate = float(left.bit_length() + right.bit_length())
+    elif isinstance(op, ast.Pow) and right > 0 and abs(left) > 1:
+        # |left| >= 2 gives at least ``right`` bits; the check also keeps ``right`` a float.
+        estimate = right * math.log2(abs(left)) if right <= MAX_RESULT_BITS else math.inf
+    else:
+        return
+    if estimate > MAX_RESULT_BITS:
+        raise ToolError(TOO_LARGE)
+
+
+def _checked(value: float | int) -> float | int:
+    if isinstance(value, int) and value.bit_length() > MAX_RESULT_BITS:
+        raise ToolError(TOO_LARGE)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ToolError(TOO_LARGE if math.isinf(value) else "result is not a number")
+    return value
 
 
 def _format(value: float | int) -> str:
@@ -65,34 +104,22 @@ def _format(value: float | int) -> str:
     return str(value)
 
 
-async def _calculator(arguments: dict[str, Any]) -> str:
-    expression = arguments.get("expression")
-    if not isinstance(expression, str) or not expression.strip():
-        raise ToolError("'expression' must be a non-empty string")
+@tool(
+    name="calculator",
+    description="Evaluate an arithmetic expression (+ - * / // % ** and parentheses).",
+)
+def calculator(
+    expression: Annotated[str, Field(min_length=1, description="e.g. 12*(3+4)")],
+) -> str:
     return _format(evaluate(expression))
 
 
-async def _current_time(arguments: dict[str, Any]) -> str:
+@tool(name="current_time")
+async def current_time() -> str:
+    """The current date and time in UTC, ISO 8601."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-CALCULATOR = Tool(
-    name="calculator",
-    description="Evaluate an arithmetic expression (+ - * / // % ** and parentheses).",
-    parameters={
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "e.g. 12*(3+4)"}},
-        "required": ["expression"],
-        "additionalProperties": False,
-    },
-    function=_calculator,
-)
-
-CURRENT_TIME = Tool(
-    name="current_time",
-    description="The current date and time in UTC, ISO 8601.",
-    parameters={"type": "object", "properties": {}, "additionalProperties": False},
-    function=_current_time,
-)
-
+CALCULATOR = calculator
+CURRENT_TIME = current_time
 BUILTIN_TOOLS = [CALCULATOR, CURRENT_TIME]

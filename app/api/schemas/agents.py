@@ -1,4 +1,4 @@
-"""Bodies of the agent, run and tool routes (seed 002's QueryRequest, renamed per DESIGN)."""
+"""Bodies of the agent, run and tool routes (contract: docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,30 @@ from app.agents.protocol import AgentCapabilities
 from app.llm.types import Usage
 
 ParamValue = str | int | float | bool | None
+
+# Named request examples for invoke and stream, one per built-in agent (the agent is in the
+# path: the summary says which one the example is for).
+RUN_BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "chat": {
+        "summary": "chat: a question, answered token by token",
+        "value": {"input": "Hello! What can you do?"},
+    },
+    "chat_tuned": {
+        "summary": "chat: with generation params",
+        "value": {
+            "input": "Describe the sea in one sentence.",
+            "params": {"temperature": 0.2, "max_tokens": 64},
+        },
+    },
+    "assistant": {
+        "summary": "assistant: arithmetic through the calculator tool",
+        "value": {"input": "What is 12*(3+4)?", "max_steps": 5},
+    },
+    "approval": {
+        "summary": "approval: asks a human to choose and confirm (stream only)",
+        "value": {"input": "Email the team that Friday's release moves to Monday."},
+    },
+}
 
 
 class AgentInfo(BaseModel):

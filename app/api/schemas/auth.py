@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.core.config import Scope
-from app.security.principals import validate_scopes
+from app.security.scopes import Scope
 
 
 class TokenResponse(BaseModel):
@@ -27,12 +26,12 @@ class PrincipalResponse(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w .:@-]+$")
-    scopes: list[Scope] = Field(min_length=1, max_length=6)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
 
     @field_validator("scopes")
     @classmethod
-    def _known_scopes(cls, value: list[str]) -> list[str]:
-        return sorted(validate_scopes(value))
+    def _unique_scopes(cls, value: list[Scope]) -> list[Scope]:
+        return sorted(set(value))
 
 
 class ApiKeyInfo(BaseModel):

@@ -6,9 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.agents.protocol import AGENT_NAME_PATTERN as AGENT_NAME_PATTERN  # one rule, re-exported
 from app.llm.types import ChatMessage
-
-AGENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class SessionCreate(BaseModel):

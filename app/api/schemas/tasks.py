@@ -1,19 +1,21 @@
-"""Bodies of the background task routes (seed 004's task API)."""
+"""Bodies of the background task routes (the HTTP contract: docs/architecture.md)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.agents.protocol import AGENT_NAME_PATTERN
 from app.api.schemas.agents import RunBody
 from app.llm.types import Usage
 from app.tasks.records import PendingInputInfo, TaskStatus
+from app.tasks.service import ControlAction
 
 
 class TaskCreate(RunBody):
-    agent: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    agent: str = Field(pattern=AGENT_NAME_PATTERN)
 
 
 class TaskSubmitted(BaseModel):
@@ -37,7 +39,9 @@ class TaskInfo(BaseModel):
     error_message: str | None
     pending_input: PendingInputInfo | None
     cancel_requested: bool
-    pause_requested: bool
+    pause_requested: bool = Field(
+        description="The client's standing pause request; status says whether it took effect."
+    )
 
 
 class TaskList(BaseModel):
@@ -51,7 +55,12 @@ class TaskResultResponse(BaseModel):
     task_id: str
     status: TaskStatus
     success: bool
-    final_answer: str | None
+    output: str | None = Field(description="The agent's answer (null unless completed).")
+    final_answer: str | None = Field(
+        None,
+        deprecated=True,
+        description="The same value as output, under its old name; removed in the next version.",
+    )
     reasoning: list[str]
     usage: Usage
     cached: bool = False
@@ -61,7 +70,10 @@ class TaskResultResponse(BaseModel):
 
 
 class TaskControl(BaseModel):
-    action: Literal["pause", "resume", "stop"]
+    action: ControlAction = Field(
+        description="pause: status pause_requested until the agent's next checkpoint, then "
+        "paused (a task that ends first just ends); resume; stop (= cancel)."
+    )
 
 
 class TaskInput(BaseModel):
