@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -68,3 +69,38 @@ def test_production_with_unsafe_settings_refuses_to_start_with_a_clear_message()
     assert "SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
     assert "short" not in result.stderr.replace("SECRET_KEY", "")  # the value is not echoed
+
+
+def test_a_busy_port_fails_before_anything_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"ENVIRONMENT": "development", "ADMIN_PASSWORD": "", "LOG_FORMAT": "json"}
+        result = _cli("serve", "--host", "127.0.0.1", "--port", str(port), env=env)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    # Nothing claims to have started: no generated password, no start-up line.
+    assert "Development admin" not in result.stderr
+    assert '"startup"' not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_start_up_line_says_what_is_served():
+    with ServerProcess() as server:
+        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    startup = next(line for line in lines if line.get("event") == "startup")
+    assert {"chat", "assistant", "approval"} <= set(startup["agents"])
+    assert {"calculator", "current_time"} <= set(startup["tools"])
+    assert startup["llm_provider"] == "offline"
+    assert startup["storage"] == "memory"
+    assert startup["worker"].startswith("embedded")
+
+
+def test_the_start_up_line_names_redis_without_its_password():
+    from app.services import _redis_location
+
+    assert (
+        _redis_location("redis://:hunter2@cache.internal:6380/2") == "redis://cache.internal:6380/2"
+    )
+    assert _redis_location("rediss://user:pw@h/0") == "rediss://h/0"
