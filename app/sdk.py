@@ -1,7 +1,7 @@
 """The public surface for agent and tool authors: import from here, not from ``app.*``.
 
 Everything below is kept stable; the modules behind it may move. Serve your code without
-editing ``app/``: ``AGENTS=mypkg.agents:support`` and ``TOOLS=mytools:lookup_order`` (comma
+editing ``app/``: ``AGENTS=mypkg.agents:support`` and ``TOOLS=mytools:order_status`` (comma
 lists of ``package.module:attribute``, imported with the working directory on ``sys.path``).
 
 Agents

@@ -94,10 +94,32 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
         (("internal_error", "An internal error occurred."),),
     ),
     502: ProblemDoc(
-        "The LLM server failed, timed out or answered something unusable (every `llm_*` code).",
+        "The model provider failed (every `llm_*` code). `detail` says what happened and "
+        "`retryable` (true|false) whether the same request may succeed later; `Retry-After` "
+        "comes when the provider sent one.",
         (
-            ("llm_unavailable", "The language model is unavailable; retry later."),
-            ("llm_bad_response", "The language model is unavailable; retry later."),
+            (
+                "llm_unavailable",
+                "The model provider could not be reached (connection refused); retrying may help.",
+            ),
+            (
+                "llm_unauthorized",
+                "The model provider rejected the API key (HTTP 401); retrying will not help.",
+            ),
+            (
+                "llm_model_not_found",
+                "Model 'gpt-9' was not found at the model provider (HTTP 404); "
+                "retrying will not help.",
+            ),
+            (
+                "llm_timeout",
+                "The model provider did not answer within 60 s; retrying may help.",
+            ),
+            (
+                "llm_bad_response",
+                "The model provider answered HTTP 502 with an HTML page instead of an API "
+                "response (a failing proxy or a wrong base URL); retrying may help.",
+            ),
         ),
     ),
     503: ProblemDoc(
@@ -114,6 +136,7 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _header('Always `Bearer realm="agent-service"`.')},
     429: _RETRY_AFTER,
+    502: _RETRY_AFTER,  # when the model provider sent one
     503: _RETRY_AFTER,
 }
 

@@ -18,8 +18,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.entrypoints.server import DrainingServer
     from app.main import create_app
 
+    try:
+        app = create_app(settings)  # built once, from the Settings loaded above
+    except ConfigError as exc:  # a bad AGENTS/TOOLS/LLM_PROVIDER entry: one line, no traceback
+        sys.stderr.write(f"{exc}\n")
+        return 2
     config = uvicorn.Config(
-        create_app(settings),  # built once, from the Settings loaded above
+        app,
         host=args.host or settings.HOST,
         port=args.port or settings.PORT,
         access_log=False,  # it prints query strings; our middleware logs requests

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
 import structlog
 from prometheus_client import start_http_server
 
 from app.core.config import Settings
 from app.observability.logging import configure_logging
+from app.core.settings_loader import ConfigError
 from app.services import build_services
 
 log = structlog.get_logger("app.worker")
@@ -24,7 +26,11 @@ async def run_worker(settings: Settings) -> int:
     if not settings.REDIS_URL:
         log.error("worker_needs_redis", hint="set REDIS_URL to the Redis the API uses")
         return 2
-    services = build_services(settings, run_worker=True)
+    try:
+        services = build_services(settings, run_worker=True)
+    except ConfigError as exc:  # a bad AGENTS/TOOLS/LLM_PROVIDER entry: one line, no traceback
+        sys.stderr.write(f"{exc}\n")
+        return 2
     worker = services.worker
     assert worker is not None  # noqa: S101 - run_worker=True builds one
     stop = asyncio.Event()

@@ -100,10 +100,19 @@ def disagreements(requirements: list[Requirement], lock: list[Pin]) -> list[str]
     return problems
 
 
+def installed_requires(name: str) -> list[str]:
+    """Requires-Dist of the installed `name`; none when it is not installed (yet: the install
+    stamp reinstalls after `make lock`, so under `make test` everything locked is there)."""
+    try:
+        return metadata.requires(name) or []
+    except metadata.PackageNotFoundError:
+        return []
+
+
 def extra_requirements(name: str, extra: str) -> list[str]:
     """What `name[extra]` adds, from the installed distribution's metadata (the locked one)."""
     needed = []
-    for line in metadata.requires(name) or []:
+    for line in installed_requires(name):
         requirement = Requirement(line)
         if requirement.marker and "extra" in str(requirement.marker):
             if requirement.marker.evaluate({**IMAGE, "extra": extra}):
@@ -120,7 +129,7 @@ def runtime_closure() -> set[str]:
         if (name, extras) in seen:
             continue
         seen.add((name, extras))
-        for line in metadata.requires(name) or []:
+        for line in installed_requires(name):
             requirement = Requirement(line)
             marker = requirement.marker
             if marker is None or any(marker.evaluate({**IMAGE, "extra": e}) for e in {"", *extras}):

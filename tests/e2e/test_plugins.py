@@ -35,6 +35,14 @@ async def order_desk(input: str, ctx: RunContext) -> AsyncIterator[Event]:
 """
 
 
+# The README agent under a capitalised name: invocable, but no session could ever name it.
+CAPITALISED = """\
+from mypkg.agents import support
+
+support.name = "Support"
+"""
+
+
 class PluginServer(ServerProcess):
     def command(self) -> list[str]:
         python, *rest = super().command()
@@ -47,6 +55,7 @@ def team_folder(tmp_path: Path) -> Path:
     (tmp_path / "mypkg" / "__init__.py").write_text("")
     (tmp_path / "mypkg" / "agents.py").write_text(readme_example("# mypkg/agents.py"))
     (tmp_path / "mypkg" / "desk.py").write_text(ORDER_DESK)
+    (tmp_path / "mypkg" / "capitalised.py").write_text(CAPITALISED)
     (tmp_path / "mytools.py").write_text(readme_example("# mytools.py"))
     return tmp_path
 
@@ -106,6 +115,7 @@ def test_a_teams_agents_and_tools_load_from_its_working_directory(team_folder: P
     [
         ("AGENTS", "mypkg.nowhere:support", "cannot import 'mypkg.nowhere'"),
         ("AGENTS", "mypkg.agents:suport", "has no attribute 'suport'"),
+        ("AGENTS", "mypkg.capitalised:support", "agent name 'Support' must match"),
         ("TOOLS", "mytools:ORDERS", "not a Tool"),
         ("TOOLS", "mytools", "must look like 'package.module:attribute'"),
     ],

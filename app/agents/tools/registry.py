@@ -101,7 +101,8 @@ class ToolRegistry:
             return ToolOutcome(
                 f"tool {name!r} did not finish within {self.timeout:g} seconds", success=False
             )
-        return ToolOutcome(output, success=True)
+        # A hand-written Tool may return something else; the model and the events need text.
+        return ToolOutcome(output if isinstance(output, str) else str(output), success=True)
 
 
 def _short(text: str) -> str:

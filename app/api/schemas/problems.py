@@ -77,3 +77,9 @@ class Problem(BaseModel):
         description="Extension member of 422 ``validation_error`` answers to a request that "
         "failed schema validation: every failed check. Absent from other problems.",
     )
+    retryable: bool | None = Field(
+        default=None,
+        description="Extension member of model provider failures (``llm_*`` codes): whether "
+        "the same request may succeed later (a timeout, a rate limit) or not (a rejected API "
+        "key, an unknown model). Absent from other problems.",
+    )
