@@ -283,3 +283,38 @@ async def test_a_password_with_a_nul_byte_is_just_wrong_not_a_500(any_client: ht
         "/v1/auth/token", data={"username": "admin", "password": "pass\x00word"}
     )
     assert_problem(response, 401, "invalid_credentials")
+
+
+async def test_another_api_prefix_moves_the_token_url_and_the_login_limit(make_settings):
+    from tests.conftest import app_client
+
+    async with app_client(make_settings(API_PREFIX="/api/v2")) as client:
+        document = (await client.get("/openapi.json")).json()
+        flow = document["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
+        assert flow["password"]["tokenUrl"] == "/api/v2/auth/token"
+        assert "/api/v2/auth/token" in document["paths"]
+        # The login limit (10/minute by default) guards the moved route, not a dead "/v1" one.
+        statuses = [
+            (
+                await client.post(
+                    "/api/v2/auth/token", data={"username": "admin", "password": "wrong"}
+                )
+            ).status_code
+            for _ in range(11)
+        ]
+        assert statuses[:10] == [401] * 10
+        assert statuses[10] == 429
+
+
+@pytest.mark.parametrize("scopes", [["admin", "admin"], ["tasks:read", "agents:run"]])
+async def test_api_key_scopes_are_the_scope_enum_deduplicated_and_sorted(
+    any_client: httpx.AsyncClient, scopes: list[str]
+):
+    token = await login(any_client)
+    response = await any_client.post(
+        "/v1/auth/api-keys",
+        json={"name": "bot", "scopes": scopes},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["scopes"] == sorted(set(scopes))

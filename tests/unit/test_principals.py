@@ -1,0 +1,52 @@
+"""Principal ids: built in one place, parsed in one place, and the two agree."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
+from app.security.scopes import Scope, parse_scopes
+
+names = st.text(min_size=1, max_size=40).filter(lambda text: text.strip() == text)
+
+
+@given(names)
+def test_a_user_id_parses_back_to_the_same_user(name: str):
+    built = Principal.for_user(name, ["agents:run"])
+    parsed = Principal.from_id(built.id, ["agents:run"])
+    assert parsed == built
+    assert parsed.kind == "user" and parsed.id == f"user:{name}"
+
+
+@given(st.text(alphabet="0123456789abcdef", min_size=8, max_size=8))
+def test_an_api_key_id_parses_back_to_an_api_key_principal(key_id: str):
+    built = Principal.for_api_key(key_id, name=key_id)
+    assert Principal.from_id(built.id) == built
+    assert built.kind == "api_key" and built.id == f"key:{key_id}"
+
+
+@pytest.mark.parametrize("bad", ["", "user:", "key:", "admin", "group:x", "USER:x"])
+def test_anything_else_is_not_a_principal_id(bad: str):
+    with pytest.raises(ValueError, match="not a principal id"):
+        Principal.from_id(bad)
+
+
+def test_admin_implies_every_scope_and_others_imply_only_themselves():
+    admin = Principal.for_user("root", [Scope.ADMIN])
+    reader = Principal.for_user("reader", [Scope.TASKS_READ])
+    assert all(admin.has_scopes({scope}) for scope in Scope)
+    assert reader.has_scopes({"tasks:read"})
+    assert not reader.has_scopes({Scope.TASKS_WRITE})
+    assert AUTH_DISABLED_PRINCIPAL.scopes == frozenset(Scope)
+
+
+def test_scopes_parse_from_names_and_unknown_names_are_listed():
+    assert parse_scopes(["tasks:read", "admin"]) == {Scope.TASKS_READ, Scope.ADMIN}
+    with pytest.raises(ValueError, match="unknown scopes: root"):
+        parse_scopes(["root", "admin"])
+
+
+def test_every_scope_has_a_description():
+    assert all(scope.description for scope in Scope)
