@@ -107,7 +107,7 @@ def test_a_teams_agents_and_tools_load_from_its_working_directory(team_folder: P
         answer = {"request_id": pending["request_id"], "value": False}
         assert client.post(f"{task_url}/input", json=answer).status_code == 202
         _wait_for(client, task_url, {"completed"})
-        assert client.get(f"{task_url}/result").json()["final_answer"] == "Not sent."
+        assert client.get(f"{task_url}/result").json()["output"] == "Not sent."
 
 
 @pytest.mark.parametrize(

@@ -263,4 +263,4 @@ async def test_the_readme_example_agent_runs_as_a_task_with_human_input(make_set
             if result.status_code == 200:
                 break
             await asyncio.sleep(0.05)
-        assert result.json()["final_answer"] == "Not sent."
+        assert result.json()["output"] == "Not sent."
