@@ -25,7 +25,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: RedisServer):
+def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: RedisServer) -> None:
     redis_server.start()
     env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-cli:"}
     created = _cli(
@@ -54,7 +54,7 @@ def test_cli_creates_lists_and_revokes_keys_the_service_accepts(redis_server: Re
         assert after.status_code == 401
 
 
-def test_cli_refuses_bad_scopes_and_missing_redis(redis_server: RedisServer):
+def test_cli_refuses_bad_scopes_and_missing_redis(redis_server: RedisServer) -> None:
     bad = _cli(
         "api-keys", "create", "--name", "x", "--scopes", "root", env={"REDIS_URL": redis_server.url}
     )
@@ -63,7 +63,7 @@ def test_cli_refuses_bad_scopes_and_missing_redis(redis_server: RedisServer):
     assert no_redis.returncode == 2 and "REDIS_URL" in no_redis.stderr
 
 
-def test_production_with_unsafe_settings_refuses_to_start_with_a_clear_message():
+def test_production_with_unsafe_settings_refuses_to_start_with_a_clear_message() -> None:
     result = _cli("serve", "--port", "1", env={"ENVIRONMENT": "production", "SECRET_KEY": "short"})
     assert result.returncode == 2
     assert "SECRET_KEY" in result.stderr
@@ -71,7 +71,7 @@ def test_production_with_unsafe_settings_refuses_to_start_with_a_clear_message()
     assert "short" not in result.stderr.replace("SECRET_KEY", "")  # the value is not echoed
 
 
-def test_a_busy_port_fails_before_anything_starts():
+def test_a_busy_port_fails_before_anything_starts() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -86,7 +86,7 @@ def test_a_busy_port_fails_before_anything_starts():
     assert "Traceback" not in result.stderr
 
 
-def test_the_start_up_line_says_what_is_served():
+def test_the_start_up_line_says_what_is_served() -> None:
     with ServerProcess() as server:
         lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
     startup = next(line for line in lines if line.get("event") == "startup")
@@ -97,7 +97,7 @@ def test_the_start_up_line_says_what_is_served():
     assert startup["worker"].startswith("embedded")
 
 
-def test_the_start_up_line_names_redis_without_its_password():
+def test_the_start_up_line_names_redis_without_its_password() -> None:
     from app.services import _redis_location
 
     assert (

@@ -29,7 +29,7 @@ def _next_of(frames, *events: str):
     raise AssertionError(f"stream ended before {events}")
 
 
-def test_input_and_cancel_reach_a_run_held_by_another_process(redis_server: RedisServer):
+def test_input_and_cancel_reach_a_run_held_by_another_process(redis_server: RedisServer) -> None:
     redis_server.start()
     env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-cross:"}
     with ServerProcess(env=env) as holder, ServerProcess(env=env) as other:

@@ -18,7 +18,7 @@ from tests.support.sse import parse_lines
 GRACE = 10
 
 
-def test_sigterm_drains_requests_and_ends_streams_with_a_final_event():
+def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
     env = {
         "OFFLINE_LATENCY_MS": "1500",
         "OFFLINE_TOKENS_PER_SECOND": "5",

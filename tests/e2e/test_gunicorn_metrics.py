@@ -34,7 +34,7 @@ def _access_lines(logs: str) -> list[dict]:
     return lines
 
 
-def test_metrics_total_adds_up_across_two_workers():
+def test_metrics_total_adds_up_across_two_workers() -> None:
     with ServerProcess(gunicorn=True, workers=2) as server:
         # A new connection per request so the kernel spreads them over both workers.
         for i in range(REQUESTS):

@@ -156,7 +156,7 @@ def _unique(text: str) -> str:
 # --- plain HTTP ---------------------------------------------------------------------------------
 
 
-def test_page_and_assets_are_served_with_the_page_csp(server: ServerProcess):
+def test_page_and_assets_are_served_with_the_page_csp(server: ServerProcess) -> None:
     page = httpx.get(f"{server.url}/", timeout=10)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -187,7 +187,7 @@ def test_page_and_assets_are_served_with_the_page_csp(server: ServerProcess):
 # --- the browser --------------------------------------------------------------------------------
 
 
-def test_the_csp_violation_detector_works(server: ServerProcess, watched: Watched):
+def test_the_csp_violation_detector_works(server: ServerProcess, watched: Watched) -> None:
     watched.page.goto(server.url + "/")
     watched.page.evaluate(
         "() => { const img = document.createElement('img');"
@@ -199,7 +199,7 @@ def test_the_csp_violation_detector_works(server: ServerProcess, watched: Watche
     assert any(v.startswith("img-src") for v in watched.csp_violations())
 
 
-def test_sign_in_shows_who_and_the_agents(server: ServerProcess, watched: Watched):
+def test_sign_in_shows_who_and_the_agents(server: ServerProcess, watched: Watched) -> None:
     page = watched.page
     _signed_in(page, server)
     expect(page.get_by_test_id("whoami")).to_contain_text("user")
@@ -215,7 +215,7 @@ def test_sign_in_shows_who_and_the_agents(server: ServerProcess, watched: Watche
     watched.assert_clean()
 
 
-def test_a_wrong_password_shows_an_error(server: ServerProcess, watched: Watched):
+def test_a_wrong_password_shows_an_error(server: ServerProcess, watched: Watched) -> None:
     page = watched.page
     _sign_in(page, server, password="not-the-password")
     error = page.get_by_test_id("signin-error")
@@ -228,7 +228,9 @@ def test_a_wrong_password_shows_an_error(server: ServerProcess, watched: Watched
     watched.assert_clean(allow=("status of 401",))
 
 
-def test_a_run_refused_before_streaming_shows_the_problem(server: ServerProcess, watched: Watched):
+def test_a_run_refused_before_streaming_shows_the_problem(
+    server: ServerProcess, watched: Watched
+) -> None:
     page = watched.page
     _signed_in(page, server)
     _send(page, "chat", "x" * 2001)  # over MAX_INPUT_CHARS: a 422 problem, no stream
@@ -241,7 +243,7 @@ def test_a_run_refused_before_streaming_shows_the_problem(server: ServerProcess,
     watched.assert_clean(allow=("status of 422",))
 
 
-def test_chat_reply_streams_token_by_token(server: ServerProcess, watched: Watched):
+def test_chat_reply_streams_token_by_token(server: ServerProcess, watched: Watched) -> None:
     page = watched.page
     _signed_in(page, server)
     _send(page, "chat", _unique("Explain streaming in one breath"))
@@ -263,7 +265,7 @@ def test_chat_reply_streams_token_by_token(server: ServerProcess, watched: Watch
     watched.assert_clean()
 
 
-def test_approval_is_answered_with_the_buttons(server: ServerProcess, watched: Watched):
+def test_approval_is_answered_with_the_buttons(server: ServerProcess, watched: Watched) -> None:
     page = watched.page
     _signed_in(page, server)
     _send(page, "approval", _unique("Rotate the API keys"))
@@ -288,7 +290,7 @@ def test_approval_is_answered_with_the_buttons(server: ServerProcess, watched: W
     watched.assert_clean()
 
 
-def test_a_session_remembers_the_conversation(server: ServerProcess, watched: Watched):
+def test_a_session_remembers_the_conversation(server: ServerProcess, watched: Watched) -> None:
     page = watched.page
     _signed_in(page, server)
     page.get_by_test_id("session-toggle").check()
@@ -320,7 +322,7 @@ def _metric(server: ServerProcess, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_cancel_stops_a_live_run(watched: Watched):
+def test_cancel_stops_a_live_run(watched: Watched) -> None:
     page = watched.page
     # One token a second: a chat reply takes 14+ s, so the run is live when Cancel is pressed.
     with ServerProcess(env={"OFFLINE_TOKENS_PER_SECOND": "1"}) as slow:

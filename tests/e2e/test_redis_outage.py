@@ -20,7 +20,7 @@ def _wait_for(predicate, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_service_survives_redis_outage_and_recovers_by_itself():
+def test_service_survives_redis_outage_and_recovers_by_itself() -> None:
     redis = RedisServer()
     redis.start()
     env = {"REDIS_URL": redis.url, "RATE_LIMIT_REQUESTS": "100000"}

@@ -15,7 +15,7 @@ def _events(logs: str) -> list[dict]:
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
-def test_request_id_is_echoed_or_generated_and_logged():
+def test_request_id_is_echoed_or_generated_and_logged() -> None:
     with ServerProcess() as server:
         given = httpx.get(f"{server.url}/v1/auth/me", headers={"X-Request-ID": "client-id-42"})
         assert given.headers["x-request-id"] == "client-id-42"
@@ -37,7 +37,7 @@ def test_request_id_is_echoed_or_generated_and_logged():
             assert isinstance(line["duration_ms"], float)
 
 
-def test_secrets_never_appear_in_logs(redis_server: RedisServer):
+def test_secrets_never_appear_in_logs(redis_server: RedisServer) -> None:
     redis_server.start()
     env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-redaction:"}
     with ServerProcess(env=env) as server:

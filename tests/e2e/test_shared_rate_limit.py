@@ -10,7 +10,7 @@ from tests.support.server_process import ServerProcess
 LIMIT = 10
 
 
-def test_limit_holds_in_total_across_two_processes(redis_server: RedisServer):
+def test_limit_holds_in_total_across_two_processes(redis_server: RedisServer) -> None:
     redis_server.start()
     env = {
         "REDIS_URL": redis_server.url,
@@ -35,7 +35,7 @@ def test_limit_holds_in_total_across_two_processes(redis_server: RedisServer):
         assert all(1 <= seconds <= 60 for seconds in retry_after)
 
 
-def test_forwarded_for_is_trusted_only_from_allowed_proxies(redis_server: RedisServer):
+def test_forwarded_for_is_trusted_only_from_allowed_proxies(redis_server: RedisServer) -> None:
     redis_server.start()
     base = {
         "REDIS_URL": redis_server.url,

@@ -33,7 +33,7 @@ def _metric(server: ServerProcess, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_sse_streams_tokens_as_they_are_produced():
+def test_sse_streams_tokens_as_they_are_produced() -> None:
     env = {"OFFLINE_TOKENS_PER_SECOND": "20", "OFFLINE_RESPONSE_TOKENS": "12"}
     with ServerProcess(env=env) as server:
         token = login(server.url)
@@ -59,7 +59,7 @@ def test_sse_streams_tokens_as_they_are_produced():
         assert frames[-1].json["output"] == text
 
 
-def test_sse_sends_keepalive_comments_while_idle():
+def test_sse_sends_keepalive_comments_while_idle() -> None:
     env = {"OFFLINE_LATENCY_MS": "1500", "SSE_KEEPALIVE_SECONDS": "0.3"}
     with ServerProcess(env=env) as server:
         token = login(server.url)
@@ -71,7 +71,7 @@ def test_sse_sends_keepalive_comments_while_idle():
         assert frames[-1].event == "run_completed"
 
 
-def test_client_disconnect_cancels_the_run_within_a_second():
+def test_client_disconnect_cancels_the_run_within_a_second() -> None:
     env = {"OFFLINE_LATENCY_MS": "8000"}
     with ServerProcess(env=env) as server:
         token = login(server.url)
@@ -90,7 +90,7 @@ def test_client_disconnect_cancels_the_run_within_a_second():
         assert _metric(server, "agent_active_runs", 'agent="chat"') == 0
 
 
-def test_an_error_after_the_stream_started_is_an_in_band_event():
+def test_an_error_after_the_stream_started_is_an_in_band_event() -> None:
     env = {
         "LLM_PROVIDER": "openai",
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # discard port: nothing listens
@@ -128,7 +128,7 @@ def ws_server():
         yield server
 
 
-def test_websocket_human_in_the_loop_with_subprotocol_token(ws_server: ServerProcess):
+def test_websocket_human_in_the_loop_with_subprotocol_token(ws_server: ServerProcess) -> None:
     token = login(ws_server.url)
     with connect(_ws_url(ws_server, "approval"), subprotocols=["bearer", token]) as ws:
         assert ws.subprotocol == "bearer"
@@ -158,7 +158,7 @@ def test_websocket_human_in_the_loop_with_subprotocol_token(ws_server: ServerPro
         assert request["kind"] == "choice"
 
 
-def test_websocket_token_in_query_and_refusals(ws_server: ServerProcess):
+def test_websocket_token_in_query_and_refusals(ws_server: ServerProcess) -> None:
     token = login(ws_server.url)
     with connect(_ws_url(ws_server, "chat", f"?token={token}")) as ws:
         ws.send(json.dumps({"type": "start", "input": "hi"}))
@@ -175,7 +175,7 @@ def test_websocket_token_in_query_and_refusals(ws_server: ServerProcess):
     assert token not in ws_server.logs()
 
 
-def test_websocket_disconnect_cancels_the_run_within_a_second():
+def test_websocket_disconnect_cancels_the_run_within_a_second() -> None:
     with ServerProcess(env={"OFFLINE_LATENCY_MS": "8000"}) as server:
         token = login(server.url)
         with connect(_ws_url(server, "chat", f"?token={token}")) as ws:
@@ -191,7 +191,7 @@ def test_websocket_disconnect_cancels_the_run_within_a_second():
         assert _metric(server, "agent_active_runs", 'agent="chat"') == 0
 
 
-def test_websocket_handshakes_are_rate_limited_and_refused_with_problem_json():
+def test_websocket_handshakes_are_rate_limited_and_refused_with_problem_json() -> None:
     with ServerProcess(env={"RATE_LIMIT_REQUESTS": "2"}) as server:
         token = login(server.url)
         for _ in range(2):

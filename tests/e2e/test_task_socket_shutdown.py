@@ -22,7 +22,7 @@ def _open_websockets(base_url: str) -> float:
     return 0.0
 
 
-def test_a_task_socket_is_counted_and_told_to_reconnect_on_shutdown():
+def test_a_task_socket_is_counted_and_told_to_reconnect_on_shutdown() -> None:
     env = {
         "OFFLINE_TOKENS_PER_SECOND": "5",
         "OFFLINE_RESPONSE_TOKENS": "200",  # 40 s: still running when the server stops

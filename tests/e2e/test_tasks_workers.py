@@ -180,7 +180,7 @@ def _attempts(frames: list[Frame]) -> list[list[Frame]]:
 # -- the happy path, from any replica ---------------------------------------------------------
 
 
-def test_submit_poll_result_and_resume_events_on_another_replica(cluster):
+def test_submit_poll_result_and_resume_events_on_another_replica(cluster: ClusterFactory) -> None:
     c = cluster()
     worker = c.worker(OFFLINE_TOKENS_PER_SECOND="20", OFFLINE_RESPONSE_TOKENS="40")
     first, second = c.api(), c.api()
@@ -222,7 +222,7 @@ def test_submit_poll_result_and_resume_events_on_another_replica(cluster):
     assert [item["task_id"] for item in listed["items"]] == [task_id]
 
 
-def test_an_idle_worker_picks_a_task_up_at_once(cluster):
+def test_an_idle_worker_picks_a_task_up_at_once(cluster: ClusterFactory) -> None:
     c = cluster()
     worker = c.worker()
     api = c.api()
@@ -241,7 +241,7 @@ def test_an_idle_worker_picks_a_task_up_at_once(cluster):
 # -- a worker dies: lease, redelivery, bounded attempts ---------------------------------------
 
 
-def test_a_killed_workers_task_is_completed_by_another_worker(cluster):
+def test_a_killed_workers_task_is_completed_by_another_worker(cluster: ClusterFactory) -> None:
     c = cluster(TASK_LEASE_SECONDS="2")
     doomed = c.worker(**SLOW)
     api = c.api()
@@ -282,7 +282,7 @@ def test_a_killed_workers_task_is_completed_by_another_worker(cluster):
     assert rescuer.metric("tasks_finished_total", 'status="completed"') == 1
 
 
-def test_after_max_attempts_a_lost_task_fails_with_worker_lost(cluster):
+def test_after_max_attempts_a_lost_task_fails_with_worker_lost(cluster: ClusterFactory) -> None:
     c = cluster(TASK_LEASE_SECONDS="2", MAX_ATTEMPTS="1")
     doomed = c.worker(**SLOW)
     api = c.api()
@@ -314,7 +314,9 @@ def test_after_max_attempts_a_lost_task_fails_with_worker_lost(cluster):
 # -- cancel stops the coroutine and its LLM call ----------------------------------------------
 
 
-def test_cancel_stops_a_running_task_and_its_llm_call_within_a_second(cluster):
+def test_cancel_stops_a_running_task_and_its_llm_call_within_a_second(
+    cluster: ClusterFactory,
+) -> None:
     c = cluster()
     worker = c.worker(OFFLINE_LATENCY_MS="10000")
     api = c.api()
@@ -356,7 +358,7 @@ def test_cancel_stops_a_running_task_and_its_llm_call_within_a_second(cluster):
 # -- a worker stopped on purpose hands its task over at once ----------------------------------
 
 
-def test_sigterm_releases_a_running_task_to_another_worker_at_once(cluster):
+def test_sigterm_releases_a_running_task_to_another_worker_at_once(cluster: ClusterFactory) -> None:
     # A 30 s lease: only the release on shutdown can explain a quick handover.
     c = cluster(TASK_LEASE_SECONDS="30", WORKER_SHUTDOWN_GRACE_SECONDS="1")
     leaving = c.worker(**SLOW)
@@ -395,7 +397,7 @@ def test_sigterm_releases_a_running_task_to_another_worker_at_once(cluster):
     assert staying.metric("tasks_finished_total", 'status="completed"') == 1
 
 
-def test_sigterm_without_grace_leaves_the_task_to_the_next_worker(cluster):
+def test_sigterm_without_grace_leaves_the_task_to_the_next_worker(cluster: ClusterFactory) -> None:
     """WORKER_SHUTDOWN_GRACE_SECONDS=0 (allowed): the task is released at once, while the
     stopping worker may still be blocked reading the queue; it must not take it back."""
     c = cluster(TASK_LEASE_SECONDS="30", WORKER_SHUTDOWN_GRACE_SECONDS="0")

@@ -12,7 +12,7 @@ from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
 
-def test_sse_disconnect_closes_the_upstream_llm_connection_within_a_second():
+def test_sse_disconnect_closes_the_upstream_llm_connection_within_a_second() -> None:
     with FakeOpenAI() as fake:
         fake.default = Slow(interval=0.1, duration=20)
         env = {

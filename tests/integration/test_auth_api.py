@@ -8,7 +8,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import ADMIN_PASSWORD, login
+from tests.conftest import ADMIN_PASSWORD, SettingsFactory, login
 
 PROBLEM = "application/problem+json"
 
@@ -24,7 +24,9 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
     return body
 
 
-async def test_login_issues_a_bearer_token_with_the_users_scopes(any_client: httpx.AsyncClient):
+async def test_login_issues_a_bearer_token_with_the_users_scopes(
+    any_client: httpx.AsyncClient,
+) -> None:
     response = await any_client.post(
         "/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}
     )
@@ -41,7 +43,7 @@ async def test_login_issues_a_bearer_token_with_the_users_scopes(any_client: htt
     assert me.json()["kind"] == "user"
 
 
-async def test_login_can_narrow_scopes_but_never_widen(any_client: httpx.AsyncClient):
+async def test_login_can_narrow_scopes_but_never_widen(any_client: httpx.AsyncClient) -> None:
     response = await any_client.post(
         "/v1/auth/token",
         data={"username": "admin", "password": ADMIN_PASSWORD, "scope": "agents:run nonsense"},
@@ -55,7 +57,7 @@ async def test_login_can_narrow_scopes_but_never_widen(any_client: httpx.AsyncCl
 )
 async def test_login_with_bad_credentials_is_401(
     any_client: httpx.AsyncClient, username: str, password: str
-):
+) -> None:
     response = await any_client.post(
         "/v1/auth/token", data={"username": username, "password": password}
     )
@@ -65,7 +67,7 @@ async def test_login_with_bad_credentials_is_401(
     assert body["detail"] == "Incorrect username or password."
 
 
-async def test_password_over_72_bytes_is_a_clear_422(any_client: httpx.AsyncClient):
+async def test_password_over_72_bytes_is_a_clear_422(any_client: httpx.AsyncClient) -> None:
     response = await any_client.post(
         "/v1/auth/token",
         data={"username": "admin", "password": "é" * 40},  # 80 bytes
@@ -74,13 +76,13 @@ async def test_password_over_72_bytes_is_a_clear_422(any_client: httpx.AsyncClie
     assert "72 bytes" in body["detail"]
 
 
-async def test_login_without_form_fields_is_422(any_client: httpx.AsyncClient):
+async def test_login_without_form_fields_is_422(any_client: httpx.AsyncClient) -> None:
     response = await any_client.post("/v1/auth/token", data={"username": "admin"})
     body = assert_problem(response, 422, "validation_error")
     assert body["errors"][0]["loc"] == ["body", "password"]
 
 
-async def test_me_requires_credentials(any_client: httpx.AsyncClient):
+async def test_me_requires_credentials(any_client: httpx.AsyncClient) -> None:
     response = await any_client.get("/v1/auth/me")
     assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -98,7 +100,7 @@ async def test_me_requires_credentials(any_client: httpx.AsyncClient):
 )
 async def test_invalid_credentials_are_401_problems(
     any_client: httpx.AsyncClient, header: dict[str, str], code: str
-):
+) -> None:
     response = await any_client.get("/v1/auth/me", headers=header)
     assert_problem(response, 401, code)
     assert "www-authenticate" in response.headers
@@ -111,7 +113,7 @@ def _forge(settings_secret: str, **claims: object) -> str:
     return jwt.encode({k: v for k, v in base.items() if v is not None}, settings_secret, "HS256")
 
 
-async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient):
+async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient) -> None:
     secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
     token = _forge(secret, exp=int(time.time()) - 3600)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -128,7 +130,7 @@ async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient)
 )
 async def test_tokens_missing_required_claims_are_refused(
     any_client: httpx.AsyncClient, claims: dict[str, object]
-):
+) -> None:
     secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
     token = _forge(secret, **claims)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -137,7 +139,7 @@ async def test_tokens_missing_required_claims_are_refused(
 
 async def test_token_signed_with_another_key_or_alg_none_is_refused(
     any_client: httpx.AsyncClient,
-):
+) -> None:
     forged = _forge("another-secret-that-is-long-enough-for-hs256")
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {forged}"})
     assert_problem(response, 401, "token_invalid")
@@ -147,7 +149,9 @@ async def test_token_signed_with_another_key_or_alg_none_is_refused(
     assert_problem(response, 401, "token_invalid")
 
 
-async def test_audience_and_issuer_are_required_when_configured(make_settings):
+async def test_audience_and_issuer_are_required_when_configured(
+    make_settings: SettingsFactory,
+) -> None:
     from tests.conftest import app_client
 
     settings = make_settings(JWT_AUDIENCE="agent-api", JWT_ISSUER="https://issuer.test")
@@ -178,7 +182,7 @@ async def _create_key(
     return response.json()
 
 
-async def test_api_key_lifecycle(any_client: httpx.AsyncClient):
+async def test_api_key_lifecycle(any_client: httpx.AsyncClient) -> None:
     token = await login(any_client)
     created = await _create_key(any_client, token, ["agents:run", "sessions:read"])
     key = created["key"]
@@ -215,7 +219,7 @@ async def test_api_key_lifecycle(any_client: httpx.AsyncClient):
     assert_problem(after, 401, "api_key_invalid")
 
 
-async def test_api_key_routes_need_admin_scope(any_client: httpx.AsyncClient):
+async def test_api_key_routes_need_admin_scope(any_client: httpx.AsyncClient) -> None:
     token = await login(any_client)
     created = await _create_key(any_client, token, ["agents:run"])
     for method, path, body in [
@@ -252,7 +256,7 @@ async def test_api_key_routes_need_admin_scope(any_client: httpx.AsyncClient):
         {"scopes": ["agents:run"]},
     ],
 )
-async def test_api_key_create_rejects_bad_input(any_client: httpx.AsyncClient, body: dict):
+async def test_api_key_create_rejects_bad_input(any_client: httpx.AsyncClient, body: dict) -> None:
     token = await login(any_client)
     response = await any_client.post(
         "/v1/auth/api-keys", json=body, headers={"Authorization": f"Bearer {token}"}
@@ -260,7 +264,7 @@ async def test_api_key_create_rejects_bad_input(any_client: httpx.AsyncClient, b
     assert_problem(response, 422, "validation_error")
 
 
-async def test_revoking_unknown_key_is_404(any_client: httpx.AsyncClient):
+async def test_revoking_unknown_key_is_404(any_client: httpx.AsyncClient) -> None:
     token = await login(any_client)
     response = await any_client.delete(
         "/v1/auth/api-keys/nosuchid", headers={"Authorization": f"Bearer {token}"}
@@ -268,7 +272,9 @@ async def test_revoking_unknown_key_is_404(any_client: httpx.AsyncClient):
     assert_problem(response, 404, "not_found")
 
 
-async def test_auth_disabled_gives_anonymous_principal_with_all_scopes(make_settings):
+async def test_auth_disabled_gives_anonymous_principal_with_all_scopes(
+    make_settings: SettingsFactory,
+) -> None:
     from tests.conftest import app_client
 
     async with app_client(make_settings(AUTH_ENABLED=False)) as client:
@@ -278,14 +284,18 @@ async def test_auth_disabled_gives_anonymous_principal_with_all_scopes(make_sett
         assert me.json()["kind"] == "anonymous"
 
 
-async def test_a_password_with_a_nul_byte_is_just_wrong_not_a_500(any_client: httpx.AsyncClient):
+async def test_a_password_with_a_nul_byte_is_just_wrong_not_a_500(
+    any_client: httpx.AsyncClient,
+) -> None:
     response = await any_client.post(
         "/v1/auth/token", data={"username": "admin", "password": "pass\x00word"}
     )
     assert_problem(response, 401, "invalid_credentials")
 
 
-async def test_another_api_prefix_moves_the_token_url_and_the_login_limit(make_settings):
+async def test_another_api_prefix_moves_the_token_url_and_the_login_limit(
+    make_settings: SettingsFactory,
+) -> None:
     from tests.conftest import app_client
 
     async with app_client(make_settings(API_PREFIX="/api/v2")) as client:
@@ -309,7 +319,7 @@ async def test_another_api_prefix_moves_the_token_url_and_the_login_limit(make_s
 @pytest.mark.parametrize("scopes", [["admin", "admin"], ["tasks:read", "agents:run"]])
 async def test_api_key_scopes_are_the_scope_enum_deduplicated_and_sorted(
     any_client: httpx.AsyncClient, scopes: list[str]
-):
+) -> None:
     token = await login(any_client)
     response = await any_client.post(
         "/v1/auth/api-keys",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import app_client
+from tests.conftest import SettingsFactory, app_client
 from tests.support.redis_server import RedisServer
 
 
-async def test_live_and_ready_without_redis(client: httpx.AsyncClient):
+async def test_live_and_ready_without_redis(client: httpx.AsyncClient) -> None:
     live = await client.get("/health/live")
     assert live.status_code == 200 and live.json() == {"status": "ok"}
     ready = await client.get("/health/ready")
@@ -17,7 +17,9 @@ async def test_live_and_ready_without_redis(client: httpx.AsyncClient):
     assert (await client.get("/health")).json() == ready.json()
 
 
-async def test_ready_reports_redis_down_then_recovers_by_itself(make_settings):
+async def test_ready_reports_redis_down_then_recovers_by_itself(
+    make_settings: SettingsFactory,
+) -> None:
     redis = RedisServer()
     redis.start()
     try:
@@ -41,7 +43,7 @@ async def test_ready_reports_redis_down_then_recovers_by_itself(make_settings):
 
 async def test_health_and_metrics_need_no_credentials_even_with_bad_ones(
     client: httpx.AsyncClient,
-):
+) -> None:
     bad = {"Authorization": "Bearer garbage"}
     assert (await client.get("/health/live", headers=bad)).status_code == 200
     assert (await client.get("/metrics", headers=bad)).status_code == 200

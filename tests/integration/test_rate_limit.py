@@ -8,15 +8,15 @@ import time
 import pytest
 from fastapi.responses import StreamingResponse
 
-from tests.conftest import app_client, login
+from tests.conftest import SettingsFactory, app_client, login
 from tests.integration.test_auth_api import assert_problem
 from tests.support.redis_server import RedisServer
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_limit_is_enforced_with_headers_and_retry_after(
-    make_settings, redis_server: RedisServer, backend: str
-):
+    make_settings: SettingsFactory, redis_server: RedisServer, backend: str
+) -> None:
     overrides = {"RATE_LIMIT_REQUESTS": 3, "RATE_LIMIT_WINDOW": 60}
     if backend == "redis":
         redis_server.start()
@@ -36,7 +36,7 @@ async def test_limit_is_enforced_with_headers_and_retry_after(
         assert "3 requests" in body["detail"]
 
 
-async def test_path_parameters_share_one_bucket(make_settings):
+async def test_path_parameters_share_one_bucket(make_settings: SettingsFactory) -> None:
     async with app_client(make_settings(RATE_LIMIT_REQUESTS=2)) as client:
         token = await login(client)  # POST /v1/auth/token has its own route limit
         headers = {"Authorization": f"Bearer {token}"}
@@ -49,7 +49,7 @@ async def test_path_parameters_share_one_bucket(make_settings):
         assert (await client.get("/v1/auth/me", headers=headers)).status_code == 200
 
 
-async def test_buckets_are_per_principal_then_per_ip(make_settings):
+async def test_buckets_are_per_principal_then_per_ip(make_settings: SettingsFactory) -> None:
     async with app_client(make_settings(RATE_LIMIT_REQUESTS=2)) as client:
         token = await login(client)
         created = []
@@ -70,7 +70,7 @@ async def test_buckets_are_per_principal_then_per_ip(make_settings):
         assert (await client.get("/v1/auth/me")).status_code == 401
 
 
-async def test_per_route_override_for_login(make_settings):
+async def test_per_route_override_for_login(make_settings: SettingsFactory) -> None:
     settings = make_settings(RATE_LIMIT_ROUTES={"POST /v1/auth/token": "2/minute"})
     async with app_client(settings) as client:
         codes = [
@@ -82,14 +82,14 @@ async def test_per_route_override_for_login(make_settings):
         assert codes == [401, 401, 429]
 
 
-async def test_health_and_metrics_are_exempt(make_settings):
+async def test_health_and_metrics_are_exempt(make_settings: SettingsFactory) -> None:
     async with app_client(make_settings(RATE_LIMIT_REQUESTS=1)) as client:
         for _ in range(5):
             assert (await client.get("/health/live")).status_code == 200
             assert (await client.get("/metrics")).status_code == 200
 
 
-async def test_streaming_response_passes_through_whole(make_settings):
+async def test_streaming_response_passes_through_whole(make_settings: SettingsFactory) -> None:
     async with app_client(make_settings(RATE_LIMIT_REQUESTS=5)) as client:
 
         async def stream() -> StreamingResponse:
@@ -107,7 +107,9 @@ async def test_streaming_response_passes_through_whole(make_settings):
         assert response.headers["x-ratelimit-limit"] == "5"
 
 
-async def test_redis_down_fail_open_keeps_serving_without_waiting(make_settings):
+async def test_redis_down_fail_open_keeps_serving_without_waiting(
+    make_settings: SettingsFactory,
+) -> None:
     redis = RedisServer()
     redis.start()
     try:
@@ -135,7 +137,7 @@ async def test_redis_down_fail_open_keeps_serving_without_waiting(make_settings)
         redis.close()
 
 
-async def test_redis_down_fail_closed_answers_503(make_settings):
+async def test_redis_down_fail_closed_answers_503(make_settings: SettingsFactory) -> None:
     redis = RedisServer()
     redis.start()
     try:
@@ -150,7 +152,7 @@ async def test_redis_down_fail_closed_answers_503(make_settings):
         redis.close()
 
 
-async def test_rate_limit_can_be_switched_off(make_settings):
+async def test_rate_limit_can_be_switched_off(make_settings: SettingsFactory) -> None:
     async with app_client(make_settings(RATE_LIMIT_ENABLED=False, RATE_LIMIT_REQUESTS=1)) as c:
         for _ in range(3):
             response = await c.get("/v1/auth/me")
@@ -158,7 +160,7 @@ async def test_rate_limit_can_be_switched_off(make_settings):
             assert "x-ratelimit-limit" not in response.headers
 
 
-async def test_api_key_auth_with_redis_down_is_503_not_500(make_settings):
+async def test_api_key_auth_with_redis_down_is_503_not_500(make_settings: SettingsFactory) -> None:
     redis = RedisServer()
     redis.start()
     try:
@@ -176,7 +178,9 @@ async def test_api_key_auth_with_redis_down_is_503_not_500(make_settings):
         redis.close()
 
 
-async def test_reserved_batches_never_exceed_the_shared_limit(make_settings, redis_server):
+async def test_reserved_batches_never_exceed_the_shared_limit(
+    make_settings: SettingsFactory, redis_server: RedisServer
+) -> None:
     """Two processes (two limiters) sharing Redis, limit 1000/min -> batches of 10."""
     from redis.asyncio import Redis
 
@@ -209,7 +213,9 @@ async def test_reserved_batches_never_exceed_the_shared_limit(make_settings, red
         await admin.aclose()
 
 
-async def test_concurrent_requests_share_one_refill(make_settings, redis_server):
+async def test_concurrent_requests_share_one_refill(
+    make_settings: SettingsFactory, redis_server: RedisServer
+) -> None:
     from redis.asyncio import Redis
 
     from app.store.rate_limits import RequestRateLimiter
@@ -239,7 +245,9 @@ async def test_concurrent_requests_share_one_refill(make_settings, redis_server)
         await admin.aclose()
 
 
-async def test_many_concurrent_refills_of_one_bucket_never_fail(make_settings, redis_server):
+async def test_many_concurrent_refills_of_one_bucket_never_fail(
+    make_settings: SettingsFactory, redis_server: RedisServer
+) -> None:
     """Waiters woken by one refill must not race each other into a second one."""
     from app.store.rate_limits import RequestRateLimiter
     from app.store.redis_client import build_redis

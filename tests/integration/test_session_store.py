@@ -66,7 +66,7 @@ def store(make_store: StoreFactory) -> SessionStore:
 # --- create, get, list -------------------------------------------------------------------------
 
 
-async def test_create_then_get(store: SessionStore):
+async def test_create_then_get(store: SessionStore) -> None:
     created = await store.create(owner="user:alice", agent="echo")
     assert re.fullmatch(r"[0-9a-f]{32}", created.id)
     assert (created.owner, created.agent, created.message_count) == ("user:alice", "echo", 0)
@@ -77,7 +77,7 @@ async def test_create_then_get(store: SessionStore):
     assert (await store.create(owner="user:alice", agent="echo")).id != created.id
 
 
-async def test_list_is_per_owner_newest_first_with_pagination(store: SessionStore):
+async def test_list_is_per_owner_newest_first_with_pagination(store: SessionStore) -> None:
     ids = [(await store.create(owner="user:alice", agent=f"a{i}")).id for i in range(5)]
     await store.create(owner="key:bob", agent="other")
     newest_first = list(reversed(ids))
@@ -95,7 +95,7 @@ async def test_list_is_per_owner_newest_first_with_pagination(store: SessionStor
     assert await store.list(owner="user:nobody", limit=10, offset=0) == ([], 0)
 
 
-async def test_list_reports_message_counts(store: SessionStore):
+async def test_list_reports_message_counts(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     await store.append(session.id, [user("a"), user("b")])
     items, _ = await store.list(owner="user:alice", limit=10, offset=0)
@@ -105,7 +105,7 @@ async def test_list_reports_message_counts(store: SessionStore):
 # --- history -----------------------------------------------------------------------------------
 
 
-async def test_append_and_read_history_oldest_first(store: SessionStore):
+async def test_append_and_read_history_oldest_first(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     call = ToolCall(id="c1", name="calc", arguments={"expr": "1+1"})
     history = [
@@ -126,7 +126,7 @@ async def test_append_and_read_history_oldest_first(store: SessionStore):
     assert fetched.created_at == session.created_at
 
 
-async def test_history_is_trimmed_to_max_messages_oldest_dropped(make_store: StoreFactory):
+async def test_history_is_trimmed_to_max_messages_oldest_dropped(make_store: StoreFactory) -> None:
     store = make_store(max_messages=5)
     session = await store.create(owner="user:alice", agent="echo")
     await store.append(session.id, [user(str(i)) for i in range(3)])
@@ -140,13 +140,13 @@ async def test_history_is_trimmed_to_max_messages_oldest_dropped(make_store: Sto
     assert fetched is not None and fetched.message_count == 5
 
 
-async def test_append_to_a_missing_session_raises(store: SessionStore):
+async def test_append_to_a_missing_session_raises(store: SessionStore) -> None:
     with pytest.raises(SessionNotFoundError):
         await store.append("0" * 32, [user("lost")])
     assert await store.messages("0" * 32, limit=10, offset=0) == []
 
 
-async def test_concurrent_appends_lose_nothing(store: SessionStore):
+async def test_concurrent_appends_lose_nothing(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     await asyncio.gather(*(store.append(session.id, [user(str(i))]) for i in range(20)))
     kept = await store.messages(session.id, limit=100, offset=0)
@@ -156,7 +156,7 @@ async def test_concurrent_appends_lose_nothing(store: SessionStore):
 # --- expiry ------------------------------------------------------------------------------------
 
 
-async def test_idle_session_expires_with_its_history(make_store: StoreFactory):
+async def test_idle_session_expires_with_its_history(make_store: StoreFactory) -> None:
     store = make_store(ttl_seconds=TTL)
     session = await store.create(owner="user:alice", agent="echo")
     await store.append(session.id, [user("hi")])
@@ -169,7 +169,7 @@ async def test_idle_session_expires_with_its_history(make_store: StoreFactory):
         await store.append(session.id, [user("too late")])
 
 
-async def test_expiry_slides_on_get_and_append(make_store: StoreFactory):
+async def test_expiry_slides_on_get_and_append(make_store: StoreFactory) -> None:
     store = make_store(ttl_seconds=TTL)
     by_get = await store.create(owner="user:alice", agent="echo")
     by_append = await store.create(owner="user:alice", agent="echo")
@@ -190,7 +190,7 @@ async def test_expiry_slides_on_get_and_append(make_store: StoreFactory):
 # --- delete ------------------------------------------------------------------------------------
 
 
-async def test_delete_removes_session_history_and_lock(store: SessionStore):
+async def test_delete_removes_session_history_and_lock(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     other = await store.create(owner="user:alice", agent="echo")
     await store.append(session.id, [user("hi")])
@@ -207,7 +207,7 @@ async def test_delete_removes_session_history_and_lock(store: SessionStore):
 # --- run lock ----------------------------------------------------------------------------------
 
 
-async def test_run_lock_is_exclusive_and_released_by_its_holder_only(store: SessionStore):
+async def test_run_lock_is_exclusive_and_released_by_its_holder_only(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     other = await store.create(owner="user:alice", agent="echo")
     assert await store.acquire_run_lock(session.id, run_id="r1", ttl_seconds=60) is True
@@ -221,7 +221,7 @@ async def test_run_lock_is_exclusive_and_released_by_its_holder_only(store: Sess
     assert await store.acquire_run_lock(session.id, run_id="r4", ttl_seconds=60) is False
 
 
-async def test_run_lock_expires_and_a_late_release_does_not_steal_it(store: SessionStore):
+async def test_run_lock_expires_and_a_late_release_does_not_steal_it(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     assert await store.acquire_run_lock(session.id, run_id="slow", ttl_seconds=1)
     await asyncio.sleep(1.3)
@@ -230,7 +230,7 @@ async def test_run_lock_expires_and_a_late_release_does_not_steal_it(store: Sess
     assert await store.acquire_run_lock(session.id, run_id="third", ttl_seconds=60) is False
 
 
-async def test_concurrent_acquire_has_exactly_one_winner(store: SessionStore):
+async def test_concurrent_acquire_has_exactly_one_winner(store: SessionStore) -> None:
     session = await store.create(owner="user:alice", agent="echo")
     results = await asyncio.gather(
         *(store.acquire_run_lock(session.id, run_id=f"run-{i}", ttl_seconds=60) for i in range(20))
@@ -241,7 +241,9 @@ async def test_concurrent_acquire_has_exactly_one_winner(store: SessionStore):
 # --- backend specifics -------------------------------------------------------------------------
 
 
-async def test_redis_keys_live_under_the_prefix_and_vanish_on_expiry(redis: Redis, key_prefix: str):
+async def test_redis_keys_live_under_the_prefix_and_vanish_on_expiry(
+    redis: Redis, key_prefix: str
+) -> None:
     store = RedisSessionStore(redis, prefix=key_prefix, max_messages=5, ttl_seconds=TTL)
     session = await store.create(owner="user:alice", agent="echo")
     await store.append(session.id, [user("hi")])
@@ -263,7 +265,9 @@ async def test_redis_keys_live_under_the_prefix_and_vanish_on_expiry(redis: Redi
     assert [key async for key in redis.scan_iter(match=f"{key_prefix}*")] == []
 
 
-async def test_redis_list_prunes_expired_ids_from_the_owner_index(redis: Redis, key_prefix: str):
+async def test_redis_list_prunes_expired_ids_from_the_owner_index(
+    redis: Redis, key_prefix: str
+) -> None:
     short = RedisSessionStore(redis, prefix=key_prefix, max_messages=5, ttl_seconds=TTL)
     long = RedisSessionStore(redis, prefix=key_prefix, max_messages=5, ttl_seconds=60)
     doomed = await short.create(owner="user:alice", agent="echo")
@@ -277,7 +281,9 @@ async def test_redis_list_prunes_expired_ids_from_the_owner_index(redis: Redis, 
     assert await redis.zrange(f"{key_prefix}sessions:expiry:user:alice", 0, -1) == [kept.id]
 
 
-async def test_build_session_store_picks_the_backend(make_settings: SettingsFactory, redis: Redis):
+async def test_build_session_store_picks_the_backend(
+    make_settings: SettingsFactory, redis: Redis
+) -> None:
     settings = make_settings()
     assert isinstance(build_session_store(settings, None), MemorySessionStore)
     assert isinstance(build_session_store(settings, redis), RedisSessionStore)

@@ -34,7 +34,7 @@ async def create(client: httpx.AsyncClient, headers: Headers, agent: str = "chat
     return response.json()
 
 
-async def test_session_lifecycle(any_client: httpx.AsyncClient):
+async def test_session_lifecycle(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     response = await any_client.post("/v1/sessions", json={"agent": "chat"}, headers=admin)
     assert response.status_code == 201, response.text
@@ -73,7 +73,7 @@ async def test_session_lifecycle(any_client: httpx.AsyncClient):
     assert listed.json()["total"] == 0
 
 
-async def test_messages_are_paginated_oldest_first(any_client: httpx.AsyncClient):
+async def test_messages_are_paginated_oldest_first(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     session = await create(any_client, admin)
     store = any_client.services.sessions.store  # type: ignore[attr-defined]
@@ -97,7 +97,7 @@ async def test_messages_are_paginated_oldest_first(any_client: httpx.AsyncClient
     assert fetched.json()["updated_at"] > session["updated_at"]
 
 
-async def test_sessions_list_newest_first_with_pagination(any_client: httpx.AsyncClient):
+async def test_sessions_list_newest_first_with_pagination(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     agents = ["chat", "assistant", "approval", "chat", "assistant"]
     ids = [(await create(any_client, admin, agent=name))["id"] for name in agents]
@@ -125,7 +125,7 @@ ROUTES = [
 ]
 
 
-async def test_every_route_requires_credentials(any_client: httpx.AsyncClient):
+async def test_every_route_requires_credentials(any_client: httpx.AsyncClient) -> None:
     for method, path in ROUTES:
         kwargs = {"json": {"agent": "chat"}} if method == "POST" else {}
         response = await any_client.request(method, path, **kwargs)
@@ -133,7 +133,7 @@ async def test_every_route_requires_credentials(any_client: httpx.AsyncClient):
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_scopes_are_enforced(any_client: httpx.AsyncClient):
+async def test_scopes_are_enforced(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     reader = await api_key(any_client, admin, ["sessions:read"], "reader")
     runner = await api_key(any_client, admin, ["agents:run"], "runner")
@@ -151,7 +151,7 @@ async def test_scopes_are_enforced(any_client: httpx.AsyncClient):
         assert "sessions:read" in body["detail"]
 
 
-async def test_another_principals_session_is_not_found(any_client: httpx.AsyncClient):
+async def test_another_principals_session_is_not_found(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     scopes = ["sessions:read", "sessions:write"]
     alice = await api_key(any_client, admin, scopes, "alice")
@@ -189,14 +189,16 @@ async def test_another_principals_session_is_not_found(any_client: httpx.AsyncCl
         ({"agent": "chat", "extra": 1}, ["body", "extra"]),
     ],
 )
-async def test_bad_create_body_is_422(any_client: httpx.AsyncClient, body: dict, loc: list[str]):
+async def test_bad_create_body_is_422(
+    any_client: httpx.AsyncClient, body: dict, loc: list[str]
+) -> None:
     admin = await bearer(any_client)
     response = await any_client.post("/v1/sessions", json=body, headers=admin)
     problem = assert_problem(response, 422, "validation_error")
     assert problem["errors"][0]["loc"] == loc
 
 
-async def test_bad_pagination_is_422(any_client: httpx.AsyncClient):
+async def test_bad_pagination_is_422(any_client: httpx.AsyncClient) -> None:
     admin = await bearer(any_client)
     session = await create(any_client, admin)
     for path in ("/v1/sessions", f"/v1/sessions/{session['id']}/messages"):
@@ -209,7 +211,9 @@ async def test_bad_pagination_is_422(any_client: httpx.AsyncClient):
     "session_id",
     ["not-an-id", "A" * 32, "0" * 31, "0" * 33, "g" * 32, "00000000-0000-0000-0000-000000000000"],
 )
-async def test_malformed_session_id_is_404_not_422(any_client: httpx.AsyncClient, session_id: str):
+async def test_malformed_session_id_is_404_not_422(
+    any_client: httpx.AsyncClient, session_id: str
+) -> None:
     admin = await bearer(any_client)
     for method, suffix in [("GET", ""), ("GET", "/messages"), ("DELETE", "")]:
         response = await any_client.request(
@@ -218,7 +222,7 @@ async def test_malformed_session_id_is_404_not_422(any_client: httpx.AsyncClient
         assert_problem(response, 404, "session_not_found")
 
 
-async def test_openapi_documents_problems_and_scopes(client: httpx.AsyncClient):
+async def test_openapi_documents_problems_and_scopes(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     paths = spec["paths"]
     assert {"post", "get"} <= paths["/v1/sessions"].keys()
@@ -239,7 +243,7 @@ async def test_openapi_documents_problems_and_scopes(client: httpx.AsyncClient):
 
 async def test_redis_down_is_503_and_recovers(
     make_settings: SettingsFactory, running_redis: RedisServer
-):
+) -> None:
     async with app_client(make_settings(REDIS_URL=running_redis.url)) as client:
         admin = await bearer(client)  # a JWT: checking it needs no Redis
         session = await create(client, admin)
@@ -253,7 +257,7 @@ async def test_redis_down_is_503_and_recovers(
         await create(client, admin)
 
 
-async def test_session_for_an_agent_not_served_is_404(any_client: httpx.AsyncClient):
+async def test_session_for_an_agent_not_served_is_404(any_client: httpx.AsyncClient) -> None:
     admin = {"Authorization": f"Bearer {await login(any_client)}"}
     response = await any_client.post("/v1/sessions", json={"agent": "ghost"}, headers=admin)
     assert response.status_code == 404

@@ -142,7 +142,7 @@ async def listing(client: httpx.AsyncClient, auth: Auth, query: str = "") -> dic
 # -- submit, poll, result ---------------------------------------------------------------------
 
 
-async def test_submit_poll_and_result(open_app: OpenApp):
+async def test_submit_poll_and_result(open_app: OpenApp) -> None:
     async with open_app(OFFLINE_LATENCY_MS=400) as client:
         auth = await admin(client)
         response = await submit(client, auth, "chat", "Tell me about background tasks")
@@ -190,7 +190,7 @@ async def test_submit_poll_and_result(open_app: OpenApp):
 
 async def test_result_names_the_answer_output_and_marks_final_answer_deprecated(
     client: httpx.AsyncClient,
-):
+) -> None:
     schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
     result = schema["TaskResultResponse"]["properties"]
     assert "output" in result and "deprecated" not in result["output"]
@@ -199,7 +199,9 @@ async def test_result_names_the_answer_output_and_marks_final_answer_deprecated(
     assert "final_answer" not in schema["InvokeResponse"]["properties"]
 
 
-async def test_list_own_tasks_with_status_filter_and_paging(tasks_client: httpx.AsyncClient):
+async def test_list_own_tasks_with_status_filter_and_paging(
+    tasks_client: httpx.AsyncClient,
+) -> None:
     client = tasks_client
     auth = await admin(client)
     chats = [await submit_id(client, auth, "chat", f"question number {i}") for i in range(3)]
@@ -266,7 +268,9 @@ async def _every_route(
     return calls
 
 
-async def test_another_principals_task_is_404_on_every_route(tasks_client: httpx.AsyncClient):
+async def test_another_principals_task_is_404_on_every_route(
+    tasks_client: httpx.AsyncClient,
+) -> None:
     client = tasks_client
     owner = await admin(client)
     task_id = await submit_id(client, owner, "approval", "Rotate the database credentials")
@@ -292,14 +296,18 @@ async def test_another_principals_task_is_404_on_every_route(tasks_client: httpx
     ["not-a-task", "0" * 31, "0" * 33, "A" * 32, "g" * 32, uuid.uuid4().hex],
     ids=["word", "short", "long", "upper", "non-hex", "unknown"],
 )
-async def test_malformed_or_unknown_task_id_is_404(tasks_client: httpx.AsyncClient, bad_id: str):
+async def test_malformed_or_unknown_task_id_is_404(
+    tasks_client: httpx.AsyncClient, bad_id: str
+) -> None:
     auth = await admin(tasks_client)
     for label, response in await _every_route(tasks_client, auth, bad_id):
         assert response.status_code == 404, label
         assert_problem(response, 404, "task_not_found")
 
 
-async def test_submission_is_validated_and_nothing_is_created(tasks_client: httpx.AsyncClient):
+async def test_submission_is_validated_and_nothing_is_created(
+    tasks_client: httpx.AsyncClient,
+) -> None:
     client = tasks_client
     auth = await admin(client)
 
@@ -340,7 +348,7 @@ async def test_submission_is_validated_and_nothing_is_created(tasks_client: http
     assert (await listing(client, auth))["total"] == 1
 
 
-async def test_task_scopes_and_api_key_ownership(tasks_client: httpx.AsyncClient):
+async def test_task_scopes_and_api_key_ownership(tasks_client: httpx.AsyncClient) -> None:
     client = tasks_client
     admin_auth = await admin(client)
     reader = await api_key(client, admin_auth, "tasks:read")
@@ -396,7 +404,7 @@ async def test_task_scopes_and_api_key_ownership(tasks_client: httpx.AsyncClient
 # -- what an agent did: steps, tools, plan ----------------------------------------------------
 
 
-async def test_steps_tools_and_plan_of_an_assistant_task(tasks_client: httpx.AsyncClient):
+async def test_steps_tools_and_plan_of_an_assistant_task(tasks_client: httpx.AsyncClient) -> None:
     client = tasks_client
     auth = await admin(client)
     task_id = await submit_id(client, auth, "assistant", ASSISTANT_QUESTION)
@@ -449,7 +457,7 @@ async def test_steps_tools_and_plan_of_an_assistant_task(tasks_client: httpx.Asy
 # -- idempotency ------------------------------------------------------------------------------
 
 
-async def test_idempotency_key_returns_the_same_task(tasks_client: httpx.AsyncClient):
+async def test_idempotency_key_returns_the_same_task(tasks_client: httpx.AsyncClient) -> None:
     client = tasks_client
     auth = await admin(client)
     key = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
@@ -476,7 +484,7 @@ async def test_idempotency_key_returns_the_same_task(tasks_client: httpx.AsyncCl
 
 async def test_reusing_an_idempotency_key_with_another_body_is_422(
     tasks_client: httpx.AsyncClient,
-):
+) -> None:
     """The IETF Idempotency-Key draft: a key reused with a different payload is 422, never
     the first request's result passed off as the answer to the second."""
     client = tasks_client
@@ -518,7 +526,7 @@ async def test_reusing_an_idempotency_key_with_another_body_is_422(
 
 async def test_concurrent_submissions_with_one_key_create_one_task(
     tasks_client: httpx.AsyncClient,
-):
+) -> None:
     client = tasks_client
     auth = await admin(client)
     key = {"Idempotency-Key": f"burst-{uuid.uuid4()}"}
@@ -546,7 +554,7 @@ async def test_concurrent_submissions_with_one_key_create_one_task(
 # -- cancel -----------------------------------------------------------------------------------
 
 
-async def test_cancel_while_queued_never_starts(open_app: OpenApp, backend: str):
+async def test_cancel_while_queued_never_starts(open_app: OpenApp, backend: str) -> None:
     async with open_app(WORKER_ENABLED=False) as client:
         auth = await admin(client)
         task_id = await submit_id(client, auth, "chat", "this should never run")
@@ -610,7 +618,7 @@ async def test_cancel_while_queued_never_starts(open_app: OpenApp, backend: str)
 
 async def test_approval_task_takes_answers_through_the_input_route(
     tasks_client: httpx.AsyncClient,
-):
+) -> None:
     client = tasks_client
     auth = await admin(client)
     task_id = await submit_id(client, auth, "approval", "Scale the web tier to 10 replicas")
@@ -659,7 +667,7 @@ async def test_approval_task_takes_answers_through_the_input_route(
 
 async def test_pause_takes_effect_at_the_next_checkpoint_not_while_input_is_pending(
     open_app: OpenApp,
-):
+) -> None:
     """approval checks for a pause before each of its two steps; the second step asks two
     questions in a row. A pause sent during the first step holds the task before the
     second; one sent while a question is open leaves the question answerable, and as no
@@ -723,7 +731,7 @@ async def test_pause_takes_effect_at_the_next_checkpoint_not_while_input_is_pend
         assert result["output"].startswith("Approved at normal priority.")
 
 
-async def test_input_when_nothing_is_pending_is_409(open_app: OpenApp):
+async def test_input_when_nothing_is_pending_is_409(open_app: OpenApp) -> None:
     async with open_app(WORKER_ENABLED=False) as client:
         auth = await admin(client)
         queued = await submit_id(client, auth, "approval", "Nothing asked yet")
@@ -746,7 +754,7 @@ async def test_input_when_nothing_is_pending_is_409(open_app: OpenApp):
 # -- pause and resume -------------------------------------------------------------------------
 
 
-async def test_pause_holds_the_task_between_steps_and_resume_finishes_it(open_app: OpenApp):
+async def test_pause_holds_the_task_between_steps_and_resume_finishes_it(open_app: OpenApp) -> None:
     async with open_app(OFFLINE_LATENCY_MS=600, OFFLINE_TOKENS_PER_SECOND=20) as client:
         auth = await admin(client)
         task_id = await submit_id(client, auth, "assistant", ASSISTANT_QUESTION)
@@ -792,7 +800,7 @@ async def test_pause_holds_the_task_between_steps_and_resume_finishes_it(open_ap
 
 async def test_pause_of_a_task_past_its_last_checkpoint_says_requested_and_it_completes(
     open_app: OpenApp,
-):
+) -> None:
     """chat checks for a pause only before its one step: a pause sent during that step can
     never take effect, and neither the reply nor the record may claim the task is paused."""
     async with open_app(OFFLINE_LATENCY_MS=1500) as client:
@@ -827,7 +835,7 @@ async def test_pause_of_a_task_past_its_last_checkpoint_says_requested_and_it_co
         assert result["success"] is True and "one step" in result["output"]
 
 
-async def test_control_on_a_finished_task_is_409(tasks_client: httpx.AsyncClient):
+async def test_control_on_a_finished_task_is_409(tasks_client: httpx.AsyncClient) -> None:
     client = tasks_client
     auth = await admin(client)
     task_id = await submit_id(client, auth, "chat", "finish quickly")
@@ -878,7 +886,7 @@ async def _wait_until_submission_works(
 
 async def test_redis_down_submit_is_503_and_nothing_is_half_written(
     make_settings: SettingsFactory, own_redis: RedisServer
-):
+) -> None:
     settings = make_settings(
         REDIS_URL=own_redis.url, RATE_LIMIT_ENABLED=False, WORKER_SHUTDOWN_GRACE_SECONDS=0.2
     )
@@ -914,7 +922,7 @@ async def test_redis_down_submit_is_503_and_nothing_is_half_written(
 
 async def test_worker_recovers_after_redis_restarts_empty(
     make_settings: SettingsFactory, own_redis: RedisServer
-):
+) -> None:
     """Redis without persistence restarts empty (the queue's consumer group is gone): new
     tasks must still run, without restarting the app."""
     settings = make_settings(
@@ -937,7 +945,9 @@ async def test_worker_recovers_after_redis_restarts_empty(
         await wait_status(client, auth, recovered.json()["task_id"], "completed", timeout=15)
 
 
-async def test_resuming_from_before_what_is_retained_says_events_were_missed(make_settings):
+async def test_resuming_from_before_what_is_retained_says_events_were_missed(
+    make_settings: SettingsFactory,
+) -> None:
     """TASK_EVENTS_MAX=100 and a 300-token answer: a reader from the start is told."""
     settings = make_settings(
         TASK_EVENTS_MAX=100, OFFLINE_RESPONSE_TOKENS=300, OFFLINE_TOKENS_PER_SECOND=0
@@ -967,7 +977,9 @@ async def test_resuming_from_before_what_is_retained_says_events_were_missed(mak
         assert frames[-1].event == "run_completed"
 
 
-async def test_api_metrics_report_the_queue_depth_without_a_local_worker(make_settings):
+async def test_api_metrics_report_the_queue_depth_without_a_local_worker(
+    make_settings: SettingsFactory,
+) -> None:
     async with app_client(make_settings(WORKER_ENABLED=False)) as client:
         headers = {"Authorization": f"Bearer {await login(client)}"}
         for i in range(3):

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import app_client, login
+from tests.conftest import SettingsFactory, app_client, login
 from tests.support.sse import parse_lines
 
 PLUGINS = "tests.unit.agents.plugins"
@@ -17,7 +17,9 @@ async def _headers(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {await login(client)}"}
 
 
-async def test_a_tools_plug_in_is_listed_with_its_schema_and_used_by_an_agent(make_settings):
+async def test_a_tools_plug_in_is_listed_with_its_schema_and_used_by_an_agent(
+    make_settings: SettingsFactory,
+) -> None:
     settings = make_settings(TOOLS=[f"{PLUGINS}:word_count"], AGENTS=[f"{PLUGINS}:word_counter"])
     async with app_client(settings) as client:
         headers = await _headers(client)
@@ -39,7 +41,7 @@ async def test_a_tools_plug_in_is_listed_with_its_schema_and_used_by_an_agent(ma
         assert response.status_code == 200 and response.json()["output"] == "3"
 
 
-async def test_a_hostile_calculation_is_a_failed_tool_result_and_the_run_completes(client):
+async def test_a_hostile_calculation_is_a_failed_tool_result_and_the_run_completes(client) -> None:
     headers = await _headers(client)
     started = time.monotonic()
     response = await client.post(

@@ -92,15 +92,15 @@ def _cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle_between_packages():
+def test_no_import_cycle_between_packages() -> None:
     assert _cycles(package_graph()) == []
 
 
-def test_the_cycle_check_finds_a_cycle():
+def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}}) == [["a", "b", "c", "a"]]
 
 
-def test_every_package_imports_only_the_layers_below_it():
+def test_every_package_imports_only_the_layers_below_it() -> None:
     graph = package_graph()
     unknown = sorted(set(graph) - set(ALLOWED))
     assert not unknown, f"new top-level package(s) {unknown}: add them to ALLOWED"
@@ -113,7 +113,7 @@ def test_every_package_imports_only_the_layers_below_it():
     assert not offenders, offenders
 
 
-def test_inner_layers_do_not_import_the_web_framework():
+def test_inner_layers_do_not_import_the_web_framework() -> None:
     offenders = []
     for package in FRAMEWORK_FREE:
         for path in (APP / package).rglob("*.py"):
@@ -150,7 +150,7 @@ def _reads_app_state(tree: ast.AST) -> list[int]:
     return sorted(lines)
 
 
-def test_only_deps_reads_application_state():
+def test_only_deps_reads_application_state() -> None:
     allowed = {APP / "api" / "deps.py"}
     offenders = [
         f"{path.relative_to(APP)}:{line}"
@@ -161,7 +161,7 @@ def test_only_deps_reads_application_state():
     assert not offenders, offenders
 
 
-def test_the_state_check_sees_each_way_of_reading_state():
+def test_the_state_check_sees_each_way_of_reading_state() -> None:
     source = (
         "a = request.app.state.services\n"
         "b = websocket.state.services\n"
@@ -171,7 +171,7 @@ def test_the_state_check_sees_each_way_of_reading_state():
     assert _reads_app_state(ast.parse(source)) == [1, 2, 3, 4]
 
 
-def test_no_module_grows_past_400_lines():
+def test_no_module_grows_past_400_lines() -> None:
     long = [
         f"{p.relative_to(APP)}: {n}"
         for p in APP.rglob("*.py")
@@ -180,7 +180,7 @@ def test_no_module_grows_past_400_lines():
     assert not long, long
 
 
-def test_no_base_http_middleware_or_blocking_calls():
+def test_no_base_http_middleware_or_blocking_calls() -> None:
     text = "\n".join(p.read_text() for p in APP.rglob("*.py"))
     for banned in ("BaseHTTPMiddleware", "time.sleep(", "import requests", "@app.middleware"):
         assert banned not in text, banned

@@ -12,7 +12,7 @@ from app.core.routing import UNMATCHED_ROUTE, RouteTable
 from app.security.api_keys import generate_api_key, hash_api_key, is_well_formed
 
 
-def test_breaker_opens_after_threshold_and_probes_after_timeout():
+def test_breaker_opens_after_threshold_and_probes_after_timeout() -> None:
     breaker = CircuitBreaker(failure_threshold=2, reset_timeout=0.05)
     assert breaker.allow()
     assert breaker.record_failure() is False
@@ -28,7 +28,7 @@ def test_breaker_opens_after_threshold_and_probes_after_timeout():
     assert breaker.state == "closed" and breaker.allow()
 
 
-def test_route_table_matches_templates_not_paths():
+def test_route_table_matches_templates_not_paths() -> None:
     table = RouteTable()
     table.add("/v1/sessions/{session_id}", {"GET", "DELETE"})
     table.add("/v1/sessions", {"GET", "POST"})
@@ -49,14 +49,14 @@ def test_route_table_matches_templates_not_paths():
 
 
 @given(st.text(min_size=1, max_size=60))
-def test_route_table_never_labels_by_raw_path(path: str):
+def test_route_table_never_labels_by_raw_path(path: str) -> None:
     table = RouteTable()
     table.add("/v1/items/{item_id}", {"GET"})
     label = table.match(scope_type="http", method="GET", path="/" + path)
     assert label in ("/v1/items/{item_id}", UNMATCHED_ROUTE)
 
 
-def test_api_keys_are_unique_well_formed_and_hashed_with_a_pepper():
+def test_api_keys_are_unique_well_formed_and_hashed_with_a_pepper() -> None:
     keys = {generate_api_key().plaintext for _ in range(200)}
     assert len(keys) == 200
     key = next(iter(keys))

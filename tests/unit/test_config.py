@@ -14,7 +14,7 @@ def make(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def test_defaults_run_out_of_the_box_in_development():
+def test_defaults_run_out_of_the_box_in_development() -> None:
     settings = make()
     assert settings.ENVIRONMENT == "development"
     assert settings.REDIS_URL is None
@@ -35,7 +35,9 @@ def test_defaults_run_out_of_the_box_in_development():
         ),
     ],
 )
-def test_production_refuses_unsafe_settings_naming_the_setting(values, named, monkeypatch):
+def test_production_refuses_unsafe_settings_naming_the_setting(
+    values, named, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ENVIRONMENT", "production")
@@ -47,12 +49,12 @@ def test_production_refuses_unsafe_settings_naming_the_setting(values, named, mo
     assert STRONG not in message and DEV_SECRET_KEY not in message
 
 
-def test_production_accepts_safe_settings():
+def test_production_accepts_safe_settings() -> None:
     settings = make(ENVIRONMENT="production", SECRET_KEY=STRONG, CORS_ORIGINS=["https://a.b"])
     assert settings.is_production
 
 
-def test_list_and_json_settings_parse_from_env(monkeypatch):
+def test_list_and_json_settings_parse_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     monkeypatch.setenv("RATE_LIMIT_ROUTES", '{"GET /v1/agents": "5/second"}')
     settings = load_settings(_env_file=None)
@@ -61,20 +63,20 @@ def test_list_and_json_settings_parse_from_env(monkeypatch):
 
 
 @pytest.mark.parametrize("routes", ['{"/v1/agents": "5/second"}', '{"GET /v1/agents": "lots"}'])
-def test_bad_route_limits_are_refused(monkeypatch, routes):
+def test_bad_route_limits_are_refused(monkeypatch: pytest.MonkeyPatch, routes) -> None:
     monkeypatch.setenv("RATE_LIMIT_ROUTES", routes)
     with pytest.raises(ConfigError, match="RATE_LIMIT_ROUTES"):
         load_settings(_env_file=None)
 
 
-def test_unknown_settings_in_env_file_are_refused(tmp_path):
+def test_unknown_settings_in_env_file_are_refused(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("RATE_LIMT_REQUESTS=5\n")  # typo must not be silently ignored
     with pytest.raises(ConfigError, match="RATE_LIMT_REQUESTS"):
         load_settings(_env_file=str(env_file))
 
 
-def test_env_example_lists_every_setting():
+def test_env_example_lists_every_setting() -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
@@ -85,7 +87,7 @@ def test_env_example_lists_every_setting():
     assert not missing, f".env.example lacks {sorted(missing)}"
 
 
-def test_readme_configuration_table_lists_every_setting():
+def test_readme_configuration_table_lists_every_setting() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -107,7 +109,9 @@ GUNICORN_LINES = (
 )
 
 
-def test_env_file_may_hold_the_gunicorn_variables(tmp_path, monkeypatch):
+def test_env_file_may_hold_the_gunicorn_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The README's promise: every documented variable may be a line in .env.
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("\n".join(("PORT=9001", *GUNICORN_LINES)) + "\n")
@@ -116,7 +120,9 @@ def test_env_file_may_hold_the_gunicorn_variables(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("typo", ["GUNICORN_KEEPALIV", "SECRT_KEY", "gunicorn_keepalive"])
-def test_env_file_still_refuses_a_misspelt_name(tmp_path, monkeypatch, typo):
+def test_env_file_still_refuses_a_misspelt_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typo
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(f"GUNICORN_KEEPALIVE=5\n{typo}=5\n")
     with pytest.raises(ConfigError) as info:

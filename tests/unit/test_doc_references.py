@@ -199,7 +199,7 @@ def _citation_problems(path: Path, text: str) -> Iterator[str]:
             yield f"{where}: entry point {match.group(0)!r}: no module {match.group(1)}"
 
 
-def test_markdown_links_resolve_to_files_and_headings():
+def test_markdown_links_resolve_to_files_and_headings() -> None:
     problems = [
         problem
         for path in _files()
@@ -209,7 +209,7 @@ def test_markdown_links_resolve_to_files_and_headings():
     assert not problems, "\n".join(problems)
 
 
-def test_cited_repository_paths_exist():
+def test_cited_repository_paths_exist() -> None:
     problems = [
         problem for path, text in _citing_files() for problem in _citation_problems(path, text)
     ]
@@ -226,7 +226,7 @@ def _outside_mentions(path: Path, text: str) -> Iterator[str]:
         yield f"{_where(path, text, match.start())}: cites {match.group(0)!r} (not in the repo)"
 
 
-def test_nothing_points_outside_the_repository_for_its_design():
+def test_nothing_points_outside_the_repository_for_its_design() -> None:
     problems = []
     for path in _files():
         text = _text(path)
@@ -235,13 +235,13 @@ def test_nothing_points_outside_the_repository_for_its_design():
     assert not problems, "\n".join(problems)
 
 
-def test_the_design_is_in_the_repository_and_the_readme_points_at_it():
+def test_the_design_is_in_the_repository_and_the_readme_points_at_it() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert (ROOT / "docs" / "architecture.md").exists()
     assert "](docs/architecture.md)" in readme
 
 
-def test_the_checker_catches_what_it_is_meant_to(tmp_path: Path):
+def test_the_checker_catches_what_it_is_meant_to(tmp_path: Path) -> None:
     """The regexes above are the test; prove they see a broken link, path and anchor."""
     doc = ROOT / "README.md"
     broken = "See [x](docs/nope.md), [y](README.md#no-such-heading) and [z](https://e.x)."

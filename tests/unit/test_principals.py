@@ -13,7 +13,7 @@ names = st.text(min_size=1, max_size=40).filter(lambda text: text.strip() == tex
 
 
 @given(names)
-def test_a_user_id_parses_back_to_the_same_user(name: str):
+def test_a_user_id_parses_back_to_the_same_user(name: str) -> None:
     built = Principal.for_user(name, ["agents:run"])
     parsed = Principal.from_id(built.id, ["agents:run"])
     assert parsed == built
@@ -21,19 +21,19 @@ def test_a_user_id_parses_back_to_the_same_user(name: str):
 
 
 @given(st.text(alphabet="0123456789abcdef", min_size=8, max_size=8))
-def test_an_api_key_id_parses_back_to_an_api_key_principal(key_id: str):
+def test_an_api_key_id_parses_back_to_an_api_key_principal(key_id: str) -> None:
     built = Principal.for_api_key(key_id, name=key_id)
     assert Principal.from_id(built.id) == built
     assert built.kind == "api_key" and built.id == f"key:{key_id}"
 
 
 @pytest.mark.parametrize("bad", ["", "user:", "key:", "admin", "group:x", "USER:x"])
-def test_anything_else_is_not_a_principal_id(bad: str):
+def test_anything_else_is_not_a_principal_id(bad: str) -> None:
     with pytest.raises(ValueError, match="not a principal id"):
         Principal.from_id(bad)
 
 
-def test_admin_implies_every_scope_and_others_imply_only_themselves():
+def test_admin_implies_every_scope_and_others_imply_only_themselves() -> None:
     admin = Principal.for_user("root", [Scope.ADMIN])
     reader = Principal.for_user("reader", [Scope.TASKS_READ])
     assert all(admin.has_scopes({scope}) for scope in Scope)
@@ -42,11 +42,11 @@ def test_admin_implies_every_scope_and_others_imply_only_themselves():
     assert AUTH_DISABLED_PRINCIPAL.scopes == frozenset(Scope)
 
 
-def test_scopes_parse_from_names_and_unknown_names_are_listed():
+def test_scopes_parse_from_names_and_unknown_names_are_listed() -> None:
     assert parse_scopes(["tasks:read", "admin"]) == {Scope.TASKS_READ, Scope.ADMIN}
     with pytest.raises(ValueError, match="unknown scopes: root"):
         parse_scopes(["root", "admin"])
 
 
-def test_every_scope_has_a_description():
+def test_every_scope_has_a_description() -> None:
     assert all(scope.description for scope in Scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from app.security.api_keys import generate_api_key
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyOmFkbWluIn0.c2lnbmF0dXJlLXZhbHVl"
 
 
-def test_sensitive_keys_are_replaced_whole():
+def test_sensitive_keys_are_replaced_whole() -> None:
     event = redact_value(
         "headers", {"Authorization": "Bearer abc", "X-API-Key": "k", "accept": "*"}
     )
@@ -29,7 +30,7 @@ def test_sensitive_keys_are_replaced_whole():
 
 
 @given(st.text(alphabet=st.characters(codec="ascii", exclude_categories=("Cc",)), max_size=40))
-def test_credentials_inside_free_text_are_masked(noise: str):
+def test_credentials_inside_free_text_are_masked(noise: str) -> None:
     key = generate_api_key().plaintext
     text = f"{noise} Authorization: Bearer {JWT} key={key} url=/ws?token=abc123 {noise}"
     masked = redact_value("event", text)
@@ -38,7 +39,7 @@ def test_credentials_inside_free_text_are_masked(noise: str):
     assert "abc123" not in masked
 
 
-def test_log_output_of_every_logger_is_redacted(capsys):
+def test_log_output_of_every_logger_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(Settings(_env_file=None, LOG_FORMAT="json"))  # type: ignore[call-arg]
     key = generate_api_key().plaintext
     structlog.get_logger("app.test").info(
@@ -57,7 +58,7 @@ def test_log_output_of_every_logger_is_redacted(capsys):
     assert REDACTED in out
 
 
-def test_console_format_is_redacted_too():
+def test_console_format_is_redacted_too() -> None:
     configure_logging(Settings(_env_file=None, LOG_FORMAT="console"))  # type: ignore[call-arg]
     stream = io.StringIO()
     handler = logging.getLogger().handlers[0]

@@ -15,13 +15,13 @@ def _record(**fields: object) -> TaskRecord:
     return TaskRecord.model_validate(values)
 
 
-def test_every_field_of_the_submit_body_is_part_of_the_fingerprint():
+def test_every_field_of_the_submit_body_is_part_of_the_fingerprint() -> None:
     # A field added to the body without adding it here would let a reused key with a
     # different value of that field replay the first task.
     assert set(TaskCreate.model_fields) == DEFINING_FIELDS
 
 
-def test_the_fingerprint_ignores_server_fields_and_key_order_but_not_the_body():
+def test_the_fingerprint_ignores_server_fields_and_key_order_but_not_the_body() -> None:
     base = _record(params={"temperature": 0, "max_tokens": 5})
     same = _record(
         id="b" * 32, status="completed", attempts=2, params={"max_tokens": 5, "temperature": 0}

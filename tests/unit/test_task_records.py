@@ -7,7 +7,7 @@ import json
 from app.tasks.records import TaskRecord, TaskResult, from_fields, to_fields
 
 
-def test_a_result_stored_as_final_answer_reads_back_as_output():
+def test_a_result_stored_as_final_answer_reads_back_as_output() -> None:
     record = TaskRecord(
         id="a" * 32,
         owner="user:admin",

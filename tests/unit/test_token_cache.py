@@ -11,7 +11,7 @@ from app.security.tokens import VerifiedToken
 ALICE = Principal(id="user:alice", kind="user", name="alice")
 
 
-def test_a_cached_token_expires_with_its_exp():
+def test_a_cached_token_expires_with_its_exp() -> None:
     cache = VerifiedTokenCache()
     cache.put("live", VerifiedToken(ALICE, time.time() + 60))
     cache.put("dead", VerifiedToken(ALICE, time.time() - 1))
@@ -20,7 +20,7 @@ def test_a_cached_token_expires_with_its_exp():
     assert cache.get("never-seen") is None
 
 
-def test_the_cache_is_bounded_and_keeps_recently_used_tokens():
+def test_the_cache_is_bounded_and_keeps_recently_used_tokens() -> None:
     cache = VerifiedTokenCache(max_entries=2)
     future = time.time() + 60
     cache.put("a", VerifiedToken(ALICE, future))

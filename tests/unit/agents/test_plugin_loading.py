@@ -17,7 +17,7 @@ from app.sdk import AGENT_NAME_PATTERN
 PLUGINS = "tests.unit.agents.plugins"
 
 
-async def test_tools_entries_add_decorated_tools_tool_objects_and_lists():
+async def test_tools_entries_add_decorated_tools_tool_objects_and_lists() -> None:
     registry = build_tool_registry([f"{PLUGINS}:word_count", f"{PLUGINS}:TEXT_TOOLS"], timeout=5)
     assert [tool.name for tool in registry.all()] == [
         "calculator",
@@ -49,7 +49,9 @@ async def test_tools_entries_add_decorated_tools_tool_objects_and_lists():
         ("no-colon", "must look like 'package.module:attribute'"),
     ],
 )
-def test_a_bad_tools_entry_is_one_config_error_line_naming_the_setting(entry: str, message: str):
+def test_a_bad_tools_entry_is_one_config_error_line_naming_the_setting(
+    entry: str, message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         build_tool_registry([entry])
     text = str(caught.value)
@@ -67,33 +69,35 @@ def test_a_bad_tools_entry_is_one_config_error_line_naming_the_setting(entry: st
         ("no-colon", "must look like 'package.module:attribute'"),
     ],
 )
-def test_a_bad_agents_entry_is_one_config_error_line_naming_the_setting(entry: str, message: str):
+def test_a_bad_agents_entry_is_one_config_error_line_naming_the_setting(
+    entry: str, message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         build_registry([entry])
     text = str(caught.value)
     assert text.startswith("AGENTS: ") and message in text and "\n" not in text
 
 
-def test_agents_entries_add_agents_next_to_the_built_ins():
+def test_agents_entries_add_agents_next_to_the_built_ins() -> None:
     registry = build_registry([f"{PLUGINS}:word_counter", "tests.support.sample_agents:support"])
     names = [item.name for item in registry.all()]
     assert names == ["approval", "assistant", "chat", "support", "word-counter"]
 
 
 @pytest.mark.parametrize("name", ["Support", "-lead", "has space", "x" * 65, "", "café"])
-def test_an_agent_name_must_be_one_the_api_accepts(name: str):
+def test_an_agent_name_must_be_one_the_api_accepts(name: str) -> None:
     chat = build_registry([]).require("chat")
     with pytest.raises(ValueError, match="must match"):
         AgentRegistry().register(FunctionAgent(chat.run, name=name, description="d"))
 
 
-def test_the_api_request_bodies_use_the_same_agent_name_rule():
+def test_the_api_request_bodies_use_the_same_agent_name_rule() -> None:
     for body in (SessionCreate, TaskCreate):
         schema = body.model_json_schema()
         assert schema["properties"]["agent"]["pattern"] == AGENT_NAME_PATTERN
 
 
-def test_require_returns_the_agent_or_raises_agent_not_found():
+def test_require_returns_the_agent_or_raises_agent_not_found() -> None:
     registry = build_registry([])
     assert registry.require("assistant").name == "assistant"
     with pytest.raises(AgentNotFound) as caught:

@@ -26,7 +26,7 @@ def readme_example(first_line: str) -> str:
     raise AssertionError(f"README has no python example starting {first_line!r}")
 
 
-def test_every_event_class_and_the_authoring_names_are_exported():
+def test_every_event_class_and_the_authoring_names_are_exported() -> None:
     event_classes = {
         name
         for name, value in vars(events_module).items()
@@ -50,14 +50,14 @@ def test_every_event_class_and_the_authoring_names_are_exported():
     assert sdk.StreamedCall is OldStreamedCall  # the old import path still works
 
 
-def test_the_module_docstring_is_a_reference_for_every_export():
+def test_the_module_docstring_is_a_reference_for_every_export() -> None:
     assert sdk.__doc__ is not None
     undocumented = [name for name in sdk.__all__ if name not in sdk.__doc__]
     assert not undocumented
 
 
 @pytest.mark.parametrize("first_line", ["# mypkg/agents.py", "# mytools.py"])
-def test_readme_examples_import_only_from_the_sdk(first_line: str):
+def test_readme_examples_import_only_from_the_sdk(first_line: str) -> None:
     tree = ast.parse(readme_example(first_line))
     modules = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     modules += [
@@ -70,7 +70,7 @@ def test_readme_examples_import_only_from_the_sdk(first_line: str):
     assert from_app and set(from_app) == {"app.sdk"}, modules
 
 
-def test_the_readme_agent_is_the_sample_agent_under_test_character_for_character():
+def test_the_readme_agent_is_the_sample_agent_under_test_character_for_character() -> None:
     example = readme_example("# mypkg/agents.py")
     body = example.split("\n", 1)[1]  # without the file-name comment
     assert body in SAMPLE_AGENTS

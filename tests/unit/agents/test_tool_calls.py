@@ -63,7 +63,7 @@ def noisy() -> str:
     raise RuntimeError("x" * 5000)
 
 
-async def test_a_sync_tool_runs_in_a_thread_while_the_event_loop_keeps_going():
+async def test_a_sync_tool_runs_in_a_thread_while_the_event_loop_keeps_going() -> None:
     registry = ToolRegistry([blocking_lookup])
     release.clear()
     ticks = 0
@@ -87,7 +87,7 @@ async def test_a_sync_tool_runs_in_a_thread_while_the_event_loop_keeps_going():
 
 
 @pytest.mark.parametrize("name", ["never_returns", "sleeps_in_a_thread"])
-async def test_a_tool_past_its_timeout_is_a_failed_outcome_at_the_timeout(name: str):
+async def test_a_tool_past_its_timeout_is_a_failed_outcome_at_the_timeout(name: str) -> None:
     registry = ToolRegistry([never_returns, sleeps_in_a_thread], timeout=0.2)
     started = time.monotonic()
     outcome = await registry.call(name, {})
@@ -95,7 +95,7 @@ async def test_a_tool_past_its_timeout_is_a_failed_outcome_at_the_timeout(name: 
     assert outcome == ToolOutcome(f"tool {name!r} did not finish within 0.2 seconds", False)
 
 
-async def test_any_exception_is_a_failed_outcome_naming_its_type_and_logged_once():
+async def test_any_exception_is_a_failed_outcome_naming_its_type_and_logged_once() -> None:
     registry = ToolRegistry([buggy, raises_its_own_timeout, noisy])
     with capture_logs() as logs:
         outcome = await registry.call("buggy", {"n": 0})
@@ -113,14 +113,14 @@ async def test_any_exception_is_a_failed_outcome_naming_its_type_and_logged_once
     assert not long.success and len(long.output) < 300 and long.output.endswith("...")
 
 
-async def test_an_unknown_tool_is_a_failed_outcome():
+async def test_an_unknown_tool_is_a_failed_outcome() -> None:
     assert await ToolRegistry().call("rm_rf", {"path": "/"}) == ToolOutcome(
         "unknown tool 'rm_rf'", False
     )
 
 
 @pytest.mark.parametrize("name", ["never_returns", "blocking_lookup"])
-async def test_cancelling_the_caller_cancels_the_tool_call(name: str):
+async def test_cancelling_the_caller_cancels_the_tool_call(name: str) -> None:
     registry = ToolRegistry([never_returns, blocking_lookup], timeout=30)
     release.clear()
     call = asyncio.create_task(registry.call(name, {"key": "k"} if name != "never_returns" else {}))
@@ -154,7 +154,7 @@ def _context(registry: ToolRegistry, published: list[Any]) -> RunContext:
     )
 
 
-async def test_call_tool_returns_the_outcome_and_publishes_call_and_result():
+async def test_call_tool_returns_the_outcome_and_publishes_call_and_result() -> None:
     published: list[Any] = []
     ctx = _context(ToolRegistry([buggy]), published)
 

@@ -34,7 +34,7 @@ def ship(
     return {"order": order_id, "to": address.city, "qty": quantity, "speed": speed}
 
 
-def test_the_schema_is_derived_from_type_hints_and_defaults():
+def test_the_schema_is_derived_from_type_hints_and_defaults() -> None:
     assert isinstance(ship, Tool)
     assert ship.name == "ship"
     assert ship.description == "Ship an order to an address."
@@ -68,7 +68,7 @@ def test_the_schema_is_derived_from_type_hints_and_defaults():
     assert "title" not in schema and "title" not in properties["order_id"]
 
 
-async def test_valid_arguments_reach_the_function_typed_and_a_non_string_result_is_json():
+async def test_valid_arguments_reach_the_function_typed_and_a_non_string_result_is_json() -> None:
     registry = ToolRegistry([ship])
     outcome = await registry.call(
         "ship",
@@ -108,14 +108,14 @@ async def test_valid_arguments_reach_the_function_typed_and_a_non_string_result_
 )
 async def test_arguments_that_do_not_fit_the_schema_are_a_failed_outcome(
     arguments: dict[str, object], complaint: str
-):
+) -> None:
     outcome = await ToolRegistry([ship]).call("ship", arguments)
     assert outcome.success is False
     assert outcome.output.startswith("invalid arguments: ")
     assert complaint in outcome.output
 
 
-async def test_name_and_description_can_be_given_and_async_functions_are_awaited():
+async def test_name_and_description_can_be_given_and_async_functions_are_awaited() -> None:
     @tool(name="lookup-order", description="Find an order.")
     async def lookup(order_id: str) -> str:
         if order_id == "missing":
@@ -132,7 +132,7 @@ async def test_name_and_description_can_be_given_and_async_functions_are_awaited
     )
 
 
-def test_a_tool_without_parameters_takes_an_empty_object():
+def test_a_tool_without_parameters_takes_an_empty_object() -> None:
     @tool
     def ping() -> str:
         """Answer pong."""
@@ -141,7 +141,7 @@ def test_a_tool_without_parameters_takes_an_empty_object():
     assert ping.parameters == {"additionalProperties": False, "properties": {}, "type": "object"}
 
 
-def test_signatures_without_a_schema_are_refused_when_decorated():
+def test_signatures_without_a_schema_are_refused_when_decorated() -> None:
     with pytest.raises(TypeError, match="docstring or description"):
 
         @tool

@@ -17,7 +17,7 @@ from app.agents.tools.registry import ToolError, ToolOutcome, ToolRegistry
     ("expression", "expected"),
     [("1+2", 3), ("12*(3+4)", 84), ("-2**3", -8), ("7/2", 3.5), ("7//2", 3), ("10 % 4", 2)],
 )
-def test_calculator_evaluates_arithmetic(expression: str, expected: float):
+def test_calculator_evaluates_arithmetic(expression: str, expected: float) -> None:
     assert evaluate(expression) == expected
 
 
@@ -36,20 +36,20 @@ def test_calculator_evaluates_arithmetic(expression: str, expected: float):
         "",
     ],
 )
-def test_calculator_refuses_everything_else(expression: str):
+def test_calculator_refuses_everything_else(expression: str) -> None:
     with pytest.raises(ToolError):
         evaluate(expression)
 
 
 @given(st.text(max_size=60))
-def test_calculator_never_raises_anything_but_tool_error(text: str):
+def test_calculator_never_raises_anything_but_tool_error(text: str) -> None:
     try:
         evaluate(text)
     except ToolError:
         pass
 
 
-async def test_registry_reports_failures_instead_of_raising():
+async def test_registry_reports_failures_instead_of_raising() -> None:
     registry = ToolRegistry(BUILTIN_TOOLS)
     assert await registry.call("calculator", {"expression": "6*7"}) == ToolOutcome("42", True)
     refused = await registry.call("calculator", {"expression": "import os"})
@@ -85,14 +85,14 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("expression", HOSTILE)
-def test_calculator_refuses_huge_results_before_computing_them(expression: str):
+def test_calculator_refuses_huge_results_before_computing_them(expression: str) -> None:
     started = time.perf_counter()
     with pytest.raises(ToolError, match="too large|not a real number"):
         evaluate(expression)
     assert time.perf_counter() - started < 0.05
 
 
-def test_calculator_still_answers_large_but_bounded_arithmetic():
+def test_calculator_still_answers_large_but_bounded_arithmetic() -> None:
     assert evaluate("2**9999") == 2**9999  # 10,000 bits: the largest result allowed
     assert evaluate("(2**99)**99") == 2**9801
     assert evaluate("(-1)**(10**3000)") == 1
@@ -118,7 +118,7 @@ _EXPRESSIONS = st.recursive(
 
 @settings(deadline=200, max_examples=300)
 @given(_EXPRESSIONS)
-def test_arithmetic_either_answers_finitely_or_is_refused_fast(expression: str):
+def test_arithmetic_either_answers_finitely_or_is_refused_fast(expression: str) -> None:
     try:
         result = evaluate(expression)
     except ToolError:
