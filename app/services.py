@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypedDict
-from urllib.parse import urlsplit
 
 import structlog
 from redis.asyncio import Redis
@@ -28,6 +27,7 @@ from app.agents.sessions import SessionService
 from app.agents.tools.loader import build_tool_registry
 from app.agents.tools.registry import ToolRegistry
 from app.core.config import Settings
+from app.core.urls import without_credentials
 from app.llm.cache import CachedLLM
 from app.llm.factory import build_llm
 from app.security.accounts import bootstrap_admin
@@ -202,8 +202,9 @@ def describe_services(services: AppServices) -> dict[str, object]:
         "tools": [tool.name for tool in services.tools.all()],
         "llm_provider": services.llm.name,
         "llm_model": services.llm.model,
+        "llm_settings": settings.llm.public_summary(),
         "cache": settings.CACHE_ENABLED,
-        "storage": _redis_location(settings.REDIS_URL) if settings.REDIS_URL else "memory",
+        "storage": without_credentials(settings.REDIS_URL) if settings.REDIS_URL else "memory",
         "auth": settings.AUTH_ENABLED,
         "rate_limit": settings.RATE_LIMIT_ENABLED,
         "worker": (
@@ -212,11 +213,3 @@ def describe_services(services: AppServices) -> dict[str, object]:
             else "off (run `agent-service worker`)"
         ),
     }
-
-
-def _redis_location(url: str) -> str:
-    """``redis://host:port/db`` without the user or password."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"

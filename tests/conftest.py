@@ -56,7 +56,7 @@ def make_settings(key_prefix: str) -> SettingsFactory:
             "LOG_FORMAT": "json",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return factory
 
@@ -86,7 +86,7 @@ async def app_client(settings: Settings) -> AsyncIterator[AppClient]:
 
 
 @pytest.fixture
-async def client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
+async def client(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
     """In-memory backends (no Redis): the embedded default."""
     async with app_client(make_settings()) as http:
         yield http
@@ -95,7 +95,7 @@ async def client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCli
 @pytest.fixture
 async def redis_client(
     make_settings: SettingsFactory, running_redis: RedisServer
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[AppClient]:
     """Redis-backed stores and rate limiting against the private redis-server."""
     async with app_client(make_settings(REDIS_URL=running_redis.url)) as http:
         yield http
@@ -104,7 +104,7 @@ async def redis_client(
 @pytest.fixture(params=["memory", "redis"])
 async def any_client(
     request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[AppClient]:
     """The same test against both store backends."""
     overrides: dict[str, Any] = {}
     if request.param == "redis":

@@ -47,7 +47,7 @@ def _header(description: str) -> dict[str, Any]:
     return {"description": description, "schema": {"type": "string"}}
 
 
-_RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying.")}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying.")}
 
 # What any route may answer, in words a client can act on.
 DEFAULT_DOCS: dict[int, ProblemDoc] = {
@@ -135,9 +135,9 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
 
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _header('Always `Bearer realm="agent-service"`.')},
-    429: _RETRY_AFTER,
-    502: _RETRY_AFTER,  # when the model provider sent one
-    503: _RETRY_AFTER,
+    429: RETRY_AFTER,
+    502: RETRY_AFTER,  # when the model provider sent one
+    503: RETRY_AFTER,
 }
 
 # Statuses any route may answer: 400 (an unreadable body), 413 (body size limit), 422
@@ -204,6 +204,57 @@ INVOKE_UNPROCESSABLE = ProblemDoc(
         ("invalid_params", "params: temperature must be 0..2 and max_tokens >= 1"),
         ("max_steps_exceeded", "the run used its 10 steps"),
     ),
+)
+TASK_SUBMIT_UNPROCESSABLE = ProblemDoc(
+    RUN_START_UNPROCESSABLE.description
+    + " Also when the `Idempotency-Key` was already used with a different body.",
+    (
+        *RUN_START_UNPROCESSABLE.examples,
+        (
+            "idempotency_key_mismatch",
+            "This Idempotency-Key was already used with a different request body; "
+            "send a new key for a new task.",
+        ),
+    ),
+)
+LOGIN_UNAUTHORIZED = ProblemDoc(
+    "Wrong username or password (the same answer for both).",
+    (("invalid_credentials", "Incorrect username or password."),),
+)
+LOGIN_UNPROCESSABLE = ProblemDoc(
+    "A form field is missing or invalid, or the password is longer than bcrypt accepts.",
+    (
+        ("validation_error", "body.username: Field required"),
+        ("password_too_long", "password must be at most 72 bytes"),
+    ),
+)
+TASK_CONFLICT = ProblemDoc(
+    "The task's state does not allow this: it has finished, is still queued (pause), or "
+    "is not waiting for input.",
+    (
+        ("task_finished", "The task is already completed."),
+        ("task_not_running", "A queued task cannot be paused; cancel it instead."),
+        ("no_input_pending", "The task is not waiting for input."),
+    ),
+)
+TASK_INPUT_NOT_FOUND = ProblemDoc(
+    "No task with this id belongs to the caller, or the task waits for another input request.",
+    (
+        ("task_not_found", "No task with this id."),
+        ("input_request_not_found", "The task is not waiting for this input request."),
+    ),
+)
+INPUT_UNPROCESSABLE = ProblemDoc(
+    "The body failed validation, or the answer does not fit the request: `confirm` takes "
+    "true/false, `choice` one of the offered choices.",
+    (
+        ("validation_error", "body.request_id: Field required"),
+        ("invalid_input", "the answer must be one of: low, normal, high"),
+    ),
+)
+SESSION_CREATE_NOT_FOUND = ProblemDoc(
+    "No agent with this name is registered (GET /v1/agents lists them).",
+    (("agent_not_found", "No agent named 'chatbot'."),),
 )
 LIVE_RUN_NOT_FOUND = ProblemDoc(
     "No live run with this id (finished, never started, or someone else's), or the run is "
@@ -280,7 +331,10 @@ def component_schemas() -> dict[str, Any]:
     models: list[tuple[type[BaseModel], Any]] = [(Problem, "serialization")]
     _, top = models_json_schema(models, ref_template=REF_PREFIX + "{model}")
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
-    for name, adapter in ((RUN_STREAM_EVENT, RUN_STREAM_ADAPTER), (TASK_STREAM_EVENT, TASK_STREAM_ADAPTER)):
+    for name, adapter in (
+        (RUN_STREAM_EVENT, RUN_STREAM_ADAPTER),
+        (TASK_STREAM_EVENT, TASK_STREAM_ADAPTER),
+    ):
         union = adapter.json_schema(mode="serialization", ref_template=REF_PREFIX + "{model}")
         schemas.update(union.pop("$defs", {}))
         union["title"] = name
@@ -292,12 +346,41 @@ def component_schemas() -> dict[str, Any]:
     return schemas
 
 
+# Path parameters are declared in the route signatures; a usable example for the one that
+# names a built-in resource is added here, so "Try it out" starts from a real agent.
+PATH_PARAMETER_EXAMPLES = {"agent": "chat"}
+
+
+def _add_path_examples(document: dict[str, Any]) -> None:
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                example = PATH_PARAMETER_EXAMPLES.get(parameter["name"])
+                if parameter["in"] == "path" and example is not None:
+                    parameter.setdefault("example", example)
+
+
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples"})
+
+
+def _constraints(schema: Any) -> Any:
+    """A schema without its annotations: what a value must be, not how it is described."""
+    if isinstance(schema, dict):
+        return {k: _constraints(v) for k, v in schema.items() if k not in _ANNOTATIONS}
+    if isinstance(schema, list):
+        return [_constraints(item) for item in schema]
+    return schema
+
+
 def add_components(document: dict[str, Any]) -> dict[str, Any]:
     """Merge ``component_schemas`` into a generated document. A name FastAPI already uses
-    must hold the same schema: two different ``Usage`` schemas would be a silent lie."""
+    must be the same model (FastAPI's copy is kept): two different schemas under one name
+    would be a silent lie."""
     existing = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in component_schemas().items():
-        if name in existing and existing[name] != schema:
+        if name not in existing:
+            existing[name] = schema
+        elif _constraints(existing[name]) != _constraints(schema):
             raise RuntimeError(f"OpenAPI component {name!r} is defined twice, differently")
-        existing[name] = schema
+    _add_path_examples(document)
     return document

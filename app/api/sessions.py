@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import SessionServiceDep, SessionsReadDep, SessionsWriteDep
-from app.api.responses import Responses, problems
+from app.api.responses import SESSION_CREATE_NOT_FOUND, SESSION_NOT_FOUND, Responses, problems
 from app.api.schemas.sessions import (
     MessageList,
     SessionCreate,
@@ -41,7 +41,7 @@ def _response(record: SessionRecord) -> SessionResponse:
     "",
     response_model=SessionResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=_problems(404, 422),
+    responses=problems(401, 403, docs={404: SESSION_CREATE_NOT_FOUND}),
     summary="Create a session for an agent",
 )
 async def create_session(
@@ -51,6 +51,12 @@ async def create_session(
     principal: SessionsWriteDep,
     sessions: SessionServiceDep,
 ) -> SessionResponse:
+    """A new, empty conversation with one agent, owned by the caller. Pass its `id` as
+    `session_id` to invoke, stream or a task: the agent then sees the history, and each
+    exchange is appended (the last SESSION_MAX_MESSAGES messages are kept). A session
+    expires SESSION_TTL_SECONDS after its last use. `Location` names the new session. Needs
+    the `sessions:write` scope; not idempotent (each call makes a new session).
+    """
     record = await sessions.create(owner=principal, agent=body.agent)
     response.headers["Location"] = str(request.url_for("get_session", session_id=record.id).path)
     return _response(record)
@@ -65,6 +71,8 @@ async def create_session(
 async def list_sessions(
     principal: SessionsReadDep, sessions: SessionServiceDep, limit: Limit = 20, offset: Offset = 0
 ) -> SessionList:
+    """The caller's live sessions, newest first, one page at a time (`total`
+    counts them all). Needs the `sessions:read` scope."""
     records, total = await sessions.list(owner=principal, limit=limit, offset=offset)
     return SessionList(
         items=[_response(record) for record in records], total=total, limit=limit, offset=offset
@@ -74,19 +82,22 @@ async def list_sessions(
 @router.get(
     "/{session_id}",
     response_model=SessionResponse,
-    responses=_problems(404),
-    summary="Read a session (refreshes its expiry)",
+    responses=problems(401, 403, docs={404: SESSION_NOT_FOUND}),
+    summary="Read a session",
 )
 async def get_session(
     session_id: str, principal: SessionsReadDep, sessions: SessionServiceDep
 ) -> SessionResponse:
+    """One of the caller's sessions: its agent, timestamps and message count. Reading it
+    refreshes its expiry. Another caller's session, or a malformed id, is 404
+    `session_not_found` exactly like a missing one. Needs the `sessions:read` scope."""
     return _response(await sessions.get_owned(owner=principal, session_id=session_id))
 
 
 @router.get(
     "/{session_id}/messages",
     response_model=MessageList,
-    responses=_problems(404, 422),
+    responses=problems(401, 403, 422, docs={404: SESSION_NOT_FOUND}),
     summary="Read a session's history, oldest first",
 )
 async def list_messages(
@@ -96,6 +107,8 @@ async def list_messages(
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> MessageList:
+    """The kept user and assistant messages of one of the caller's sessions, oldest first,
+    one page at a time. Needs the `sessions:read` scope."""
     record, items = await sessions.messages(
         owner=principal, session_id=session_id, limit=limit, offset=offset
     )
@@ -106,11 +119,14 @@ async def list_messages(
     "/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=_problems(404),
+    responses=problems(401, 403, docs={404: SESSION_NOT_FOUND}),
     summary="Delete a session and its history",
 )
 async def delete_session(
     session_id: str, principal: SessionsWriteDep, sessions: SessionServiceDep
 ) -> Response:
+    """Deletes one of the caller's sessions and its history: 204, then 404
+    `session_not_found` for it from then on (a second delete included). Needs the
+    `sessions:write` scope."""
     await sessions.delete(owner=principal, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,7 +17,17 @@ from app.api.deps import (
     TasksReadDep,
     TasksWriteDep,
 )
-from app.api.responses import problems
+from app.api.responses import (
+    INPUT_UNPROCESSABLE,
+    RETRY_AFTER,
+    RUN_START_NOT_FOUND,
+    TASK_CONFLICT,
+    TASK_EVENT_STREAM,
+    TASK_INPUT_NOT_FOUND,
+    TASK_NOT_FOUND,
+    TASK_SUBMIT_UNPROCESSABLE,
+    problems,
+)
 from app.api.run_requests import build_run_request
 from app.api.schemas.tasks import (
     EventList,
@@ -26,6 +36,7 @@ from app.api.schemas.tasks import (
     TaskInfo,
     TaskInput,
     TaskList,
+    TaskPending,
     TaskResultResponse,
     TaskSubmitted,
 )
@@ -53,6 +64,13 @@ async def _task_id(task_id: str) -> str:
 TaskId = Annotated[str, Depends(_task_id)]
 
 
+RESULT_PENDING = {
+    "model": TaskPending,
+    "description": "The task has not finished yet: poll again after `Retry-After` seconds.",
+    "headers": RETRY_AFTER,
+}
+
+
 def _info(record: TaskRecord) -> TaskInfo:
     return TaskInfo(task_id=record.id, **record.model_dump(exclude={"id"}))
 
@@ -61,8 +79,8 @@ def _info(record: TaskRecord) -> TaskInfo:
     "",
     response_model=TaskSubmitted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(401, 403, 404, 422),
-    summary="Submit a background task (honours Idempotency-Key for 24 h)",
+    responses=problems(401, 403, docs={404: RUN_START_NOT_FOUND, 422: TASK_SUBMIT_UNPROCESSABLE}),
+    summary="Submit a background task",
 )
 async def submit_task(
     body: TaskCreate,
@@ -75,6 +93,16 @@ async def submit_task(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> TaskSubmitted:
+    """Queues a run of the agent for a worker (any replica, or `agent-service worker`) and
+    answers 202 at once, with `Location` naming the task. Follow it with GET .../events
+    (SSE, resumable) or the WebSocket, poll GET .../result, and answer `input_required`
+    with POST .../input: agents that ask for human input (`approval`) work here.
+
+    Idempotent with an `Idempotency-Key` header: the same key and body from the same caller
+    within 24 h answer the first task again, with `Idempotent-Replayed: true`, and queue
+    nothing; the same key with a different body is 422 `idempotency_key_mismatch`. Needs
+    the `tasks:write` scope.
+    """
     # Same validation as a foreground run (input length, params).
     build_run_request(
         agent=body.agent, body=body, principal=principal, settings=settings, no_cache=False
@@ -94,7 +122,12 @@ async def submit_task(
     return TaskSubmitted(task_id=record.id, status=record.status, submitted_at=record.submitted_at)
 
 
-@router.get("", response_model=TaskList, responses=problems(401, 403, 422))
+@router.get(
+    "",
+    response_model=TaskList,
+    responses=problems(401, 403, 422),
+    summary="List own tasks, newest first",
+)
 async def list_tasks(
     principal: TasksReadDep,
     tasks: TaskServiceDep,
@@ -102,25 +135,41 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskList:
+    """The caller's tasks, newest first, optionally only those in one `status`, one page
+    at a time (`total` counts every match). Needs the `tasks:read` scope."""
     items, total = await tasks.list(
         owner=principal, status=status_filter, limit=limit, offset=offset
     )
     return TaskList(items=[_info(r) for r in items], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{task_id}", response_model=TaskInfo, responses=problems(401, 403, 404))
+@router.get(
+    "/{task_id}",
+    response_model=TaskInfo,
+    responses=problems(401, 403, docs={404: TASK_NOT_FOUND}),
+    summary="Read a task's status",
+)
 async def get_task(task_id: TaskId, principal: TasksReadDep, tasks: TaskServiceDep) -> TaskInfo:
+    """Status (`queued`, `running`, `pause_requested`, `paused`, `input_required`,
+    `completed`, `failed`, `cancelled`), steps taken, attempts, timestamps, the pending
+    input request if any, and the error of a failed task. Another caller's task, or a
+    malformed id, is 404 `task_not_found`. Needs the `tasks:read` scope."""
     return _info(await tasks.get(owner=principal, task_id=task_id))
 
 
 @router.get(
     "/{task_id}/result",
     response_model=TaskResultResponse,
-    responses={**problems(401, 403, 404), 202: {"description": "Not finished; retry later"}},
+    responses={**problems(401, 403, docs={404: TASK_NOT_FOUND}), 202: RESULT_PENDING},
+    summary="Read a task's result",
 )
 async def get_result(
     task_id: TaskId, response: Response, principal: TasksReadDep, tasks: TaskServiceDep
 ) -> TaskResultResponse | Response:
+    """200 with the outcome once the task has finished: the output, the reasoning trail,
+    token usage, and `error_code`/`error_message` when it failed or was cancelled
+    (`success` tells which). Before that, 202 with the status and `Retry-After: 1`. Needs
+    the `tasks:read` scope."""
     record = await tasks.get(owner=principal, task_id=task_id)
     if not record.finished:
         return Response(
@@ -149,10 +198,14 @@ async def get_result(
     "/{task_id}",
     response_model=TaskInfo,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(401, 403, 404),
-    summary="Cancel (idempotent): a queued task never starts, a running one stops",
+    responses=problems(401, 403, docs={404: TASK_NOT_FOUND}),
+    summary="Cancel a task",
 )
 async def cancel_task(task_id: TaskId, principal: TasksWriteDep, tasks: TaskServiceDep) -> TaskInfo:
+    """A queued task never starts; a running one stops within a second, ending its event
+    stream with an `error` event `cancelled`. Idempotent: cancelling a finished task
+    answers its record unchanged. 202 with the record as it is now. Needs the
+    `tasks:write` scope."""
     return _info(await tasks.cancel(owner=principal, task_id=task_id))
 
 
@@ -160,11 +213,16 @@ async def cancel_task(task_id: TaskId, principal: TasksWriteDep, tasks: TaskServ
     "/{task_id}/control",
     response_model=TaskInfo,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(401, 403, 422, docs={404: TASK_NOT_FOUND, 409: TASK_CONFLICT}),
+    summary="Pause, resume or stop a task",
 )
 async def control_task(
     task_id: TaskId, body: TaskControl, principal: TasksWriteDep, tasks: TaskServiceDep
 ) -> TaskInfo:
+    """`pause` holds a running task at its next step, `resume` lets it go on, `stop` is
+    the same as DELETE (cancel). A finished task is 409 `task_finished`; a queued one
+    cannot be paused (409 `task_not_running`). 202 with the record as it is now. Needs the
+    `tasks:write` scope."""
     return _info(await tasks.control(owner=principal, task_id=task_id, action=body.action))
 
 
@@ -172,11 +230,20 @@ async def control_task(
     "/{task_id}/input",
     response_model=TaskInfo,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problems(401, 403, 404, 409, 422),
+    responses=problems(
+        401,
+        403,
+        docs={404: TASK_INPUT_NOT_FOUND, 409: TASK_CONFLICT, 422: INPUT_UNPROCESSABLE},
+    ),
+    summary="Answer a task's input_required request",
 )
 async def answer_task(
     task_id: TaskId, body: TaskInput, principal: TasksWriteDep, tasks: TaskServiceDep
 ) -> TaskInfo:
+    """Answers the pending `input_required` request of a task in `input_required` (its
+    `request_id` is in the event and in the task's `pending_input`). `confirm` takes
+    true/false, `choice` one of the offered choices, `text` a string. The task goes on
+    with the worker holding it. Needs the `tasks:write` scope."""
     return _info(
         await tasks.answer(
             owner=principal, task_id=task_id, request_id=body.request_id, value=body.value
@@ -198,7 +265,12 @@ async def _typed_events(
     return EventList(items=[e.model_dump(mode="json") for e in events], total=len(events))
 
 
-@router.get("/{task_id}/steps", response_model=EventList, responses=problems(401, 403, 404))
+@router.get(
+    "/{task_id}/steps",
+    response_model=EventList,
+    responses=problems(401, 403, 422, docs={404: TASK_NOT_FOUND}),
+    summary="List a task's steps",
+)
 async def task_steps(
     task_id: TaskId,
     principal: TasksReadDep,
@@ -206,21 +278,38 @@ async def task_steps(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EventList:
+    """The `step` events of the task so far (number, duration, success), oldest first, one
+    page at a time. Needs the `tasks:read` scope."""
     return await _typed_events(tasks, principal, task_id, STEP_TYPES, limit, offset)
 
 
-@router.get("/{task_id}/tools", response_model=EventList, responses=problems(401, 403, 404))
+@router.get(
+    "/{task_id}/tools",
+    response_model=EventList,
+    responses=problems(401, 403, 422, docs={404: TASK_NOT_FOUND}),
+    summary="List a task's tool calls and results",
+)
 async def task_tools(
     task_id: TaskId,
     principal: TasksReadDep,
     tasks: TaskServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventList:
+    """The `tool_call` and `tool_result` events of the task so far, oldest first: which
+    tool was called with which arguments, and what it answered. Needs the `tasks:read`
+    scope."""
     return await _typed_events(tasks, principal, task_id, TOOL_TYPES, limit, 0)
 
 
-@router.get("/{task_id}/plan", response_model=EventList, responses=problems(401, 403, 404))
+@router.get(
+    "/{task_id}/plan",
+    response_model=EventList,
+    responses=problems(401, 403, docs={404: TASK_NOT_FOUND}),
+    summary="Read a task's plan",
+)
 async def task_plan(task_id: TaskId, principal: TasksReadDep, tasks: TaskServiceDep) -> EventList:
+    """The `plan` events of the task (the steps the agent meant to take, and its
+    reflection). Needs the `tasks:read` scope."""
     return await _typed_events(tasks, principal, task_id, PLAN_TYPES, 100, 0)
 
 
@@ -242,12 +331,9 @@ async def _frames(tasks: TaskService, task_id: str, after: int) -> AsyncIterator
 
 @router.get(
     "/{task_id}/events",
-    responses={
-        **problems(401, 403, 404),
-        200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
-    },
+    responses={**problems(401, 403, 422, docs={404: TASK_NOT_FOUND}), **TASK_EVENT_STREAM},
     response_class=Response,
-    summary="Every event since the start (or after Last-Event-ID), then live",
+    summary="Follow a task's events (SSE, resumable)",
 )
 async def task_events(
     task_id: TaskId,
@@ -257,6 +343,16 @@ async def task_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> EventStreamResponse:
+    """Every event of the task since it was submitted, then live ones, as server-sent
+    events, ending after its final `run_completed` or `error`. Many clients may follow one
+    task; disconnecting never affects it.
+
+    Resumable: each frame's `id` is the task-wide sequence number, so a reconnecting
+    client sends `Last-Event-ID` (browsers' EventSource does it by itself) or `?after=N`
+    and gets exactly the frames after it, from any replica. If those events are no longer
+    kept, an `events_missed` frame with the task's record comes first. Needs the
+    `tasks:read` scope.
+    """
     await tasks.get(owner=principal, task_id=task_id)  # 404 before the stream starts
     return EventStreamResponse(
         _frames(tasks, task_id, _after(last_event_id, after)),

@@ -22,6 +22,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.urls import without_credentials
+
 
 class ProviderSettings(BaseSettings):
     """Base of every provider's settings. Subclasses set ``env_prefix`` and declare fields
@@ -35,6 +37,17 @@ class ProviderSettings(BaseSettings):
         case_sensitive=True,
         validate_default=True,
     )
+
+    def public_summary(self) -> dict[str, Any]:
+        """The values safe to log at start-up: secrets left out, URLs without credentials."""
+        summary: dict[str, Any] = {}
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                continue
+            if isinstance(value, str) and "://" in value:
+                value = without_credentials(value)
+            summary[name.lower()] = value
+        return summary
 
 
 class OfflineSettings(ProviderSettings):

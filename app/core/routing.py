@@ -72,7 +72,6 @@ class RouteTable:
                 methods |= entry.methods
         return sorted(methods)
 
-
     def template_for(self, scope: Scope) -> str:
         """The template of the route this request matches (memoised on the scope, so every
         middleware that asks pays for one match)."""

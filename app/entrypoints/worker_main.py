@@ -15,8 +15,8 @@ import structlog
 from prometheus_client import start_http_server
 
 from app.core.config import Settings
-from app.observability.logging import configure_logging
 from app.core.settings_loader import ConfigError
+from app.observability.logging import configure_logging
 from app.services import build_services
 
 log = structlog.get_logger("app.worker")

@@ -12,7 +12,8 @@ pairs the provider's settings model (a ``ProviderSettings`` subclass with its ow
 
     provider = ProviderSpec(settings_model=EchoSettings, build=EchoProvider)
 
-README ("Adding an LLM provider") has a complete, tested example.
+README ("Adding an LLM provider") has a complete, tested example. This module is also the
+one import surface for provider authors: everything a provider needs is re-exported here.
 """
 
 from __future__ import annotations
@@ -31,9 +32,35 @@ from app.core.llm_settings import (
 from app.core.settings_loader import ConfigError
 from app.llm.offline import OfflineProvider
 from app.llm.openai_compat import OpenAICompatProvider
-from app.llm.protocol import LLMProvider
+from app.llm.protocol import LLMError, LLMProvider, RequestDefaults
+from app.llm.types import (
+    ChatMessage,
+    LLMDelta,
+    LLMFinal,
+    LLMRequest,
+    LLMResponse,
+    LLMStreamItem,
+    ToolCall,
+    Usage,
+)
 
-__all__ = ["BUILTIN_PROVIDERS", "ProviderSettings", "ProviderSpec", "build_provider"]
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "ChatMessage",
+    "LLMDelta",
+    "LLMError",
+    "LLMFinal",
+    "LLMProvider",
+    "LLMRequest",
+    "LLMResponse",
+    "LLMStreamItem",
+    "ProviderSettings",
+    "ProviderSpec",
+    "RequestDefaults",
+    "ToolCall",
+    "Usage",
+    "build_provider",
+]
 
 S = TypeVar("S", bound=ProviderSettings)
 

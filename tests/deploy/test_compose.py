@@ -247,7 +247,7 @@ def test_prometheus_scrapes_every_worker_replica(
 
 def mount_target(service: dict[str, Any], source: str) -> str:
     for volume in service["volumes"]:
-        parts = volume.split(":")
+        parts: list[str] = volume.split(":")
         if parts[0] == source:
             return parts[1]
     raise AssertionError(f"{source} is not mounted")

@@ -61,7 +61,7 @@ def pod_spec(deploy: Manifest) -> Manifest:
     return spec
 
 
-def annotations(deploy: Manifest) -> dict[str, str]:
+def pod_annotations(deploy: Manifest) -> dict[str, str]:
     found: dict[str, str] = deploy["spec"]["template"]["metadata"].get("annotations", {})
     return found
 
@@ -353,7 +353,7 @@ def checksums(chart: Chart, extra: dict[str, Any]) -> dict[str, str]:
     values = copy.deepcopy(FIXED_SECRETS)
     for key, value in extra.items():
         values.setdefault(key, {}).update(value)
-    found = annotations(deployment(render(chart, values), "api"))
+    found = pod_annotations(deployment(render(chart, values), "api"))
     return {k: v for k, v in found.items() if k.startswith("checksum/")}
 
 
@@ -372,15 +372,17 @@ def test_checksum_annotations_change_with_config_and_secret(chart: Chart) -> Non
 
 def test_worker_pods_carry_the_checksums_too(chart: Chart) -> None:
     objects = render(chart, {"worker": {"enabled": True}, "externalRedis": {"url": REDIS_URL}})
-    assert {"checksum/config", "checksum/secret"} <= set(annotations(deployment(objects, "worker")))
+    assert {"checksum/config", "checksum/secret"} <= set(
+        pod_annotations(deployment(objects, "worker"))
+    )
 
 
 def test_prometheus_scrape_annotations_follow_the_flag(chart: Chart) -> None:
-    on = annotations(deployment(render(chart), "api"))
+    on = pod_annotations(deployment(render(chart), "api"))
     assert on["prometheus.io/scrape"] == "true"
     assert on["prometheus.io/port"] == "8000"
     assert on["prometheus.io/path"] == "/metrics"
-    off = annotations(deployment(render(chart, {"metrics": {"podAnnotations": False}}), "api"))
+    off = pod_annotations(deployment(render(chart, {"metrics": {"podAnnotations": False}}), "api"))
     assert not any(key.startswith("prometheus.io/") for key in off)
 
 
@@ -564,13 +566,13 @@ def test_worker_serves_metrics_on_a_named_port(chart: Chart, port: int) -> None:
     assert probe["httpGet"] == {"path": "/metrics", "port": "metrics"}
     assert probe["periodSeconds"] * probe["failureThreshold"] >= 20
     assert "readinessProbe" not in container(worker)  # nothing routes requests to it
-    found = annotations(worker)
+    found = pod_annotations(worker)
     assert found["prometheus.io/scrape"] == "true"
     assert found["prometheus.io/port"] == str(port)
     assert found["prometheus.io/path"] == "/metrics"
     off = render(chart, {**WORKER, "metrics": {"podAnnotations": False}})
     assert not any(
-        key.startswith("prometheus.io/") for key in annotations(deployment(off, "worker"))
+        key.startswith("prometheus.io/") for key in pod_annotations(deployment(off, "worker"))
     )
 
 
@@ -832,7 +834,7 @@ def test_production_values_run_tasks_in_worker_pods(
     assert 0 < settings.WORKER_SHUTDOWN_GRACE_SECONDS + TASK_RELEASE_SECONDS < termination
     assert settings.WORKER_CONCURRENCY >= 1
     # Scraped: the ServiceMonitor (no annotations in production), admitted by the policy.
-    assert not any(k.startswith("prometheus.io/") for k in annotations(worker))
+    assert not any(k.startswith("prometheus.io/") for k in pod_annotations(worker))
     [rule] = metrics_rules(one(objs, "NetworkPolicy"))
     assert {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}

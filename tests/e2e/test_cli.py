@@ -93,14 +93,32 @@ def test_the_start_up_line_says_what_is_served() -> None:
     assert {"chat", "assistant", "approval"} <= set(startup["agents"])
     assert {"calculator", "current_time"} <= set(startup["tools"])
     assert startup["llm_provider"] == "offline"
+    assert startup["llm_settings"]["latency_ms"] == 20
     assert startup["storage"] == "memory"
     assert startup["worker"].startswith("embedded")
 
 
 def test_the_start_up_line_names_redis_without_its_password() -> None:
-    from app.services import _redis_location
+    from app.core.urls import without_credentials
 
-    assert (
-        _redis_location("redis://:hunter2@cache.internal:6380/2") == "redis://cache.internal:6380/2"
+    redis_url = "redis://:hunter2@cache.internal:6380/2"
+    assert without_credentials(redis_url) == "redis://cache.internal:6380/2"
+    assert without_credentials("rediss://user:pw@h/0?password=x") == "rediss://h/0"
+
+
+def test_the_start_up_line_names_the_llm_url_but_never_its_key() -> None:
+    env = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_BASE_URL": "http://user:pw@127.0.0.1:9/v1",
+        "OPENAI_API_KEY": "sk-never-logged",
+    }
+    with ServerProcess(env=env) as server:
+        logs = server.logs()
+    startup = next(
+        json.loads(line)
+        for line in logs.splitlines()
+        if line.startswith("{") and '"startup"' in line
     )
-    assert _redis_location("rediss://user:pw@h/0") == "rediss://h/0"
+    assert startup["llm_provider"] == "openai"
+    assert startup["llm_settings"]["base_url"] == "http://127.0.0.1:9/v1"
+    assert "sk-never-logged" not in logs and "pw@" not in logs

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
 
 from tests.e2e.conftest import login
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
-from tests.support.sse import parse_lines
+from tests.support.sse import Frame, parse_lines
 
 
-def _open_stream(server: ServerProcess, token: str, body: dict):
+def _open_stream(
+    server: ServerProcess, token: str, body: dict[str, Any]
+) -> tuple[httpx.Response, Iterator[Frame]]:
     client = httpx.Client(base_url=server.url, timeout=30)
     request = client.build_request(
         "POST",
@@ -22,7 +27,7 @@ def _open_stream(server: ServerProcess, token: str, body: dict):
     return response, parse_lines(response.iter_lines())
 
 
-def _next_of(frames, *events: str):
+def _next_of(frames: Iterator[Frame], *events: str) -> Frame:
     for frame in frames:
         if frame.event in events:
             return frame

@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from typing import Any
 
 import httpx
 from websockets.exceptions import ConnectionClosed
@@ -33,7 +34,7 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
     try:
         token = login(server.url)
         headers = {"Authorization": f"Bearer {token}"}
-        results: dict[str, list] = {"requests": [], "streams": [], "sockets": []}
+        results: dict[str, list[Any]] = {"requests": [], "streams": [], "sockets": []}
         started = threading.Barrier(28)
 
         def request(i: int) -> None:
@@ -82,8 +83,10 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
         started.wait()
         time.sleep(0.3)  # the 20 requests are now waiting on the LLM's 1.5 s latency
         sent_at = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(timeout=GRACE + 5)
+        process = server.process
+        assert process is not None  # start() launched it
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=GRACE + 5)
         exited_after = time.monotonic() - sent_at
         for thread in threads:
             thread.join(timeout=10)

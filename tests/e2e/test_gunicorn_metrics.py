@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import httpx
 
@@ -24,8 +25,8 @@ def _total(metrics_text: str, route: str, status: str) -> float:
     return sum(float(value) for value in pattern.findall(metrics_text))
 
 
-def _access_lines(logs: str) -> list[dict]:
-    lines = []
+def _access_lines(logs: str) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
     for line in logs.splitlines():
         if line.startswith("{"):
             event = json.loads(line)

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
 from tests.support.server_process import ServerProcess
@@ -103,9 +110,12 @@ def watched(browser: Browser) -> Iterator[Watched]:
     page = context.new_page()
     page.set_default_timeout(10_000)
     result = Watched(page)
-    page.on(
-        "console", lambda msg: result.console_errors.append(msg.text) if msg.type == "error" else 0
-    )
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            result.console_errors.append(msg.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda exc: result.page_errors.append(str(exc)))
     try:
         yield result

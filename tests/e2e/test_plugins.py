@@ -70,7 +70,7 @@ def _wait_for(client: httpx.Client, url: str, done: set[str]) -> dict[str, objec
     raise AssertionError(f"{url} never reached {done}")
 
 
-def test_a_teams_agents_and_tools_load_from_its_working_directory(team_folder: Path):
+def test_a_teams_agents_and_tools_load_from_its_working_directory(team_folder: Path) -> None:
     env = {"AGENTS": "mypkg.agents:support,mypkg.desk:order_desk", "TOOLS": "mytools:order_status"}
     with PluginServer(env=env, cwd=team_folder) as server:
         headers = {"Authorization": f"Bearer {login(server.url)}"}
@@ -122,7 +122,7 @@ def test_a_teams_agents_and_tools_load_from_its_working_directory(team_folder: P
 )
 def test_a_bad_entry_stops_the_server_with_one_line_naming_the_setting(
     team_folder: Path, setting: str, entry: str, complaint: str
-):
+) -> None:
     result = subprocess.run(
         [sys.executable, "-P", "-m", "app.entrypoints.cli", "serve", "--port", "1"],
         cwd=team_folder,

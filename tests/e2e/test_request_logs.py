@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
@@ -11,7 +12,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
 
-def _events(logs: str) -> list[dict]:
+def _events(logs: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 

@@ -5,24 +5,27 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import login
 from tests.support.server_process import ServerProcess
 from tests.support.sse import Frame, parse_lines
 
 
-def _stream(server: ServerProcess, token: str, agent: str, body: dict, **kw) -> httpx.Response:
+def _stream(server: ServerProcess, token: str, agent: str, body: dict[str, Any]) -> httpx.Response:
     client = httpx.Client(base_url=server.url, timeout=30)
     request = client.build_request(
         "POST",
         f"/v1/agents/{agent}/stream",
         json=body,
-        headers={"Authorization": f"Bearer {token}", **kw.get("headers", {})},
+        headers={"Authorization": f"Bearer {token}"},
     )
     return client.send(request, stream=True)
 
@@ -113,8 +116,8 @@ def _ws_url(server: ServerProcess, agent: str, query: str = "") -> str:
     return f"ws://127.0.0.1:{server.port}/v1/agents/{agent}/ws{query}"
 
 
-def _until(ws, *types: str) -> list[dict]:
-    events = []
+def _until(ws: ClientConnection, *types: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     while True:
         event = json.loads(ws.recv(timeout=10))
         events.append(event)
@@ -123,14 +126,15 @@ def _until(ws, *types: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def ws_server():
+def ws_server() -> Iterator[ServerProcess]:
     with ServerProcess() as server:
         yield server
 
 
 def test_websocket_human_in_the_loop_with_subprotocol_token(ws_server: ServerProcess) -> None:
     token = login(ws_server.url)
-    with connect(_ws_url(ws_server, "approval"), subprotocols=["bearer", token]) as ws:
+    subprotocols = [Subprotocol("bearer"), Subprotocol(token)]
+    with connect(_ws_url(ws_server, "approval"), subprotocols=subprotocols) as ws:
         assert ws.subprotocol == "bearer"
         ws.send(json.dumps({"type": "start", "input": "Rotate the API keys"}))
         events = _until(ws, "input_required")

@@ -9,6 +9,7 @@ import signal
 import httpx
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import login
 from tests.support.server_process import ServerProcess
@@ -41,12 +42,13 @@ def test_a_task_socket_is_counted_and_told_to_reconnect_on_shutdown() -> None:
         assert submitted.status_code == 202, submitted.text
         task_id = submitted.json()["task_id"]
         url = f"ws://127.0.0.1:{server.port}/v1/tasks/{task_id}/ws"
-        with connect(url, subprotocols=["bearer", token]) as ws:  # type: ignore[list-item]
+        with connect(url, subprotocols=[Subprotocol("bearer"), Subprotocol(token)]) as ws:
             frames = [json.loads(ws.recv(timeout=10))["type"]]
             while "token" not in frames:
                 frames.append(json.loads(ws.recv(timeout=10))["type"])
             assert _open_websockets(server.url) == 1
-            server.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            assert server.process is not None  # the with block started it
+            server.process.send_signal(signal.SIGTERM)
             try:
                 while True:
                     frames.append(json.loads(ws.recv(timeout=15))["type"])

@@ -53,8 +53,11 @@ class Cluster:
         return worker.launch()
 
 
+ClusterFactory = Callable[..., Cluster]
+
+
 @pytest.fixture
-def cluster() -> Iterator[Callable[..., Cluster]]:
+def cluster() -> Iterator[ClusterFactory]:
     with ExitStack() as stack:
         redis = RedisServer()
         stack.callback(redis.close)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import app_client, login
+from tests.conftest import SettingsFactory, app_client, login
 from tests.integration.test_auth_api import assert_problem
 
 
@@ -15,7 +16,9 @@ async def _headers(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {await login(client)}"}
 
 
-async def _key(client: httpx.AsyncClient, admin: dict[str, str], scopes: list[str]) -> dict:
+async def _key(
+    client: httpx.AsyncClient, admin: dict[str, str], scopes: list[str]
+) -> dict[str, str]:
     response = await client.post(
         "/v1/auth/api-keys", json={"name": "k", "scopes": scopes}, headers=admin
     )
@@ -23,7 +26,7 @@ async def _key(client: httpx.AsyncClient, admin: dict[str, str], scopes: list[st
     return {"X-API-Key": response.json()["key"]}
 
 
-async def test_discovery_lists_builtin_agents_and_tools(client: httpx.AsyncClient):
+async def test_discovery_lists_builtin_agents_and_tools(client: httpx.AsyncClient) -> None:
     headers = await _headers(client)
     agents = (await client.get("/v1/agents", headers=headers)).json()
     names = [item["name"] for item in agents["items"]]
@@ -41,7 +44,7 @@ async def test_discovery_lists_builtin_agents_and_tools(client: httpx.AsyncClien
     assert_problem(await client.get("/v1/agents"), 401, "unauthorized")
 
 
-async def test_invoke_returns_output_usage_and_cache_status(any_client: httpx.AsyncClient):
+async def test_invoke_returns_output_usage_and_cache_status(any_client: httpx.AsyncClient) -> None:
     headers = await _headers(any_client)
     body = {"input": "Tell me about rate limits"}
     first = await any_client.post("/v1/agents/chat/invoke", json=body, headers=headers)
@@ -62,7 +65,7 @@ async def test_invoke_returns_output_usage_and_cache_status(any_client: httpx.As
     assert bypass.headers["x-cache"] == "BYPASS" and bypass.json()["cached"] is False
 
 
-async def test_assistant_uses_the_calculator(client: httpx.AsyncClient):
+async def test_assistant_uses_the_calculator(client: httpx.AsyncClient) -> None:
     headers = await _headers(client)
     response = await client.post(
         "/v1/agents/assistant/invoke", json={"input": "What is 12*(3+4)?"}, headers=headers
@@ -72,7 +75,7 @@ async def test_assistant_uses_the_calculator(client: httpx.AsyncClient):
     assert response.json()["metadata"]["steps"] == 2
 
 
-async def test_assistant_stops_at_max_steps(client: httpx.AsyncClient):
+async def test_assistant_stops_at_max_steps(client: httpx.AsyncClient) -> None:
     headers = await _headers(client)
     response = await client.post(
         "/v1/agents/assistant/invoke",
@@ -82,7 +85,7 @@ async def test_assistant_stops_at_max_steps(client: httpx.AsyncClient):
     assert_problem(response, 422, "max_steps_exceeded")
 
 
-async def test_invoke_of_an_agent_needing_human_input_is_refused(client: httpx.AsyncClient):
+async def test_invoke_of_an_agent_needing_human_input_is_refused(client: httpx.AsyncClient) -> None:
     headers = await _headers(client)
     response = await client.post(
         "/v1/agents/approval/invoke", json={"input": "Restart the cluster"}, headers=headers
@@ -103,14 +106,16 @@ async def test_invoke_of_an_agent_needing_human_input_is_refused(client: httpx.A
         ({"input": 5}, "input"),
     ],
 )
-async def test_invoke_validates_the_body(client: httpx.AsyncClient, body: dict, where: str):
+async def test_invoke_validates_the_body(
+    client: httpx.AsyncClient, body: dict[str, Any], where: str
+) -> None:
     headers = await _headers(client)
     response = await client.post("/v1/agents/chat/invoke", json=body, headers=headers)
     problem = assert_problem(response, 422, "validation_error")
     assert where in problem["detail"]
 
 
-async def test_invoke_needs_agents_run_scope(client: httpx.AsyncClient):
+async def test_invoke_needs_agents_run_scope(client: httpx.AsyncClient) -> None:
     admin = await _headers(client)
     reader = await _key(client, admin, ["sessions:read"])
     response = await client.post("/v1/agents/chat/invoke", json={"input": "hi"}, headers=reader)
@@ -127,7 +132,7 @@ async def test_invoke_needs_agents_run_scope(client: httpx.AsyncClient):
 
 async def test_sessions_give_chat_memory_and_belong_to_their_owner(
     any_client: httpx.AsyncClient,
-):
+) -> None:
     admin = await _headers(any_client)
     alice = await _key(any_client, admin, ["agents:run", "sessions:read", "sessions:write"])
     bob = await _key(any_client, admin, ["agents:run", "sessions:read", "sessions:write"])
@@ -161,7 +166,9 @@ async def test_sessions_give_chat_memory_and_belong_to_their_owner(
     assert_problem(wrong_agent, 409, "session_agent_mismatch")
 
 
-async def test_second_concurrent_run_on_a_session_is_409_session_busy(make_settings):
+async def test_second_concurrent_run_on_a_session_is_409_session_busy(
+    make_settings: SettingsFactory,
+) -> None:
     settings = make_settings(OFFLINE_LATENCY_MS=400)
     async with app_client(settings) as client:
         headers = await _headers(client)
@@ -182,7 +189,7 @@ async def test_second_concurrent_run_on_a_session_is_409_session_busy(make_setti
         assert again.status_code == 200
 
 
-async def test_run_timeout_is_504_and_counted(make_settings):
+async def test_run_timeout_is_504_and_counted(make_settings: SettingsFactory) -> None:
     settings = make_settings(OFFLINE_LATENCY_MS=2000, RUN_TIMEOUT_SECONDS=0.3)
     async with app_client(settings) as client:
         headers = await _headers(client)
@@ -194,7 +201,7 @@ async def test_run_timeout_is_504_and_counted(make_settings):
         assert 'agent_runs_total{agent="chat",status="timeout"}' in metrics
 
 
-async def test_cancel_and_input_for_unknown_runs_are_404(client: httpx.AsyncClient):
+async def test_cancel_and_input_for_unknown_runs_are_404(client: httpx.AsyncClient) -> None:
     headers = await _headers(client)
     assert_problem(await client.post("/v1/runs/nope/cancel", headers=headers), 404, "run_not_found")
     assert_problem(
@@ -211,7 +218,7 @@ async def test_cancel_and_input_for_unknown_runs_are_404(client: httpx.AsyncClie
     )
 
 
-async def test_agents_setting_serves_a_teams_own_agent(make_settings):
+async def test_agents_setting_serves_a_teams_own_agent(make_settings: SettingsFactory) -> None:
     settings = make_settings(AGENTS=["tests.support.sample_agents:shouter"])
     async with app_client(settings) as client:
         headers = await _headers(client)
@@ -228,7 +235,7 @@ async def test_agents_setting_serves_a_teams_own_agent(make_settings):
 @pytest.mark.parametrize(
     "path", ["tests.support.sample_agents:not_an_agent", "tests.support.nowhere:x", "no-colon"]
 )
-def test_a_bad_agents_entry_fails_start_up_clearly(path: str):
+def test_a_bad_agents_entry_fails_start_up_clearly(path: str) -> None:
     from app.agents.registry import build_registry
     from app.core.settings_loader import ConfigError
 
@@ -236,7 +243,9 @@ def test_a_bad_agents_entry_fails_start_up_clearly(path: str):
         build_registry([path])
 
 
-async def test_the_readme_example_agent_runs_as_a_task_with_human_input(make_settings):
+async def test_the_readme_example_agent_runs_as_a_task_with_human_input(
+    make_settings: SettingsFactory,
+) -> None:
     settings = make_settings(AGENTS=["tests.support.sample_agents:support"])
     async with app_client(settings) as client:
         headers = await _headers(client)

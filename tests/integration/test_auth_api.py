@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
 from jose import jwt
 
-from tests.conftest import ADMIN_PASSWORD, SettingsFactory, login
+from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, login
 
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict:
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["code"] == code
     assert body["request_id"] == response.headers["x-request-id"]
@@ -110,11 +111,14 @@ def _forge(settings_secret: str, **claims: object) -> str:
     now = int(time.time())
     base: dict[str, object] = {"sub": "user:admin", "scope": "admin", "exp": now + 60}
     base.update(claims)
-    return jwt.encode({k: v for k, v in base.items() if v is not None}, settings_secret, "HS256")
+    # str(): python-jose ships no type hints.
+    return str(
+        jwt.encode({k: v for k, v in base.items() if v is not None}, settings_secret, "HS256")
+    )
 
 
-async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient) -> None:
-    secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
+async def test_expired_token_is_401_token_expired(any_client: AppClient) -> None:
+    secret = any_client.services.settings.SECRET_KEY.get_secret_value()
     token = _forge(secret, exp=int(time.time()) - 3600)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_expired")
@@ -129,9 +133,9 @@ async def test_expired_token_is_401_token_expired(any_client: httpx.AsyncClient)
     ],
 )
 async def test_tokens_missing_required_claims_are_refused(
-    any_client: httpx.AsyncClient, claims: dict[str, object]
+    any_client: AppClient, claims: dict[str, object]
 ) -> None:
-    secret = any_client.services.settings.SECRET_KEY.get_secret_value()  # type: ignore[attr-defined]
+    secret = any_client.services.settings.SECRET_KEY.get_secret_value()
     token = _forge(secret, **claims)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_invalid")
@@ -172,14 +176,15 @@ async def test_audience_and_issuer_are_required_when_configured(
 
 async def _create_key(
     client: httpx.AsyncClient, token: str, scopes: list[str], name: str = "ci"
-) -> dict:
+) -> dict[str, Any]:
     response = await client.post(
         "/v1/auth/api-keys",
         json={"name": name, "scopes": scopes},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 async def test_api_key_lifecycle(any_client: httpx.AsyncClient) -> None:
@@ -256,7 +261,9 @@ async def test_api_key_routes_need_admin_scope(any_client: httpx.AsyncClient) ->
         {"scopes": ["agents:run"]},
     ],
 )
-async def test_api_key_create_rejects_bad_input(any_client: httpx.AsyncClient, body: dict) -> None:
+async def test_api_key_create_rejects_bad_input(
+    any_client: httpx.AsyncClient, body: dict[str, Any]
+) -> None:
     token = await login(any_client)
     response = await any_client.post(
         "/v1/auth/api-keys", json=body, headers={"Authorization": f"Bearer {token}"}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
-from tests.conftest import SettingsFactory, app_client, login
+from tests.conftest import AppClient, SettingsFactory, app_client, login
 from tests.integration.test_auth_api import assert_problem
 
 
@@ -56,7 +58,7 @@ async def test_oversized_chunked_body_without_length_is_413(make_settings: Setti
     async with app_client(make_settings(MAX_REQUEST_BODY_BYTES=1024)) as client:
         token = await login(client)
 
-        async def chunks():
+        async def chunks() -> AsyncIterator[bytes]:
             for _ in range(8):
                 yield b"y" * 512
 
@@ -69,11 +71,11 @@ async def test_oversized_chunked_body_without_length_is_413(make_settings: Setti
         assert_problem(response, 413, "payload_too_large")
 
 
-async def test_unhandled_exception_is_a_bare_500_problem(client: httpx.AsyncClient) -> None:
+async def test_unhandled_exception_is_a_bare_500_problem(client: AppClient) -> None:
     async def boom() -> None:
         raise RuntimeError("database password is hunter2 at /srv/app/secret.py line 3")
 
-    client.app.add_api_route("/boom", boom)  # type: ignore[attr-defined]
+    client.app.add_api_route("/boom", boom)
     response = await client.get("/boom", headers={"X-Request-ID": "req-500"})
     body = assert_problem(response, 500, "internal_error")
     assert body["request_id"] == "req-500"

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import SettingsFactory, app_client, login
 from tests.support.fake_openai import FakeOpenAI, Hang, Status, Text
 from tests.support.ports import free_port
+from tests.support.sse import parse_lines
 
 API_KEY = "sk-test-failures-0123456789-SECRET"
 PROXY_PAGE = (
@@ -205,3 +206,22 @@ async def test_rate_limit_passes_the_providers_retry_after_on(
     assert response.headers["Retry-After"] == "7"
     line = the_failure(capsys, response)
     assert line["retry_after_s"] == 7.0 and line["status"] == 429
+
+
+async def test_a_stream_ends_with_the_same_diagnosis_in_band(
+    fake_openai: FakeOpenAI, make_settings: SettingsFactory
+) -> None:
+    fake_openai.script(Status(401))
+    settings = make_settings(
+        LLM_PROVIDER="openai", OPENAI_BASE_URL=fake_openai.url, OPENAI_API_KEY=API_KEY
+    )
+    async with app_client(settings) as client:
+        headers = {"Authorization": f"Bearer {await login(client)}"}
+        response = await client.post(
+            "/v1/agents/chat/stream", json={"input": "Say hello"}, headers=headers
+        )
+    frames = [frame for frame in parse_lines(iter(response.text.splitlines())) if frame.event]
+    assert [frame.event for frame in frames] == ["run_started", "error"]
+    error = frames[-1].json
+    assert error["code"] == "llm_unauthorized" and error["retryable"] is False
+    assert error["message"].startswith("The model provider rejected the API key (HTTP 401)")

@@ -33,9 +33,10 @@ from collections.abc import AsyncIterator
 
 from pydantic_settings import SettingsConfigDict
 
-from app.llm.protocol import RequestDefaults
-from app.llm.providers import ProviderSettings, ProviderSpec
-from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
+from app.llm.providers import (
+    LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, ProviderSettings, ProviderSpec,
+    RequestDefaults,
+)
 
 SEEN: list[LLMRequest] = []
 
@@ -226,9 +227,10 @@ def test_a_broken_plugin_is_one_line_naming_the_setting(
 
 def test_the_settings_reference_lists_the_builtin_providers_settings() -> None:
     text, table = env_example(), markdown_table()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name in (*OPENAI_NAMES, *OFFLINE_NAMES):
         assert f"# {name}=" in text
-        assert f"| `{name}` |" in table
+        assert f"| `{name}` |" in table and f"| `{name}` |" in readme
     # Right after LLM_PROVIDER, where a reader looks for them.
     assert text.index("# LLM_PROVIDER=") < text.index("# OPENAI_BASE_URL=")
     assert text.index("# OFFLINE_RESPONSE_TOKENS=") < text.index("# CACHE_ENABLED=")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fastapi.responses import StreamingResponse
@@ -17,7 +19,7 @@ from tests.support.redis_server import RedisServer
 async def test_limit_is_enforced_with_headers_and_retry_after(
     make_settings: SettingsFactory, redis_server: RedisServer, backend: str
 ) -> None:
-    overrides = {"RATE_LIMIT_REQUESTS": 3, "RATE_LIMIT_WINDOW": 60}
+    overrides: dict[str, Any] = {"RATE_LIMIT_REQUESTS": 3, "RATE_LIMIT_WINDOW": 60}
     if backend == "redis":
         redis_server.start()
         overrides["REDIS_URL"] = redis_server.url
@@ -93,14 +95,14 @@ async def test_streaming_response_passes_through_whole(make_settings: SettingsFa
     async with app_client(make_settings(RATE_LIMIT_REQUESTS=5)) as client:
 
         async def stream() -> StreamingResponse:
-            async def events():
+            async def events() -> AsyncIterator[bytes]:
                 for i in range(50):
                     yield f"data: {i}\n\n".encode()
                     await asyncio.sleep(0)
 
             return StreamingResponse(events(), media_type="text/event-stream")
 
-        client.app.add_api_route("/v1/test-stream", stream)  # type: ignore[attr-defined]
+        client.app.add_api_route("/v1/test-stream", stream)
         response = await client.get("/v1/test-stream")
         assert response.status_code == 200
         assert response.text.count("data: ") == 50

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
 from app.llm.types import ChatMessage
-from tests.conftest import SettingsFactory, app_client, login
+from tests.conftest import AppClient, SettingsFactory, app_client, login
 from tests.integration.test_auth_api import assert_problem
 from tests.support.redis_server import RedisServer
 
@@ -28,10 +30,13 @@ async def api_key(
     return {"X-API-Key": response.json()["key"]}
 
 
-async def create(client: httpx.AsyncClient, headers: Headers, agent: str = "chat") -> dict:
+async def create(
+    client: httpx.AsyncClient, headers: Headers, agent: str = "chat"
+) -> dict[str, Any]:
     response = await client.post("/v1/sessions", json={"agent": agent}, headers=headers)
     assert response.status_code == 201, response.text
-    return response.json()
+    session: dict[str, Any] = response.json()
+    return session
 
 
 async def test_session_lifecycle(any_client: httpx.AsyncClient) -> None:
@@ -73,10 +78,10 @@ async def test_session_lifecycle(any_client: httpx.AsyncClient) -> None:
     assert listed.json()["total"] == 0
 
 
-async def test_messages_are_paginated_oldest_first(any_client: httpx.AsyncClient) -> None:
+async def test_messages_are_paginated_oldest_first(any_client: AppClient) -> None:
     admin = await bearer(any_client)
     session = await create(any_client, admin)
-    store = any_client.services.sessions.store  # type: ignore[attr-defined]
+    store = any_client.services.sessions.store
     history = [
         ChatMessage(role="user" if i % 2 == 0 else "assistant", content=f"m{i}") for i in range(5)
     ]
@@ -127,8 +132,8 @@ ROUTES = [
 
 async def test_every_route_requires_credentials(any_client: httpx.AsyncClient) -> None:
     for method, path in ROUTES:
-        kwargs = {"json": {"agent": "chat"}} if method == "POST" else {}
-        response = await any_client.request(method, path, **kwargs)
+        body = {"agent": "chat"} if method == "POST" else None
+        response = await any_client.request(method, path, json=body)
         assert_problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
 
@@ -190,7 +195,7 @@ async def test_another_principals_session_is_not_found(any_client: httpx.AsyncCl
     ],
 )
 async def test_bad_create_body_is_422(
-    any_client: httpx.AsyncClient, body: dict, loc: list[str]
+    any_client: httpx.AsyncClient, body: dict[str, Any], loc: list[str]
 ) -> None:
     admin = await bearer(any_client)
     response = await any_client.post("/v1/sessions", json=body, headers=admin)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app.tasks.worker import TaskWorker
-from tests.conftest import SettingsFactory, app_client, login
+from tests.conftest import AppClient, SettingsFactory, app_client, login
 from tests.integration.test_auth_api import assert_problem
 from tests.support.redis_server import RedisServer
 from tests.support.sse import parse_lines
@@ -25,7 +25,7 @@ ASSISTANT_QUESTION = "What is 12*(3+4)?"
 TASK_ROUTES = ("", "/result", "/steps", "/tools", "/plan", "/events")
 
 Auth = dict[str, str]
-OpenApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+OpenApp = Callable[..., AbstractAsyncContextManager[AppClient]]
 
 
 # -- fixtures and helpers --------------------------------------------------------------------
@@ -41,7 +41,7 @@ def open_app(backend: str, make_settings: SettingsFactory, redis_server: RedisSe
     """An app on the chosen backend; keyword arguments override settings."""
 
     @asynccontextmanager
-    async def opener(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async def opener(**overrides: Any) -> AsyncIterator[AppClient]:
         values: dict[str, Any] = {
             "RATE_LIMIT_ENABLED": False,  # the tests poll; rate limiting has its own tests
             "TASK_LEASE_SECONDS": 3,  # a missed nudge costs at most one 1 s heartbeat
@@ -58,7 +58,7 @@ def open_app(backend: str, make_settings: SettingsFactory, redis_server: RedisSe
 
 
 @pytest.fixture
-async def tasks_client(open_app: OpenApp) -> AsyncIterator[httpx.AsyncClient]:
+async def tasks_client(open_app: OpenApp) -> AsyncIterator[AppClient]:
     async with open_app() as client:
         yield client
 
@@ -585,7 +585,7 @@ async def test_cancel_while_queued_never_starts(open_app: OpenApp, backend: str)
         assert result.json()["error_code"] == "cancelled"
 
         # A worker that turns up later takes the delivery and drops it: the task never starts.
-        services = client.services  # type: ignore[attr-defined]
+        services = client.services
         late = TaskWorker(
             settings=services.settings,
             backend=services.tasks.backend,
@@ -863,7 +863,7 @@ async def test_control_on_a_finished_task_is_409(tasks_client: httpx.AsyncClient
 
 
 @pytest.fixture
-def own_redis() -> AsyncIterator[RedisServer]:
+def own_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
@@ -971,7 +971,7 @@ async def test_resuming_from_before_what_is_retained_says_events_were_missed(
         missed = frames[0].json
         assert missed["from_seq"] == 1 and missed["to_seq"] >= 200
         assert missed["task"]["status"] == "completed"
-        ids = [int(f.id) for f in frames[1:]]
+        ids = [int(str(f.id)) for f in frames[1:]]  # str: a missing id fails here too
         assert ids[0] == missed["to_seq"] + 1
         assert ids == list(range(ids[0], ids[0] + len(ids)))  # no gap after the notice
         assert frames[-1].event == "run_completed"

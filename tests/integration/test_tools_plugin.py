@@ -41,7 +41,9 @@ async def test_a_tools_plug_in_is_listed_with_its_schema_and_used_by_an_agent(
         assert response.status_code == 200 and response.json()["output"] == "3"
 
 
-async def test_a_hostile_calculation_is_a_failed_tool_result_and_the_run_completes(client) -> None:
+async def test_a_hostile_calculation_is_a_failed_tool_result_and_the_run_completes(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await _headers(client)
     started = time.monotonic()
     response = await client.post(

@@ -17,7 +17,8 @@ def test_breaker_opens_after_threshold_and_probes_after_timeout() -> None:
     assert breaker.allow()
     assert breaker.record_failure() is False
     assert breaker.record_failure() is True  # this one opened it
-    assert breaker.state == "open" and not breaker.allow()
+    opened = breaker.state  # a snapshot: mypy would keep `breaker.state` narrowed to "open"
+    assert opened == "open" and not breaker.allow()
     time.sleep(0.06)
     assert breaker.allow()  # the single probe
     assert not breaker.allow()  # others keep skipping while the probe runs

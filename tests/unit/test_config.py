@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.core.config import DEV_SECRET_KEY, Settings
@@ -11,7 +13,7 @@ STRONG = "9f2c1e7a4b6d8f0a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9b1d"
 
 
 def make(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def test_defaults_run_out_of_the_box_in_development() -> None:
@@ -36,7 +38,7 @@ def test_defaults_run_out_of_the_box_in_development() -> None:
     ],
 )
 def test_production_refuses_unsafe_settings_naming_the_setting(
-    values, named, monkeypatch: pytest.MonkeyPatch
+    values: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -63,7 +65,7 @@ def test_list_and_json_settings_parse_from_env(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("routes", ['{"/v1/agents": "5/second"}', '{"GET /v1/agents": "lots"}'])
-def test_bad_route_limits_are_refused(monkeypatch: pytest.MonkeyPatch, routes) -> None:
+def test_bad_route_limits_are_refused(monkeypatch: pytest.MonkeyPatch, routes: str) -> None:
     monkeypatch.setenv("RATE_LIMIT_ROUTES", routes)
     with pytest.raises(ConfigError, match="RATE_LIMIT_ROUTES"):
         load_settings(_env_file=None)
@@ -121,7 +123,7 @@ def test_env_file_may_hold_the_gunicorn_variables(
 
 @pytest.mark.parametrize("typo", ["GUNICORN_KEEPALIV", "SECRT_KEY", "gunicorn_keepalive"])
 def test_env_file_still_refuses_a_misspelt_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typo
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, typo: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(f"GUNICORN_KEEPALIVE=5\n{typo}=5\n")

@@ -227,7 +227,7 @@ def _outside_mentions(path: Path, text: str) -> Iterator[str]:
 
 
 def test_nothing_points_outside_the_repository_for_its_design() -> None:
-    problems = []
+    problems: list[str] = []
     for path in _files():
         text = _text(path)
         if text is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.agents.protocol import AgentCapabilities
 from app.llm.types import Usage
@@ -37,10 +37,31 @@ RUN_BODY_EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 class AgentInfo(BaseModel):
-    name: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "assistant",
+                    "description": "Answers using tools (calculator, current_time) in a loop "
+                    "of steps.",
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"input": {"type": "string", "minLength": 1}},
+                        "required": ["input"],
+                    },
+                    "capabilities": {"streaming": True, "human_input": False, "tools": True},
+                }
+            ]
+        }
+    )
+
+    name: str = Field(description="The agent's name, as used in /v1/agents/{agent}/...")
     description: str
-    input_schema: dict[str, Any]
-    capabilities: AgentCapabilities
+    input_schema: dict[str, Any] = Field(description="JSON Schema of the run input.")
+    capabilities: AgentCapabilities = Field(
+        description="human_input: may send input_required (not usable with invoke); "
+        "tools: calls the registered tools."
+    )
 
 
 class AgentList(BaseModel):
@@ -50,9 +71,20 @@ class AgentList(BaseModel):
 
 class RunBody(BaseModel):
     input: str = Field(min_length=1, description="The user's message (1..MAX_INPUT_CHARS).")
-    session_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
-    params: dict[str, ParamValue] = Field(default_factory=dict, max_length=20)
-    max_steps: int | None = Field(None, ge=1, le=100)
+    session_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="A session of the caller's for this agent (POST /v1/sessions): the run "
+        "sees its history and the exchange is appended to it.",
+    )
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Agent-specific settings, e.g. chat's temperature (0-2) and max_tokens.",
+    )
+    max_steps: int | None = Field(
+        None, ge=1, le=100, description="Step budget of the run (default MAX_STEPS)."
+    )
 
     @field_validator("input")
     @classmethod
@@ -63,17 +95,44 @@ class RunBody(BaseModel):
 
 
 class InvokeResponse(BaseModel):
-    output: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "output": "The result is 84.",
+                    "session_id": None,
+                    "run_id": "2f656045d1de45fe8c45e15130a6abc6",
+                    "usage": {"prompt_tokens": 57, "completion_tokens": 7, "total_tokens": 64},
+                    "cached": False,
+                    "execution_time": 0.0582,
+                    "metadata": {"agent": "assistant", "steps": 2, "llm_calls": 2},
+                }
+            ]
+        }
+    )
+
+    output: str = Field(description="The agent's final answer.")
     session_id: str | None
     run_id: str
-    usage: Usage
-    cached: bool
-    execution_time: float
-    metadata: dict[str, Any]
+    usage: Usage = Field(description="Tokens used by every LLM call of the run.")
+    cached: bool = Field(description="Every LLM call was answered from the cache.")
+    execution_time: float = Field(description="Seconds the run took.")
+    metadata: dict[str, Any] = Field(description="agent, steps taken, LLM calls made.")
 
 
 class RunInputBody(BaseModel):
-    request_id: str = Field(min_length=1, max_length=64)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"request_id": "7d0e5b3c2a914f6e8b1c0d2e3f4a5b6c", "value": "high"},
+                {"request_id": "9a8b7c6d5e4f40312a1b2c3d4e5f6a7b", "value": True},
+            ]
+        }
+    )
+
+    request_id: str = Field(
+        min_length=1, max_length=64, description="The `request_id` of the input_required event."
+    )
     value: str | bool = Field(description="confirm: true/false; choice: one of the choices; text.")
 
 

@@ -18,7 +18,7 @@ class SessionCreate(BaseModel):
         max_length=64,
         pattern=AGENT_NAME_PATTERN,
         description="Name of the agent this session talks to.",
-        examples=["echo"],
+        examples=["chat"],
     )
 
 

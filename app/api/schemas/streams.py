@@ -1,12 +1,13 @@
 """What the two server-sent event routes send, for OpenAPI: the ``data`` of every frame.
 
 Documentation only. The agent events themselves live in app/agents/events.py; the stream
-adds two notices of its own (app/api/sse.py and TaskService.follow).
+adds two notices of its own: ``shutdown`` (app/api/sse.py) and ``events_missed``
+(TaskService.follow).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -22,6 +23,7 @@ from app.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from app.tasks.service import EventsMissed
 
 
 class ShutdownNotice(BaseModel):
@@ -32,16 +34,6 @@ class ShutdownNotice(BaseModel):
     type: Literal["shutdown"]
     code: Literal["server_shutdown"]
     message: str
-
-
-class EventsMissed(BaseModel):
-    """Sent first (``event: events_missed``, no ``id``) when the requested position is older
-    than the events the server still keeps; the stream goes on from the oldest kept event."""
-
-    type: Literal["events_missed"]
-    from_seq: int = Field(description="First sequence number that can no longer be sent.")
-    to_seq: int = Field(description="Last sequence number that can no longer be sent.")
-    task: dict[str, Any] | None = Field(description="The task's current record.")
 
 
 RunStreamEvent = Annotated[

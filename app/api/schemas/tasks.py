@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.agents.protocol import AGENT_NAME_PATTERN
 from app.api.schemas.agents import RunBody
@@ -15,13 +15,51 @@ from app.tasks.service import ControlAction
 
 
 class TaskCreate(RunBody):
-    agent: str = Field(pattern=AGENT_NAME_PATTERN)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"agent": "assistant", "input": "What is 12*(3+4)?"},
+                {
+                    "agent": "approval",
+                    "input": "Email the team that Friday's release moves to Monday.",
+                },
+                {
+                    "agent": "chat",
+                    "input": "Describe the sea in one sentence.",
+                    "params": {"max_tokens": 64},
+                },
+            ]
+        }
+    )
+
+    agent: str = Field(
+        pattern=AGENT_NAME_PATTERN, description="A registered agent (GET /v1/agents)."
+    )
 
 
 class TaskSubmitted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "82dacf4dc9ef45df9dd54f74e59c33ce",
+                    "status": "queued",
+                    "submitted_at": "2026-11-29T22:09:29.905376Z",
+                }
+            ]
+        }
+    )
+
     task_id: str
     status: TaskStatus
     submitted_at: datetime
+
+
+class TaskPending(BaseModel):
+    """GET /v1/tasks/{task_id}/result before the task has finished."""
+
+    task_id: str
+    status: TaskStatus
 
 
 class TaskInfo(BaseModel):

@@ -27,7 +27,9 @@ async def test_tools_entries_add_decorated_tools_tool_objects_and_lists() -> Non
         "word_count",
     ]
     assert registry.timeout == 5
-    assert registry.get("word_count").parameters == {  # type: ignore[union-attr]
+    word_count = registry.get("word_count")
+    assert word_count is not None
+    assert word_count.parameters == {
         "additionalProperties": False,
         "properties": {"text": {"type": "string"}},
         "required": ["text"],
