@@ -66,12 +66,16 @@ def _sha256_source(text: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode()}'"
 
 
-def page_csp(html: str) -> str:
-    """Only this origin, plus the page's own inline blocks by hash. ReDoc builds its search
-    index in a Worker made from a blob: URL; Swagger UI and ReDoc show data: images."""
+def page_csp(html: str, *, inline_styles: bool = False) -> str:
+    """Only this origin, plus the page's own inline blocks by hash. ``inline_styles`` lets
+    ReDoc write its style elements at run time (some before its ``nonce`` option takes
+    effect); its scripts stay limited to this origin. ReDoc builds its search index in a
+    Worker made from a blob: URL; Swagger UI and ReDoc show data: images."""
     inline: dict[str, list[str]] = {"script": [], "style": []}
     for tag, body in _INLINE.findall(html):
         inline[tag].append(_sha256_source(body))
+    if inline_styles:
+        inline["style"] = ["'unsafe-inline'"]  # ignored by browsers if a hash is also listed
     return "; ".join(
         [
             "default-src 'none'",
@@ -88,10 +92,10 @@ def page_csp(html: str) -> str:
     )
 
 
-def _page(response: HTMLResponse) -> HTMLResponse:
+def _page(response: HTMLResponse, *, inline_styles: bool = False) -> HTMLResponse:
     html = bytes(response.body).decode()
-    headers = {**_PAGE_HEADERS, "Content-Security-Policy": page_csp(html)}
-    return HTMLResponse(html, headers=headers)
+    csp = page_csp(html, inline_styles=inline_styles)
+    return HTMLResponse(html, headers={**_PAGE_HEADERS, "Content-Security-Policy": csp})
 
 
 def _root(request: Request) -> str:
@@ -138,7 +142,8 @@ async def redoc(request: Request) -> HTMLResponse:
             redoc_js_url=_asset_url(request, "redoc.standalone.js"),
             redoc_favicon_url=_asset_url(request, "favicon.png"),
             with_google_fonts=False,  # no fonts from Google: the system font is fine
-        )
+        ),
+        inline_styles=True,
     )
 
 

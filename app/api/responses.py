@@ -337,6 +337,11 @@ def component_schemas() -> dict[str, Any]:
     ):
         union = adapter.json_schema(mode="serialization", ref_template=REF_PREFIX + "{model}")
         schemas.update(union.pop("$defs", {}))
+        for ref in union["discriminator"]["mapping"].values():
+            # Frames are whole model dumps: every member is always there, `type` included
+            # (OpenAPI requires the discriminator property to be required).
+            member = schemas[ref.removeprefix(REF_PREFIX)]
+            member["required"] = list(member["properties"])
         union["title"] = name
         union["description"] = (
             "The JSON in the `data` line of one frame; `type` (also the frame's `event` name) "
