@@ -26,6 +26,8 @@ def _lifespan(services: AppServices) -> Callable[[FastAPI], AbstractAsyncContext
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         async with services.running():
             log.info("startup", **describe_services(services))
+            for setting, why in services.settings.production_warnings():
+                log.warning("production_setting_unsafe", setting=setting, detail=why)
             yield State(services=services)
         log.info("shutdown")
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
             routes=routes,
             authenticator=services.authenticator,
             rate_limiter=services.rate_limiter,
+            auth_failures=services.auth_failures,
         ),
         docs_url=None,  # /docs and /redoc: app/api/docs.py, assets served locally
         redoc_url=None,

@@ -32,8 +32,15 @@ from app.llm.cache import CachedLLM
 from app.llm.factory import build_llm
 from app.security.accounts import bootstrap_admin
 from app.security.authenticator import Authenticator
+from app.security.invalidation import InvalidationBus
+from app.security.keyring import Keyring
+from app.security.oidc import build_oidc_verifier
 from app.security.passwords import PasswordHasher
+from app.security.revocation import UserCheck
+from app.security.users import UserService
 from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
+from app.store.auth_failures import AuthFailureLimiter, build_auth_failure_limiter
+from app.store.concurrency import build_run_slots
 from app.store.rate_limits import RequestRateLimiter
 from app.store.redis_client import build_redis
 from app.store.session_backends import build_session_store
@@ -55,8 +62,13 @@ class AppServices:
     users: UserStore
     api_keys: ApiKeyStore
     hasher: PasswordHasher
+    keys: Keyring
+    user_check: UserCheck
+    principal_changes: InvalidationBus
+    user_admin: UserService
     authenticator: Authenticator
     rate_limiter: RequestRateLimiter
+    auth_failures: AuthFailureLimiter | None = None  # None: AUTH_FAILURE_LIMIT is off
     llm: CachedLLM
     agents: AgentRegistry
     tools: ToolRegistry
@@ -75,6 +87,8 @@ class AppServices:
             raise RuntimeError("services run once; build new ones (create_app) to run again")
         self._used = True
         try:
+            await self.keys.load(self.redis)  # a generated dev SECRET_KEY, before any token
+            await self.principal_changes.start()
             if self.bus is not None:
                 self.bus.start(self.runs.apply_locally)
             if self.worker is not None:
@@ -96,6 +110,8 @@ class AppServices:
         if self.bus is not None:
             await self.bus.aclose()
         await self.llm.aclose()
+        await self.principal_changes.aclose()
+        await self.authenticator.aclose()  # the OIDC key fetcher's HTTP client
         for client in (self.blocking_redis, self.redis):
             if client is not None:
                 await client.aclose()
@@ -104,7 +120,7 @@ class AppServices:
         settings = self.settings
         try:
             generated = await bootstrap_admin(
-                settings=settings, users=self.users, hasher=self.hasher
+                settings=settings, users=self.users, hasher=self.hasher, bus=self.principal_changes
             )
         except Exception as exc:  # Redis down at boot must not stop the API from starting
             log.error("admin_bootstrap_failed", error=type(exc).__name__)
@@ -156,6 +172,17 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
     redis = build_redis(settings) if settings.REDIS_URL else None
     blocking = build_redis(settings, blocking=True) if settings.REDIS_URL else None
     users, api_keys = build_stores(settings, redis)
+    hasher = PasswordHasher(
+        rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
+    )
+    keys = Keyring(settings)
+    user_check = UserCheck(
+        users=users,
+        api_keys=api_keys,
+        ttl_seconds=settings.USER_CHECK_TTL_SECONDS,
+        fail_open=settings.USER_CHECK_FAIL_OPEN,
+    )
+    principal_changes = InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=user_check)
     agents = build_registry(settings.AGENTS)
     tools = build_tool_registry(settings.TOOLS, timeout=settings.TOOL_TIMEOUT_SECONDS)
     llm = build_llm(settings, redis)
@@ -163,7 +190,13 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
     # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
     bus = RunControlBus(redis, prefix=settings.REDIS_KEY_PREFIX) if redis is not None else None
     runs = RunService(
-        settings=settings, agents=agents, tools=tools, llm=llm, sessions=sessions, bus=bus
+        settings=settings,
+        agents=agents,
+        tools=tools,
+        llm=llm,
+        sessions=sessions,
+        bus=bus,
+        slots=build_run_slots(settings, redis),
     )
     task_backend = build_task_backend(settings, redis, blocking)
     worker = None
@@ -177,17 +210,33 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         blocking_redis=blocking,
         users=users,
         api_keys=api_keys,
-        hasher=PasswordHasher(
-            rounds=settings.BCRYPT_ROUNDS, concurrency=settings.PASSWORD_HASH_CONCURRENCY
+        hasher=hasher,
+        keys=keys,
+        user_check=user_check,
+        principal_changes=principal_changes,
+        user_admin=UserService(
+            users=users, api_keys=api_keys, hasher=hasher, bus=principal_changes
         ),
-        authenticator=Authenticator(settings=settings, api_keys=api_keys),
+        authenticator=Authenticator(
+            settings=settings,
+            api_keys=api_keys,
+            keys=keys,
+            user_check=user_check,
+            oidc=build_oidc_verifier(settings),
+        ),
         rate_limiter=RequestRateLimiter(settings=settings, redis=redis),
+        auth_failures=build_auth_failure_limiter(settings, redis),
         llm=llm,
         agents=agents,
         tools=tools,
         sessions=sessions,
         runs=runs,
-        tasks=TaskService(backend=task_backend, agents=agents, sessions=sessions),
+        tasks=TaskService(
+            backend=task_backend,
+            agents=agents,
+            sessions=sessions,
+            max_active_per_principal=settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL,
+        ),
         bus=bus,
         worker=worker,
     )
@@ -206,6 +255,7 @@ def describe_services(services: AppServices) -> dict[str, object]:
         "cache": settings.CACHE_ENABLED,
         "storage": without_credentials(settings.REDIS_URL) if settings.REDIS_URL else "memory",
         "auth": settings.AUTH_ENABLED,
+        "jwt_key_source": services.keys.source,  # configured|generated-shared|generated-process
         "rate_limit": settings.RATE_LIMIT_ENABLED,
         "worker": (
             f"embedded x{settings.WORKER_CONCURRENCY}"

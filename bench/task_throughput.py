@@ -51,6 +51,9 @@ ENV = {
     "OFFLINE_RESPONSE_TOKENS": "5",
     "CACHE_ENABLED": "false",  # every task calls the model; no shortcut
     "RATE_LIMIT_ENABLED": "false",
+    # One client principal submits the whole burst: the per-principal caps would refuse it.
+    "MAX_CONCURRENT_RUNS_PER_PRINCIPAL": "0",
+    "MAX_ACTIVE_TASKS_PER_PRINCIPAL": "0",
     "ACCESS_LOG_ENABLED": "false",
     "LOG_LEVEL": "WARNING",
     "WORKER_ENABLED": "false",

@@ -40,6 +40,13 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))  # recycling leaves metric files
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+# Request limits. gunicorn's own apply only to its HTTP parser, which the uvicorn worker does
+# not use: the worker enforces the same settings itself (app/entrypoints/http_protocol.py,
+# with head/body timeouts, ws_max_size and limit_concurrency); these keep them aligned should
+# the worker class ever change. What no worker can enforce: docs/deployment.md.
+limit_request_line = min(8190, _settings.SERVER_MAX_HEADER_BYTES)  # gunicorn's maximum
+limit_request_fields = _settings.SERVER_MAX_HEADERS
+limit_request_field_size = _settings.SERVER_MAX_HEADER_BYTES
 forwarded_allow_ips = _settings.FORWARDED_ALLOW_IPS
 proxy_allow_ips = _settings.FORWARDED_ALLOW_IPS
 accesslog = None  # requests are logged by our access-log middleware

@@ -1,7 +1,8 @@
 """The LLM as one run sees it: the shared cached client, plus this run's accounting.
 
 It adds up usage across calls, knows whether every answer came from the cache (X-Cache),
-and applies the request's ``Cache-Control: no-cache`` to every call the agent makes.
+and applies the request's ``Cache-Control: no-cache`` to every call the agent makes. Every
+call names the run's principal, which partitions the cache when CACHE_SCOPE=principal.
 """
 
 from __future__ import annotations
@@ -18,17 +19,22 @@ CacheStatus = Literal["HIT", "MISS", "BYPASS"]
 class CachingLLM(Protocol):
     """What CachedLLM offers (app/llm/cache.py)."""
 
-    async def complete(self, request: LLMRequest, *, bypass: bool = False) -> LLMResponse: ...
+    async def complete(
+        self, request: LLMRequest, *, bypass: bool = False, principal_id: str = ""
+    ) -> LLMResponse: ...
 
     def stream(
-        self, request: LLMRequest, *, bypass: bool = False
+        self, request: LLMRequest, *, bypass: bool = False, principal_id: str = ""
     ) -> AsyncIterator[LLMStreamItem]: ...
 
 
 class RunLLM:
-    def __init__(self, llm: CachingLLM, *, bypass_cache: bool = False) -> None:
+    def __init__(
+        self, llm: CachingLLM, *, bypass_cache: bool = False, principal_id: str = ""
+    ) -> None:
         self._llm = llm
         self._bypass = bypass_cache
+        self._principal_id = principal_id
         self.usage = Usage()
         self.calls = 0
         self.cached_calls = 0
@@ -39,13 +45,16 @@ class RunLLM:
         self.usage = self.usage + response.usage
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        response = await self._llm.complete(request, bypass=self._bypass)
+        response = await self._llm.complete(
+            request, bypass=self._bypass, principal_id=self._principal_id
+        )
         self._account(response)
         return response
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
         # aclosing: an agent that stops reading early closes the upstream call now, not at GC.
-        async with aclosing(self._llm.stream(request, bypass=self._bypass)) as items:  # type: ignore[type-var]
+        upstream = self._llm.stream(request, bypass=self._bypass, principal_id=self._principal_id)
+        async with aclosing(upstream) as items:  # type: ignore[type-var]
             async for item in items:
                 if isinstance(item, LLMFinal):
                     self._account(item.response)

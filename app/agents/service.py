@@ -23,10 +23,12 @@ from app.core.config import Settings
 from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
+from app.store.concurrency import REJECTIONS, MemorySlots, SlotLimiter, TooManyConcurrentRuns
 
 log = structlog.get_logger(__name__)
 
 LOCK_MARGIN_SECONDS = 30
+RUN_SLOT_RETRY_AFTER_SECONDS = 1  # foreground runs are short; the hint is a guess either way
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class RunService:
         llm: CachingLLM,
         sessions: SessionService,
         bus: RunControlBus | None = None,
+        slots: SlotLimiter | None = None,
     ) -> None:
         self._settings = settings
         self.agents = agents
@@ -58,22 +61,29 @@ class RunService:
         self._sessions = sessions
         self._live: dict[str, Run] = {}
         self._bus = bus
+        # Foreground runs holding one of their principal's MAX_CONCURRENT_RUNS_PER_PRINCIPAL
+        # slots (shared across replicas with Redis); released when the run ends.
+        self._slots = slots or MemorySlots()
+        self._counted: set[str] = set()
 
     # -- starting ----------------------------------------------------------------------------
-    async def start(self, request: RunRequest, *, run_id: str | None = None) -> Run:
-        """Start a run (a background task passes its task id as the run id)."""
+    async def start(
+        self, request: RunRequest, *, run_id: str | None = None, foreground: bool = True
+    ) -> Run:
+        """Start a run. A background task passes its task id as the run id and
+        ``foreground=False``: tasks are capped by MAX_ACTIVE_TASKS_PER_PRINCIPAL instead.
+        Raises TooManyConcurrentRuns when the principal is at its cap."""
         agent = self.agents.require(request.agent)
         run_id = run_id or uuid.uuid4().hex
-        history: list[ChatMessage] = []
-        if request.session_id is not None:
-            history = await self._sessions.claim_for_run(
-                owner=request.principal,
-                session_id=request.session_id,
-                agent=agent.name,
-                run_id=run_id,
-                lock_seconds=int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS,
-                history_limit=self._settings.SESSION_MAX_MESSAGES,
-            )
+        counted = foreground and self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL > 0
+        if counted:
+            await self._take_slot(request.principal.id, run_id)
+        try:
+            history = await self._claim_history(request, agent.name, run_id)
+        except BaseException:
+            if counted:
+                await self._release_slot(request.principal.id, run_id)
+            raise
         settings = self._settings
         control = RunControl()
         run: Run | None = None
@@ -88,7 +98,9 @@ class RunService:
             principal_id=request.principal.id,
             session_id=request.session_id,
             history=history,
-            llm=RunLLM(self._llm, bypass_cache=request.bypass_cache),
+            llm=RunLLM(
+                self._llm, bypass_cache=request.bypass_cache, principal_id=request.principal.id
+            ),
             tools=self.tools,
             max_steps=request.max_steps or settings.MAX_STEPS,
             deadline=time.monotonic() + settings.RUN_TIMEOUT_SECONDS,
@@ -109,7 +121,40 @@ class RunService:
         )
         self._live[run_id] = run
         run.start()
+        if self._bus is not None:  # before the caller (and so the client) learns the id
+            await self._bus.announce(run_id, request.principal.id)
         return run
+
+    async def _take_slot(self, owner: str, run_id: str) -> None:
+        limit = self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
+        if not await self._slots.acquire(owner, run_id, limit=limit):
+            REJECTIONS.labels(kind="runs").inc()
+            raise TooManyConcurrentRuns(
+                f"You already have {limit} runs in flight, the most one principal may have "
+                "at once; retry when one has ended.",
+                limit=limit,
+                retry_after=RUN_SLOT_RETRY_AFTER_SECONDS,
+            )
+        self._counted.add(run_id)
+
+    async def _release_slot(self, owner: str, run_id: str) -> None:
+        if run_id in self._counted:
+            self._counted.discard(run_id)
+            await self._slots.release(owner, run_id)
+
+    async def _claim_history(
+        self, request: RunRequest, agent: str, run_id: str
+    ) -> list[ChatMessage]:
+        if request.session_id is None:
+            return []
+        return await self._sessions.claim_for_run(
+            owner=request.principal,
+            session_id=request.session_id,
+            agent=agent,
+            run_id=run_id,
+            lock_seconds=int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS,
+            history_limit=self._settings.SESSION_MAX_MESSAGES,
+        )
 
     async def _save_exchange(self, run: Run, output: str) -> None:
         if run.session_id is None:
@@ -123,6 +168,9 @@ class RunService:
 
     async def _cleanup(self, run: Run) -> None:
         self._live.pop(run.run_id, None)
+        if self._bus is not None:
+            await self._bus.retire(run.run_id)
+        await self._release_slot(run.owner, run.run_id)
         if run.session_id is not None:
             try:
                 await self._sessions.release_run(session_id=run.session_id, run_id=run.run_id)
@@ -168,3 +216,4 @@ class RunService:
             run.cancel("shutdown")
         if runs:
             await asyncio.gather(*(run.wait() for run in runs), return_exceptions=True)
+        await self._slots.aclose()

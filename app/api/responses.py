@@ -85,8 +85,16 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
         (("validation_error", "body.input: String should have at least 1 character"),),
     ),
     429: ProblemDoc(
-        "Rate limit exceeded for this caller and route; wait `Retry-After` seconds.",
-        (("rate_limited", "Rate limit of 120 requests exceeded; retry in 12 s."),),
+        "Rate limit exceeded for this caller and route, or too many failed authentications "
+        "from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds.",
+        (
+            ("rate_limited", "Rate limit of 120 requests exceeded; retry in 12 s."),
+            (
+                "too_many_auth_failures",
+                "Too many failed authentications from this address (at most 30 per 60 s); "
+                "retry in 41 s.",
+            ),
+        ),
     ),
     500: ProblemDoc(
         "An unexpected error. The body never holds internals; quote `request_id` when "

@@ -22,6 +22,7 @@ from app.api import (
     tasks,
     tasks_ws,
     tools,
+    users,
 )
 from app.api.deps import TOKEN_PATH
 from app.core.config import Settings
@@ -35,6 +36,7 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
     routers.append(("", playground.router))
     for router in (
         auth.router,
+        users.router,
         agents.router,
         agents_ws.router,
         runs.router,

@@ -10,6 +10,7 @@ connections (and proxies) alive.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 
 import anyio
@@ -20,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.agents import metrics
 from app.agents.events import Event
+from app.core.errors import AppError
 from app.core.lifecycle import shutdown
 
 SSE_HEADERS = {
@@ -34,6 +36,28 @@ def encode_event(event: Event, *, event_id: str | None = None) -> bytes:
         event=event.type,
         id=event_id if event_id is not None else str(event.seq),
     )
+
+
+# ASCII digits only, and few enough for any sequence number: str.isdigit() also accepts '²'
+# and '１２', which int() then refuses or reads as 12, and 5,000 digits overflow int().
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
+class InvalidEventId(AppError):
+    status, code = 400, "invalid_last_event_id"
+
+
+def parse_event_id(value: str | None, *, source: str) -> int | None:
+    """A resume point from ``Last-Event-ID`` or its query twin; None when absent or empty
+    (EventSource sends none before its first id). Anything but ASCII digits is 400."""
+    if value is None or not value.strip(" \t"):
+        return None
+    text = value.strip(" \t")
+    if _EVENT_ID.fullmatch(text) is None:
+        raise InvalidEventId(
+            f"{source} must be an event id: 1 to 18 ASCII digits (the `id` of a frame)."
+        )
+    return int(text)
 
 
 SHUTDOWN_FRAME = format_sse_event(

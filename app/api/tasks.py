@@ -26,6 +26,7 @@ from app.api.responses import (
     TASK_INPUT_NOT_FOUND,
     TASK_NOT_FOUND,
     TASK_SUBMIT_UNPROCESSABLE,
+    ProblemDoc,
     problems,
 )
 from app.api.run_requests import build_run_request
@@ -40,7 +41,7 @@ from app.api.schemas.tasks import (
     TaskResultResponse,
     TaskSubmitted,
 )
-from app.api.sse import EventStreamResponse, encode_event
+from app.api.sse import EventStreamResponse, encode_event, parse_event_id
 from app.core.errors import NotFound
 from app.llm.types import Usage
 from app.tasks.records import TaskRecord, TaskStatus
@@ -313,12 +314,21 @@ async def task_plan(task_id: TaskId, principal: TasksReadDep, tasks: TaskService
     return await _typed_events(tasks, principal, task_id, PLAN_TYPES, 100, 0)
 
 
-def _after(last_event_id: str | None, after: int | None) -> int:
+EVENT_ID_BAD_REQUEST = ProblemDoc(
+    "`Last-Event-ID` or `after` is not an event id (1 to 18 ASCII digits).",
+    (
+        (
+            "invalid_last_event_id",
+            "Last-Event-ID must be an event id: 1 to 18 ASCII digits (the `id` of a frame).",
+        ),
+    ),
+)
+
+
+def _after(last_event_id: str | None, after: str | None) -> int:
     if after is not None:
-        return after
-    if last_event_id and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
-    return 0
+        return parse_event_id(after, source="after") or 0
+    return parse_event_id(last_event_id, source="Last-Event-ID") or 0
 
 
 async def _frames(tasks: TaskService, task_id: str, after: int) -> AsyncIterator[bytes]:
@@ -331,7 +341,10 @@ async def _frames(tasks: TaskService, task_id: str, after: int) -> AsyncIterator
 
 @router.get(
     "/{task_id}/events",
-    responses={**problems(401, 403, 422, docs={404: TASK_NOT_FOUND}), **TASK_EVENT_STREAM},
+    responses={
+        **problems(401, 403, 422, docs={400: EVENT_ID_BAD_REQUEST, 404: TASK_NOT_FOUND}),
+        **TASK_EVENT_STREAM,
+    },
     response_class=Response,
     summary="Follow a task's events (SSE, resumable)",
 )
@@ -341,7 +354,13 @@ async def task_events(
     tasks: TaskServiceDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Resume after this event id (as Last-Event-ID; wins over it).",
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        ),
+    ] = None,
 ) -> EventStreamResponse:
     """Every event of the task since it was submitted, then live ones, as server-sent
     events, ending after its final `run_completed` or `error`. Many clients may follow one
@@ -349,7 +368,8 @@ async def task_events(
 
     Resumable: each frame's `id` is the task-wide sequence number, so a reconnecting
     client sends `Last-Event-ID` (browsers' EventSource does it by itself) or `?after=N`
-    and gets exactly the frames after it, from any replica. If those events are no longer
+    and gets exactly the frames after it, from any replica (an id that is not 1 to 18 ASCII
+    digits is 400 `invalid_last_event_id`). If those events are no longer
     kept, an `events_missed` frame with the task's record comes first. Needs the
     `tasks:read` scope.
     """

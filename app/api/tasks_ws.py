@@ -1,6 +1,7 @@
 """WS /v1/tasks/{id}/ws: follow a task's events and control it over one socket.
 
-Server -> every event since the start (or after ?after=N), then live ones; the socket closes
+Server -> every event since the start (or after ?after=N, 1 to 18 ASCII digits: anything else
+is refused with 400 invalid_last_event_id), then live ones; the socket closes
 (1000) after the task's final event. Client -> {"type": "input", "request_id", "value"},
 {"type": "cancel"}, {"type": "pause"}, {"type": "resume"} (these need tasks:write).
 Replies to client messages: {"type": "ack", "action"} or {"type": "rejected", "code", "message"}.
@@ -13,11 +14,13 @@ import anyio
 from fastapi import APIRouter, WebSocket
 
 from app.api.deps import services_of
+from app.api.sse import InvalidEventId, parse_event_id
 from app.api.tasks import TASK_ID
 from app.api.ws_transport import (
     POLICY_VIOLATION,
     authorize_socket,
-    parse_frame,
+    receive_frame,
+    refuse_handshake,
     send_json,
     serve_socket,
 )
@@ -30,9 +33,14 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 @router.websocket("/{task_id}/ws")
-async def task_socket(websocket: WebSocket, task_id: str, after: int = 0) -> None:
+async def task_socket(websocket: WebSocket, task_id: str, after: str | None = None) -> None:
     principal = await authorize_socket(websocket, required=frozenset({Scope.TASKS_READ}))
     if principal is None:
+        return
+    try:
+        resume_after = parse_event_id(after, source="after") or 0
+    except InvalidEventId as exc:
+        await refuse_handshake(websocket, exc)
         return
     tasks = services_of(websocket).tasks
     try:
@@ -46,7 +54,7 @@ async def task_socket(websocket: WebSocket, task_id: str, after: int = 0) -> Non
     async def session() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(_read_client, websocket, tasks, principal, task_id)
-            async for item in tasks.follow(task_id=task_id, after=max(0, after)):
+            async for item in tasks.follow(task_id=task_id, after=resume_after):
                 await websocket.send_text(item.model_dump_json())
             group.cancel_scope.cancel()
 
@@ -61,7 +69,7 @@ async def _read_client(
     websocket: WebSocket, tasks: TaskService, principal: Principal, task_id: str
 ) -> None:
     while True:
-        message = parse_frame(await websocket.receive_text())
+        message = await receive_frame(websocket)
         if message is None:
             await _rejected(websocket, "bad_message", "Frames must be JSON objects.")
             continue

@@ -4,8 +4,11 @@
   as HTTP routes (``authorize``); refused with close 1008. Browsers cannot set headers, so the
   token may come as the subprotocol pair ``["bearer", <token>]`` (answered with ``bearer``)
   or a ``?token=`` query parameter (never logged).
-- Frames are JSON objects; anything else gets the endpoint's rejection frame and the socket
-  stays open.
+- Frames are JSON text objects. A text frame that is not one (not JSON, nested too deep for
+  the parser, not an object) gets the endpoint's rejection frame and the socket stays open. A
+  binary frame is closed with 1003 (unsupported data). The server closes oversized frames
+  with 1009 (``ws_max_size`` = MAX_REQUEST_BODY_BYTES, app/entrypoints/server.py) and text
+  that is not UTF-8 with 1007. Never a dropped socket: every refusal is a close frame.
 - On server shutdown the client gets ``{"type": "shutdown", ...}`` and close 1012 (reconnect);
   a normal end closes with 1000. Open sockets are counted in ``http_active_streams``.
 """
@@ -24,9 +27,11 @@ from app.agents import metrics
 from app.api.deps import authorize, services_of
 from app.core.errors import AppError
 from app.core.lifecycle import shutdown
+from app.core.problems import send_problem
 from app.security.principals import Principal
 
 NORMAL_CLOSURE = 1000
+UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
 SERVICE_RESTART = 1012
 
@@ -50,17 +55,52 @@ async def authorize_socket(websocket: WebSocket, *, required: frozenset[str]) ->
         return None
 
 
+async def refuse_handshake(websocket: WebSocket, error: AppError) -> None:
+    """Refuse before accepting with the error's HTTP status and problem+json (close 1008
+    where the server lacks the denial-response extension)."""
+    await send_problem(
+        websocket.send,
+        websocket.scope,
+        status=error.status,
+        code=error.code,
+        detail=error.detail,
+        headers=error.headers,
+    )
+
+
 async def send_json(websocket: WebSocket, payload: dict[str, Any]) -> None:
     await websocket.send_text(json.dumps(payload))
+
+
+class CloseSocket(Exception):
+    """Raised while reading a frame that ends the conversation; serve_socket closes with
+    ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 def parse_frame(text: str) -> dict[str, Any] | None:
     """A client frame as a JSON object, or None when it is not one."""
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
     return message if isinstance(message, dict) else None
+
+
+async def receive_frame(websocket: WebSocket) -> dict[str, Any] | None:
+    """The next client frame as a JSON object, None when it is text but not one. Raises
+    WebSocketDisconnect when the client left, CloseSocket for a binary frame."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise CloseSocket(UNSUPPORTED_DATA, "text frames only")
+    return parse_frame(text)
 
 
 async def serve_socket(websocket: WebSocket, session: Callable[[], Awaitable[None]]) -> None:
@@ -70,6 +110,7 @@ async def serve_socket(websocket: WebSocket, session: Callable[[], Awaitable[Non
     await websocket.accept(subprotocol="bearer" if "bearer" in offered else None)
     metrics.ACTIVE_STREAMS.labels("websocket").inc()
     stopping = disconnected = False
+    refusal: CloseSocket | None = None
     try:
         async with anyio.create_task_group() as group:
 
@@ -89,9 +130,14 @@ async def serve_socket(websocket: WebSocket, session: Callable[[], Awaitable[Non
             group.start_soon(run_session)
     except* WebSocketDisconnect:
         disconnected = True
+    except* CloseSocket as group:
+        refusal = next(exc for exc in group.exceptions if isinstance(exc, CloseSocket))
     finally:
         metrics.ACTIVE_STREAMS.labels("websocket").dec()
     if disconnected or websocket.application_state != WebSocketState.CONNECTED:
+        return
+    if refusal is not None:
+        await websocket.close(code=refusal.code, reason=refusal.reason)
         return
     if stopping:
         await send_json(websocket, SHUTDOWN_FRAME)

@@ -22,12 +22,20 @@ from app.core.llm_settings import (
     load_provider_settings,
     provider_models,
 )
+from app.core.oidc_settings import OidcSettings
+from app.core.secret_strength import (
+    HOW_TO_GENERATE,
+    MIN_SECRET_BYTES,
+    admin_password_weakness,
+    secret_weakness,
+)
 
+# The placeholder earlier versions defaulted to. It is public, so it is refused everywhere;
+# development without SECRET_KEY generates a random key (app/security/keyring.py).
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
-MIN_SECRET_BYTES = 32
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_settings.py
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -58,8 +66,10 @@ class Settings(BaseSettings):
 
     # --- Authentication ----------------------------------------------------------------------
     AUTH_ENABLED: bool = Field(True, description="Require credentials on protected routes.")
-    SECRET_KEY: SecretStr = Field(
-        SecretStr(DEV_SECRET_KEY), description="HMAC key for issued JWTs (>= 32 bytes)."
+    SECRET_KEY: SecretStr | None = Field(
+        None,
+        description="HMAC key for issued JWTs (>= 32 bytes); required in production. Unset in "
+        "development = a random key, shared through Redis when REDIS_URL is set, else per process.",
     )
     ALGORITHM: Literal["HS256", "HS384", "HS512"] = Field(
         "HS256", description="Signing algorithm of issued JWTs (one HMAC family, never mixed)."
@@ -79,8 +89,37 @@ class Settings(BaseSettings):
         4, ge=1, le=64, description="Threads that may run bcrypt at once (bounds CPU burn)."
     )
     API_KEY_PEPPER: SecretStr | None = Field(
-        None, description="HMAC key for stored API key hashes (defaults to SECRET_KEY)."
+        None,
+        description="HMAC key for stored API key hashes (defaults to SECRET_KEY, or the "
+        "generated development key).",
     )
+
+    # --- Users and revocation (issue 9) -------------------------------------------------------
+    USER_CHECK_TTL_SECONDS: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="Seconds a process trusts its cached view of a user (disabled, credentials "
+        "changed, signed-out tokens); changes reach every process at once over Redis pub/sub, "
+        "this bounds a lost message. 0 = read the user on every request.",
+    )
+    USER_CHECK_FAIL_OPEN: bool = Field(
+        True,
+        description="When the user store (Redis) is down and the user is not cached: true accepts "
+        "a verified token (signature and exp still hold), false answers 503.",
+    )
+
+    @field_validator("SECRET_KEY")
+    @classmethod
+    def _refuse_public_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # `SECRET_KEY=` in .env means unset, never an empty HMAC key
+        if value is not None and value.get_secret_value() == DEV_SECRET_KEY:
+            raise ValueError(
+                "SECRET_KEY is the public placeholder of earlier versions: anyone can sign "
+                "tokens with it. Unset it (development generates a key) or set a random value."
+            )
+        return value
 
     # --- Redis -------------------------------------------------------------------------------
     REDIS_URL: str | None = Field(
@@ -133,6 +172,28 @@ class Settings(BaseSettings):
     CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses.")
     CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
 
+    # --- Cache partition (issue 9) -------------------------------------------------------------
+    # Part of every cache key (app/llm/cache.py): callers in different partitions never share
+    # an entry, nor an in-flight call.
+    CACHE_SCOPE: Literal["global", "principal", "tenant"] = Field(
+        "global",
+        description="Who shares cached LLM answers. global = every caller: the most hits, but "
+        "whoever sends the same text as someone else gets X-Cache: HIT and the same answer, "
+        "so learns what was asked (fine when all callers are one organisation). principal = "
+        "each user or API key has its own entries: no such oracle, fewer hits. tenant is "
+        "reserved (refused until tenants exist). Production warns about global.",
+    )
+
+    @field_validator("CACHE_SCOPE")
+    @classmethod
+    def _no_tenants_yet(cls, value: str) -> str:
+        if value == "tenant":
+            raise ValueError(
+                "CACHE_SCOPE=tenant is reserved: this version has no tenants yet. Use "
+                "principal (one partition per user or API key) or global (shared by all)."
+            )
+        return value
+
     # --- Background tasks --------------------------------------------------------------------
     WORKER_ENABLED: bool = Field(
         True, description="Run background tasks inside this API process too (embedded default)."
@@ -158,6 +219,35 @@ class Settings(BaseSettings):
         10_000, ge=100, description="Events kept per task (older ones are trimmed)."
     )
 
+    # --- Per-principal fairness (issue 9) -----------------------------------------------------
+    # Caps per principal, shared by every replica through Redis (app/store/concurrency.py,
+    # app/tasks/redis_backend.py); over a cap: 429 too_many_concurrent_runs + Retry-After.
+    # Redis down: RATE_LIMIT_FAIL_OPEN decides for the run cap (a task cannot be stored then).
+    MAX_CONCURRENT_RUNS_PER_PRINCIPAL: int = Field(
+        32,
+        ge=0,
+        description="Foreground runs (invoke, stream, WebSocket) one principal may have in "
+        "flight at once, across replicas; 0 = no cap.",
+    )
+    MAX_ACTIVE_TASKS_PER_PRINCIPAL: int = Field(
+        100,
+        ge=0,
+        description="Tasks one principal may have queued or running (any status short of "
+        "finished), across replicas; 0 = no cap.",
+    )
+    CONCURRENCY_LEASE_SECONDS: float = Field(
+        30.0,
+        ge=1,
+        description="Lease of a foreground run's slot, renewed by its process every third of "
+        "it: a killed process's slots free up after this.",
+    )
+    WORKER_MAX_PARKED: int = Field(
+        100,
+        ge=0,
+        description="Tasks waiting for input (or paused) one worker holds without counting "
+        "them against WORKER_CONCURRENCY; past it they count again (bounds memory).",
+    )
+
     # --- HTTP hygiene ------------------------------------------------------------------------
     REQUEST_CONTEXT_ENABLED: bool = Field(
         True, description="Accept/generate X-Request-ID and bind it into log context."
@@ -172,6 +262,62 @@ class Settings(BaseSettings):
         default_factory=list, description="Allowed CORS origins (comma list or JSON); empty = off."
     )
     CORS_ALLOW_CREDENTIALS: bool = Field(False, description="Allow cookies/credentials in CORS.")
+
+    # --- Failed-authentication limit and transport limits (issue 9) ---------------------------
+    # The failure limiter: app/middleware/auth_failures.py (counts in Redis, like rate limits).
+    # The transport limits: app/entrypoints/http_protocol.py and server.py, for `serve` and
+    # the gunicorn worker alike; what they cannot enforce is the ingress's (docs/deployment.md).
+    AUTH_FAILURE_LIMIT: str = Field(
+        "30/minute",
+        description="Failed authentications (bad token or key, failed login) one client IP may "
+        "make; past it every credential and login from that IP is 429 unchecked until the "
+        "window frees up. Shared across replicas via Redis; empty = off.",
+    )
+    SERVER_MAX_HEADER_BYTES: int = Field(
+        32_768,
+        ge=1024,
+        description="Largest request head (request line plus all headers); larger is 431.",
+    )
+    SERVER_MAX_HEADERS: int = Field(
+        100, ge=8, description="Most header fields in one request; more is 431."
+    )
+    SERVER_HEADER_TIMEOUT_SECONDS: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request's headers (from connecting, or from "
+        "its first byte on a kept-alive connection); slower is closed (408).",
+    )
+    SERVER_BODY_TIMEOUT_SECONDS: float = Field(
+        30.0,
+        gt=0,
+        description="Time a client has to send a request body once its headers are in; slower "
+        "is closed (408).",
+    )
+    SERVER_LIMIT_CONCURRENCY: int = Field(
+        1000,
+        ge=0,
+        description="Open connections (streams and WebSockets included) per server process "
+        "before new requests get 503; 0 = no limit.",
+    )
+
+    @field_validator("AUTH_FAILURE_LIMIT")
+    @classmethod
+    def _parse_auth_failure_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                amount = parse(value).amount
+            except ValueError:
+                amount = 0
+            if amount < 1:
+                raise ValueError(
+                    f"AUTH_FAILURE_LIMIT {value!r} must look like '30/minute' (or be empty)"
+                )
+        return value
+
+    @property
+    def auth_failure_limit(self) -> RateLimitItem | None:
+        return parse(self.AUTH_FAILURE_LIMIT) if self.AUTH_FAILURE_LIMIT else None
 
     # --- Observability -----------------------------------------------------------------------
     ENABLE_METRICS: bool = Field(True, description="Collect Prometheus metrics, serve /metrics.")
@@ -316,13 +462,27 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:
+        # Each refusal names the setting and the rule, never the value (it may be a secret).
         if self.ENVIRONMENT != "production":
             return self
-        secret = self.SECRET_KEY.get_secret_value()
-        if secret == DEV_SECRET_KEY or len(secret.encode()) < MIN_SECRET_BYTES:
+        if self.SECRET_KEY is None:
             raise ValueError(
-                "SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_BYTES} bytes in production (e.g. `openssl rand -hex 32`)"
+                f"SECRET_KEY must be set in production, at least {MIN_SECRET_BYTES} bytes: "
+                f"{HOW_TO_GENERATE}"
+            )
+        if weakness := secret_weakness(self.SECRET_KEY.get_secret_value()):
+            raise ValueError(f"SECRET_KEY {weakness}: {HOW_TO_GENERATE}")
+        pepper = self.API_KEY_PEPPER.get_secret_value() if self.API_KEY_PEPPER else ""
+        if pepper and (weakness := secret_weakness(pepper)):  # empty = unset (keyring.py)
+            raise ValueError(f"API_KEY_PEPPER {weakness}: {HOW_TO_GENERATE}, or unset it")
+        if self.ADMIN_PASSWORD is not None and (
+            weakness := admin_password_weakness(
+                self.ADMIN_PASSWORD.get_secret_value(), username=self.ADMIN_USERNAME
+            )
+        ):
+            raise ValueError(
+                f"ADMIN_PASSWORD {weakness}: production needs at least 12 characters that are "
+                "not the user name (a password manager's random one)"
             )
         if not self.AUTH_ENABLED:
             raise ValueError("AUTH_ENABLED=false is refused in production")
@@ -330,7 +490,47 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true is refused in production"
             )
+        if trusts_every_proxy(self.FORWARDED_ALLOW_IPS):
+            raise ValueError(
+                "FORWARDED_ALLOW_IPS must not trust every address in production: any client "
+                "could then pick its own IP (X-Forwarded-For) and with it its rate-limit "
+                "bucket. Set the proxy's addresses or range, e.g. the ingress controller's "
+                "pod CIDR"
+            )
+        if not self.RATE_LIMIT_ENABLED:
+            raise ValueError(
+                "RATE_LIMIT_ENABLED=false is refused in production: the login and failed-"
+                "authentication limits stop password guessing. If a gateway limits requests, "
+                "raise RATE_LIMIT_REQUESTS instead"
+            )
         return self
+
+    def production_warnings(self) -> list[tuple[str, str]]:
+        """(setting, why) for values production accepts but should not keep; logged once at
+        start-up (app/main.py)."""
+        if not self.is_production:
+            return []
+        warnings: list[tuple[str, str]] = []
+        if self.CACHE_ENABLED and self.CACHE_SCOPE == "global":
+            warnings.append(
+                (
+                    "CACHE_SCOPE",
+                    "global: every caller shares cached LLM answers, so whoever sends the "
+                    "same text as another caller gets X-Cache: HIT and that caller's answer, "
+                    "and learns what was asked. Fine for one organisation; set "
+                    "CACHE_SCOPE=principal when callers must not learn about each other.",
+                )
+            )
+        if self.DOCS_ENABLED:
+            warnings.append(
+                (
+                    "DOCS_ENABLED",
+                    "true: /docs, /redoc and /openapi.json describe every route to anyone "
+                    "who can reach the service. Set DOCS_ENABLED=false unless they are meant "
+                    "to be public.",
+                )
+            )
+        return warnings
 
     @property
     def is_production(self) -> bool:
@@ -344,7 +544,8 @@ class Settings(BaseSettings):
     def route_rate_limits(self) -> dict[str, RateLimitItem]:
         return {route: parse(limit) for route, limit in self.RATE_LIMIT_ROUTES.items()}
 
-    @property
-    def api_key_pepper(self) -> bytes:
-        secret = self.API_KEY_PEPPER or self.SECRET_KEY
-        return secret.get_secret_value().encode()
+
+def trusts_every_proxy(allowed: str) -> bool:
+    """FORWARDED_ALLOW_IPS names every address ('*', or a /0 network)."""
+    entries = {entry.strip() for entry in allowed.split(",")}
+    return bool(entries & {"*", "0.0.0.0/0", "::/0"})

@@ -1,4 +1,4 @@
-"""`agent-service serve|worker|api-keys|settings` — the console script."""
+"""`agent-service serve|worker|api-keys|users|settings` — the console script."""
 
 from __future__ import annotations
 
@@ -7,15 +7,21 @@ import asyncio
 import json
 import os
 import sys
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from app.store.records import UserRecord
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.entrypoints.server import DrainingServer
+    from app.entrypoints.server import DrainingServer, transport_options
     from app.main import create_app
 
     try:
@@ -27,11 +33,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         app,
         host=args.host or settings.HOST,
         port=args.port or settings.PORT,
-        access_log=False,  # it prints query strings; our middleware logs requests
         log_config=None,  # the app configures logging itself
         proxy_headers=True,
         forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
         timeout_graceful_shutdown=settings.SHUTDOWN_STREAM_GRACE_SECONDS + 5,
+        **transport_options(settings),  # request limits, ws_max_size, limit_concurrency
     )
     # Bind before the lifespan runs: a busy port must fail before anything starts (a dev
     # admin password printed for a server that never served would mislead).
@@ -44,22 +50,32 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _needs_redis(settings: Settings, what: str, route: str) -> bool:
+    if settings.REDIS_URL:
+        return False
+    sys.stderr.write(
+        f"REDIS_URL is not set: {what} made here would live only in this process.\n"
+        f"Set REDIS_URL to the Redis the service uses, or use {route} on a running service.\n"
+    )
+    return True
+
+
 async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
-    from app.security.accounts import create_api_key
+    from app.security.accounts import create_api_key, revoke_api_key
+    from app.security.invalidation import InvalidationBus
+    from app.security.keyring import Keyring
     from app.security.scopes import parse_scopes
     from app.services import build_stores
     from app.store.redis_client import build_redis
 
-    if not settings.REDIS_URL:
-        sys.stderr.write(
-            "REDIS_URL is not set: a key created here would live only in this process.\n"
-            "Set REDIS_URL to the Redis the service uses, or create keys with "
-            "POST /v1/auth/api-keys on a running service.\n"
-        )
+    if _needs_redis(settings, "a key", "POST /v1/auth/api-keys"):
         return 2
     redis = build_redis(settings)
     try:
         _, store = build_stores(settings, redis)
+        keys = Keyring(settings)
+        # The pepper the service uses, a generated dev key included.
+        await keys.load(redis, for_cli=True)
         if args.action == "create":
             try:
                 scopes = parse_scopes(args.scopes)
@@ -67,7 +83,12 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
                 sys.stderr.write(f"{exc}\n")
                 return 2
             created = await create_api_key(
-                store=store, settings=settings, name=args.name, scopes=scopes, created_by="cli"
+                store=store,
+                pepper=keys.api_key_pepper,
+                name=args.name,
+                scopes=scopes,
+                created_by="cli",
+                expires_at=_expiry(args.expires_in),
             )
             out = {**created.record.model_dump(mode="json"), "key": created.plaintext}
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
@@ -77,7 +98,8 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
             rows = [record.model_dump(mode="json") for record in records]
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         else:
-            record = await store.revoke(args.key_id)
+            bus = InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=None)
+            record = await revoke_api_key(store=store, bus=bus, key_id=args.key_id)
             if record is None:
                 sys.stderr.write(f"no API key with id {args.key_id}\n")
                 return 1
@@ -85,6 +107,71 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await redis.aclose()
+
+
+def _expiry(seconds: int | None) -> datetime | None:
+    return utcnow() + timedelta(seconds=seconds) if seconds else None
+
+
+def _read_password() -> str:
+    """From a terminal prompt (twice), or the first line of stdin; never an argument, which
+    would land in the shell history and the process list."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise ValueError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from app.core.errors import AppError
+    from app.security.invalidation import InvalidationBus
+    from app.security.passwords import PasswordHasher
+    from app.security.scopes import parse_scopes
+    from app.security.users import UserService
+    from app.services import build_stores
+    from app.store.redis_client import build_redis
+
+    if _needs_redis(settings, "a user", "/v1/auth/users"):
+        return 2
+    redis = build_redis(settings)
+    try:
+        users, api_keys = build_stores(settings, redis)
+        service = UserService(
+            users=users,
+            api_keys=api_keys,
+            hasher=PasswordHasher(rounds=settings.BCRYPT_ROUNDS, concurrency=1),
+            # Publishes only: every running process drops its cached view of the user.
+            bus=InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=None),
+        )
+        try:
+            if args.action == "list":
+                rows = [_user_row(user) for user in await service.list()]
+                sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+                return 0
+            if args.action == "create":
+                scopes = parse_scopes(args.scopes)
+                user = await service.create(args.username, password=_read_password(), scopes=scopes)
+            elif args.action == "set-password":
+                user = await service.set_password(args.username, _read_password())
+            elif args.action == "delete":
+                user = await service.delete(args.username)
+            else:
+                user = await getattr(service, args.action.replace("-", "_"))(args.username)
+        except (AppError, ValueError) as exc:
+            sys.stderr.write(f"{getattr(exc, 'detail', exc)}\n")
+            return 1
+        sys.stdout.write(json.dumps(_user_row(user), indent=2) + "\n")
+        return 0
+    finally:
+        await redis.aclose()
+
+
+def _user_row(user: UserRecord) -> dict[str, object]:
+    return user.model_dump(mode="json", exclude={"password_hash"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,9 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     create = actions.add_parser("create")
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", nargs="+", required=True)
+    create.add_argument("--expires-in", type=int, metavar="SECONDS", help="unset = never")
     actions.add_parser("list")
     revoke = actions.add_parser("revoke")
     revoke.add_argument("key_id")
+
+    users = commands.add_parser(
+        "users",
+        help="manage users (needs REDIS_URL); passwords are read from the terminal or stdin",
+    )
+    user_actions = users.add_subparsers(dest="action", required=True)
+    create_user = user_actions.add_parser("create")
+    create_user.add_argument("username")
+    create_user.add_argument("--scopes", nargs="+", required=True)
+    user_actions.add_parser("list")
+    for action in ("disable", "enable", "delete", "set-password", "revoke-tokens"):
+        user_actions.add_parser(action).add_argument("username")
     return parser
 
 
@@ -132,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.entrypoints.worker_main import main as worker_main
 
         return worker_main(settings)
+    if args.command == "users":
+        return asyncio.run(_users(settings, args))
     return asyncio.run(_api_keys(settings, args))
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from gunicorn.arbiter import Arbiter
 from uvicorn_worker import UvicornWorker
 
-from app.entrypoints.server import DrainingServer
+from app.core.settings_loader import load_settings
+from app.entrypoints.server import DrainingServer, transport_options
 
 SHUTDOWN_MARGIN_SECONDS = 3
 
@@ -39,6 +40,10 @@ class AgentServiceWorker(UvicornWorker):  # type: ignore[misc]
         logging.getLogger("uvicorn.access").disabled = True
         grace = int(self.cfg.graceful_timeout)
         self.config.timeout_graceful_shutdown = max(1, grace - SHUTDOWN_MARGIN_SECONDS)
+        # The same request limits, ws_max_size and limit_concurrency as `serve` (gunicorn's
+        # limit_request_* settings do not reach uvicorn's parser). Read before config.load().
+        for name, value in transport_options(load_settings()).items():
+            setattr(self.config, name, value)
 
     async def _serve(self) -> None:
         # As the parent's, but with a server that tells open streams about the shutdown.

@@ -1,8 +1,12 @@
-"""The uvicorn Server used by `agent-service serve` and by the gunicorn worker.
+"""The uvicorn Server and its transport options, for `agent-service serve` and the gunicorn
+worker alike.
 
-Two changes, both about shutdown (see app/core/lifecycle.py): tell the app when it starts, and
-give open WebSockets a moment to send their final ``shutdown`` frame before uvicorn closes
-them (it closes every WebSocket with 1012 at once, where SSE streams get a grace period).
+Two changes to the Server, both about shutdown (see app/core/lifecycle.py): tell the app when
+it starts, and give open WebSockets a moment to send their final ``shutdown`` frame before
+uvicorn closes them (it closes every WebSocket with 1012 at once, where SSE streams get a grace
+period). ``transport_options`` are the request limits (app/entrypoints/http_protocol.py),
+``ws_max_size`` (a WebSocket message may be no larger than a request body) and
+``limit_concurrency``; what they cannot enforce is in docs/deployment.md.
 """
 
 from __future__ import annotations
@@ -10,12 +14,26 @@ from __future__ import annotations
 import asyncio
 import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
+from app.core.config import Settings
 from app.core.lifecycle import shutdown
+from app.entrypoints.http_protocol import guarded_protocol
 
 FINAL_FRAME_SECONDS = 0.2
+UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's own default, when bodies are unlimited
+
+
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn Config options that bound what one client can make a process hold."""
+    return {
+        "http": guarded_protocol(settings),
+        "ws_max_size": settings.MAX_REQUEST_BODY_BYTES or UVICORN_WS_MAX_SIZE,
+        "limit_concurrency": settings.SERVER_LIMIT_CONCURRENCY or None,
+        "access_log": False,  # it prints query strings; our middleware logs requests
+    }
 
 
 class DrainingServer(uvicorn.Server):

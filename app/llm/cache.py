@@ -1,7 +1,9 @@
 """CachedLLM: a response cache with single flight in front of any provider.
 
 Only deterministic requests are cached unless the caller opts in (``request.cache``); the key
-is a sha256 of everything that shapes the answer. ``bypass=True`` (Cache-Control: no-cache)
+is a sha256 of everything that shapes the answer, plus the caller's partition (CACHE_SCOPE:
+one for everyone, or one per principal, so a caller cannot learn from a hit what another
+asked). ``bypass=True`` (Cache-Control: no-cache)
 neither reads nor writes. Identical cacheable requests in flight at once share one producer
 task (single flight): it looks the key up, calls the provider on a miss and broadcasts every
 item, so followers stream live with the first caller instead of waiting for the end; when the
@@ -22,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 from pydantic import ValidationError
@@ -35,7 +37,7 @@ from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStream
 
 log = structlog.get_logger(__name__)
 
-KEY_VERSION = 1  # bump when the key or the stored format changes
+KEY_VERSION = 2  # bump when the key or the stored format changes (2: the partition)
 _PIECES = re.compile(r"\S+\s*|\s+")
 
 
@@ -123,8 +125,17 @@ class RedisCacheStore:
         return result
 
 
-def cache_key(*, provider: str, request: LLMRequest) -> str:
-    """sha256 of a canonical JSON of what shapes the answer (``request.model`` already set)."""
+CacheScope = Literal["global", "principal"]
+
+
+def cache_partition(scope: CacheScope, principal_id: str) -> str:
+    """Who may share an entry: everyone ("" for global) or this principal alone."""
+    return principal_id if scope == "principal" else ""
+
+
+def cache_key(*, provider: str, request: LLMRequest, partition: str = "") -> str:
+    """sha256 of a canonical JSON of what shapes the answer (``request.model`` already set)
+    and of the partition: callers in different partitions never share an entry."""
     messages = [message.model_dump(mode="json") for message in request.messages]
     # Tool call ids are random per run at most providers; only their pairing matters.
     ids: dict[str, str] = {}
@@ -135,6 +146,7 @@ def cache_key(*, provider: str, request: LLMRequest) -> str:
             message["tool_call_id"] = ids.setdefault(message["tool_call_id"], f"#{len(ids)}")
     canonical = {
         "v": KEY_VERSION,
+        "partition": partition,
         "provider": provider,
         "model": request.model,
         "messages": messages,
@@ -216,7 +228,8 @@ class CachedLLM:
     """An LLMProvider-compatible front: ``complete``/``stream`` take ``bypass`` as well.
 
     Requests are completed with the provider's ``defaults`` (e.g. OPENAI_TEMPERATURE) before
-    the key is computed, so a plug-in with its own defaults is keyed correctly too.
+    the key is computed, so a plug-in with its own defaults is keyed correctly too. ``scope``
+    (CACHE_SCOPE) says whether the caller's ``principal_id`` partitions the cache.
     """
 
     def __init__(
@@ -226,11 +239,13 @@ class CachedLLM:
         store: CacheStore,
         ttl: int,
         enabled: bool = True,
+        scope: CacheScope = "global",
     ) -> None:
         self.provider = provider
         self.store = store
         self._ttl = ttl
         self._enabled = enabled
+        self._scope: CacheScope = scope
         self._defaults = provider_defaults(provider)
         self._flights: dict[str, _Flight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -243,15 +258,19 @@ class CachedLLM:
     def model(self) -> str:
         return self.provider.model
 
-    async def complete(self, request: LLMRequest, *, bypass: bool = False) -> LLMResponse:
-        async with aclosing(self.stream(request, bypass=bypass)) as items:
+    async def complete(
+        self, request: LLMRequest, *, bypass: bool = False, principal_id: str = ""
+    ) -> LLMResponse:
+        async with aclosing(
+            self.stream(request, bypass=bypass, principal_id=principal_id)
+        ) as items:
             async for item in items:
                 if isinstance(item, LLMFinal):
                     return item.response
         raise LLMError("LLM stream ended without a final answer", code="llm_bad_response")
 
     async def stream(
-        self, request: LLMRequest, *, bypass: bool = False
+        self, request: LLMRequest, *, bypass: bool = False, principal_id: str = ""
     ) -> AsyncGenerator[LLMStreamItem, None]:
         request = self._with_defaults(request)
         if not self.cacheable(request, bypass=bypass):
@@ -260,7 +279,11 @@ class CachedLLM:
                 async for item in items:
                     yield item
             return
-        key = cache_key(provider=self.provider.name, request=request)
+        key = cache_key(
+            provider=self.provider.name,
+            request=request,
+            partition=cache_partition(self._scope, principal_id),
+        )
         flight = self._flights.get(key)
         follower = flight is not None
         if flight is None:

@@ -1,8 +1,10 @@
 """The middleware chain, built in one place from Settings, outer to inner.
 
 Order matters: request context first so every later line carries the request id; access log
-and metrics outside auth and rate limiting so 401s and 429s are logged and counted; auth
-before the rate limiter so limits are keyed by the verified principal.
+and metrics outside auth and rate limiting so 401s and 429s are logged and counted; the
+failed-authentication limit just outside auth, so an IP past it is refused before its
+credentials are checked and every 401 auth gives is counted; auth before the rate limiter so
+limits are keyed by the verified principal.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.core.config import Settings
 from app.core.routing import RouteTable
 from app.middleware.access_log import AccessLogMiddleware
+from app.middleware.auth_failures import AuthFailureLimitMiddleware
 from app.middleware.authentication import AuthenticationMiddleware
 from app.middleware.body_limit import BodySizeLimitMiddleware
 from app.middleware.metrics import MetricsMiddleware
@@ -20,6 +23,7 @@ from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.security.authenticator import Authenticator
+from app.store.auth_failures import AuthFailureLimiter
 from app.store.rate_limits import RequestRateLimiter
 
 
@@ -29,8 +33,11 @@ def build_middleware(
     routes: RouteTable,
     authenticator: Authenticator,
     rate_limiter: RequestRateLimiter,
+    auth_failures: AuthFailureLimiter | None = None,
 ) -> list[Middleware]:
     """Each middleware gets its collaborators here, never from the app at request time."""
+    # The password login (app/api/deps.py TOKEN_PATH): anonymous, keyed by client address.
+    login_paths = frozenset({f"{settings.API_PREFIX}/auth/token"})
     chain: list[Middleware] = []
     if settings.REQUEST_CONTEXT_ENABLED:
         chain.append(Middleware(RequestContextMiddleware))
@@ -69,8 +76,28 @@ def build_middleware(
                 ],
             )
         )
+    if settings.AUTH_ENABLED and auth_failures is not None:
+        chain.append(
+            Middleware(
+                AuthFailureLimitMiddleware,
+                limiter=auth_failures,
+                login_paths=login_paths,
+                routes=routes,
+            )
+        )
     if settings.AUTH_ENABLED:
-        chain.append(Middleware(AuthenticationMiddleware, authenticator=authenticator))
+        chain.append(
+            Middleware(
+                AuthenticationMiddleware, authenticator=authenticator, anonymous_paths=login_paths
+            )
+        )
     if settings.RATE_LIMIT_ENABLED:
-        chain.append(Middleware(RateLimitMiddleware, limiter=rate_limiter, routes=routes))
+        chain.append(
+            Middleware(
+                RateLimitMiddleware,
+                limiter=rate_limiter,
+                routes=routes,
+                address_keyed_paths=login_paths,
+            )
+        )
     return chain

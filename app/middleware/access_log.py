@@ -25,8 +25,8 @@ class AccessLogMiddleware:
 
         async def send_capturing_status(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            if message["type"] in ("http.response.start", "websocket.http.response.start"):
+                status = message["status"]  # the latter: a handshake refused with a 401/429
             elif message["type"] == "websocket.accept":
                 status = 101
             elif message["type"] == "websocket.close" and status != 101:

@@ -4,7 +4,12 @@ A verified principal is left in ``scope["principal"]``; no credentials leaves it
 the route's dependency decides. Bad credentials are answered 401 here, before any work.
 Browsers cannot set headers on a WebSocket, so a WebSocket may carry its token as the
 ``bearer, <token>`` subprotocol pair or a ``token`` query parameter (never logged: uvicorn's
-access log, which prints query strings, is off).
+access log is off and server log lines lose their query strings, app/observability/redaction.py).
+
+The login route is anonymous: credentials sent to it are never authenticated. Swagger UI's
+password flow always adds ``Authorization: Basic`` with its (empty) client id and secret, which
+RFC 6749 2.3.1 lets a server without registered clients ignore; and a key or token attached to
+a login must not move it out of its client IP's rate-limit and failed-login buckets.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from app.security.authenticator import AuthenticationFailed, Authenticator
 log = structlog.get_logger(__name__)
 
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="agent-service"'}
+
+
+def carries_credentials(scope: Scope) -> bool:
+    authorization, api_key = _credentials(scope)
+    return authorization is not None or api_key is not None
 
 
 def _credentials(scope: Scope) -> tuple[str | None, str | None]:
@@ -48,12 +58,19 @@ def _websocket_token(scope: Scope) -> str | None:
 
 
 class AuthenticationMiddleware:
-    def __init__(self, app: ASGIApp, *, authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        anonymous_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.anonymous_paths = OPS_PATHS | anonymous_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.anonymous_paths:
             await self.app(scope, receive, send)
             return
         authorization, api_key = _credentials(scope)

@@ -1,7 +1,9 @@
 """Rate limiting as pure ASGI middleware over ``limits.aio``.
 
 Keyed by the verified principal, else the client address (uvicorn/gunicorn resolve
-X-Forwarded-For only from FORWARDED_ALLOW_IPS, so a client cannot pick its own bucket).
+X-Forwarded-For only from FORWARDED_ALLOW_IPS, so a client cannot pick its own bucket). The
+login route is always keyed by the client address: a key attached to a login must not buy
+more password attempts.
 Buckets are per route template: ``/v1/sessions/{id}`` is one bucket whatever the id.
 Only the response start is touched (to add headers), so streams pass through unbuffered.
 """
@@ -14,22 +16,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.problems import send_problem
 from app.core.routing import OPS_PATHS, RouteTable
 from app.observability import metrics
-from app.store.rate_limits import RateLimitBackendDown, RequestRateLimiter
+from app.store.rate_limits import RateLimitBackendDown, RequestRateLimiter, bucket_identity
 
 
-def _identity(scope: Scope) -> str:
-    principal = scope.get("principal")
-    if principal is not None:
-        return str(principal.id)
-    client = scope.get("client")
-    return f"ip:{client[0]}" if client else "ip:unknown"
+def _identity(scope: Scope, *, by_address: bool) -> str:
+    principal = None if by_address else scope.get("principal")
+    return bucket_identity(principal.id if principal is not None else None, scope.get("client"))
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limiter: RequestRateLimiter, routes: RouteTable) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RequestRateLimiter,
+        routes: RouteTable,
+        address_keyed_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.routes = routes
+        self.address_keyed_paths = address_keyed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in OPS_PATHS:
@@ -40,7 +47,9 @@ class RateLimitMiddleware:
         method = scope["method"] if scope["type"] == "http" else "WS"
         try:
             decision = await self.limiter.check(
-                identity=_identity(scope), method=method, route=route
+                identity=_identity(scope, by_address=scope["path"] in self.address_keyed_paths),
+                method=method,
+                route=route,
             )
         except RateLimitBackendDown:
             await send_problem(

@@ -5,23 +5,18 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The API returns JSON; only the docs and the playground are pages. They load scripts only
-# from this origin (Swagger UI's CDN assets are allowed on /docs alone).
+# The API returns JSON: nothing may load. The playground ("/" and its /static/ files) loads
+# its one script and style sheet from this origin; it has no inline script, handler or style,
+# so none is allowed (an injected <script> or onclick= would not run). /docs and /redoc send
+# their own CSP (app/api/docs.py), which setdefault below leaves alone.
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _PAGE_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
-)
-_DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 
 def _csp_for(path: str) -> str:
-    if path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
-        return _DOCS_CSP
     if path == "/" or path.startswith("/static/"):
         return _PAGE_CSP
     return _API_CSP

@@ -1,8 +1,9 @@
 """structlog configured once: JSON in production, console in development.
 
 Every stdlib logger (uvicorn, gunicorn, libraries) goes through the same ProcessorFormatter, so
-one redaction processor covers all output. uvicorn's own access logger is silenced: it prints
-query strings (a WebSocket ``?token=``), and our access-log middleware logs requests instead.
+one redaction processor covers all output, and server lines lose their query strings (a
+WebSocket ``?token=``). uvicorn's own access logger is silenced: our access-log middleware
+logs requests instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import structlog
 
 from app.core.config import Settings
-from app.observability.redaction import redact_processor
+from app.observability.redaction import redact_processor, strip_query_strings
 
 
 def _add_pid(
@@ -54,6 +55,7 @@ def logging_config_dict(settings: Settings) -> dict[str, Any]:
         "processors": [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            strip_query_strings,
             redact_processor,
             _renderer(settings),
         ],

@@ -2,7 +2,10 @@
 
 Two nets: values under sensitive key names are replaced wholesale, and credential-shaped
 substrings (Bearer tokens, JWTs, our API keys, ``token=`` query parameters) are masked in every
-string, so a secret inside an exception message or a URL is caught too.
+string, so a secret inside an exception message or a URL is caught too. Strings are also
+matched after percent-decoding, as the app reads them (``?%74oken=<jwt>`` authenticates as
+``?token=``). Besides, server log lines (uvicorn, gunicorn) lose their query strings whole:
+what a client puts there is not ours to keep.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import re
 from collections.abc import Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 REDACTED = "[REDACTED]"
 
@@ -41,15 +45,41 @@ _PATTERNS = (
 )
 
 
-def _mask(text: str) -> str:
-    if not any(marker in text for marker in ("earer", "asic", "eyJ", "ask_", "=")):
-        return text  # fast path: nothing credential-shaped
+# Percent-decoding rounds: a value decoded once by the app may have been encoded twice.
+_DECODE_ROUNDS = 3
+_SERVER_LOGGERS = ("uvicorn", "gunicorn")
+_QUERY = re.compile(r"(/[^\s\"'?]*)\?[^\s\"']*")
+
+
+def _apply_patterns(text: str) -> str:
     for pattern in _PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         else:
             text = pattern.sub(REDACTED, text)
     return text
+
+
+def _percent_decoded(text: str) -> str:
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _mask(text: str) -> str:
+    if not any(marker in text for marker in ("earer", "asic", "eyJ", "ask_", "=", "%")):
+        return text  # fast path: nothing credential-shaped
+    masked = _apply_patterns(text)
+    if "%" in masked:
+        decoded = _percent_decoded(masked)
+        if decoded != masked:
+            redone = _apply_patterns(decoded)
+            if redone != decoded:  # a credential hid behind percent-encoding
+                return redone
+    return masked
 
 
 @functools.lru_cache(maxsize=1024)
@@ -67,6 +97,23 @@ def redact_value(key: str, value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact_value(key, item) for item in value]
     return value
+
+
+def strip_query_strings(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: a server's log line (uvicorn's ``"WebSocket /path?query"``)
+    keeps the path and drops the query string."""
+    name = event_dict.get("logger")
+    event = event_dict.get("event")
+    if (
+        isinstance(name, str)
+        and name.startswith(_SERVER_LOGGERS)
+        and isinstance(event, str)
+        and "?" in event
+    ):
+        event_dict["event"] = _QUERY.sub(r"\1", event)
+    return event_dict
 
 
 def redact_processor(

@@ -1,16 +1,21 @@
 """Turn request credentials into a Principal. Used by the authentication middleware.
 
 No credentials -> None (routes that need a principal answer 401 in their dependency).
-Bad credentials -> AuthenticationFailed, answered 401 at once.
+Bad credentials -> AuthenticationFailed, answered 401 at once. One of our tokens or an API
+key that verifies is then checked against its user (app/security/revocation.py): disabled,
+deleted, signed out, issued before a credential change, expired key.
 """
 
 from __future__ import annotations
 
 from app.core.config import Settings
 from app.security import api_keys as api_key_format
+from app.security.keyring import Keyring
+from app.security.oidc import OidcRefused, OidcVerifier
 from app.security.principals import Principal
+from app.security.revocation import CredentialRevoked, UserCheck
 from app.security.token_cache import VerifiedTokenCache
-from app.security.tokens import TokenError, decode_access_token
+from app.security.tokens import TokenError, VerifiedToken, decode_access_token
 from app.store.api_keys import ApiKeyStore
 
 
@@ -22,10 +27,20 @@ class AuthenticationFailed(Exception):
 
 
 class Authenticator:
-    def __init__(self, *, settings: Settings, api_keys: ApiKeyStore) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        api_keys: ApiKeyStore,
+        keys: Keyring,
+        user_check: UserCheck,
+        oidc: OidcVerifier | None = None,
+    ) -> None:
         self._settings = settings
+        self._oidc = oidc
         self._api_keys = api_keys
-        self._pepper = settings.api_key_pepper
+        self._keys = keys  # the JWT key and API key pepper, read per call (settled at start)
+        self._user_check = user_check
         self._tokens = VerifiedTokenCache()
 
     async def authenticate(
@@ -38,16 +53,45 @@ class Authenticator:
         scheme, _, credentials = authorization.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise AuthenticationFailed("bad_scheme", "Use 'Authorization: Bearer <token>'.")
-        return self.from_bearer(credentials.strip())
+        token = credentials.strip()
+        if self._oidc is not None:
+            # Routed by the token's unverified 'iss': a configured issuer's token is verified
+            # only with that issuer's keys; every other token only as one of ours (HS*).
+            external = await self._from_oidc(self._oidc, token)
+            if external is not None:
+                return external
+        return await self.from_bearer(token)
 
-    def from_bearer(self, token: str) -> Principal:
+    async def aclose(self) -> None:
+        if self._oidc is not None:
+            await self._oidc.aclose()
+
+    @staticmethod
+    async def _from_oidc(oidc: OidcVerifier, token: str) -> Principal | None:
+        try:
+            return await oidc.verify(token)
+        except OidcRefused as exc:
+            raise AuthenticationFailed(exc.reason, exc.detail) from None
+
+    async def from_bearer(self, token: str) -> Principal:
+        verified = self.verified_token(token)
+        # After the signature, hit or miss: may this token's user still act? (revocation)
+        try:
+            return await self._user_check.check_token(verified)
+        except CredentialRevoked as exc:
+            raise AuthenticationFailed(exc.code, exc.detail) from None
+
+    def verified_token(self, token: str) -> VerifiedToken:
+        """One of our tokens with a valid signature and exp (cached); not yet user-checked."""
         if api_key_format.is_well_formed(token):
             raise AuthenticationFailed("bad_scheme", "Send API keys in the X-API-Key header.")
         cached = self._tokens.get(token)
         if cached is not None:
             return cached
         try:
-            verified = decode_access_token(token, settings=self._settings)
+            verified = decode_access_token(
+                token, settings=self._settings, key=self._keys.signing_key
+            )
         except TokenError as exc:
             detail = (
                 "The access token has expired."
@@ -56,13 +100,17 @@ class Authenticator:
             )
             raise AuthenticationFailed(f"token_{exc.reason}", detail) from None
         self._tokens.put(token, verified)
-        return verified.principal
+        return verified
 
     async def _from_api_key(self, key: str) -> Principal:
         if not api_key_format.is_well_formed(key):
             raise AuthenticationFailed("api_key_invalid", "The API key is invalid.")
-        digest = api_key_format.hash_api_key(key, pepper=self._pepper)
+        digest = api_key_format.hash_api_key(key, pepper=self._keys.api_key_pepper)
         record = await self._api_keys.get_by_hash(digest)
         if record is None:
             raise AuthenticationFailed("api_key_invalid", "The API key is invalid or revoked.")
+        try:  # expired, or its creator disabled or deleted
+            await self._user_check.check_api_key(record)
+        except CredentialRevoked as exc:
+            raise AuthenticationFailed(exc.code, exc.detail) from None
         return Principal.for_api_key(record.id, name=record.name, scopes=record.scopes)

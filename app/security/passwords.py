@@ -11,10 +11,28 @@ from passlib.context import CryptContext
 from passlib.exc import PasswordValueError
 
 MAX_PASSWORD_BYTES = 72  # bcrypt's input limit; libpass raises past it
+MIN_PASSWORD_CHARS = 12
 
 
 class PasswordTooLong(ValueError):
     pass
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def check_password_policy(password: str, *, username: str) -> None:
+    """The rule for every password an operator sets (the API, the CLI); login does not apply
+    it, so a policy change never locks out an existing user. WeakPassword says why."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise WeakPassword(f"password must be at least {MIN_PASSWORD_CHARS} characters")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise PasswordTooLong(f"password must be at most {MAX_PASSWORD_BYTES} bytes")
+    if password.casefold() == username.casefold():
+        raise WeakPassword("password must not be the username")
+    if "\x00" in password:
+        raise WeakPassword("password must not contain a NUL character")  # bcrypt cannot hash it
 
 
 class PasswordHasher:

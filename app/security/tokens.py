@@ -2,10 +2,16 @@
 
 python-jose accepts a token with no ``aud`` unless told to require it (docs/decisions.md), so the
 options are explicit, and the algorithm list holds exactly one algorithm of one family.
+
+Every token carries ``jti`` (logout revokes that one token) and ``iat`` to the millisecond
+(RFC 7519 allows a fractional NumericDate): a token issued before its user's last credential
+change is refused (app/security/revocation.py), and a sign-in right after a change must
+not be mistaken for one made before it. The HMAC key comes from app/security/keyring.py.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,13 +34,16 @@ class IssuedToken:
     expires_in: int
 
 
-def issue_access_token(*, settings: Settings, subject: str, scopes: frozenset[str]) -> IssuedToken:
-    now = int(time.time())
+def issue_access_token(
+    *, settings: Settings, key: str, subject: str, scopes: frozenset[str]
+) -> IssuedToken:
+    issued_ms = time.time_ns() // 1_000_000
+    now = issued_ms // 1000
     lifetime = settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
     claims: dict[str, object] = {
         "sub": subject,
         "scope": " ".join(sorted(scopes)),
-        "iat": now,
+        "iat": issued_ms / 1000,
         "nbf": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
@@ -43,7 +52,7 @@ def issue_access_token(*, settings: Settings, subject: str, scopes: frozenset[st
         claims["iss"] = settings.JWT_ISSUER
     if settings.JWT_AUDIENCE:
         claims["aud"] = settings.JWT_AUDIENCE
-    token = jwt.encode(claims, settings.SECRET_KEY.get_secret_value(), algorithm=settings.ALGORITHM)
+    token = jwt.encode(claims, key, algorithm=settings.ALGORITHM)
     return IssuedToken(access_token=token, expires_in=lifetime)
 
 
@@ -51,13 +60,16 @@ def issue_access_token(*, settings: Settings, subject: str, scopes: frozenset[st
 class VerifiedToken:
     principal: Principal
     expires_at: float  # epoch seconds (the token's exp)
+    jti: str = ""
+    issued_at_ms: int = 0  # the token's iat in whole milliseconds
 
 
-def decode_access_token(token: str, *, settings: Settings) -> VerifiedToken:
+def decode_access_token(token: str, *, settings: Settings, key: str) -> VerifiedToken:
     options = {
         "require_exp": True,
         "require_sub": True,
-        "require_iat": False,
+        "require_iat": True,
+        "require_jti": True,
         "require_aud": settings.JWT_AUDIENCE is not None,
         "require_iss": settings.JWT_ISSUER is not None,
         "verify_aud": settings.JWT_AUDIENCE is not None,
@@ -66,7 +78,7 @@ def decode_access_token(token: str, *, settings: Settings) -> VerifiedToken:
     try:
         claims = jwt.decode(
             token,
-            settings.SECRET_KEY.get_secret_value(),
+            key,
             algorithms=[settings.ALGORITHM],
             audience=settings.JWT_AUDIENCE,
             issuer=settings.JWT_ISSUER,
@@ -83,6 +95,14 @@ def decode_access_token(token: str, *, settings: Settings) -> VerifiedToken:
         principal = Principal.from_id(subject, scopes) if isinstance(subject, str) else None
     except ValueError:
         principal = None
-    if principal is None or principal.kind != "user":
+    jti, issued_at = claims.get("jti"), claims.get("iat")
+    if principal is None or principal.kind != "user" or not isinstance(jti, str) or not jti:
         raise TokenError("invalid")
-    return VerifiedToken(principal=principal, expires_at=float(claims["exp"]))
+    if not isinstance(issued_at, int | float) or not math.isfinite(issued_at):
+        raise TokenError("invalid")
+    return VerifiedToken(
+        principal=principal,
+        expires_at=float(claims["exp"]),
+        jti=jti,
+        issued_at_ms=round(issued_at * 1000),
+    )

@@ -22,6 +22,10 @@ class ApiKeyStore(Protocol):
         """The live (not revoked) key with this hash, if any."""
         ...
 
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        """The key with this id, revoked or not (a key that made other keys is checked)."""
+        ...
+
     async def list(self) -> list[ApiKeyRecord]: ...
 
     async def revoke(self, key_id: str) -> ApiKeyRecord | None:
@@ -40,6 +44,10 @@ class MemoryApiKeyStore:
 
     async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         return self._by_hash.get(key_hash)
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        found = self._by_id.get(key_id)
+        return found[1] if found else None
 
     async def list(self) -> list[ApiKeyRecord]:
         return sorted((rec for _, rec in self._by_id.values()), key=lambda r: r.created_at)
@@ -78,6 +86,10 @@ class RedisApiKeyStore:
     async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         raw = await self._redis.get(self._hash_key(key_hash))
         return ApiKeyRecord.model_validate_json(raw) if raw else None
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        raw = await self._redis.get(self._id_key(key_id))
+        return ApiKeyRecord.model_validate_json(str(raw).split(" ", 1)[1]) if raw else None
 
     async def list(self) -> list[ApiKeyRecord]:
         # decode_responses=True: the client returns str, though its stubs say bytes | str.

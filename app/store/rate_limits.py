@@ -50,6 +50,14 @@ class RateLimitBackendDown(Exception):
     """Raised (fail-closed policy) when no decision can be made."""
 
 
+def bucket_identity(principal_id: str | None, client: tuple[str, int] | None) -> str:
+    """Whose bucket a request counts in: the verified principal, else the client address.
+    The middleware and the WebSocket run starts (app/api/agents_ws.py) both key by this."""
+    if principal_id is not None:
+        return principal_id
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
 @dataclass(slots=True)
 class _Reservation:
     """Permits this process took from the shared window in one Redis call."""

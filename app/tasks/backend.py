@@ -4,6 +4,11 @@ Redis (app/tasks/redis_backend.py) for real deployments: records in hashes, the 
 stream with a consumer group (at-least-once delivery, leases via idle time), events in a
 per-task stream whose ids are the event sequence numbers. Memory (memory_backend.py) for a
 single process with no Redis (`make run`).
+
+Fairness, in both: a new task waits in its owner's own queue, and tasks are handed out one
+owner at a time, round-robin, so one principal's backlog delays another's task by at most
+one task per waiting principal, not by the whole backlog. ``submit`` also enforces the
+owner's cap on active (not finished) tasks, atomically with storing the task.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ class IdempotencyKey:
 
 
 # created: stored and enqueued; replayed: the key's earlier task (same body), nothing
-# enqueued; key_reused: the key was used with another body, nothing stored.
-SubmitOutcome = Literal["created", "replayed", "key_reused"]
+# enqueued; key_reused: the key was used with another body, nothing stored; over_cap: the
+# owner already has max_active unfinished tasks, nothing stored.
+SubmitOutcome = Literal["created", "replayed", "key_reused", "over_cap"]
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    record: TaskRecord  # the new task, or the one the key made earlier
+    record: TaskRecord  # the new task (nothing stored when over_cap), or the key's earlier one
     outcome: SubmitOutcome
 
 
@@ -53,10 +59,13 @@ class StoredEvent:
 
 class TaskBackend(Protocol):
     # -- records ----------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+    async def submit(
+        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+    ) -> Submission:
         """Store and enqueue atomically, unless this owner's key was already used (for
         IDEMPOTENCY_TTL_SECONDS): then the earlier task, replayed or key_reused by whether
-        the fingerprints match."""
+        the fingerprints match; or unless the owner has ``max_active`` (> 0) unfinished
+        tasks already: over_cap. A task stops counting when it reaches a terminal status."""
         ...
 
     async def get(self, task_id: str) -> TaskRecord | None: ...
@@ -85,9 +94,9 @@ class TaskBackend(Protocol):
         ...
 
     # -- queue ------------------------------------------------------------------------------
-    async def dequeue(
-        self, *, consumer: str, count: int, block_ms: int
-    ) -> builtins.list[Delivery]: ...
+    async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
+        """Up to ``count`` deliveries, owners served round-robin; waits up to block_ms."""
+        ...
 
     async def reclaim(
         self, *, consumer: str, min_idle_ms: int, count: int

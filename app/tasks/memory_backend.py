@@ -1,7 +1,9 @@
 """Tasks in memory, for one process without Redis (`make run`, tests of the embedded mode).
 
 Same contract as the Redis backend; a delivery is never lost while the process lives, and
-nothing survives a restart (that needs REDIS_URL).
+nothing survives a restart (that needs REDIS_URL). Fairness as there: each owner's new tasks
+wait in a queue of their own and ``dequeue`` takes from the owners in turn; deliveries given
+back by a stopping worker go first.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import builtins
 import hashlib
 import itertools
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -22,7 +25,7 @@ from app.tasks.backend import (
     StoredEvent,
     Submission,
 )
-from app.tasks.records import StatusSet, TaskRecord, TaskStatus, TaskUpdate
+from app.tasks.records import TERMINAL_STATUSES, StatusSet, TaskRecord, TaskStatus, TaskUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,11 @@ class MemoryTaskBackend:
     def __init__(self, *, events_max: int) -> None:
         self._records: dict[str, TaskRecord] = {}
         self._idempotency: dict[str, _KeyUse] = {}
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._active: dict[str, set[str]] = {}  # owner -> unfinished task ids
+        self._waiting: dict[str, deque[str]] = {}  # owner -> task ids not yet delivered
+        self._owners: deque[str] = deque()  # owners with waiting tasks, in turn
+        self._released: deque[str] = deque()  # given back by a stopping worker: first
+        self._work_added = asyncio.Event()
         self._in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, last beat)
         self._ids = itertools.count(1)
         self._events: dict[str, list[StoredEvent]] = {}
@@ -46,7 +53,10 @@ class MemoryTaskBackend:
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
 
     # -- records ----------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+    async def submit(
+        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+    ) -> Submission:
+        key = None
         if idempotency is not None:
             digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
             key = f"{record.owner}:{digest}"
@@ -56,11 +66,20 @@ class MemoryTaskBackend:
                 if used.fingerprint != idempotency.fingerprint:
                     return Submission(earlier, "key_reused")
                 return Submission(earlier, "replayed")
+        active = self._active.setdefault(record.owner, set())
+        if 0 < max_active <= len(active):
+            return Submission(record, "over_cap")
+        if key is not None and idempotency is not None:
             self._idempotency[key] = _KeyUse(
                 record.id, idempotency.fingerprint, time.monotonic() + IDEMPOTENCY_TTL_SECONDS
             )
         self._records[record.id] = record
-        self._queue.put_nowait(Delivery(id=str(next(self._ids)), task_id=record.id))
+        active.add(record.id)
+        waiting = self._waiting.setdefault(record.owner, deque())
+        waiting.append(record.id)
+        if len(waiting) == 1:
+            self._owners.append(record.owner)
+        self._work_added.set()
         return Submission(record, "created")
 
     async def get(self, task_id: str) -> TaskRecord | None:
@@ -95,6 +114,8 @@ class MemoryTaskBackend:
             return False
         update = {"updated_at": utcnow(), **(changes or {}), "status": to}
         self._records[task_id] = record.model_copy(update=update)
+        if to in TERMINAL_STATUSES:
+            self._active.get(record.owner, set()).discard(task_id)
         return True
 
     async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
@@ -106,16 +127,35 @@ class MemoryTaskBackend:
 
     # -- queue ------------------------------------------------------------------------------
     async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
-        try:
-            first = await asyncio.wait_for(self._queue.get(), block_ms / 1000)
-        except TimeoutError:
-            return []
-        batch = [first]
-        while len(batch) < count and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        for delivery in batch:
+        if not (self._released or self._owners):
+            self._work_added.clear()
+            try:
+                await asyncio.wait_for(self._work_added.wait(), block_ms / 1000)
+            except TimeoutError:
+                return []
+        batch: builtins.list[Delivery] = []
+        while len(batch) < count and (task_id := self._next_task()) is not None:
+            delivery = Delivery(id=str(next(self._ids)), task_id=task_id)
             self._in_flight[delivery.id] = (delivery, time.monotonic())
+            batch.append(delivery)
         return batch
+
+    def _next_task(self) -> str | None:
+        """A released delivery first, else the next owner's oldest waiting task."""
+        if self._released:
+            return self._released.popleft()
+        while self._owners:
+            owner = self._owners.popleft()
+            waiting = self._waiting.get(owner)
+            if not waiting:
+                continue
+            task_id = waiting.popleft()
+            if waiting:
+                self._owners.append(owner)
+            else:
+                del self._waiting[owner]
+            return task_id
+        return None
 
     async def reclaim(
         self, *, consumer: str, min_idle_ms: int, count: int
@@ -137,10 +177,12 @@ class MemoryTaskBackend:
 
     async def release(self, delivery: Delivery) -> None:
         self._in_flight.pop(delivery.id, None)
-        self._queue.put_nowait(Delivery(id=str(next(self._ids)), task_id=delivery.task_id))
+        self._released.append(delivery.task_id)
+        self._work_added.set()
 
     async def queue_depth(self) -> int:
-        return self._queue.qsize() + len(self._in_flight)
+        waiting = sum(len(tasks) for tasks in self._waiting.values())
+        return waiting + len(self._released) + len(self._in_flight)
 
     # -- events -----------------------------------------------------------------------------
     async def append_event(self, task_id: str, event_json: str) -> int:

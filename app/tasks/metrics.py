@@ -9,6 +9,11 @@ TASKS_FINISHED = Counter("tasks_finished_total", "Tasks that ended, by status.",
 TASKS_RUNNING = Gauge(
     "tasks_running", "Tasks running in this process.", multiprocess_mode="livesum"
 )
+TASKS_PARKED = Gauge(
+    "tasks_parked",
+    "Tasks in this process waiting for input or a resume (not using a worker slot).",
+    multiprocess_mode="livesum",
+)
 QUEUE_DEPTH = Gauge(
     "task_queue_depth", "Tasks queued or in progress (last reading).", multiprocess_mode="max"
 )

@@ -4,6 +4,10 @@
 ``tasks:owner:<owner>``  sorted set of the owner's task ids by submit time
 ``tasks:idem:<owner>:<sha256(key)>``  ``<task id>:<body fingerprint>`` of the task an
                          Idempotency-Key made (24 h)
+``tasks:active:<owner>`` set: the owner's unfinished task ids (MAX_ACTIVE_TASKS_PER_PRINCIPAL)
+``tasks:waiting:<owner>`` list: the owner's tasks not yet handed to the queue, oldest first
+``tasks:owners``         list: the owners with waiting tasks, in round-robin order
+``tasks:waiting``        how many tasks wait in all the owners' lists
 ``tasks:queue``          stream, consumer group ``workers``: one entry per delivery
 ``task:<id>:events``     stream of events; entry id ``<seq>-0`` is the event's seq
 ``task:<id>:seq``        the last event seq
@@ -11,7 +15,21 @@
 
 Leases are the consumer group's idle time: a worker's heartbeat XCLAIMs its entries to
 itself (resetting idle), and XAUTOCLAIM hands entries idle past the lease to a live worker.
-Multi-key scripts assume one Redis (not Cluster).
+
+Fair dispatch: a submitted task waits in its owner's list; ``_DISPATCH`` hands waiting
+tasks to the stream one owner at a time, taking the owner at the head of ``tasks:owners``
+and putting it back at the tail while it has more. The stream is kept short: a worker moves
+only as many tasks as it has free slots (then reads them), and a submission moves one only
+when nothing is undelivered (that wakes an idle worker at once). So a task waits behind at
+most one task per waiting owner, not behind another owner's whole backlog.
+
+Active tasks: ``submit`` adds the task to its owner's set, refusing when the set is full; a
+transition to a terminal status removes it, in the same script. When the set is full,
+members whose record has finished or expired are dropped before deciding, so a lost removal
+never blocks an owner.
+
+Multi-key scripts assume one Redis (not Cluster); the dispatch and pruning scripts also
+reach keys they derive from the prefix.
 """
 
 from __future__ import annotations
@@ -26,15 +44,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.core.lifecycle import raise_if_cancelling
+from app.tasks import redis_scripts as scripts
 from app.tasks.backend import (
     IDEMPOTENCY_TTL_SECONDS,
     Delivery,
     IdempotencyKey,
     StoredEvent,
     Submission,
-    SubmitOutcome,
 )
 from app.tasks.records import (
+    TERMINAL_STATUSES,
     StatusSet,
     TaskRecord,
     TaskStatus,
@@ -44,50 +63,7 @@ from app.tasks.records import (
     to_fields,
 )
 
-GROUP = "workers"
-
-# Replies {1, id}: created; {0, id}: the key's task, same body; {2, id}: the key's task,
-# another body. A key stored before fingerprints (no ':') counts as the same body.
-_SUBMIT = """
-if KEYS[1] ~= '' then
-  local existing = redis.call('GET', KEYS[1])
-  if existing then
-    local id, fingerprint = string.match(existing, '^([^:]*):?(.*)$')
-    if fingerprint == '' or fingerprint == ARGV[5] then return {0, id} end
-    return {2, id}
-  end
-  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'EX', ARGV[4])
-end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'task', ARGV[1])
-return {1, ARGV[1]}
-"""
-_OUTCOMES: dict[int, SubmitOutcome] = {0: "replayed", 1: "created", 2: "key_reused"}
-
-# ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; then field, value...
-_TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 0 end
-for allowed in string.gmatch(ARGV[2], '[^,]+') do
-  if allowed == current then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-    if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
-    return 1
-  end
-end
-return 0
-"""
-
-_APPEND_EVENT = """
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return seq
-"""
+GROUP = "workers"  # the consumer group; redis_scripts.DISPATCH names it too
 
 
 class RedisTaskBackend:
@@ -106,17 +82,25 @@ class RedisTaskBackend:
         self._retention = retention_seconds
         self._events_max = events_max
         self._queue = f"{prefix}tasks:queue"
+        self._owners = f"{prefix}tasks:owners"
+        self._waiting_total = f"{prefix}tasks:waiting"
         self._channel = f"{prefix}tasks:control"
-        self._submit = redis.register_script(_SUBMIT)
-        self._transition = redis.register_script(_TRANSITION)
-        self._append = redis.register_script(_APPEND_EVENT)
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._refill = redis.register_script(scripts.REFILL)
+        self._transition = redis.register_script(scripts.TRANSITION)
+        self._append = redis.register_script(scripts.APPEND_EVENT)
         self._group_ready = False
 
     def _key(self, task_id: str) -> str:
         return f"{self._prefix}task:{task_id}"
 
     # -- records ----------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord, *, idempotency: IdempotencyKey | None) -> Submission:
+    def _active_prefix(self) -> str:
+        return f"{self._prefix}tasks:active:"
+
+    async def submit(
+        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+    ) -> Submission:
         idem, fingerprint = "", ""
         if idempotency is not None:
             digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
@@ -129,6 +113,10 @@ class RedisTaskBackend:
                 self._key(record.id),
                 f"{self._prefix}tasks:owner:{record.owner}",
                 self._queue,
+                self._active_prefix() + record.owner,
+                f"{self._prefix}tasks:waiting:{record.owner}",
+                self._owners,
+                self._waiting_total,
             ],
             args=[
                 record.id,
@@ -136,16 +124,19 @@ class RedisTaskBackend:
                 self._retention,
                 IDEMPOTENCY_TTL_SECONDS,
                 fingerprint,
+                max_active,
+                self._prefix,
+                record.owner,
                 *flat,
             ],
         )
-        outcome = _OUTCOMES[int(reply)]
-        if outcome == "created":
+        outcome = scripts.OUTCOMES[int(reply)]
+        if outcome in ("created", "over_cap"):
             return Submission(record, outcome)
         existing = await self.get(str(task_id))
         if existing is None:  # the earlier task expired: its key outlived it, start over
             await self._redis.delete(idem)
-            return await self.submit(record, idempotency=idempotency)
+            return await self.submit(record, idempotency=idempotency, max_active=max_active)
         return Submission(existing, outcome)
 
     async def get(self, task_id: str) -> TaskRecord | None:
@@ -194,8 +185,16 @@ class RedisTaskBackend:
         self, task_id: str, to: TaskStatus | None, allowed: StatusSet, changes: TaskUpdate
     ) -> bool:
         flat = [item for pair in changes_to_fields(changes).items() for item in pair]
+        finishing = to is not None and to in TERMINAL_STATUSES
         moved = await self._transition(
-            keys=[self._key(task_id)], args=[to or "", ",".join(sorted(allowed)), *flat]
+            keys=[self._key(task_id)],
+            args=[
+                to or "",
+                ",".join(sorted(allowed)),
+                self._active_prefix() if finishing else "",
+                task_id,
+                *flat,
+            ],
         )
         return bool(moved)
 
@@ -217,6 +216,10 @@ class RedisTaskBackend:
 
     async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
         await self._ensure_group()
+        # Hand this worker's share of the waiting tasks to the stream, owners in turn.
+        await self._refill(
+            keys=[self._queue, self._owners, self._waiting_total], args=[self._prefix, count]
+        )
         try:
             reply: Any = await self._blocking.xreadgroup(
                 GROUP, consumer, {self._queue: ">"}, count=count, block=block_ms
@@ -273,8 +276,13 @@ class RedisTaskBackend:
             await pipe.execute()
 
     async def queue_depth(self) -> int:
-        # Entries are deleted on ack, so the length is waiting + in progress.
-        return int(await self._redis.xlen(self._queue))
+        # Stream entries are deleted on ack: its length is handed out + in progress; the
+        # rest still waits in the owners' lists.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self._queue)
+            pipe.get(self._waiting_total)
+            length, waiting = await pipe.execute()
+        return int(length) + max(0, int(waiting or 0))
 
     # -- events -----------------------------------------------------------------------------
     def _events(self, task_id: str) -> str:

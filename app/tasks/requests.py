@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -43,9 +44,12 @@ class _Held:
 
 
 class ClientRequests:
-    def __init__(self, backend: TaskBackend) -> None:
+    def __init__(
+        self, backend: TaskBackend, *, on_parked: Callable[[], None] | None = None
+    ) -> None:
         self._backend = backend
         self._held: dict[str, _Held] = {}
+        self._on_parked = on_parked  # a pause took effect: the worker may reuse the slot
 
     def hold(self, task_id: str, run: Run) -> None:
         self._held[task_id] = _Held(run)
@@ -112,6 +116,8 @@ class ClientRequests:
     async def _paused_when_parked(self, task_id: str, control: RunControl) -> None:
         """Say paused the moment the agent stops at its checkpoint (not before)."""
         await control.wait_parked()
+        if self._on_parked is not None:
+            self._on_parked()
         try:
             await self.apply(task_id)
         except Exception as exc:  # storage away: the next heartbeat applies it again

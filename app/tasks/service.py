@@ -18,6 +18,7 @@ from app.agents.sessions import SessionService
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.security.principals import Principal
+from app.store.concurrency import REJECTIONS, TooManyConcurrentRuns
 from app.tasks import metrics
 from app.tasks.backend import IdempotencyKey, StoredEvent, TaskBackend
 from app.tasks.idempotency import task_fingerprint
@@ -36,6 +37,7 @@ NOT_FINISHED = CANCELLABLE_NOW | LIVE_STATUSES
 # A pause asked for while the agent waits for an answer (or is already pausing) takes
 # effect at the next checkpoint; the status keeps saying what the run does until then.
 PAUSE_LATER: StatusSet = frozenset({"input_required", "pause_requested", "paused"})
+TASK_SLOT_RETRY_AFTER_SECONDS = 5  # a hint: tasks take longer than foreground runs
 
 
 class EventsMissed(BaseModel):
@@ -62,11 +64,17 @@ def decode_event(stored: StoredEvent) -> Event:
 
 class TaskService:
     def __init__(
-        self, *, backend: TaskBackend, agents: AgentRegistry, sessions: SessionService
+        self,
+        *,
+        backend: TaskBackend,
+        agents: AgentRegistry,
+        sessions: SessionService,
+        max_active_per_principal: int = 0,
     ) -> None:
         self.backend = backend
         self._agents = agents
         self._sessions = sessions
+        self._max_active = max_active_per_principal  # MAX_ACTIVE_TASKS_PER_PRINCIPAL, 0 = none
 
     async def submit(
         self,
@@ -94,7 +102,17 @@ class TaskService:
         idempotency = None
         if idempotency_key is not None:
             idempotency = IdempotencyKey(idempotency_key, task_fingerprint(record))
-        submission = await self.backend.submit(record, idempotency=idempotency)
+        submission = await self.backend.submit(
+            record, idempotency=idempotency, max_active=self._max_active
+        )
+        if submission.outcome == "over_cap":
+            REJECTIONS.labels(kind="tasks").inc()
+            raise TooManyConcurrentRuns(
+                f"You already have {self._max_active} tasks queued or running, the most one "
+                "principal may have; submit more when some have finished (or cancel some).",
+                limit=self._max_active,
+                retry_after=TASK_SLOT_RETRY_AFTER_SECONDS,
+            )
         if submission.outcome == "key_reused":
             raise Unprocessable(
                 "This Idempotency-Key was already used with a different request body; "

@@ -7,6 +7,18 @@ worker died is reclaimed after TASK_LEASE_SECONDS by any live worker; after MAX_
 deliveries it fails with ``worker_lost``. On shutdown the worker stops taking work, lets
 running tasks finish within WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for
 immediate redelivery.
+
+Parking: a task whose agent waits for a human (an open input request, or a pause that took
+effect at a checkpoint) does not count against WORKER_CONCURRENCY, so one principal's
+unanswered questions cannot hold every slot. Its pending input is on the record, its events
+in the log, and its lease is still renewed. The agent itself stays a live coroutine here:
+a Python coroutine cannot be serialised mid-run, and re-running the agent from the start to
+reach the question again would repeat its tool calls (side effects) and, with a
+non-deterministic model, ask a different question. So an answer resumes the task on the
+worker holding it, at once (briefly above WORKER_CONCURRENCY: no new work is taken until
+it is back under); if that worker dies, the task is redelivered after the lease and re-run
+from the start like any other lost task. At most WORKER_MAX_PARKED tasks are parked per
+worker; past that, waiting tasks count again (a parked coroutine costs memory, not CPU).
 """
 
 from __future__ import annotations
@@ -62,6 +74,12 @@ class _Active:
     reasoning: list[str] = field(default_factory=list)
     releasing: bool = False
 
+    @property
+    def parked(self) -> bool:
+        """The agent waits for a human (an answer, or a resume at a checkpoint)."""
+        control = self.run.control
+        return bool(control.pending) or control.parked
+
 
 def principal_for_owner(owner: str) -> Principal:
     """The task runs as its owner; scopes were checked when it was submitted."""
@@ -81,7 +99,7 @@ class TaskWorker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._consuming_stopped = asyncio.Event()
-        self._requests = ClientRequests(backend)
+        self._requests = ClientRequests(backend, on_parked=self._slot_freed.set)
         self._lease = settings.TASK_LEASE_SECONDS
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -123,12 +141,19 @@ class TaskWorker:
         finally:
             self._consuming_stopped.set()
 
+    def _busy(self) -> int:
+        """Slots in use: every task this worker holds, less the parked ones (up to the
+        WORKER_MAX_PARKED that may be left out)."""
+        parked = sum(1 for active in self._active.values() if active.parked)
+        metrics.TASKS_PARKED.set(parked)
+        return len(self._tasks) - min(parked, self._settings.WORKER_MAX_PARKED)
+
     async def _take_work(self) -> None:
         concurrency = self._settings.WORKER_CONCURRENCY
         last_reclaim = 0.0
         backoff = 0.1
         while not self._stopping.is_set():
-            free = concurrency - len(self._tasks)
+            free = concurrency - self._busy()
             if free <= 0:
                 self._slot_freed.clear()
                 with contextlib.suppress(TimeoutError):
@@ -232,7 +257,7 @@ class TaskWorker:
             max_steps=record.max_steps,
         )
         try:
-            run = await self._runs.start(request, run_id=task_id)
+            run = await self._runs.start(request, run_id=task_id, foreground=False)
         except AppError as exc:  # the agent is gone, the session busy or deleted
             await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))
             await backend.ack(delivery)
@@ -289,6 +314,7 @@ class TaskWorker:
                     allowed_from=PAUSING,
                     changes={"pending_input": pending},
                 )
+            self._slot_freed.set()  # parked: its slot may take other work meanwhile
             await self._requests.apply(task_id)  # an answer may already be waiting
         elif isinstance(event, RunCompleted):
             result = TaskResult(

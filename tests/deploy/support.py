@@ -25,7 +25,8 @@ NAMESPACE = "agents"
 SETTINGS_FIELDS = frozenset(Settings.model_fields)
 APP_ENV = SETTINGS_FIELDS | GUNICORN_ENV
 SECRET_KEYS = ("SECRET_KEY", "ADMIN_PASSWORD", "API_KEY_PEPPER", "REDIS_URL", "OPENAI_API_KEY")
-STRONG_SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef"
+# Random-looking: production refuses repeated patterns such as ("0123456789abcdef" * 3).
+STRONG_SECRET = "3f9a1c7e52b84d06e1a9c3f7b52d8e04a6c1f93b7d25e80c"
 
 Manifest = dict[str, Any]
 

@@ -110,12 +110,12 @@ def test_default_render_has_the_core_objects_and_no_optional_ones(
         "Service",
         "ServiceAccount",
         "PodDisruptionBudget",
+        "NetworkPolicy",  # on by default (tests/security/test_chart_defaults.py)
     } <= kinds(default_objects)
     for absent in (
         "Ingress",
         "HTTPRoute",
         "HorizontalPodAutoscaler",
-        "NetworkPolicy",
         "ServiceMonitor",
     ):
         assert absent not in kinds(default_objects)
@@ -253,9 +253,11 @@ def test_whole_numbers_render_as_integers_not_floats(chart: Chart) -> None:
     assert configmap_data(objects)["REDIS_SOCKET_TIMEOUT"] == "0.25"
 
 
-def test_forwarded_allow_ips_is_configurable(chart: Chart) -> None:
-    objects = render(chart, {"config": {"FORWARDED_ALLOW_IPS": "10.42.0.0/16"}})
-    assert configmap_data(objects)["FORWARDED_ALLOW_IPS"] == "10.42.0.0/16"
+def test_forwarded_allow_ips_comes_from_trusted_proxies(chart: Chart) -> None:
+    objects = render(chart, {"trustedProxies": ["10.42.0.0/16", "10.43.0.0/16"]})
+    assert configmap_data(objects)["FORWARDED_ALLOW_IPS"] == "10.42.0.0/16,10.43.0.0/16"
+    # No proxy in front: nothing but loopback is believed.
+    assert configmap_data(render(chart))["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("values", ["default", "production", "worker"])
@@ -299,7 +301,7 @@ def test_given_secrets_and_external_redis_go_into_the_secret(chart: Chart) -> No
         {
             "secrets": {
                 "SECRET_KEY": STRONG_SECRET,
-                "ADMIN_PASSWORD": "admin-pass",
+                "ADMIN_PASSWORD": "admin-pass-for-tests",
                 "OPENAI_API_KEY": "sk-test",
             },
             "externalRedis": {"url": REDIS_URL},
@@ -308,7 +310,7 @@ def test_given_secrets_and_external_redis_go_into_the_secret(chart: Chart) -> No
     data = decoded(one(objects, "Secret"))
     assert data == {
         "SECRET_KEY": STRONG_SECRET,
-        "ADMIN_PASSWORD": "admin-pass",
+        "ADMIN_PASSWORD": "admin-pass-for-tests",
         "OPENAI_API_KEY": "sk-test",
         "REDIS_URL": REDIS_URL,
     }
@@ -346,7 +348,7 @@ def test_secret_values_and_existing_secret_together_are_refused(chart: Chart) ->
 # --- checksums roll the pods ---------------------------------------------------------------------
 
 
-FIXED_SECRETS = {"secrets": {"SECRET_KEY": STRONG_SECRET, "ADMIN_PASSWORD": "admin-pass"}}
+FIXED_SECRETS = {"secrets": {"SECRET_KEY": STRONG_SECRET, "ADMIN_PASSWORD": "admin-pass-fixed"}}
 
 
 def checksums(chart: Chart, extra: dict[str, Any]) -> dict[str, str]:
@@ -390,6 +392,7 @@ def test_prometheus_scrape_annotations_follow_the_flag(chart: Chart) -> None:
 
 
 INGRESS = {
+    "trustedProxies": ["10.244.0.0/16"],
     "ingress": {
         "enabled": True,
         "className": "nginx",
@@ -439,7 +442,8 @@ def test_http_route_attaches_to_the_gateway(chart: Chart) -> None:
                 "parentRefs": [{"name": "public", "namespace": "gateway-system"}],
                 "hostnames": ["agents.example.com"],
                 "timeouts": {"request": "3600s"},
-            }
+            },
+            "trustedProxies": ["10.244.0.0/16"],
         },
     )
     route = one(objects, "HTTPRoute")
@@ -450,6 +454,8 @@ def test_http_route_attaches_to_the_gateway(chart: Chart) -> None:
         {"name": one(objects, "Service")["metadata"]["name"], "port": 80}
     ]
     assert rule["timeouts"] == {"request": "3600s"}
+    # The API prefix only, as for the ingress: /metrics, /health and /docs stay inside.
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
 
 
 # --- scaling and disruption ----------------------------------------------------------------------
@@ -900,8 +906,10 @@ def test_notes_say_how_to_reach_the_service(chart: Chart) -> None:
     text = notes(chart)
     assert "kubectl --namespace agents port-forward svc/agent-service 8000:80" in text
     assert "No Redis is configured" in text
+    assert "DOCS_ENABLED=false" in text  # docs are off by default
     text = notes(chart, INGRESS)
-    assert "https://agents.example.com/docs" in text
+    assert "https://agents.example.com/v1/agents" in text
+    assert "/docs" not in text
     assert "port-forward" not in text
     assert "development only" in notes(chart, {"redis": {"enabled": True}})
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from jose import jwt
 
+from app.security.revocation import CredentialRevoked
 from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, login
 
 PROBLEM = "application/problem+json"
@@ -109,7 +112,13 @@ async def test_invalid_credentials_are_401_problems(
 
 def _forge(settings_secret: str, **claims: object) -> str:
     now = int(time.time())
-    base: dict[str, object] = {"sub": "user:admin", "scope": "admin", "exp": now + 60}
+    base: dict[str, object] = {
+        "sub": "user:admin",
+        "scope": "admin",
+        "exp": now + 60,
+        "iat": now,
+        "jti": uuid.uuid4().hex,
+    }
     base.update(claims)
     # str(): python-jose ships no type hints.
     return str(
@@ -118,7 +127,7 @@ def _forge(settings_secret: str, **claims: object) -> str:
 
 
 async def test_expired_token_is_401_token_expired(any_client: AppClient) -> None:
-    secret = any_client.services.settings.SECRET_KEY.get_secret_value()
+    secret = any_client.services.keys.signing_key
     token = _forge(secret, exp=int(time.time()) - 3600)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_expired")
@@ -130,12 +139,14 @@ async def test_expired_token_is_401_token_expired(any_client: AppClient) -> None
         {"exp": None},  # no exp: refused, python-jose would otherwise accept it
         {"sub": None},  # no subject
         {"sub": "key:abc"},  # a token cannot claim to be an API key principal
+        {"jti": None},  # no jti: it could not be signed out
+        {"iat": None},  # no iat: it could not be compared with a credential change
     ],
 )
 async def test_tokens_missing_required_claims_are_refused(
     any_client: AppClient, claims: dict[str, object]
 ) -> None:
-    secret = any_client.services.settings.SECRET_KEY.get_secret_value()
+    secret = any_client.services.keys.signing_key
     token = _forge(secret, **claims)
     response = await any_client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "token_invalid")
@@ -165,7 +176,7 @@ async def test_audience_and_issuer_are_required_when_configured(
         assert claims["aud"] == "agent-api" and claims["iss"] == "https://issuer.test"
         ok = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
-        secret = settings.SECRET_KEY.get_secret_value()
+        secret = client.services.keys.signing_key
         no_aud = _forge(secret, iss="https://issuer.test")
         response = await client.get("/v1/auth/me", headers={"Authorization": f"Bearer {no_aud}"})
         assert_problem(response, 401, "token_invalid")
@@ -335,3 +346,88 @@ async def test_api_key_scopes_are_the_scope_enum_deduplicated_and_sorted(
     )
     assert response.status_code == 201, response.text
     assert response.json()["scopes"] == sorted(set(scopes))
+
+
+# --- users, logout, API key expiry (both backends; the cross-process side is in
+# tests/security/test_revocation.py) ------------------------------------------------------------
+
+USER_PASSWORD = "a-long-enough-password"
+
+
+async def test_user_lifecycle_and_the_checks_on_its_tokens(any_client: AppClient) -> None:
+    admin = {"Authorization": f"Bearer {await login(any_client)}"}
+    created = await any_client.post(
+        "/v1/auth/users",
+        json={"username": "alice", "password": USER_PASSWORD, "scopes": ["agents:run", "admin"]},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["scopes"] == ["admin", "agents:run"]
+    assert "password" not in created.text
+    token = {"Authorization": f"Bearer {await login(any_client, USER_PASSWORD, 'alice')}"}
+    assert (await any_client.get("/v1/auth/me", headers=token)).json()["id"] == "user:alice"
+    key = (
+        await any_client.post(
+            "/v1/auth/api-keys", json={"name": "k", "scopes": ["agents:run"]}, headers=token
+        )
+    ).json()["key"]
+    listed = await any_client.get("/v1/auth/users", headers=admin)
+    assert [user["username"] for user in listed.json()["items"]] == ["admin", "alice"]
+
+    disabled = await any_client.post("/v1/auth/users/alice/disable", headers=admin)
+    assert disabled.json()["disabled"] is True
+    assert_problem(await any_client.get("/v1/auth/me", headers=token), 401, "token_revoked")
+    assert_problem(
+        await any_client.get("/v1/auth/me", headers={"X-API-Key": key}), 401, "api_key_revoked"
+    )
+    await any_client.post("/v1/auth/users/alice/enable", headers=admin)
+    assert (await any_client.get("/v1/auth/me", headers={"X-API-Key": key})).status_code == 200
+    assert_problem(await any_client.get("/v1/auth/me", headers=token), 401, "token_revoked")
+
+    fresh = {"Authorization": f"Bearer {await login(any_client, USER_PASSWORD, 'alice')}"}
+    narrowed = await any_client.patch(
+        "/v1/auth/users/alice", json={"scopes": ["agents:run"]}, headers=admin
+    )
+    assert narrowed.json()["scopes"] == ["agents:run"]
+    me = await any_client.get("/v1/auth/me", headers=fresh)
+    assert me.json()["scopes"] == ["agents:run"]  # the token's admin scope is gone
+
+    assert (await any_client.delete("/v1/auth/users/alice", headers=admin)).status_code == 204
+    assert_problem(await any_client.get("/v1/auth/me", headers=fresh), 401, "token_revoked")
+    assert_problem(
+        await any_client.get("/v1/auth/me", headers={"X-API-Key": key}), 401, "api_key_invalid"
+    )
+    assert_problem(
+        await any_client.get("/v1/auth/users/alice", headers=admin), 404, "user_not_found"
+    )
+
+
+async def test_logout_revokes_the_token_it_was_sent_with(any_client: AppClient) -> None:
+    first = {"Authorization": f"Bearer {await login(any_client)}"}
+    second = {"Authorization": f"Bearer {await login(any_client)}"}
+    assert (await any_client.post("/v1/auth/logout", headers=first)).status_code == 204
+    assert_problem(await any_client.get("/v1/auth/me", headers=first), 401, "token_revoked")
+    assert (await any_client.get("/v1/auth/me", headers=second)).status_code == 200
+    assert_problem(await any_client.post("/v1/auth/logout"), 401, "unauthorized")
+
+
+async def test_api_key_expiry_is_stored_listed_and_enforced(any_client: AppClient) -> None:
+    token = await login(any_client)
+    headers = {"Authorization": f"Bearer {token}"}
+    created = await any_client.post(
+        "/v1/auth/api-keys",
+        json={"name": "short", "scopes": ["agents:run"], "expires_in": 3600},
+        headers=headers,
+    )
+    assert created.status_code == 201
+    body = created.json()
+    listed = (await any_client.get("/v1/auth/api-keys", headers=headers)).json()["items"]
+    assert listed[0]["expires_at"] == body["expires_at"]
+    assert (await any_client.get("/v1/auth/me", headers={"X-API-Key": body["key"]})).is_success
+    # An hour later (the record as the store would hold it then): refused with its own code.
+    record = await any_client.services.api_keys.get(body["id"])
+    assert record is not None and record.expires_at is not None
+    expired = record.model_copy(update={"expires_at": record.created_at - timedelta(seconds=1)})
+    with pytest.raises(CredentialRevoked) as info:
+        await any_client.services.user_check.check_api_key(expired)
+    assert info.value.code == "api_key_expired"

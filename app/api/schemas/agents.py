@@ -10,6 +10,9 @@ from app.agents.protocol import AgentCapabilities
 from app.llm.types import Usage
 
 ParamValue = str | int | float | bool | None
+# The most tokens a caller may ask one LLM call for (params.max_tokens): an unbounded value is
+# passed to the provider as is, and bills (or occupies a self-hosted model) accordingly.
+MAX_TOKENS_PARAM_LIMIT = 32_768
 
 # Named request examples for invoke and stream, one per built-in agent (the agent is in the
 # path: the summary says which one the example is for).
@@ -80,11 +83,26 @@ class RunBody(BaseModel):
     params: dict[str, ParamValue] = Field(
         default_factory=dict,
         max_length=20,
-        description="Agent-specific settings, e.g. chat's temperature (0-2) and max_tokens.",
+        description="Agent-specific settings, e.g. chat's temperature (0-2) and max_tokens "
+        f"(1-{MAX_TOKENS_PARAM_LIMIT}).",
     )
     max_steps: int | None = Field(
         None, ge=1, le=100, description="Step budget of the run (default MAX_STEPS)."
     )
+
+    @field_validator("params")
+    @classmethod
+    def _bounded_max_tokens(cls, params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+        if "max_tokens" not in params:
+            return params
+        value = params["max_tokens"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_TOKENS_PARAM_LIMIT
+        ):
+            raise ValueError(f"params.max_tokens must be an integer 1..{MAX_TOKENS_PARAM_LIMIT}")
+        return params
 
     @field_validator("input")
     @classmethod

@@ -1,13 +1,17 @@
-"""Request and response bodies of the auth routes."""
+"""Request and response bodies of the auth and user-management routes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
+from app.core.clock import utcnow
 from app.security.scopes import Scope
+from app.security.users import USERNAME_PATTERN
+
+MAX_API_KEY_LIFETIME_SECONDS = 10 * 365 * 86_400
 
 
 class TokenResponse(BaseModel):
@@ -24,14 +28,37 @@ class PrincipalResponse(BaseModel):
     scopes: list[str]
 
 
+def _unique(value: list[Scope]) -> list[Scope]:
+    return sorted(set(value))
+
+
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w .:@-]+$")
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+    expires_at: AwareDatetime | None = Field(
+        None, description="When the key stops working (with a timezone); unset = never."
+    )
+    expires_in: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_API_KEY_LIFETIME_SECONDS,
+        description="Seconds from now until the key stops working; instead of `expires_at`.",
+    )
 
-    @field_validator("scopes")
-    @classmethod
-    def _unique_scopes(cls, value: list[Scope]) -> list[Scope]:
-        return sorted(set(value))
+    _unique_scopes = field_validator("scopes")(_unique)
+
+    @model_validator(mode="after")
+    def _one_expiry_in_the_future(self) -> ApiKeyCreate:
+        if self.expires_at is not None and self.expires_in is not None:
+            raise ValueError("send expires_at or expires_in, not both")
+        if self.expires_at is not None and self.expires_at <= utcnow():
+            raise ValueError("expires_at must be in the future")
+        return self
+
+    def expiry(self) -> datetime | None:
+        if self.expires_in is not None:
+            return utcnow() + timedelta(seconds=self.expires_in)
+        return self.expires_at.astimezone(UTC) if self.expires_at is not None else None
 
 
 class ApiKeyInfo(BaseModel):
@@ -39,9 +66,12 @@ class ApiKeyInfo(BaseModel):
     name: str
     prefix: str = Field(description="First characters of the key, to recognise it.")
     scopes: list[str]
-    created_by: str
+    created_by: str = Field(
+        description="Who made it; the key stops working when that user is disabled or deleted."
+    )
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="When it stops working; null = never.")
 
 
 class ApiKeyCreated(ApiKeyInfo):
@@ -50,4 +80,47 @@ class ApiKeyCreated(ApiKeyInfo):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyInfo]
+    total: int
+
+
+# --- users ---------------------------------------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)
+    password: str = Field(
+        max_length=1024,
+        description="At least 12 characters, at most 72 bytes (bcrypt), not the username.",
+    )
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+
+    _unique_scopes = field_validator("scopes")(_unique)
+
+
+class UserScopesUpdate(BaseModel):
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+
+    _unique_scopes = field_validator("scopes")(_unique)
+
+
+class PasswordSet(BaseModel):
+    password: str = Field(
+        max_length=1024,
+        description="At least 12 characters, at most 72 bytes (bcrypt), not the username.",
+    )
+
+
+class UserInfo(BaseModel):
+    username: str
+    scopes: list[str]
+    disabled: bool
+    created_at: datetime
+    credentials_changed_at: datetime | None = Field(
+        None,
+        description="Tokens issued before this are refused (password set, disable, revoke-all).",
+    )
+
+
+class UserList(BaseModel):
+    items: list[UserInfo]
     total: int

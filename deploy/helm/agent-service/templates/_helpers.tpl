@@ -115,8 +115,22 @@ Secret holds REDIS_URL; it trusts that it does (documented in values.yaml). */}}
 {{- end }}
 {{- end }}
 
+{{/* Proxies ------------------------------------------------------------------------------
+FORWARDED_ALLOW_IPS from trustedProxies; with no proxy in front, loopback only. */}}
+{{- define "agent-service.forwardedAllowIps" -}}
+{{- .Values.trustedProxies | default (list "127.0.0.1") | join "," }}
+{{- end }}
+
 {{/* Checks that a schema cannot express ---------------------------------------------- */}}
 {{- define "agent-service.validate" -}}
+{{- range .Values.trustedProxies }}
+{{- if has (trim (toString .)) (list "*" "0.0.0.0/0" "::/0") }}
+{{- fail (printf "trustedProxies must not hold %q: every pod that can reach the service could then set its own client IP (X-Forwarded-For) and pick its rate-limit bucket. List the ingress controller's pod range instead, e.g. 10.244.0.0/16" (toString .)) }}
+{{- end }}
+{{- end }}
+{{- if and (or .Values.ingress.enabled .Values.gatewayAPI.enabled) (not .Values.trustedProxies) }}
+{{- fail "ingress.enabled and gatewayAPI.enabled need trustedProxies: the ingress controller's (or gateway's) pod range, e.g. [10.244.0.0/16]. Without it every client shares the controller's IP, so one login rate-limit bucket, and one attacker can lock everyone out" }}
+{{- end }}
 {{- /* Tasks run in the worker pods (worker.enabled) or in every API pod (WORKER_ENABLED=true);
 either way the queue must be shared by more than one process, as sessions and limits are. */}}
 {{- $multi := or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled .Values.worker.enabled }}
