@@ -153,7 +153,9 @@ def build_task_backend(
     settings: Settings, redis: Redis | None, blocking: Redis | None
 ) -> TaskBackend:
     if redis is None or blocking is None:
-        return MemoryTaskBackend(events_max=settings.TASK_EVENTS_MAX)
+        return MemoryTaskBackend(
+            events_max=settings.TASK_EVENTS_MAX, retention_seconds=settings.TASK_RETENTION_SECONDS
+        )
     return RedisTaskBackend(
         redis,
         blocking=blocking,

@@ -3,7 +3,9 @@
 Same contract as the Redis backend; a delivery is never lost while the process lives, and
 nothing survives a restart (that needs REDIS_URL). Fairness as there: each owner's new tasks
 wait in a queue of their own and ``dequeue`` takes from the owners in turn; deliveries given
-back by a stopping worker go first.
+back by a stopping worker go first. A finished task (record, events, idempotency key) is
+dropped TASK_RETENTION_SECONDS after it finished, so a long-lived process does not keep
+every task it ever ran.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class _KeyUse:
 
 
 class MemoryTaskBackend:
-    def __init__(self, *, events_max: int) -> None:
+    def __init__(self, *, events_max: int, retention_seconds: float = 7 * 86_400) -> None:
+        self._retention = retention_seconds
+        self._expiries: deque[tuple[float, str]] = deque()  # (monotonic, id), by finish time
+        self._key_of: dict[str, str] = {}  # task id -> its idempotency key, to drop both
         self._records: dict[str, TaskRecord] = {}
         self._idempotency: dict[str, _KeyUse] = {}
         self._active: dict[str, set[str]] = {}  # owner -> unfinished task ids
@@ -56,6 +61,7 @@ class MemoryTaskBackend:
     async def submit(
         self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
     ) -> Submission:
+        self._drop_expired()
         key = None
         if idempotency is not None:
             digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
@@ -73,6 +79,7 @@ class MemoryTaskBackend:
             self._idempotency[key] = _KeyUse(
                 record.id, idempotency.fingerprint, time.monotonic() + IDEMPOTENCY_TTL_SECONDS
             )
+            self._key_of[record.id] = key
         self._records[record.id] = record
         active.add(record.id)
         waiting = self._waiting.setdefault(record.owner, deque())
@@ -83,11 +90,13 @@ class MemoryTaskBackend:
         return Submission(record, "created")
 
     async def get(self, task_id: str) -> TaskRecord | None:
+        self._drop_expired()
         return self._records.get(task_id)
 
     async def list(
         self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
     ) -> tuple[builtins.list[TaskRecord], int]:
+        self._drop_expired()
         records = [
             r
             for r in self._records.values()
@@ -116,7 +125,25 @@ class MemoryTaskBackend:
         self._records[task_id] = record.model_copy(update=update)
         if to in TERMINAL_STATUSES:
             self._active.get(record.owner, set()).discard(task_id)
+            self._expiries.append((time.monotonic() + self._retention, task_id))
         return True
+
+    def _drop_expired(self) -> None:
+        """Forget tasks finished more than the retention ago (one constant retention, so
+        the deque is in expiry order)."""
+        now = time.monotonic()
+        while self._expiries and self._expiries[0][0] <= now:
+            _, task_id = self._expiries.popleft()
+            record = self._records.get(task_id)
+            if record is None or record.status not in TERMINAL_STATUSES:
+                continue
+            del self._records[task_id]
+            self._events.pop(task_id, None)
+            self._seq.pop(task_id, None)
+            self._event_added.pop(task_id, None)
+            key = self._key_of.pop(task_id, None)
+            if key is not None and (use := self._idempotency.get(key)) and use.task_id == task_id:
+                del self._idempotency[key]
 
     async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
         record = self._records.get(task_id)

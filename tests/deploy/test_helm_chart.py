@@ -391,14 +391,14 @@ def test_prometheus_scrape_annotations_follow_the_flag(chart: Chart) -> None:
 # --- ingress and Gateway API ---------------------------------------------------------------------
 
 
-INGRESS = {
+INGRESS: dict[str, Any] = {
     "trustedProxies": ["10.244.0.0/16"],
     "ingress": {
         "enabled": True,
         "className": "nginx",
         "hosts": [{"host": "agents.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
         "tls": [{"secretName": "agents-tls", "hosts": ["agents.example.com"]}],
-    }
+    },
 }
 STREAMING_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/proxy-buffering": "off",

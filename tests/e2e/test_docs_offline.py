@@ -27,7 +27,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.conftest import login
+from tests.e2e.conftest import ADMIN_PASSWORD, login
 from tests.support.server_process import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -223,3 +223,33 @@ def test_redoc_renders_every_operation_offline(server: ServerProcess, offline: O
         for operation in item.values():
             expect(_heading(page, operation["summary"])).to_have_count(1)
     offline.assert_clean(allowed_violation=REDOC_LOGO_VIOLATION)
+
+
+def test_swagger_ui_signs_in_with_the_password_dialog_offline(
+    server: ServerProcess, offline: OfflinePage
+) -> None:
+    """The OAuth2 password flow of the Authorize dialog: Swagger UI sends its (empty) client
+    credentials as `Authorization: Basic Og==` with the form, and the sign-in must work."""
+    page = offline.page
+    page.goto(server.url + "/docs")
+    page.get_by_role("button", name="Authorize").first.click()
+    password_flow = page.locator(".dialog-ux .auth-container").filter(has_text="password")
+    password_flow.locator("#oauth_username").fill("admin")
+    password_flow.locator("#oauth_password").fill(ADMIN_PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith("/v1/auth/token")) as token_answer:
+        password_flow.locator("button.authorize").click()
+    sent = token_answer.value.request.headers
+    assert sent.get("authorization") == "Basic Og=="  # what made it fail before
+    assert token_answer.value.status == 200
+    assert token_answer.value.headers["cache-control"] == "no-store"
+    expect(password_flow.locator("button", has_text="Logout")).to_be_visible()
+    page.locator(".dialog-ux button.close-modal").click()
+
+    me = _operation(page, "get", "/v1/auth/me")
+    me.locator(".opblock-summary").click()
+    me.get_by_role("button", name="Try it out").click()
+    me.get_by_role("button", name="Execute").click()
+    responses = me.locator(".live-responses-table")
+    expect(responses.locator("tbody .response-col_status").first).to_have_text("200")
+    expect(responses.locator(".microlight").first).to_contain_text('"user:admin"')
+    offline.assert_clean()

@@ -69,7 +69,8 @@ def test_malformed_resume_points_are_400_problems(server: ServerProcess) -> None
     task_id = _finished_task(server, token)
     url = f"{server.url}/v1/tasks/{task_id}/events"
     for value in BAD_EVENT_IDS:
-        _is_bad_event_id(httpx.get(url, headers={**bearer(token), "Last-Event-ID": value}))
+        headers = [(b"authorization", f"Bearer {token}".encode()), (b"last-event-id", value)]
+        _is_bad_event_id(httpx.get(url, headers=headers))
         query = httpx.QueryParams({"after": value.decode("latin-1")})
         _is_bad_event_id(httpx.get(url, params=query, headers=bearer(token)))
         with pytest.raises(InvalidStatus) as refused:

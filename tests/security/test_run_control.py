@@ -147,7 +147,9 @@ def test_a_live_run_elsewhere_is_reached_through_one_subscriber_per_process(
             headers=bearer(token),
         ).json()["key"]
         started = time.perf_counter()
-        foreign = httpx.post(f"{other.url}/v1/runs/{run_id}/cancel", headers={"X-API-Key": stranger})
+        foreign = httpx.post(
+            f"{other.url}/v1/runs/{run_id}/cancel", headers={"X-API-Key": stranger}
+        )
         assert foreign.status_code == 404 and foreign.json()["code"] == "run_not_found"
         assert time.perf_counter() - started < FAST_SECONDS
 

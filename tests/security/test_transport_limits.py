@@ -8,10 +8,13 @@ body must arrive in time (408), a process holds at most SERVER_LIMIT_CONCURRENCY
 (503), WebSocket messages are bounded by MAX_REQUEST_BODY_BYTES (1009) and every frame the
 protocol cannot use ends in a close frame or an error frame. Raw sockets against a real
 uvicorn process and a real gunicorn master with its worker; the same limits hold in both.
+Also bounded now: the in-memory task backend forgets finished tasks after
+TASK_RETENTION_SECONDS (it kept every task a process ever ran).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import select
 import socket
@@ -24,6 +27,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from app.tasks.backend import IdempotencyKey
+from app.tasks.memory_backend import MemoryTaskBackend
+from app.tasks.records import TaskRecord
 from tests.security.conftest import login
 from tests.support.server_process import ServerProcess
 
@@ -173,12 +179,13 @@ def test_a_process_holds_a_bounded_number_of_connections(gunicorn: bool) -> None
 
 
 def _close_code(ws_url: str, frame: str | bytes) -> int | None:
-    with connect(ws_url, max_size=None) as ws:
-        ws.send(frame)
-        try:
+    """The code of the server's close frame after ``frame`` (None: no close frame)."""
+    try:
+        with connect(ws_url, max_size=None) as ws:
+            ws.send(frame)
             ws.recv(timeout=5)
-        except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd is not None else None
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None
     raise AssertionError("the socket stayed open")
 
 
@@ -195,7 +202,7 @@ def test_websocket_frames_are_bounded_and_always_closed_with_a_code(
     # JSON nested past the parser's depth is an unusable frame like any other: an error
     # frame, and the socket goes on.
     with connect(url) as ws:
-        ws.send("[" * 50_000 + "]" * 50_000)
+        ws.send("[" * 30_000 + "]" * 30_000)  # 60 kB, under the size limit
         assert json.loads(ws.recv(timeout=5))["code"] == "bad_message"
         ws.send(json.dumps({"type": "start", "input": "still here?"}))
         while (event := json.loads(ws.recv(timeout=10)))["type"] not in ("run_completed", "error"):
@@ -211,3 +218,25 @@ def test_websocket_frames_are_bounded_and_always_closed_with_a_code(
     server.stop()
     logs = server.logs()
     assert "Traceback" not in logs and "Exception in ASGI application" not in logs, logs[-3000:]
+
+
+async def test_the_memory_task_backend_forgets_finished_tasks() -> None:
+    retention = 0.2
+    backend = MemoryTaskBackend(events_max=100, retention_seconds=retention)
+    done, running = (TaskRecord(id=c * 32, owner="user:a", agent="chat", input="x") for c in "ab")
+    key = IdempotencyKey(key="k-1", fingerprint="f")
+    await backend.submit(done, idempotency=key)
+    await backend.submit(running, idempotency=None)
+    await backend.append_event(done.id, "{}")
+    for task_id in (done.id, running.id):
+        assert await backend.transition(task_id, to="running", allowed_from=frozenset({"queued"}))
+    assert await backend.transition(done.id, to="completed", allowed_from=frozenset({"running"}))
+    assert await backend.get(done.id) is not None  # kept for the retention...
+    await asyncio.sleep(retention + 0.05)
+    assert await backend.get(done.id) is None  # ...then forgotten, events and key too
+    assert await backend.read_events(done.id, after=0, limit=10) == []
+    again = await backend.submit(
+        TaskRecord(id="c" * 32, owner="user:a", agent="chat", input="x"), idempotency=key
+    )
+    assert again.outcome == "created"
+    assert await backend.get(running.id) is not None  # unfinished tasks are never dropped
