@@ -29,6 +29,9 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
         "GUNICORN_GRACEFUL_TIMEOUT": str(GRACE),
         "RATE_LIMIT_REQUESTS": "1000",
         "CACHE_ENABLED": "false",
+        # Two workers and no Redis: one configured key for both (a generated one is per
+        # process, so a token from one worker would be refused by the other).
+        "SECRET_KEY": "graceful-shutdown-test-key-of-at-least-32-bytes",
     }
     server = ServerProcess(env=env, gunicorn=True, workers=2).start()
     try:

@@ -285,6 +285,58 @@ def test_a_killed_workers_task_is_completed_by_another_worker(cluster: ClusterFa
     assert rescuer.metric("tasks_finished_total", 'status="completed"') == 1
 
 
+def test_a_parked_task_keeps_its_lease_and_is_asked_again_after_its_worker_dies(
+    cluster: ClusterFactory,
+) -> None:
+    """A task waiting for input holds no worker slot but keeps its lease: an idle worker
+    leaves it alone. Its agent lives on the worker that parked it, so when that worker dies
+    the task is redelivered and asks again (a new request id), and the answer finishes it."""
+    c = cluster(TASK_LEASE_SECONDS="2", WORKER_CONCURRENCY="1")
+    doomed = c.worker()
+    api = c.api()
+    doomed.wait_ready()
+    auth = _auth(api)
+    task_id = _submit(api, auth, "approval", "Drain the old node pool")
+    first = _wait_status(api, auth, task_id, "input_required")["pending_input"]
+    assert doomed.metric("tasks_parked") == 1
+    rescuer = c.worker().wait_ready()
+    time.sleep(3)  # past the lease: a parked task's lease is renewed like a running one's
+    assert _task(api, auth, task_id)["attempts"] == 1
+
+    doomed.kill()
+    again = _wait_for(
+        api,
+        auth,
+        task_id,
+        lambda t: (t["pending_input"] or {}).get("request_id") not in (None, first["request_id"]),
+        timeout=4 * 2 + 2,
+    )
+    assert again["attempts"] == 2 and again["status"] == "input_required"
+    assert again["pending_input"]["prompt"] == first["prompt"]
+    stale = {"request_id": first["request_id"], "value": "low"}
+    answered = httpx.post(f"{api.url}/v1/tasks/{task_id}/input", json=stale, headers=auth)
+    assert answered.status_code == 404  # the dead worker's question went with it
+    choice = {"request_id": again["pending_input"]["request_id"], "value": "low"}
+    assert (
+        httpx.post(f"{api.url}/v1/tasks/{task_id}/input", json=choice, headers=auth).status_code
+        == 202
+    )
+    confirm = _wait_for(
+        api,
+        auth,
+        task_id,
+        lambda t: (t["pending_input"] or {}).get("kind") == "confirm",
+        timeout=10,
+    )["pending_input"]
+    yes = {"request_id": confirm["request_id"], "value": True}
+    assert (
+        httpx.post(f"{api.url}/v1/tasks/{task_id}/input", json=yes, headers=auth).status_code == 202
+    )
+    done = _wait_status(api, auth, task_id, "completed", "failed")
+    assert done["status"] == "completed" and done["attempts"] == 2
+    assert rescuer.metric("task_redeliveries_total") == 1
+
+
 def test_after_max_attempts_a_lost_task_fails_with_worker_lost(cluster: ClusterFactory) -> None:
     c = cluster(TASK_LEASE_SECONDS="2", MAX_ATTEMPTS="1")
     doomed = c.worker(**SLOW)

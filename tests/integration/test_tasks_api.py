@@ -551,6 +551,32 @@ async def test_concurrent_submissions_with_one_key_create_one_task(
     await wait_status(client, auth, responses[0].json()["task_id"], "completed")
 
 
+# -- fairness -------------------------------------------------------------------------------
+
+
+async def test_owners_are_served_in_turn_and_capped(open_app: OpenApp) -> None:
+    """Ten queued tasks of one principal, then one of another: the second principal's task
+    is among the next three handed out, not the eleventh. And each principal may have at
+    most MAX_ACTIVE_TASKS_PER_PRINCIPAL unfinished tasks."""
+    async with open_app(WORKER_ENABLED=False, MAX_ACTIVE_TASKS_PER_PRINCIPAL=10) as client:
+        auth = await admin(client)
+        other = await api_key(client, auth, "tasks:write", "tasks:read")
+        backlog = [await submit_id(client, auth, "chat", f"backlog {i}") for i in range(10)]
+        over = await submit(client, auth, "chat", "one too many")
+        assert_problem(over, 429, "too_many_concurrent_runs")
+        assert over.headers["Retry-After"] == "5" and over.json()["limit"] == 10
+        theirs = await submit_id(client, other, "chat", "just one")
+        deliveries = await client.services.tasks.backend.dequeue(
+            consumer="test", count=3, block_ms=100
+        )
+        handed = [delivery.task_id for delivery in deliveries]
+        assert theirs in handed, handed
+        assert set(handed) - {theirs} <= set(backlog[:3])
+        # A finished task leaves room for one more.
+        await client.delete(f"/v1/tasks/{backlog[-1]}", headers=auth)
+        assert (await submit(client, auth, "chat", "now there is room")).status_code == 202
+
+
 # -- cancel -----------------------------------------------------------------------------------
 
 

@@ -435,3 +435,38 @@ async def test_redis_down_the_run_cap_follows_the_rate_limit_failure_policy(
                     assert response.headers["Retry-After"] == "1"
     finally:
         redis.close()
+
+
+async def test_a_worker_parks_at_most_worker_max_parked_tasks(
+    make_settings: SettingsFactory,
+) -> None:
+    """Parked coroutines cost memory: past WORKER_MAX_PARKED they count against the slots."""
+    settings = make_settings(
+        RATE_LIMIT_ENABLED=False,
+        WORKER_CONCURRENCY=1,
+        WORKER_MAX_PARKED=1,
+        WORKER_SHUTDOWN_GRACE_SECONDS=0.2,
+    )
+    async with app_client(settings) as client:
+        login = await client.post(
+            "/v1/auth/token", data={"username": "admin", "password": "admin-test-password"}
+        )
+        admin = bearer(login.json()["access_token"])
+        ids = []
+        for i in range(3):
+            response = await client.post(
+                "/v1/tasks", json={"agent": "approval", "input": f"act {i}"}, headers=admin
+            )
+            ids.append(response.json()["task_id"])
+        # One parked task is left out of the count, so a second one runs (and parks too).
+        for task_id in ids[:2]:
+            await _wait_task(client, admin, task_id, "input_required")
+        await asyncio.sleep(0.5)  # the worker loop would take the third within milliseconds
+        third = (await client.get(f"/v1/tasks/{ids[2]}", headers=admin)).json()
+        assert third["status"] == "queued"
+        assert "tasks_parked 2.0" in (await client.get("/metrics")).text
+        # One fewer parked task: the third runs.
+        await client.delete(f"/v1/tasks/{ids[0]}", headers=admin)
+        await _wait_task(client, admin, ids[2], "input_required")
+        for task_id in ids[1:]:
+            await client.delete(f"/v1/tasks/{task_id}", headers=admin)

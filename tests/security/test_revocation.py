@@ -257,7 +257,7 @@ def test_api_keys_expire(pair: Pair) -> None:
     created = pair.admin_call(
         "POST",
         "/v1/auth/api-keys",
-        json={"name": "short", "scopes": ["agents:run"], "expires_in": 1},
+        json={"name": "short", "scopes": ["agents:run"], "expires_in": 2},
     )
     assert created.status_code == 201, created.text
     body = created.json()
@@ -266,7 +266,7 @@ def test_api_keys_expire(pair: Pair) -> None:
     assert next(k for k in listed if k["id"] == body["id"])["expires_at"] == body["expires_at"]
     key = {"X-API-Key": body["key"]}
     assert me(pair.b, key).status_code == 200
-    refused_within(lambda: me(pair.b, key), "api_key_expired", bound=5.0)
+    refused_within(lambda: me(pair.b, key), "api_key_expired", bound=6.0)
 
     for bad in (
         {"name": "x", "scopes": ["agents:run"], "expires_at": "2001-01-01T00:00:00Z"},

@@ -27,7 +27,11 @@ from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.xdist_group("tool-dos")  # one server for the module
 
-LIVENESS_BUDGET_SECONDS = 0.050
+LIVENESS_BUDGET_SECONDS = 0.050  # what 95 % of probes must meet while hostile input runs
+# The slowest single probe may exceed the budget only by what a shared 2-core CI machine
+# costs in scheduling (another test worker is busy beside us); a frozen loop costs seconds
+# (4-7 s measured on the old calculator), far past this.
+STALL_SECONDS = 0.250
 PROBE_PAUSE_SECONDS = 0.005  # between probes: continuous, without hogging the shared CPUs
 TAIL_PROBES = 20
 HOSTILE = [
@@ -120,15 +124,18 @@ def test_hostile_arithmetic_is_refused_while_liveness_keeps_answering(
         time.sleep(0.01)
     prober.stop()
     assert prober.failures == []
+    during: list[float] = []
     for question, start, end in windows:
         probes = prober.during(start, end)
         assert probes, f"no liveness probe ran while {question!r} was evaluated"
-        slowest = max(probes)
-        assert slowest <= LIVENESS_BUDGET_SECONDS, (
-            f"/health/live took {slowest * 1000:.0f} ms while {question!r} was evaluated"
+        assert max(probes) <= STALL_SECONDS, (
+            f"/health/live stalled {max(probes) * 1000:.0f} ms while {question!r} was evaluated"
         )
+        during.extend(probes)
+    p95 = sorted(during)[int(len(during) * 0.95)]
+    assert p95 <= LIVENESS_BUDGET_SECONDS, f"/health/live p95 {p95 * 1000:.0f} ms"
     after = prober.during(last_end, math.inf)
     assert len(after) >= TAIL_PROBES
-    assert max(after) <= LIVENESS_BUDGET_SECONDS, (
-        f"/health/live took {max(after) * 1000:.0f} ms after the hostile runs ended"
+    assert max(after) <= STALL_SECONDS, (
+        f"/health/live stalled {max(after) * 1000:.0f} ms after the hostile runs ended"
     )
