@@ -46,6 +46,7 @@ _FULL_MINUS = {
     "security_headers": {"SECURITY_HEADERS_ENABLED": "false"},
     "body_limit": {"MAX_REQUEST_BODY_BYTES": "0"},
     "rate_limit": {"RATE_LIMIT_ENABLED": "false"},
+    "auth_failures": {"AUTH_FAILURE_LIMIT": ""},  # the failed-authentication limiter
 }
 
 

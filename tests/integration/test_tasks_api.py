@@ -950,12 +950,16 @@ async def test_worker_recovers_after_redis_restarts_empty(
     make_settings: SettingsFactory, own_redis: RedisServer
 ) -> None:
     """Redis without persistence restarts empty (the queue's consumer group is gone): new
-    tasks must still run, without restarting the app."""
+    tasks must still run, without restarting the app. Users are gone with it (and their
+    tokens refused), so this one runs without authentication."""
     settings = make_settings(
-        REDIS_URL=own_redis.url, RATE_LIMIT_ENABLED=False, WORKER_SHUTDOWN_GRACE_SECONDS=0.2
+        REDIS_URL=own_redis.url,
+        RATE_LIMIT_ENABLED=False,
+        WORKER_SHUTDOWN_GRACE_SECONDS=0.2,
+        AUTH_ENABLED=False,
     )
     async with app_client(settings) as client:
-        auth = await admin(client)
+        auth: Auth = {}
         before = await submit_id(client, auth, "chat", "before the outage")
         await wait_status(client, auth, before, "completed")
 
