@@ -9,9 +9,8 @@ task (single flight): it looks the key up, calls the provider on a miss and broa
 item, so followers stream live with the first caller instead of waiting for the end; when the
 last subscriber goes away the producer is cancelled, which closes the upstream call.
 
-Storage is Redis when given a client, else a bounded in-process LRU. A broken Redis never
-fails a request: errors and timeouts count as misses, and a circuit breaker skips it without
-waiting until a probe after ``reset_timeout`` finds it back (docs/decisions.md).
+Storage (app/llm/cache_store.py) is Redis when given a client, else a bounded in-process
+LRU; a broken Redis never fails a request (it counts as a miss).
 """
 
 from __future__ import annotations
@@ -20,112 +19,24 @@ import asyncio
 import hashlib
 import json
 import re
-import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
-from app.core.circuit_breaker import CircuitBreaker
 from app.llm import metrics
+from app.llm.cache_store import CacheStore, CacheUnavailable
 from app.llm.protocol import LLMError, LLMProvider, provider_defaults
 from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
 
 log = structlog.get_logger(__name__)
 
+CacheScope = Literal["global", "principal"]
+
 KEY_VERSION = 2  # bump when the key or the stored format changes (2: the partition)
 _PIECES = re.compile(r"\S+\s*|\s+")
-
-
-class CacheUnavailable(Exception):
-    """The cache backend could not answer; the caller treats it as a miss."""
-
-
-class CacheStore(Protocol):
-    async def get(self, key: str) -> str | None: ...
-
-    async def set(self, key: str, value: str, ttl: int) -> None: ...
-
-
-class MemoryCacheStore:
-    """Bounded LRU with per-entry expiry: the embedded default (one process)."""
-
-    def __init__(self, *, max_entries: int = 1024) -> None:
-        self._max = max_entries
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
-
-    async def get(self, key: str) -> str | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= time.monotonic():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    async def set(self, key: str, value: str, ttl: int) -> None:
-        self._entries[key] = (time.monotonic() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-
-class RedisCacheStore:
-    """Redis storage behind a circuit breaker; every failure raises CacheUnavailable."""
-
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        prefix: str,
-        failure_threshold: int = 3,
-        reset_timeout: float = 2.0,
-        op_timeout: float = 0.5,
-    ) -> None:
-        self._redis = redis
-        self._prefix = prefix
-        self._op_timeout = op_timeout  # a backstop in case the client has no socket timeouts
-        self.breaker = CircuitBreaker(
-            failure_threshold=failure_threshold, reset_timeout=reset_timeout
-        )
-
-    async def get(self, key: str) -> str | None:
-        raw = await self._call(lambda: self._redis.get(self._prefix + key))
-        if isinstance(raw, bytes):
-            return raw.decode()
-        return raw if isinstance(raw, str) else None
-
-    async def set(self, key: str, value: str, ttl: int) -> None:
-        await self._call(lambda: self._redis.set(self._prefix + key, value, ex=ttl))
-
-    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
-        if not self.breaker.allow():
-            raise CacheUnavailable("circuit open")
-        recovering = self.breaker.state != "closed"
-        try:
-            async with asyncio.timeout(self._op_timeout):
-                result = await command()
-        except asyncio.CancelledError:
-            # A probe that never reports would leave the breaker half-open (skipping) forever.
-            if self.breaker.state == "half_open":
-                self.breaker.record_failure()
-            raise
-        except Exception as exc:  # refused, timeout, pool exhausted, protocol: all a miss
-            if self.breaker.record_failure():
-                log.warning("llm_cache_backend_down", error=type(exc).__name__)
-            raise CacheUnavailable(type(exc).__name__) from exc
-        self.breaker.record_success()
-        if recovering:
-            log.info("llm_cache_backend_recovered")
-        return result
-
-
-CacheScope = Literal["global", "principal"]
 
 
 def cache_partition(scope: CacheScope, principal_id: str) -> str:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.llm.cache import CachedLLM, CacheStore, MemoryCacheStore, RedisCacheStore
+from app.llm.cache import CachedLLM
+from app.llm.cache_store import CacheStore, MemoryCacheStore, RedisCacheStore
 from app.llm.providers import build_provider
 
 

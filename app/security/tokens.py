@@ -86,7 +86,7 @@ def decode_access_token(token: str, *, settings: Settings, key: str) -> Verified
         )
     except ExpiredSignatureError:
         raise TokenError("expired") from None
-    except JWTError:
+    except (JWTError, RecursionError):  # a deeply nested JSON header must not become a 500
         raise TokenError("invalid") from None
     subject = claims.get("sub")
     scope_claim = claims.get("scope", "")

@@ -82,8 +82,16 @@ class _Active:
 
 
 def principal_for_owner(owner: str) -> Principal:
-    """The task runs as its owner; scopes were checked when it was submitted."""
-    return Principal.from_id(owner)
+    """The task runs as its owner; scopes were checked when it was submitted.
+
+    An owner id no principal kind can read (a record written by a newer version, or by
+    hand) fails the task with ``invalid_owner`` instead of leaving it queued for good."""
+    try:
+        return Principal.from_id(owner)
+    except ValueError:
+        raise AppError(
+            "The task's owner is not a principal this service knows.", code="invalid_owner"
+        ) from None
 
 
 class TaskWorker:
@@ -248,15 +256,15 @@ class TaskWorker:
             metrics.DISPATCH_LATENCY.observe((now - record.submitted_at).total_seconds())
         else:
             metrics.REDELIVERIES.inc()
-        request = RunRequest(
-            agent=record.agent,
-            input=record.input,
-            principal=principal_for_owner(record.owner),
-            session_id=record.session_id,
-            params=record.params,
-            max_steps=record.max_steps,
-        )
         try:
+            request = RunRequest(
+                agent=record.agent,
+                input=record.input,
+                principal=principal_for_owner(record.owner),
+                session_id=record.session_id,
+                params=record.params,
+                max_steps=record.max_steps,
+            )
             run = await self._runs.start(request, run_id=task_id, foreground=False)
         except AppError as exc:  # the agent is gone, the session busy or deleted
             await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))

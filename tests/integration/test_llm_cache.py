@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.llm.cache import CachedLLM, MemoryCacheStore, RedisCacheStore, cache_key
+from app.llm.cache import CachedLLM, cache_key
+from app.llm.cache_store import MemoryCacheStore, RedisCacheStore
 from app.llm.factory import build_llm
 from app.llm.offline import OfflineProvider
 from app.llm.protocol import LLMError

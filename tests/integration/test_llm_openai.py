@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.llm.cache import CachedLLM, MemoryCacheStore
+from app.llm.cache import CachedLLM
+from app.llm.cache_store import MemoryCacheStore
 from app.llm.factory import build_llm
 from app.llm.openai_compat import OpenAICompatProvider
 from app.llm.protocol import LLMError
