@@ -15,6 +15,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.gunicorn_env import GUNICORN_ENV
+from app.core.limits_settings import LimitSettings
 from app.core.llm_settings import (
     DEFAULT_PROVIDER,
     ProviderSettings,
@@ -23,19 +24,15 @@ from app.core.llm_settings import (
     provider_models,
 )
 from app.core.oidc_settings import OidcSettings
-from app.core.secret_strength import (
-    HOW_TO_GENERATE,
-    MIN_SECRET_BYTES,
-    admin_password_weakness,
-    secret_weakness,
-)
+from app.core.production import production_refusal, production_warnings
 
 # The placeholder earlier versions defaulted to. It is public, so it is refused everywhere;
 # development without SECRET_KEY generates a random key (app/security/keyring.py).
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
 
 
-class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_settings.py
+class Settings(BaseSettings, LimitSettings, OidcSettings):
+    # Groups of their own: app/core/limits_settings.py, app/core/oidc_settings.py.
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -219,35 +216,6 @@ class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_sett
         10_000, ge=100, description="Events kept per task (older ones are trimmed)."
     )
 
-    # --- Per-principal fairness (issue 9) -----------------------------------------------------
-    # Caps per principal, shared by every replica through Redis (app/store/concurrency.py,
-    # app/tasks/redis_backend.py); over a cap: 429 too_many_concurrent_runs + Retry-After.
-    # Redis down: RATE_LIMIT_FAIL_OPEN decides for the run cap (a task cannot be stored then).
-    MAX_CONCURRENT_RUNS_PER_PRINCIPAL: int = Field(
-        32,
-        ge=0,
-        description="Foreground runs (invoke, stream, WebSocket) one principal may have in "
-        "flight at once, across replicas; 0 = no cap.",
-    )
-    MAX_ACTIVE_TASKS_PER_PRINCIPAL: int = Field(
-        100,
-        ge=0,
-        description="Tasks one principal may have queued or running (any status short of "
-        "finished), across replicas; 0 = no cap.",
-    )
-    CONCURRENCY_LEASE_SECONDS: float = Field(
-        30.0,
-        ge=1,
-        description="Lease of a foreground run's slot, renewed by its process every third of "
-        "it: a killed process's slots free up after this.",
-    )
-    WORKER_MAX_PARKED: int = Field(
-        100,
-        ge=0,
-        description="Tasks waiting for input (or paused) one worker holds without counting "
-        "them against WORKER_CONCURRENCY; past it they count again (bounds memory).",
-    )
-
     # --- HTTP hygiene ------------------------------------------------------------------------
     REQUEST_CONTEXT_ENABLED: bool = Field(
         True, description="Accept/generate X-Request-ID and bind it into log context."
@@ -262,62 +230,6 @@ class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_sett
         default_factory=list, description="Allowed CORS origins (comma list or JSON); empty = off."
     )
     CORS_ALLOW_CREDENTIALS: bool = Field(False, description="Allow cookies/credentials in CORS.")
-
-    # --- Failed-authentication limit and transport limits (issue 9) ---------------------------
-    # The failure limiter: app/middleware/auth_failures.py (counts in Redis, like rate limits).
-    # The transport limits: app/entrypoints/http_protocol.py and server.py, for `serve` and
-    # the gunicorn worker alike; what they cannot enforce is the ingress's (docs/deployment.md).
-    AUTH_FAILURE_LIMIT: str = Field(
-        "30/minute",
-        description="Failed authentications (bad token or key, failed login) one client IP may "
-        "make; past it every credential and login from that IP is 429 unchecked until the "
-        "window frees up. Shared across replicas via Redis; empty = off.",
-    )
-    SERVER_MAX_HEADER_BYTES: int = Field(
-        32_768,
-        ge=1024,
-        description="Largest request head (request line plus all headers); larger is 431.",
-    )
-    SERVER_MAX_HEADERS: int = Field(
-        100, ge=8, description="Most header fields in one request; more is 431."
-    )
-    SERVER_HEADER_TIMEOUT_SECONDS: float = Field(
-        10.0,
-        gt=0,
-        description="Time a client has to send a request's headers (from connecting, or from "
-        "its first byte on a kept-alive connection); slower is closed (408).",
-    )
-    SERVER_BODY_TIMEOUT_SECONDS: float = Field(
-        30.0,
-        gt=0,
-        description="Time a client has to send a request body once its headers are in; slower "
-        "is closed (408).",
-    )
-    SERVER_LIMIT_CONCURRENCY: int = Field(
-        1000,
-        ge=0,
-        description="Open connections (streams and WebSockets included) per server process "
-        "before new requests get 503; 0 = no limit.",
-    )
-
-    @field_validator("AUTH_FAILURE_LIMIT")
-    @classmethod
-    def _parse_auth_failure_limit(cls, value: str) -> str:
-        value = value.strip()
-        if value:
-            try:
-                amount = parse(value).amount
-            except ValueError:
-                amount = 0
-            if amount < 1:
-                raise ValueError(
-                    f"AUTH_FAILURE_LIMIT {value!r} must look like '30/minute' (or be empty)"
-                )
-        return value
-
-    @property
-    def auth_failure_limit(self) -> RateLimitItem | None:
-        return parse(self.AUTH_FAILURE_LIMIT) if self.AUTH_FAILURE_LIMIT else None
 
     # --- Observability -----------------------------------------------------------------------
     ENABLE_METRICS: bool = Field(True, description="Collect Prometheus metrics, serve /metrics.")
@@ -462,75 +374,14 @@ class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_sett
 
     @model_validator(mode="after")
     def _production_guards(self) -> Settings:
-        # Each refusal names the setting and the rule, never the value (it may be a secret).
-        if self.ENVIRONMENT != "production":
-            return self
-        if self.SECRET_KEY is None:
-            raise ValueError(
-                f"SECRET_KEY must be set in production, at least {MIN_SECRET_BYTES} bytes: "
-                f"{HOW_TO_GENERATE}"
-            )
-        if weakness := secret_weakness(self.SECRET_KEY.get_secret_value()):
-            raise ValueError(f"SECRET_KEY {weakness}: {HOW_TO_GENERATE}")
-        pepper = self.API_KEY_PEPPER.get_secret_value() if self.API_KEY_PEPPER else ""
-        if pepper and (weakness := secret_weakness(pepper)):  # empty = unset (keyring.py)
-            raise ValueError(f"API_KEY_PEPPER {weakness}: {HOW_TO_GENERATE}, or unset it")
-        if self.ADMIN_PASSWORD is not None and (
-            weakness := admin_password_weakness(
-                self.ADMIN_PASSWORD.get_secret_value(), username=self.ADMIN_USERNAME
-            )
-        ):
-            raise ValueError(
-                f"ADMIN_PASSWORD {weakness}: production needs at least 12 characters that are "
-                "not the user name (a password manager's random one)"
-            )
-        if not self.AUTH_ENABLED:
-            raise ValueError("AUTH_ENABLED=false is refused in production")
-        if "*" in self.CORS_ORIGINS and self.CORS_ALLOW_CREDENTIALS:
-            raise ValueError(
-                "CORS_ORIGINS='*' with CORS_ALLOW_CREDENTIALS=true is refused in production"
-            )
-        if trusts_every_proxy(self.FORWARDED_ALLOW_IPS):
-            raise ValueError(
-                "FORWARDED_ALLOW_IPS must not trust every address in production: any client "
-                "could then pick its own IP (X-Forwarded-For) and with it its rate-limit "
-                "bucket. Set the proxy's addresses or range, e.g. the ingress controller's "
-                "pod CIDR"
-            )
-        if not self.RATE_LIMIT_ENABLED:
-            raise ValueError(
-                "RATE_LIMIT_ENABLED=false is refused in production: the login and failed-"
-                "authentication limits stop password guessing. If a gateway limits requests, "
-                "raise RATE_LIMIT_REQUESTS instead"
-            )
+        if (refusal := production_refusal(self)) is not None:
+            raise ValueError(refusal)
         return self
 
     def production_warnings(self) -> list[tuple[str, str]]:
         """(setting, why) for values production accepts but should not keep; logged once at
         start-up (app/main.py)."""
-        if not self.is_production:
-            return []
-        warnings: list[tuple[str, str]] = []
-        if self.CACHE_ENABLED and self.CACHE_SCOPE == "global":
-            warnings.append(
-                (
-                    "CACHE_SCOPE",
-                    "global: every caller shares cached LLM answers, so whoever sends the "
-                    "same text as another caller gets X-Cache: HIT and that caller's answer, "
-                    "and learns what was asked. Fine for one organisation; set "
-                    "CACHE_SCOPE=principal when callers must not learn about each other.",
-                )
-            )
-        if self.DOCS_ENABLED:
-            warnings.append(
-                (
-                    "DOCS_ENABLED",
-                    "true: /docs, /redoc and /openapi.json describe every route to anyone "
-                    "who can reach the service. Set DOCS_ENABLED=false unless they are meant "
-                    "to be public.",
-                )
-            )
-        return warnings
+        return production_warnings(self)
 
     @property
     def is_production(self) -> bool:
@@ -543,9 +394,3 @@ class Settings(BaseSettings, OidcSettings):  # OIDC_* live in app/core/oidc_sett
     @cached_property
     def route_rate_limits(self) -> dict[str, RateLimitItem]:
         return {route: parse(limit) for route, limit in self.RATE_LIMIT_ROUTES.items()}
-
-
-def trusts_every_proxy(allowed: str) -> bool:
-    """FORWARDED_ALLOW_IPS names every address ('*', or a /0 network)."""
-    entries = {entry.strip() for entry in allowed.split(",")}
-    return bool(entries & {"*", "0.0.0.0/0", "::/0"})

@@ -132,8 +132,15 @@ async def test_redis_down_fail_open_keeps_serving_without_waiting(
             assert 'rate_limit_backend_errors_total{outcome="allowed"}' in metrics_text
             redis.start()
             await asyncio.sleep(2.2)  # breaker reset timeout, then a probe closes it
+            # The restarted Redis is empty: its users are gone, so the token is refused,
+            # revoked with its user. The limiter is back: an anonymous caller is counted
+            # (by address) again and told its limit.
+            revoked = await client.get("/v1/auth/me", headers=headers)
+            assert revoked.status_code == 401
+            assert revoked.json()["code"] == "token_revoked"
             for _ in range(3):
-                response = await client.get("/v1/auth/me", headers=headers)
+                response = await client.get("/v1/auth/me")
+            assert response.status_code == 401
             assert response.headers.get("x-ratelimit-limit") == "1000"
     finally:
         redis.close()
