@@ -96,6 +96,7 @@ wrk:
 
 bench: install redis-server wrk
 	$(BIN)/python -m bench.middleware_overhead
+	$(BIN)/python -m bench.security_overhead
 	$(BIN)/python -m bench.task_throughput
 
 clean:

@@ -27,6 +27,7 @@ from app.agents.sessions import SessionService
 from app.agents.tools.loader import build_tool_registry
 from app.agents.tools.registry import ToolRegistry
 from app.core.config import Settings
+from app.core.lifecycle import stop_task
 from app.core.urls import without_credentials
 from app.llm.cache import CachedLLM
 from app.llm.factory import build_llm
@@ -103,9 +104,7 @@ class AppServices:
         # Work first (tasks and runs use the LLM and stores), then the clients they used.
         if self.worker is not None:
             await self.worker.shutdown()
-        if self._worker_task is not None:
-            self._worker_task.cancel()
-            await asyncio.gather(self._worker_task, return_exceptions=True)
+        await stop_task(self._worker_task)
         await self.runs.aclose()
         if self.bus is not None:
             await self.bus.aclose()

@@ -547,9 +547,11 @@ def _median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def summarise(rounds: list[dict[str, Measurement]]) -> dict[str, dict[str, float]]:
+def summarise(
+    rounds: list[dict[str, Measurement]], scenarios: tuple[str, ...] = SCENARIOS
+) -> dict[str, dict[str, float]]:
     medians: dict[str, dict[str, float]] = {}
-    for name in SCENARIOS:
+    for name in scenarios:
         runs = [r[name] for r in rounds]
         medians[name] = {
             "requests_per_sec": round(_median([m.requests_per_sec for m in runs]), 1),

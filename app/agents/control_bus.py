@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from app.agents.live_runs import LiveRunRegistry
-from app.core.lifecycle import raise_if_cancelling
+from app.core.lifecycle import raise_if_cancelling, stop_task
 
 log = structlog.get_logger(__name__)
 
@@ -90,9 +90,7 @@ class RunControlBus:
 
     async def aclose(self) -> None:
         await self.registry.aclose()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
 
     # -- the runs this process holds -------------------------------------------------------
     async def announce(self, run_id: str, owner: str) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.core.lifecycle import raise_if_cancelling
+from app.core.lifecycle import raise_if_cancelling, stop_task
 
 log = structlog.get_logger(__name__)
 
@@ -62,9 +62,7 @@ class LiveRunRegistry:
         self._task = asyncio.create_task(self._refresh_forever(), name="live-run-registry")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
 
     async def announce(self, run_id: str, owner: str) -> None:
         self._held[run_id] = owner

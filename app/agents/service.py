@@ -22,8 +22,9 @@ from app.agents.tools.registry import ToolRegistry
 from app.core.config import Settings
 from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
+from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
-from app.store.concurrency import REJECTIONS, MemorySlots, SlotLimiter, TooManyConcurrentRuns
+from app.store.concurrency import MemorySlots, SlotLimiter, TooManyConcurrentRuns
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,7 @@ class RunService:
     async def _take_slot(self, owner: str, run_id: str) -> None:
         limit = self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
         if not await self._slots.acquire(owner, run_id, limit=limit):
-            REJECTIONS.labels(kind="runs").inc()
+            CONCURRENCY_REJECTIONS.labels(kind="runs").inc()
             raise TooManyConcurrentRuns(
                 f"You already have {limit} runs in flight, the most one principal may have "
                 "at once; retry when one has ended.",

@@ -10,6 +10,7 @@ telling the client to reconnect; readiness turns 503 so no new traffic arrives.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 class ShutdownSignal:
@@ -50,3 +51,20 @@ def raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def stop_task(task: asyncio.Task[Any] | None, *, within_seconds: float = 2.0) -> None:
+    """Cancel a background task and wait for it, without ever hanging shutdown.
+
+    A client library may swallow a cancellation that lands mid-I/O and retry the read (seen
+    with redis-py's pub/sub after a Redis restart), leaving the task waiting for data that
+    never comes. So cancel again each time the wait times out, a few times, then give up:
+    the loop's own end collects it.
+    """
+    if task is None or task.done():
+        return
+    for _ in range(4):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=within_seconds / 4)
+        if done:
+            return

@@ -57,3 +57,14 @@ def render_latest() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# Per-principal caps (app/store/concurrency.py, the task backends).
+CONCURRENCY_REJECTIONS = Counter(
+    "concurrency_rejections_total", "Runs and tasks refused by a per-principal cap.", ["kind"]
+)
+CONCURRENCY_BACKEND_ERRORS = Counter(
+    "concurrency_backend_errors_total",
+    "Slot acquisitions that failed on Redis, by policy outcome.",
+    ["outcome"],
+)

@@ -32,6 +32,9 @@ _SAFE_KEYS = frozenset(
         "completion_tokens",
         "total_tokens",
         "tokens_saved",
+        "max_tokens",
+        "tokens_per_second",
+        "response_tokens",
         "key_prefix",
         "prefix",
     }

@@ -18,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.core.lifecycle import raise_if_cancelling
+from app.core.lifecycle import raise_if_cancelling, stop_task
 from app.security.revocation import UserCheck
 
 log = structlog.get_logger(__name__)
@@ -58,9 +58,7 @@ class InvalidationBus:
             log.warning("principal_changes_not_subscribed_yet")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await stop_task(self._task)
 
     async def _listen_forever(self) -> None:
         backoff = 0.1

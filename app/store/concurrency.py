@@ -17,29 +17,19 @@ adding a timeout to every start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from typing import Protocol
 
 import structlog
-from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from app.core.circuit_breaker import CircuitBreaker
 from app.core.config import Settings
 from app.core.errors import AppError
-from app.core.lifecycle import raise_if_cancelling
+from app.core.lifecycle import raise_if_cancelling, stop_task
+from app.observability import metrics
 
 log = structlog.get_logger(__name__)
-
-REJECTIONS = Counter(
-    "concurrency_rejections_total", "Runs and tasks refused by a per-principal cap.", ["kind"]
-)
-BACKEND_ERRORS = Counter(
-    "concurrency_backend_errors_total",
-    "Slot acquisitions that failed on Redis, by policy outcome.",
-    ["outcome"],
-)
 
 # Server time in ms; the slots whose lease has run out go first.
 _NOW_AND_PRUNE = """
@@ -175,7 +165,9 @@ class RedisSlots:
         return bool(held)
 
     def _degraded(self, owner: str, slot: str) -> bool:
-        BACKEND_ERRORS.labels(outcome="allowed" if self._fail_open else "rejected").inc()
+        metrics.CONCURRENCY_BACKEND_ERRORS.labels(
+            outcome="allowed" if self._fail_open else "rejected"
+        ).inc()
         if not self._fail_open:
             raise ConcurrencyUnavailable
         self._held[owner].add(slot)  # counted once Redis is back (the renewal adds it)
@@ -214,11 +206,8 @@ class RedisSlots:
             await self._renew(keys=[self._key(owner)], args=[self._lease_ms, *slots])
 
     async def aclose(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        await stop_task(self._renewer)
+        self._renewer = None
 
 
 def build_run_slots(settings: Settings, redis: Redis | None) -> SlotLimiter:

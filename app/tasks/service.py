@@ -17,8 +17,9 @@ from app.agents.registry import AgentRegistry
 from app.agents.sessions import SessionService
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
-from app.store.concurrency import REJECTIONS, TooManyConcurrentRuns
+from app.store.concurrency import TooManyConcurrentRuns
 from app.tasks import metrics
 from app.tasks.backend import IdempotencyKey, StoredEvent, TaskBackend
 from app.tasks.idempotency import task_fingerprint
@@ -106,7 +107,7 @@ class TaskService:
             record, idempotency=idempotency, max_active=self._max_active
         )
         if submission.outcome == "over_cap":
-            REJECTIONS.labels(kind="tasks").inc()
+            CONCURRENCY_REJECTIONS.labels(kind="tasks").inc()
             raise TooManyConcurrentRuns(
                 f"You already have {self._max_active} tasks queued or running, the most one "
                 "principal may have; submit more when some have finished (or cancel some).",

@@ -94,6 +94,7 @@ def test_the_start_up_line_says_what_is_served() -> None:
     assert {"calculator", "current_time"} <= set(startup["tools"])
     assert startup["llm_provider"] == "offline"
     assert startup["llm_settings"]["latency_ms"] == 20
+    assert startup["llm_settings"]["tokens_per_second"] == 200.0  # a rate, not a credential
     assert startup["storage"] == "memory"
     assert startup["worker"].startswith("embedded")
 

@@ -13,14 +13,23 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.e2e.conftest import login
+from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
 GRACE = 10
 
 
-def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
+def test_sigterm_drains_requests_and_ends_streams_with_a_final_event(
+    redis_server: RedisServer,
+) -> None:
+    # Several workers share their users, tokens and limits through Redis, as in production
+    # (without it each worker bootstraps its own admin, and a token issued before another
+    # worker's bootstrap is refused there as older than the admin's credentials).
+    redis_server.start()
     env = {
+        "REDIS_URL": redis_server.url,
+        "REDIS_KEY_PREFIX": "e2e-graceful:",
         "OFFLINE_LATENCY_MS": "1500",
         "OFFLINE_TOKENS_PER_SECOND": "5",
         # Streams would take 40 s, longer than the grace; the requests ask for 3 tokens.
@@ -29,8 +38,6 @@ def test_sigterm_drains_requests_and_ends_streams_with_a_final_event() -> None:
         "GUNICORN_GRACEFUL_TIMEOUT": str(GRACE),
         "RATE_LIMIT_REQUESTS": "1000",
         "CACHE_ENABLED": "false",
-        # Two workers and no Redis: one configured key for both (a generated one is per
-        # process, so a token from one worker would be refused by the other).
         "SECRET_KEY": "graceful-shutdown-test-key-of-at-least-32-bytes",
     }
     server = ServerProcess(env=env, gunicorn=True, workers=2).start()
