@@ -57,7 +57,12 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
     ),
     401: ProblemDoc(
         "No valid credentials. Send `Authorization: Bearer <token>` (from POST "
-        "/v1/auth/token) or `X-API-Key: <key>`; comes with `WWW-Authenticate: Bearer`.",
+        "/v1/auth/token) or `X-API-Key: <key>`; comes with `WWW-Authenticate: Bearer`. "
+        "Codes: unauthorized, bad_scheme, token_invalid, token_expired, token_revoked (user "
+        "disabled or deleted, signed out, or credentials changed since the token was issued), "
+        "api_key_invalid, api_key_expired, api_key_revoked (its creator was disabled or "
+        "deleted), and for OIDC tokens token_unknown_key, token_algorithm_refused, "
+        "oidc_unavailable.",
         (
             ("unauthorized", "Send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'."),
             ("token_expired", "The access token has expired."),

@@ -63,7 +63,8 @@ class Problem(BaseModel):
     code: str = Field(
         description="Stable machine-readable error code, e.g. unauthorized, token_expired, "
         "insufficient_scope, agent_not_found, session_not_found, task_not_found, "
-        "validation_error, rate_limited, payload_too_large, dependency_unavailable, "
+        "validation_error, rate_limited, too_many_auth_failures, too_many_concurrent_runs, "
+        "payload_too_large, dependency_unavailable, "
         "llm_unavailable, run_timeout, internal_error.",
         examples=["agent_not_found"],
     )
