@@ -56,13 +56,9 @@ DEFAULT_DOCS: dict[int, ProblemDoc] = {
         (("bad_request", "There was an error parsing the body"),),
     ),
     401: ProblemDoc(
-        "No valid credentials. Send `Authorization: Bearer <token>` (from POST "
-        "/v1/auth/token) or `X-API-Key: <key>`; comes with `WWW-Authenticate: Bearer`. "
-        "Codes: unauthorized, bad_scheme, token_invalid, token_expired, token_revoked (user "
-        "disabled or deleted, signed out, or credentials changed since the token was issued), "
-        "api_key_invalid, api_key_expired, api_key_revoked (its creator was disabled or "
-        "deleted), and for OIDC tokens token_unknown_key, token_algorithm_refused, "
-        "oidc_unavailable.",
+        "No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, "
+        "token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: "
+        "token_unknown_key, token_algorithm_refused, oidc_unavailable.",
         (
             ("unauthorized", "Send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'."),
             ("token_expired", "The access token has expired."),
