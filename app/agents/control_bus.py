@@ -20,10 +20,10 @@ import structlog
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from app.agents.live_runs import LiveRunRegistry
-from app.core.lifecycle import raise_if_cancelling, stop_task
+from app.core.lifecycle import stop_task
+from app.store.redis_client import listen_forever
 
 log = structlog.get_logger(__name__)
 
@@ -101,18 +101,9 @@ class RunControlBus:
 
     # -- listening ---------------------------------------------------------------------------
     async def _listen_forever(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                await self._listen()
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()
-                self.listening.clear()
-                log.warning("run_control_bus_disconnected", error=type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            else:
-                backoff = 0.1
+        await listen_forever(
+            self._listen, on_disconnect=self.listening.clear, event="run_control_bus_disconnected"
+        )
 
     async def _listen(self) -> None:
         pubsub = self._redis.pubsub()

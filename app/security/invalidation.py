@@ -18,8 +18,9 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app.core.lifecycle import raise_if_cancelling, stop_task
+from app.core.lifecycle import stop_task
 from app.security.revocation import UserCheck
+from app.store.redis_client import listen_forever
 
 log = structlog.get_logger(__name__)
 
@@ -61,18 +62,9 @@ class InvalidationBus:
         await stop_task(self._task)
 
     async def _listen_forever(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                await self._listen()
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()
-                self.listening.clear()
-                log.warning("principal_changes_disconnected", error=type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            else:
-                backoff = 0.1
+        await listen_forever(
+            self._listen, on_disconnect=self.listening.clear, event="principal_changes_disconnected"
+        )
 
     async def _listen(self) -> None:
         assert self._redis is not None and self._check is not None  # noqa: S101 - see start()

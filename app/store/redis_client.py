@@ -7,11 +7,19 @@ checks on idle connections, and a blocking pool that waits briefly for a free co
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
 
 from app.core.config import Settings
+from app.core.lifecycle import raise_if_cancelling
+
+log = structlog.get_logger(__name__)
 
 BLOCKING_SOCKET_TIMEOUT = 5.0
 
@@ -33,3 +41,23 @@ def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
         decode_responses=True,
     )
     return Redis(connection_pool=pool)
+
+
+async def listen_forever(
+    listen: Callable[[], Awaitable[None]], *, on_disconnect: Callable[[], None], event: str
+) -> None:
+    """Run a pub/sub ``listen`` coroutine for the life of the process: when Redis drops it,
+    log ``event`` once per drop, call ``on_disconnect`` and subscribe again with backoff
+    (0.1 s doubling to 5 s, reset once a subscription holds)."""
+    backoff = 0.1
+    while True:
+        try:
+            await listen()
+        except (RedisError, OSError) as exc:
+            raise_if_cancelling()
+            on_disconnect()
+            log.warning(event, error=type(exc).__name__)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+        else:
+            backoff = 0.1

@@ -21,25 +21,14 @@ from playwright.sync_api import (
     ConsoleMessage,
     Locator,
     Page,
-    Playwright,
     Route,
     expect,
-    sync_playwright,
 )
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
+from tests.support.browser import launched_chromium
 from tests.support.server_process import ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 INVOKE_PATH = "/v1/agents/{agent}/invoke"
 INVOKE_SUMMARY = "Run an agent and wait for its answer"
@@ -66,23 +55,8 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    playwright: Playwright | None = None
-    try:
-        playwright = sync_playwright().start()
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as exc:
-        if playwright is not None:
-            playwright.stop()
-        pytest.fail(
-            f"Headless Chromium ({CHROMIUM}) could not be started by Playwright; the docs "
-            f"browser tests need it (do not run `playwright install`): {exc}",
-            pytrace=False,
-        )
-    try:
+    with launched_chromium("the docs browser tests") as chromium:
         yield chromium
-    finally:
-        chromium.close()
-        playwright.stop()
 
 
 @dataclass

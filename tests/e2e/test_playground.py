@@ -20,24 +20,13 @@ from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     Page,
-    Playwright,
     expect,
-    sync_playwright,
 )
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
+from tests.support.browser import launched_chromium
 from tests.support.server_process import ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TERMINAL_STATES = ("completed", "error", "cancelled")
 
 # One pytest-xdist worker runs the whole module: one server and one browser, not one per worker.
@@ -66,23 +55,8 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    playwright: Playwright | None = None
-    try:
-        playwright = sync_playwright().start()
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as exc:
-        if playwright is not None:
-            playwright.stop()
-        pytest.fail(
-            f"Headless Chromium ({CHROMIUM}) could not be started by Playwright; the playground "
-            f"browser tests need it (do not run `playwright install`): {exc}",
-            pytrace=False,
-        )
-    try:
+    with launched_chromium("the playground browser tests") as chromium:
         yield chromium
-    finally:
-        chromium.close()
-        playwright.stop()
 
 
 @dataclass

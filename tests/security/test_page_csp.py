@@ -16,14 +16,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
+from tests.support.browser import launched_chromium
 from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.xdist_group("page-csp")  # one server and one browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # Records CSP violations from the first script on every page (init scripts bypass the CSP).
 CSP_RECORDER = """
 window.__cspViolations = [];
@@ -72,12 +71,8 @@ def server() -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium("the CSP browser tests") as chromium:
+        yield chromium
 
 
 @pytest.fixture
