@@ -22,6 +22,9 @@ Agents
       (``generation_params(ctx.params)`` reads temperature and max_tokens).
     - ``checkpoint()``: a pause point; ``begin_step()`` / ``step_done(...)``: the step
       budget (``max_steps``); ``plan(items)``, ``emit(event)``; ``remaining_seconds``.
+    - ``log(message, level=..., **data)``: a progress note for humans (``LogEvent``);
+      ``summarize_memory(summary, messages_summarized=...)``: what the agent kept after
+      compacting its working memory (``MemorySummaryEvent``).
     - ``ask(prompt, kind=..., choices=...)``: human input (``InputKind`` is "text",
       "choice" or "confirm").
     - ``tools``: the registry (``all()``; ``specs()``, the ``ToolSpec``s to pass as
@@ -40,7 +43,8 @@ Tools
 
 Events
     ``TokenEvent``, ``MessageEvent``, ``PlanEvent``, ``StepEvent``, ``ToolCallEvent``,
-    ``ToolResultEvent``, ``InputRequired``, ``ErrorEvent`` (agents yield or emit these);
+    ``ToolResultEvent``, ``LogEvent``, ``MemorySummaryEvent``, ``InputRequired``,
+    ``ErrorEvent`` (agents yield or emit these);
     ``RunStarted`` and ``RunCompleted`` are published by the service. ``Event`` is their union.
 """
 
@@ -53,6 +57,8 @@ from app.agents.events import (
     Event,
     InputKind,
     InputRequired,
+    LogEvent,
+    MemorySummaryEvent,
     MessageEvent,
     PlanEvent,
     RunCompleted,
@@ -80,6 +86,8 @@ __all__ = [
     "InputRequired",
     "LLMRequest",
     "LLMResponse",
+    "LogEvent",
+    "MemorySummaryEvent",
     "MessageEvent",
     "PlanEvent",
     "RunCompleted",

@@ -44,6 +44,9 @@ from app.store.auth_failures import AuthFailureLimiter, build_auth_failure_limit
 from app.store.concurrency import build_run_slots
 from app.store.rate_limits import RequestRateLimiter
 from app.store.redis_client import build_redis
+from app.store.run_store import RunStore
+from app.store.run_store_memory import MemoryRunStore
+from app.store.run_store_redis import RedisRunStore
 from app.store.session_backends import build_session_store
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
 from app.tasks.backend import TaskBackend
@@ -148,20 +151,23 @@ def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, Ap
     return RedisUserStore(redis, prefix=prefix), RedisApiKeyStore(redis, prefix=prefix)
 
 
-def build_task_backend(
+def build_run_storage(
     settings: Settings, redis: Redis | None, blocking: Redis | None
-) -> TaskBackend:
+) -> tuple[RunStore, TaskBackend]:
+    """The run store (records and logs of every run) and the task queue on top of it."""
     if redis is None or blocking is None:
-        return MemoryTaskBackend(
+        memory = MemoryRunStore(
             events_max=settings.TASK_EVENTS_MAX, retention_seconds=settings.TASK_RETENTION_SECONDS
         )
-    return RedisTaskBackend(
+        return memory, MemoryTaskBackend(memory)
+    store = RedisRunStore(
         redis,
         blocking=blocking,
         prefix=settings.REDIS_KEY_PREFIX,
         retention_seconds=settings.TASK_RETENTION_SECONDS,
         events_max=settings.TASK_EVENTS_MAX,
     )
+    return store, RedisTaskBackend(redis, blocking=blocking, store=store)
 
 
 def worker_name(settings: Settings) -> str:
@@ -190,16 +196,17 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
     sessions = SessionService(store=build_session_store(settings, redis), agents=agents)
     # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
     bus = RunControlBus(redis, prefix=settings.REDIS_KEY_PREFIX) if redis is not None else None
+    run_store, task_backend = build_run_storage(settings, redis, blocking)
     runs = RunService(
         settings=settings,
         agents=agents,
         tools=tools,
         llm=llm,
         sessions=sessions,
+        store=run_store,
         bus=bus,
         slots=build_run_slots(settings, redis),
     )
-    task_backend = build_task_backend(settings, redis, blocking)
     worker = None
     if settings.WORKER_ENABLED if run_worker is None else run_worker:
         worker = TaskWorker(
@@ -234,7 +241,7 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         runs=runs,
         tasks=TaskService(
             backend=task_backend,
-            agents=agents,
+            runs=runs,
             sessions=sessions,
             max_active_per_principal=settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL,
         ),

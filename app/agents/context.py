@@ -15,6 +15,10 @@ from app.agents.events import (
     Event,
     InputKind,
     InputRequired,
+    LogEvent,
+    LogLevel,
+    LogValue,
+    MemorySummaryEvent,
     PlanEvent,
     StepEvent,
     ToolCallEvent,
@@ -85,6 +89,18 @@ class RunContext:
 
     async def plan(self, items: list[str], reflection: str | None = None) -> None:
         await self._publish(PlanEvent(items=items, reflection=reflection))
+
+    async def log(self, message: str, *, level: LogLevel = "info", **data: LogValue) -> None:
+        """A progress note for the humans following the run (a ``log`` event); keyword
+        arguments become its ``data``."""
+        await self._publish(LogEvent(level=level, message=message, data=data))
+
+    async def summarize_memory(self, summary: str, *, messages_summarized: int = 0) -> None:
+        """Tell what the agent kept after compacting its working memory (a
+        ``memory_summary`` event; GET /v1/tasks/{id}/memory shows the last one)."""
+        await self._publish(
+            MemorySummaryEvent(summary=summary, messages_summarized=messages_summarized)
+        )
 
     async def call_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         """Run a registered tool, publishing tool_call and tool_result events.

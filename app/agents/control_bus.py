@@ -40,6 +40,7 @@ class ControlRequest(BaseModel):
     action: ControlAction
     request_id: str | None = None  # the input request answered (action "input")
     value: Any = None
+    reason: str | None = None  # why a cancel (the run's error code): interrupted, rolled_back
 
 
 class ControlReply(BaseModel):

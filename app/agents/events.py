@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from app.core.clock import utcnow
 from app.llm.types import Usage
+from app.store.run_records import InputKind as InputKind  # re-exported: agents ask with it
 
 
 class _Event(BaseModel):
@@ -65,7 +66,25 @@ class PlanEvent(_Event):
     reflection: str | None = None
 
 
-InputKind = Literal["text", "choice", "confirm"]
+class MemorySummaryEvent(_Event):
+    """An agent compacted its working memory: what it kept, and how many messages it folded."""
+
+    type: Literal["memory_summary"] = "memory_summary"
+    summary: str
+    messages_summarized: int = 0
+
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogValue = str | int | float | bool | None
+
+
+class LogEvent(_Event):
+    """A progress note for humans watching the run; nothing acts on it."""
+
+    type: Literal["log"] = "log"
+    level: LogLevel = "info"
+    message: str
+    data: dict[str, LogValue] = Field(default_factory=dict)
 
 
 class InputRequired(_Event):
@@ -102,6 +121,8 @@ Event = Annotated[
     | ToolResultEvent
     | StepEvent
     | PlanEvent
+    | MemorySummaryEvent
+    | LogEvent
     | InputRequired
     | ErrorEvent
     | RunCompleted,

@@ -27,3 +27,11 @@ ACTIVE_STREAMS = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
+RUN_LOG_WRITE_FAILURES = Counter(
+    "agent_run_log_write_failures_total",
+    "Run events that could not be written to the run log (the store was unavailable).",
+)
+RUN_READERS_BEHIND = Counter(
+    "agent_run_readers_behind_total",
+    "Times a run's reader fell out of the in-process buffer and read from the log instead.",
+)

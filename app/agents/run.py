@@ -3,6 +3,12 @@
 The agent runs in a task the Run owns, so cancelling (client gone, explicit cancel, deadline)
 cancels the agent coroutine and, through it, the upstream LLM stream. Every run ends with
 exactly one terminal event: run_completed or error.
+
+Each event is stamped (``seq``, ``ts``), serialised once, handed to the journal (the run's
+log, app/agents/journal.py) and pushed to the run's feed, where any number of readers follow
+it (app/agents/followers.py); the run never waits for a reader. The end is recorded and the
+session released before the terminal event reaches the feed, so a client that has seen the
+end can start the next run on the session and read the final record at once.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -22,11 +28,14 @@ from app.agents.events import (
     TERMINAL_TYPES,
     ErrorEvent,
     Event,
+    InputRequired,
     MessageEvent,
     RunCompleted,
     RunStarted,
     TokenEvent,
 )
+from app.agents.feed import LoggedEvent, RunFeed
+from app.agents.journal import RunJournal
 from app.agents.protocol import Agent
 from app.core.clock import utcnow
 from app.llm.protocol import LLMError
@@ -35,6 +44,9 @@ log = structlog.get_logger(__name__)
 
 OnComplete = Callable[["Run", str], Awaitable[None]]  # persist the exchange
 OnCleanup = Callable[["Run"], Awaitable[None]]  # always: release the session, unregister
+OnDisconnect = Literal["cancel", "continue"]
+# Cancel reasons after which the run saves what it produced so far to its session.
+KEEP_PARTIAL = frozenset({"interrupted"})
 
 
 class Run:
@@ -49,6 +61,9 @@ class Run:
         timeout: float,
         on_complete: OnComplete,
         on_cleanup: OnCleanup,
+        journal: RunJournal,
+        after_seq: int = 0,
+        on_disconnect: OnDisconnect = "cancel",
     ) -> None:
         self.run_id = run_id
         self.agent = agent
@@ -60,10 +75,16 @@ class Run:
         self._timeout = timeout
         self._on_complete = on_complete
         self._on_cleanup = on_cleanup
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._seq = 0
+        self.journal = journal
+        self.on_disconnect = on_disconnect
+        self.feed = RunFeed(after=after_seq)
+        self._first_seq = after_seq + 1
+        self._seq = after_seq  # a task redelivered to this worker goes on after its log
         self._task: asyncio.Task[None] | None = None
         self._cancel_reason = "cancelled"
+        self._ending = False  # the end is being recorded: too late to cancel
+        self._tokens: list[str] = []
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self.status = "running"
         self.result: RunCompleted | None = None
         self.error: ErrorEvent | None = None
@@ -71,23 +92,44 @@ class Run:
         self._first_token_at: float | None = None
 
     # -- publishing -------------------------------------------------------------------------
-    async def publish(self, event: Event) -> None:
+    def _stamp(self, event: Event) -> LoggedEvent:
         self._seq += 1
-        stamped = event.model_copy(update={"seq": self._seq, "ts": utcnow()})
-        if isinstance(stamped, TokenEvent) and self._first_token_at is None:
-            self._first_token_at = time.monotonic()
-            metrics.TIME_TO_FIRST_TOKEN.labels(self.agent.name).observe(
-                self._first_token_at - self._started
-            )
-        await self._queue.put(stamped)
+        item = LoggedEvent.of(event.model_copy(update={"seq": self._seq, "ts": utcnow()}))
+        self.journal.log(item)
+        return item
+
+    async def publish(self, event: Event) -> None:
+        if isinstance(event, TokenEvent):
+            self._tokens.append(event.text)
+            if self._first_token_at is None:
+                self._first_token_at = time.monotonic()
+                metrics.TIME_TO_FIRST_TOKEN.labels(self.agent.name).observe(
+                    self._first_token_at - self._started
+                )
+        item = self._stamp(event)
+        if isinstance(event, InputRequired):
+            await self.journal.asked(event)  # the record says so before any reader sees it
+        self.feed.push(item)
 
     async def events(self) -> AsyncIterator[Event]:
-        """The stamped events, ending with the terminal one. One consumer per run."""
+        """This run's events from its start, ending with the terminal one, for a reader in
+        this process that keeps up (invoke, the worker): any number may read."""
+        after = self._first_seq - 1
         while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+            batch = self.feed.after(after)
+            if batch is None:  # thousands of events without a pause: go on from the oldest kept
+                log.warning("run_reader_skipped", run_id=self.run_id, after=after)
+                after = self.feed.first_seq - 1
+                continue
+            for item in batch:
+                yield item.event
+                after = item.seq
+                if item.terminal:
+                    return
+            if not batch:
+                if self.feed.ended:
+                    return
+                await self.feed.wait(after, 60.0)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,13 +139,25 @@ class Run:
     def done(self) -> bool:
         return self._task is not None and self._task.done()
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        if self._task is not None and not self._task.done():
+    def cancel(self, reason: str = "cancelled", *, abandon: bool = False) -> None:
+        """Stop the agent. ``abandon``: this attempt's ending is not logged (a task handed
+        back to the queue is redone by another worker, its log going on after what is there)."""
+        if self._task is not None and not self._task.done() and not self._ending:
             self._cancel_reason = reason
+            if abandon:
+                self.journal.abandon()
             self._task.cancel()
+
+    def disconnected(self, reason: str = "client_disconnected") -> None:
+        """The reader that started the run left: cancel unless the run was told to go on."""
+        if self.on_disconnect == "cancel":
+            self.cancel(reason)
 
     def answer(self, request_id: str, value: Any) -> None:
         self.control.answer(request_id, value)
+        task = asyncio.create_task(self.journal.answered())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     async def wait(self) -> None:
         if self._task is not None:
@@ -112,6 +166,7 @@ class Run:
     async def _drive(self) -> None:
         agent_name = self.agent.name
         metrics.ACTIVE_RUNS.labels(agent_name).inc()
+        terminal: RunCompleted | ErrorEvent
         try:
             await self.publish(
                 RunStarted(run_id=self.run_id, agent=agent_name, session_id=self.session_id)
@@ -119,21 +174,22 @@ class Run:
             completed = await self._run_agent()
             await self._on_complete(self, completed.output)
             self.status = "completed"
-            self.result = completed
-            await self.publish(completed)
+            self.result = terminal = completed
         except asyncio.CancelledError:
             self.status = "cancelled"
-            await self._fail(self._cancel_reason, "The run was cancelled.")
+            if self._cancel_reason in KEEP_PARTIAL and self._tokens:
+                await self._on_complete(self, "".join(self._tokens))
+            terminal = self._failure(self._cancel_reason, "The run was cancelled.")
         except TimeoutError:
             self.status = "timeout"
-            await self._fail("run_timeout", f"The run exceeded {self._timeout:g} s.")
+            terminal = self._failure("run_timeout", f"The run exceeded {self._timeout:g} s.")
         except RunFailure as exc:
             self.status = "failed"
-            await self._fail(exc.code, exc.message)
+            terminal = self._failure(exc.code, exc.message)
         except LLMError as exc:
             self.status = "failed"
             # The message says what failed and whether retrying helps; safe to show.
-            await self._fail(
+            terminal = self._failure(
                 exc.code, str(exc), retryable=exc.retryable, retry_after=exc.retry_after
             )
         except Exception as exc:
@@ -141,7 +197,7 @@ class Run:
             log.exception(
                 "agent_failed", run_id=self.run_id, agent=agent_name, error_type=type(exc).__name__
             )
-            await self._fail("agent_error", "The agent failed.")
+            terminal = self._failure("agent_error", "The agent failed.")
         finally:
             metrics.ACTIVE_RUNS.labels(agent_name).dec()
             metrics.RUNS.labels(agent_name, self.status).inc()
@@ -149,39 +205,43 @@ class Run:
             usage = self.ctx.llm.usage
             metrics.RUN_TOKENS.labels(agent_name, "prompt").inc(usage.prompt_tokens)
             metrics.RUN_TOKENS.labels(agent_name, "completion").inc(usage.completion_tokens)
-            try:
-                await self._on_cleanup(self)
-            finally:
-                await self._queue.put(None)
+        await self._end(terminal)
+
+    async def _end(self, terminal: RunCompleted | ErrorEvent) -> None:
+        """Log, record and release, then let the readers see the end."""
+        self._ending = True
+        item = self._stamp(terminal)
+        try:
+            await self.journal.close(self, terminal)
+            await self._on_cleanup(self)
+        finally:
+            self.feed.push(item)
 
     async def _run_agent(self) -> RunCompleted:
-        tokens: list[str] = []
         final_message: str | None = None
         async with asyncio.timeout(self._timeout):
             async for event in self.agent.run(self.input, self.ctx):
-                if isinstance(event, TokenEvent):
-                    tokens.append(event.text)
-                elif isinstance(event, MessageEvent) and event.role == "assistant":
+                if isinstance(event, MessageEvent) and event.role == "assistant":
                     final_message = event.content
                 if event.type in TERMINAL_TYPES:
                     continue  # the run, not the agent, decides how it ends
                 await self.publish(event)
         return RunCompleted(
-            output=final_message if final_message is not None else "".join(tokens),
+            output=final_message if final_message is not None else "".join(self._tokens),
             usage=self.ctx.llm.usage,
             cached=self.ctx.llm.all_cached,
             execution_time=round(time.monotonic() - self._started, 4),
         )
 
-    async def _fail(
+    def _failure(
         self,
         code: str,
         message: str,
         *,
         retryable: bool | None = None,
         retry_after: float | None = None,
-    ) -> None:
+    ) -> ErrorEvent:
         self.error = ErrorEvent(
             code=code, message=message, retryable=retryable, retry_after=retry_after
         )
-        await self.publish(self.error)
+        return self.error

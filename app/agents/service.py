@@ -1,10 +1,12 @@
-"""RunService: starts runs, owns their sessions' locks, and reaches live runs anywhere."""
+"""RunService: starts runs, owns their sessions' locks, keeps their records and logs, and
+reaches live runs (control, events) from any process."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,22 +16,32 @@ from app.agents.context import RunContext
 from app.agents.control import RunControl
 from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
 from app.agents.errors import InvalidInput
+from app.agents.events import ErrorEvent
+from app.agents.feed import RunFeed
+from app.agents.followers import FollowItem, RunFollowers
+from app.agents.journal import RunJournal
 from app.agents.registry import AgentRegistry
-from app.agents.run import Run
+from app.agents.run import OnDisconnect, Run
 from app.agents.run_llm import CachingLLM, RunLLM
-from app.agents.sessions import SessionService
+from app.agents.sessions import IfBusy, SessionService
 from app.agents.tools.registry import ToolRegistry
+from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
 from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
 from app.store.concurrency import MemorySlots, SlotLimiter, TooManyConcurrentRuns
+from app.store.run_records import LIVE_STATUSES, RunRecord, RunStatus
+from app.store.run_store import RunQuery, RunStore
 
 log = structlog.get_logger(__name__)
 
 LOCK_MARGIN_SECONDS = 30
 RUN_SLOT_RETRY_AFTER_SECONDS = 1  # foreground runs are short; the hint is a guess either way
+# A foreground run's record not finished, held by no process, and untouched this long has
+# lost its process: its end is written for it. Longer than the live registry's first announce.
+LOST_AFTER_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +53,9 @@ class RunRequest:
     params: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None
     bypass_cache: bool = False
+    on_disconnect: OnDisconnect = "cancel"
+    store: bool = True  # False: no session, no history written
+    if_busy: IfBusy = "reject"
 
 
 class RunService:
@@ -52,6 +67,7 @@ class RunService:
         tools: ToolRegistry,
         llm: CachingLLM,
         sessions: SessionService,
+        store: RunStore,
         bus: RunControlBus | None = None,
         slots: SlotLimiter | None = None,
     ) -> None:
@@ -66,25 +82,62 @@ class RunService:
         # slots (shared across replicas with Redis); released when the run ends.
         self._slots = slots or MemorySlots()
         self._counted: set[str] = set()
+        self.store = store
+        self._log_runs = settings.RUN_LOG_ENABLED
+        self.followers = RunFollowers(store, local_feed=self._local_feed, reap=self.reap_if_lost)
 
     # -- starting ----------------------------------------------------------------------------
     async def start(
-        self, request: RunRequest, *, run_id: str | None = None, foreground: bool = True
+        self,
+        request: RunRequest,
+        *,
+        run_id: str | None = None,
+        foreground: bool = True,
+        after_seq: int = 0,
     ) -> Run:
-        """Start a run. A background task passes its task id as the run id and
-        ``foreground=False``: tasks are capped by MAX_ACTIVE_TASKS_PER_PRINCIPAL instead.
-        Raises TooManyConcurrentRuns when the principal is at its cap."""
+        """Start a run. A background task passes its task id as the run id, the last seq of
+        its log, and ``foreground=False``: tasks are capped by MAX_ACTIVE_TASKS_PER_PRINCIPAL
+        instead, and their worker keeps their record. Raises TooManyConcurrentRuns when the
+        principal is at its cap, and the session's errors (busy, not found)."""
         agent = self.agents.require(request.agent)
         run_id = run_id or uuid.uuid4().hex
         counted = foreground and self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL > 0
         if counted:
             await self._take_slot(request.principal.id, run_id)
+        session_id = request.session_id
         try:
-            history = await self._claim_history(request, agent.name, run_id)
+            if session_id is None and foreground and request.store:
+                session_id = await self._start_session(request, agent.name, run_id)
+                history: list[ChatMessage] = []
+            else:
+                history = await self._claim_history(request, agent.name, run_id)
+            journal = RunJournal(
+                self.store if self._log_runs or not foreground else None,
+                run_id,
+                keeps_record=foreground,
+                events_max=self._settings.TASK_EVENTS_MAX,
+            )
+            await journal.open(self._record(request, agent.name, run_id, session_id))
         except BaseException:
-            if counted:
-                await self._release_slot(request.principal.id, run_id)
+            await self._release(request.principal.id, run_id, session_id)
             raise
+        run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
+        self._live[run_id] = run
+        run.start()
+        if self._bus is not None:  # before the caller (and so the client) learns the id
+            await self._bus.announce(run_id, request.principal.id)
+        return run
+
+    def _build(
+        self,
+        request: RunRequest,
+        agent: Any,
+        run_id: str,
+        session_id: str | None,
+        history: list[ChatMessage],
+        journal: RunJournal,
+        after_seq: int,
+    ) -> Run:
         settings = self._settings
         control = RunControl()
         run: Run | None = None
@@ -97,7 +150,7 @@ class RunService:
             run_id=run_id,
             agent=agent.name,
             principal_id=request.principal.id,
-            session_id=request.session_id,
+            session_id=session_id,
             history=history,
             llm=RunLLM(
                 self._llm, bypass_cache=request.bypass_cache, principal_id=request.principal.id
@@ -119,12 +172,50 @@ class RunService:
             timeout=settings.RUN_TIMEOUT_SECONDS,
             on_complete=self._save_exchange,
             on_cleanup=self._cleanup,
+            journal=journal,
+            after_seq=after_seq,
+            on_disconnect=request.on_disconnect,
         )
-        self._live[run_id] = run
-        run.start()
-        if self._bus is not None:  # before the caller (and so the client) learns the id
-            await self._bus.announce(run_id, request.principal.id)
         return run
+
+    @staticmethod
+    def _record(request: RunRequest, agent: str, run_id: str, session_id: str | None) -> RunRecord:
+        now = utcnow()
+        return RunRecord(
+            id=run_id,
+            kind="run",
+            owner=request.principal.id,
+            agent=agent,
+            input=request.input,
+            session_id=session_id,
+            max_steps=request.max_steps,
+            params=request.params,
+            status="running",
+            attempts=1,
+            submitted_at=now,
+            started_at=now,
+            updated_at=now,
+        )
+
+    async def _start_session(
+        self, request: RunRequest, agent: str, run_id: str
+    ) -> str | None:
+        """A new session of the caller's, held by this run (call, get an id, go on). The
+        store away: the run goes on without one (session_id null), as a stateless run."""
+        try:
+            session = await self._sessions.start_for_run(
+                owner=request.principal,
+                agent=agent,
+                run_id=run_id,
+                lock_seconds=self._lock_seconds(),
+            )
+        except Exception as exc:
+            log.warning("session_start_failed", run_id=run_id, error=type(exc).__name__)
+            return None
+        return session.id
+
+    def _lock_seconds(self) -> int:
+        return int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS
 
     async def _take_slot(self, owner: str, run_id: str) -> None:
         limit = self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
@@ -148,17 +239,38 @@ class RunService:
     ) -> list[ChatMessage]:
         if request.session_id is None:
             return []
+        principal = request.principal
+
+        async def interrupt(holder: str, reason: str) -> None:
+            await self.control(
+                ControlRequest(
+                    run_id=holder, principal_id=principal.id, action="cancel", reason=reason
+                )
+            )
+
         return await self._sessions.claim_for_run(
-            owner=request.principal,
+            owner=principal,
             session_id=request.session_id,
             agent=agent,
             run_id=run_id,
-            lock_seconds=int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS,
+            lock_seconds=self._lock_seconds(),
             history_limit=self._settings.SESSION_MAX_MESSAGES,
+            if_busy=request.if_busy,
+            wait_seconds=self._settings.SESSION_BUSY_WAIT_SECONDS,
+            interrupt=interrupt,
         )
 
+    async def _release(self, owner: str, run_id: str, session_id: str | None) -> None:
+        """Undo a start that failed half-way: the slot, and the session if this run took it."""
+        await self._release_slot(owner, run_id)
+        if session_id is not None:
+            try:
+                await self._sessions.release_run(session_id=session_id, run_id=run_id)
+            except Exception as exc:  # the lock expires by itself
+                log.warning("session_unlock_failed", run_id=run_id, error=type(exc).__name__)
+
     async def _save_exchange(self, run: Run, output: str) -> None:
-        if run.session_id is None:
+        if run.session_id is None or not output:
             return
         try:
             await self._sessions.append_exchange(
@@ -171,12 +283,7 @@ class RunService:
         self._live.pop(run.run_id, None)
         if self._bus is not None:
             await self._bus.retire(run.run_id)
-        await self._release_slot(run.owner, run.run_id)
-        if run.session_id is not None:
-            try:
-                await self._sessions.release_run(session_id=run.session_id, run_id=run.run_id)
-            except Exception as exc:  # the lock expires by itself
-                log.warning("session_unlock_failed", run_id=run.run_id, error=type(exc).__name__)
+        await self._release(run.owner, run.run_id, run.session_id)
 
     # -- reaching live runs --------------------------------------------------------------------
     async def control(self, request: ControlRequest) -> None:
@@ -201,7 +308,7 @@ class RunService:
         if run.owner != request.principal_id:
             return ControlReply(outcome="run_not_found")
         if request.action == "cancel":
-            run.cancel()
+            run.cancel(request.reason or "cancelled")
             return ControlReply(outcome="accepted")
         try:
             run.answer(request.request_id or "", request.value)
@@ -210,6 +317,64 @@ class RunService:
         except InvalidInput as exc:
             return ControlReply(outcome="invalid_input", detail=str(exc))
         return ControlReply(outcome="accepted")
+
+    # -- records and events ------------------------------------------------------------------
+    def _local_feed(self, run_id: str) -> RunFeed | None:
+        run = self._live.get(run_id)
+        return run.feed if run is not None else None
+
+    async def get(self, *, owner: Principal, run_id: str) -> RunRecord:
+        """The caller's run (foreground or task); anyone else's is ``run_not_found``."""
+        record = await self.store.get(run_id)
+        if record is None or record.owner != owner.id:
+            raise NotFound("No run with this id.", code="run_not_found")
+        if not record.finished:
+            await self.reap_if_lost(record)
+        return record
+
+    async def list(
+        self,
+        *,
+        owner: Principal,
+        session_id: str | None,
+        status: RunStatus | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[RunRecord], int]:
+        query = RunQuery(owner=owner.id, session_id=session_id, status=status)
+        return await self.store.list(query, limit=limit, offset=offset)
+
+    def follow(self, run_id: str, *, after: int) -> AsyncIterator[FollowItem]:
+        """Every event of the run after ``after``, then live ones (any process)."""
+        return self.followers.follow(run_id, after=after)
+
+    async def reap_if_lost(self, record: RunRecord) -> None:
+        """End a foreground run whose process died: no one holds it, and its record has not
+        moved for LOST_AFTER_SECONDS. Its log ends with an error event ``run_lost``."""
+        if record.kind != "run" or record.finished or record.id in self._live:
+            return
+        if (utcnow() - record.updated_at).total_seconds() < LOST_AFTER_SECONDS:
+            return
+        try:
+            if self._bus is not None and await self._bus.registry.lookup(record.id) is not None:
+                return
+        except Exception:  # cannot tell: leave it for the next look
+            return
+        message = "The process running this run stopped before it ended."
+        if await self.store.transition(
+            record.id,
+            to="failed",
+            allowed_from=LIVE_STATUSES,
+            changes={
+                "error_code": "run_lost",
+                "error_message": message,
+                "finished_at": utcnow(),
+                "pending_input": None,
+            },
+        ):
+            await self.store.append_event(
+                record.id, ErrorEvent(code="run_lost", message=message).model_dump_json()
+            )
 
     async def aclose(self) -> None:
         runs = list(self._live.values())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
 
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent
-from app.agents.run import Run
 from app.agents.service import RunRequest
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
 from app.api.responses import (
@@ -23,8 +21,14 @@ from app.api.responses import (
     problems,
 )
 from app.api.run_requests import build_run_request, run_error, wants_no_cache
-from app.api.schemas.agents import RUN_BODY_EXAMPLES, AgentInfo, AgentList, InvokeResponse, RunBody
-from app.api.sse import EventStreamResponse, encode_event
+from app.api.schemas.agents import (
+    RUN_BODY_EXAMPLES,
+    AgentInfo,
+    AgentList,
+    AgentRunBody,
+    InvokeResponse,
+)
+from app.api.sse import EventStreamResponse, follow_frames
 from app.core.errors import Conflict
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -78,7 +82,7 @@ async def get_agent(agent: str, _principal: PrincipalDep, runs: RunServiceDep) -
 
 async def _run_request(
     agent: str,
-    body: RunBody,
+    body: AgentRunBody,
     principal: AgentsRunDep,
     settings: SettingsDep,
     cache_control: CacheControl = None,
@@ -109,8 +113,10 @@ async def invoke(
     """Runs the agent to the end and answers with its output, token usage and timing. Needs
     the `agents:run` scope.
 
-    With `session_id` (from POST /v1/sessions) the agent sees that session's history and the
-    exchange is appended to it; one run at a time per session (409 `session_busy`). Identical
+    With `session_id` the agent sees that session's history and the exchange is appended to
+    it; without one a new session is started and its id returned (`"store": false`: none).
+    One run at a time per session: `if_busy` says what to do when another is running (409
+    `session_busy` by default). Every run is kept: GET /v1/runs/{run_id}. Identical
     requests are answered from the LLM cache (`X-Cache: HIT`, `cached: true`);
     `Cache-Control: no-cache` bypasses it (`X-Cache: BYPASS`). Not idempotent: each call is a
     new run. An agent that asks for human input (`approval`) answers 409
@@ -132,7 +138,7 @@ async def invoke(
             if isinstance(event, RunCompleted):
                 completed = event
     finally:
-        run.cancel("client_disconnected")  # no-op once finished; stops it if we were cancelled
+        run.disconnected()  # no-op once finished; if we were cancelled, as on_disconnect says
     if completed is None:
         assert run.error is not None  # noqa: S101 - a run always ends with one of the two
         raise run_error(run.error)
@@ -146,11 +152,6 @@ async def invoke(
         execution_time=completed.execution_time,
         metadata={"agent": agent, "steps": run.ctx.steps_taken, "llm_calls": run.ctx.llm.calls},
     )
-
-
-async def _frames(run: Run) -> AsyncIterator[bytes]:
-    async for event in run.events():
-        yield encode_event(event)
 
 
 @router.post(
@@ -170,16 +171,20 @@ async def stream(
 
     Problems found before the stream starts (auth, unknown agent or session, validation)
     are problem+json; after that the status is 200 and a failure arrives as an `error`
-    event. The `X-Run-ID` header names the run: answer an `input_required` event with POST
-    /v1/runs/{run_id}/input, or cancel with POST /v1/runs/{run_id}/cancel, from any replica.
-    Closing the connection cancels the run. A run stream cannot be resumed; a background
-    task's (GET /v1/tasks/{task_id}/events) can.
+    event. The `X-Run-ID` header names the run (and `X-Session-ID` its session): answer an
+    `input_required` event with POST /v1/runs/{run_id}/input, or cancel with POST
+    /v1/runs/{run_id}/cancel, from any replica. Closing the connection cancels the run,
+    unless the body says `"on_disconnect": "continue"`: then reconnect to GET
+    /v1/runs/{run_id}/events with `Last-Event-ID` and lose nothing.
     """
     run = await runs.start(request)  # errors so far are problem+json, before the stream
+    headers = {"X-Run-ID": run.run_id}
+    if run.session_id is not None:
+        headers["X-Session-ID"] = run.session_id
     return EventStreamResponse(
-        _frames(run),
+        follow_frames(runs.follow(run.run_id, after=0)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=settings.SHUTDOWN_STREAM_GRACE_SECONDS,
-        on_disconnect=run.cancel,
-        headers={"X-Run-ID": run.run_id},
+        on_disconnect=run.disconnected,
+        headers=headers,
     )

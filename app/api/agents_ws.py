@@ -1,7 +1,8 @@
 """WS /v1/agents/{agent}/ws: start runs, receive their events, answer input, cancel.
 
 Protocol (JSON text frames):
-  client -> {"type": "start", "input": ..., "session_id"?, "params"?, "max_steps"?}
+  client -> {"type": "start", "input": ..., "session_id"?, "params"?, "max_steps"?, "store"?,
+             "on_disconnect"?, "if_busy"?}   (the body of POST .../stream)
   server -> every event of the run (same JSON as SSE data), ending with run_completed|error
   client -> {"type": "input", "request_id": ..., "value": ...}   answers input_required
   client -> {"type": "cancel"}                                     cancels the current run
@@ -28,10 +29,11 @@ from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from app.agents.errors import InvalidInput
+from app.agents.followers import item_json
 from app.agents.run import Run
 from app.api.deps import services_of
 from app.api.run_requests import build_run_request
-from app.api.schemas.agents import RunBody
+from app.api.schemas.agents import AgentRunBody
 from app.api.ws_transport import authorize_socket, receive_frame, send_json, serve_socket
 from app.core.errors import AppError
 from app.observability import metrics
@@ -98,7 +100,7 @@ async def _start(
     if not await _charge_start(websocket, services):
         return None
     try:
-        body = RunBody.model_validate({k: v for k, v in message.items() if k != "type"})
+        body = AgentRunBody.model_validate({k: v for k, v in message.items() if k != "type"})
         request = build_run_request(
             agent=agent,
             body=body,
@@ -169,11 +171,11 @@ async def _drive(websocket: WebSocket, run: Run) -> None:
                         await _handle_client(websocket, run, message)
 
             group.start_soon(read_client)
-            async for event in run.events():
-                await websocket.send_text(event.model_dump_json())
+            async for item in services_of(websocket).runs.follow(run.run_id, after=0):
+                await websocket.send_text(item_json(item))
             group.cancel_scope.cancel()
     finally:
-        run.cancel("client_disconnected")  # no-op when the run already ended
+        run.disconnected()  # no-op when the run already ended; else as on_disconnect says
 
 
 async def _handle_client(websocket: WebSocket, run: Run, message: dict[str, Any]) -> None:

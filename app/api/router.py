@@ -19,6 +19,8 @@ from app.api import (
     playground,
     runs,
     sessions,
+    stream_routes,
+    task_memory,
     tasks,
     tasks_ws,
     tools,
@@ -42,7 +44,9 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
         runs.router,
         sessions.router,
         tasks.router,
+        task_memory.router,
         tasks_ws.router,
+        stream_routes.router,
         tools.router,
     ):
         routers.append((settings.API_PREFIX, router))

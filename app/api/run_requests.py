@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from app.agents.events import ErrorEvent
 from app.agents.service import RunRequest
-from app.api.schemas.agents import RunBody
+from app.api.schemas.agents import AgentRunBody, RunBody
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable
 from app.security.principals import Principal
@@ -19,7 +20,7 @@ def build_run_request(
         raise Unprocessable(
             f"input: at most {settings.MAX_INPUT_CHARS} characters", code="validation_error"
         )
-    return RunRequest(
+    request = RunRequest(
         agent=agent,
         input=body.input,
         principal=principal,
@@ -28,6 +29,11 @@ def build_run_request(
         max_steps=body.max_steps,
         bypass_cache=no_cache,
     )
+    if isinstance(body, AgentRunBody):  # a foreground run's options (a task has none)
+        request = replace(
+            request, store=body.store, on_disconnect=body.on_disconnect, if_busy=body.if_busy
+        )
+    return request
 
 
 def wants_no_cache(cache_control: str | None) -> bool:

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.agents import metrics
 from app.agents.events import Event
+from app.agents.followers import EventsMissed, FollowItem
 from app.core.errors import AppError
 from app.core.lifecycle import shutdown
 
@@ -36,6 +37,21 @@ def encode_event(event: Event, *, event_id: str | None = None) -> bytes:
         event=event.type,
         id=event_id if event_id is not None else str(event.seq),
     )
+
+
+def encode_item(item: FollowItem) -> bytes:
+    """A followed event's frame, built once and shared by every reader of the run (the JSON
+    is one line, so the frame is format_sse_event's without its per-line work)."""
+    if isinstance(item, EventsMissed):
+        return format_sse_event(data_str=item.model_dump_json(), event=item.type)
+    if item.wire is None:
+        item.wire = f"event: {item.type}\ndata: {item.json}\nid: {item.seq}\n\n".encode()
+    return item.wire
+
+
+async def follow_frames(items: AsyncIterator[FollowItem]) -> AsyncIterator[bytes]:
+    async for item in items:
+        yield encode_item(item)
 
 
 # ASCII digits only, and few enough for any sequence number: str.isdigit() also accepts '²'

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from fastapi.sse import format_sse_event
 
 from app.api.deps import (
     RunServiceDep,
@@ -41,11 +39,11 @@ from app.api.schemas.tasks import (
     TaskResultResponse,
     TaskSubmitted,
 )
-from app.api.sse import EventStreamResponse, encode_event, parse_event_id
+from app.api.sse import EventStreamResponse, follow_frames, parse_event_id
 from app.core.errors import NotFound
 from app.llm.types import Usage
-from app.tasks.records import TaskRecord, TaskStatus
-from app.tasks.service import EventsMissed, TaskService
+from app.store.run_records import RunRecord, RunStatus
+from app.tasks.service import TaskService
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -72,7 +70,7 @@ RESULT_PENDING = {
 }
 
 
-def _info(record: TaskRecord) -> TaskInfo:
+def _info(record: RunRecord) -> TaskInfo:
     return TaskInfo(task_id=record.id, **record.model_dump(exclude={"id"}))
 
 
@@ -132,7 +130,7 @@ async def submit_task(
 async def list_tasks(
     principal: TasksReadDep,
     tasks: TaskServiceDep,
-    status_filter: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TaskList:
@@ -325,18 +323,11 @@ EVENT_ID_BAD_REQUEST = ProblemDoc(
 )
 
 
-def _after(last_event_id: str | None, after: str | None) -> int:
+def resume_point(last_event_id: str | None, after: str | None) -> int:
+    """The seq to follow after: ``?after=`` wins over ``Last-Event-ID``; 0 = the start."""
     if after is not None:
         return parse_event_id(after, source="after") or 0
     return parse_event_id(last_event_id, source="Last-Event-ID") or 0
-
-
-async def _frames(tasks: TaskService, task_id: str, after: int) -> AsyncIterator[bytes]:
-    async for item in tasks.follow(task_id=task_id, after=after):
-        if isinstance(item, EventsMissed):
-            yield format_sse_event(data_str=item.model_dump_json(), event=item.type)
-        else:
-            yield encode_event(item)
 
 
 @router.get(
@@ -375,7 +366,7 @@ async def task_events(
     """
     await tasks.get(owner=principal, task_id=task_id)  # 404 before the stream starts
     return EventStreamResponse(
-        _frames(tasks, task_id, _after(last_event_id, after)),
+        follow_frames(tasks.follow(task_id=task_id, after=resume_point(last_event_id, after))),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=0,  # resumable: tell the client to reconnect at once
         on_disconnect=lambda reason: None,  # following a task never changes it

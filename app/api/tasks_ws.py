@@ -13,6 +13,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, WebSocket
 
+from app.agents.followers import item_json
 from app.api.deps import services_of
 from app.api.sse import InvalidEventId, parse_event_id
 from app.api.tasks import TASK_ID
@@ -55,7 +56,7 @@ async def task_socket(websocket: WebSocket, task_id: str, after: str | None = No
         async with anyio.create_task_group() as group:
             group.start_soon(_read_client, websocket, tasks, principal, task_id)
             async for item in tasks.follow(task_id=task_id, after=resume_after):
-                await websocket.send_text(item.model_dump_json())
+                await websocket.send_text(item_json(item))
             group.cancel_scope.cancel()
 
     await serve_socket(websocket, session)

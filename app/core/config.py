@@ -25,14 +25,15 @@ from app.core.llm_settings import (
 )
 from app.core.oidc_settings import OidcSettings
 from app.core.production import production_refusal, production_warnings
+from app.core.run_settings import RunSettings
 
 # The placeholder earlier versions defaulted to. It is public, so it is refused everywhere;
 # development without SECRET_KEY generates a random key (app/security/keyring.py).
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
 
 
-class Settings(BaseSettings, LimitSettings, OidcSettings):
-    # Groups of their own: app/core/limits_settings.py, app/core/oidc_settings.py.
+class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings):
+    # Groups of their own: app/core/limits_settings.py, run_settings.py, oidc_settings.py.
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -208,12 +209,6 @@ class Settings(BaseSettings, LimitSettings, OidcSettings):
     )
     MAX_ATTEMPTS: int = Field(
         3, ge=1, le=20, description="Deliveries of a task before it fails with worker_lost."
-    )
-    TASK_RETENTION_SECONDS: int = Field(
-        7 * 86_400, ge=60, description="How long task records, events and results are kept."
-    )
-    TASK_EVENTS_MAX: int = Field(
-        10_000, ge=100, description="Events kept per task (older ones are trimmed)."
     )
 
     # --- HTTP hygiene ------------------------------------------------------------------------

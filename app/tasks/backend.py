@@ -1,9 +1,10 @@
-"""What the task service and the worker need from storage: one interface, two backends.
+"""The task queue: what the task service and the worker need beyond the run store.
 
-Redis (app/tasks/redis_backend.py) for real deployments: records in hashes, the queue in a
-stream with a consumer group (at-least-once delivery, leases via idle time), events in a
-per-task stream whose ids are the event sequence numbers. Memory (memory_backend.py) for a
-single process with no Redis (`make run`).
+A task is a run that a worker executes: its record and event log are in the run store
+(app/store/run_store.py, the backend's ``store``), like every foreground run's. This adds
+the queue. Redis (app/tasks/redis_backend.py) for real deployments: a stream with a consumer
+group (at-least-once delivery, leases via idle time). Memory (memory_backend.py) for a single
+process with no Redis (`make run`).
 
 Fairness, in both: a new task waits in its owner's own queue, and tasks are handed out one
 owner at a time, round-robin, so one principal's backlog delays another's task by at most
@@ -18,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from app.tasks.records import StatusSet, TaskRecord, TaskStatus, TaskUpdate
+from app.store.run_records import RunRecord
+from app.store.run_store import RunStore
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -39,7 +41,7 @@ SubmitOutcome = Literal["created", "replayed", "key_reused", "over_cap"]
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    record: TaskRecord  # the new task (nothing stored when over_cap), or the key's earlier one
+    record: RunRecord  # the new task (nothing stored when over_cap), or the key's earlier one
     outcome: SubmitOutcome
 
 
@@ -51,46 +53,19 @@ class Delivery:
     task_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    seq: int
-    json: str
-
-
 class TaskBackend(Protocol):
-    # -- records ----------------------------------------------------------------------------
+    @property
+    def store(self) -> RunStore:
+        """Where the tasks' records and event logs are."""
+        ...
+
     async def submit(
-        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+        self, record: RunRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
     ) -> Submission:
         """Store and enqueue atomically, unless this owner's key was already used (for
         IDEMPOTENCY_TTL_SECONDS): then the earlier task, replayed or key_reused by whether
         the fingerprints match; or unless the owner has ``max_active`` (> 0) unfinished
         tasks already: over_cap. A task stops counting when it reaches a terminal status."""
-        ...
-
-    async def get(self, task_id: str) -> TaskRecord | None: ...
-
-    async def list(
-        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
-    ) -> tuple[builtins.list[TaskRecord], int]: ...
-
-    async def update(self, task_id: str, changes: TaskUpdate) -> None:
-        """Set fields unconditionally (fields the worker owns)."""
-        ...
-
-    async def transition(
-        self,
-        task_id: str,
-        *,
-        to: TaskStatus,
-        allowed_from: StatusSet,
-        changes: TaskUpdate | None = None,
-    ) -> bool:
-        """Atomically move to ``to`` (applying ``changes``) if the status is in allowed_from."""
-        ...
-
-    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
-        """Atomically apply ``changes`` if the status is in status_in; the status stays."""
         ...
 
     # -- queue ------------------------------------------------------------------------------
@@ -113,23 +88,6 @@ class TaskBackend(Protocol):
         ...
 
     async def queue_depth(self) -> int: ...
-
-    # -- events -----------------------------------------------------------------------------
-    async def append_event(self, task_id: str, event_json: str) -> int:
-        """Append; returns the event's sequence number in this task (1, 2, ...)."""
-        ...
-
-    async def read_events(
-        self, task_id: str, *, after: int, limit: int
-    ) -> builtins.list[StoredEvent]: ...
-
-    async def wait_events(
-        self, task_id: str, *, after: int, wait_seconds: float
-    ) -> builtins.list[StoredEvent]:
-        """Events after ``after``, waiting up to ``wait_seconds`` for the first one."""
-        ...
-
-    async def first_retained_seq(self, task_id: str) -> int | None: ...
 
     # -- control nudges ---------------------------------------------------------------------
     async def nudge(self, task_id: str) -> None:

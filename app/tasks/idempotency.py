@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from app.tasks.records import TaskRecord
+from app.store.run_records import RunRecord
 
 # What a client chose when it submitted; everything else on the record is the server's.
 DEFINING_FIELDS = frozenset({"agent", "input", "session_id", "max_steps", "params"})
 
 
-def task_fingerprint(record: TaskRecord) -> str:
+def task_fingerprint(record: RunRecord) -> str:
     body = record.model_dump(mode="json", include=set(DEFINING_FIELDS))
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

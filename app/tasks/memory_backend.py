@@ -1,11 +1,11 @@
-"""Tasks in memory, for one process without Redis (`make run`, tests of the embedded mode).
+"""The task queue in memory, for one process without Redis (`make run`, tests of the
+embedded mode), over the memory run store.
 
 Same contract as the Redis backend; a delivery is never lost while the process lives, and
 nothing survives a restart (that needs REDIS_URL). Fairness as there: each owner's new tasks
 wait in a queue of their own and ``dequeue`` takes from the owners in turn; deliveries given
-back by a stopping worker go first. A finished task (record, events, idempotency key) is
-dropped TASK_RETENTION_SECONDS after it finished, so a long-lived process does not keep
-every task it ever ran.
+back by a stopping worker go first. A finished task's idempotency key is dropped with its
+record, when the store forgets it (TASK_RETENTION_SECONDS after it finished).
 """
 
 from __future__ import annotations
@@ -19,15 +19,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from app.core.clock import utcnow
-from app.tasks.backend import (
-    IDEMPOTENCY_TTL_SECONDS,
-    Delivery,
-    IdempotencyKey,
-    StoredEvent,
-    Submission,
-)
-from app.tasks.records import TERMINAL_STATUSES, StatusSet, TaskRecord, TaskStatus, TaskUpdate
+from app.store.run_records import RunRecord
+from app.store.run_store_memory import MemoryRunStore
+from app.tasks.backend import IDEMPOTENCY_TTL_SECONDS, Delivery, IdempotencyKey, Submission
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +32,10 @@ class _KeyUse:
 
 
 class MemoryTaskBackend:
-    def __init__(self, *, events_max: int, retention_seconds: float = 7 * 86_400) -> None:
-        self._retention = retention_seconds
-        self._expiries: deque[tuple[float, str]] = deque()  # (monotonic, id), by finish time
+    def __init__(self, store: MemoryRunStore) -> None:
+        self.store = store
+        store.on_forget(self._forget_key)
         self._key_of: dict[str, str] = {}  # task id -> its idempotency key, to drop both
-        self._records: dict[str, TaskRecord] = {}
         self._idempotency: dict[str, _KeyUse] = {}
         self._active: dict[str, set[str]] = {}  # owner -> unfinished task ids
         self._waiting: dict[str, deque[str]] = {}  # owner -> task ids not yet delivered
@@ -51,28 +44,24 @@ class MemoryTaskBackend:
         self._work_added = asyncio.Event()
         self._in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, last beat)
         self._ids = itertools.count(1)
-        self._events: dict[str, list[StoredEvent]] = {}
-        self._seq: dict[str, int] = {}
-        self._events_max = events_max
-        self._event_added: dict[str, asyncio.Event] = {}
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
 
-    # -- records ----------------------------------------------------------------------------
     async def submit(
-        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+        self, record: RunRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
     ) -> Submission:
-        self._drop_expired()
         key = None
         if idempotency is not None:
             digest = hashlib.sha256(idempotency.key.encode()).hexdigest()
             key = f"{record.owner}:{digest}"
             used = self._idempotency.get(key)
-            if used and used.expires > time.monotonic() and used.task_id in self._records:
-                earlier = self._records[used.task_id]
+            earlier = await self.store.get(used.task_id) if used else None
+            if used and used.expires > time.monotonic() and earlier is not None:
                 if used.fingerprint != idempotency.fingerprint:
                     return Submission(earlier, "key_reused")
                 return Submission(earlier, "replayed")
         active = self._active.setdefault(record.owner, set())
+        if 0 < max_active <= len(active):  # drop the finished (or forgotten) ones first
+            active.difference_update([i for i in active if not self.store.unfinished(i)])
         if 0 < max_active <= len(active):
             return Submission(record, "over_cap")
         if key is not None and idempotency is not None:
@@ -80,7 +69,7 @@ class MemoryTaskBackend:
                 record.id, idempotency.fingerprint, time.monotonic() + IDEMPOTENCY_TTL_SECONDS
             )
             self._key_of[record.id] = key
-        self._records[record.id] = record
+        self.store.put(record)
         active.add(record.id)
         waiting = self._waiting.setdefault(record.owner, deque())
         waiting.append(record.id)
@@ -89,68 +78,10 @@ class MemoryTaskBackend:
         self._work_added.set()
         return Submission(record, "created")
 
-    async def get(self, task_id: str) -> TaskRecord | None:
-        self._drop_expired()
-        return self._records.get(task_id)
-
-    async def list(
-        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
-    ) -> tuple[builtins.list[TaskRecord], int]:
-        self._drop_expired()
-        records = [
-            r
-            for r in self._records.values()
-            if r.owner == owner and (status is None or r.status == status)
-        ]
-        records.sort(key=lambda r: r.submitted_at, reverse=True)
-        return records[offset : offset + limit], len(records)
-
-    async def update(self, task_id: str, changes: TaskUpdate) -> None:
-        record = self._records.get(task_id)
-        if record is not None:
-            self._records[task_id] = record.model_copy(update={"updated_at": utcnow(), **changes})
-
-    async def transition(
-        self,
-        task_id: str,
-        *,
-        to: TaskStatus,
-        allowed_from: StatusSet,
-        changes: TaskUpdate | None = None,
-    ) -> bool:
-        record = self._records.get(task_id)
-        if record is None or record.status not in allowed_from:
-            return False
-        update = {"updated_at": utcnow(), **(changes or {}), "status": to}
-        self._records[task_id] = record.model_copy(update=update)
-        if to in TERMINAL_STATUSES:
-            self._active.get(record.owner, set()).discard(task_id)
-            self._expiries.append((time.monotonic() + self._retention, task_id))
-        return True
-
-    def _drop_expired(self) -> None:
-        """Forget tasks finished more than the retention ago (one constant retention, so
-        the deque is in expiry order)."""
-        now = time.monotonic()
-        while self._expiries and self._expiries[0][0] <= now:
-            _, task_id = self._expiries.popleft()
-            record = self._records.get(task_id)
-            if record is None or record.status not in TERMINAL_STATUSES:
-                continue
-            del self._records[task_id]
-            self._events.pop(task_id, None)
-            self._seq.pop(task_id, None)
-            self._event_added.pop(task_id, None)
-            key = self._key_of.pop(task_id, None)
-            if key is not None and (use := self._idempotency.get(key)) and use.task_id == task_id:
-                del self._idempotency[key]
-
-    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
-        record = self._records.get(task_id)
-        if record is None or record.status not in status_in:
-            return False
-        await self.update(task_id, changes)
-        return True
+    def _forget_key(self, task_id: str) -> None:
+        key = self._key_of.pop(task_id, None)
+        if key is not None and (use := self._idempotency.get(key)) and use.task_id == task_id:
+            del self._idempotency[key]
 
     # -- queue ------------------------------------------------------------------------------
     async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
@@ -210,39 +141,6 @@ class MemoryTaskBackend:
     async def queue_depth(self) -> int:
         waiting = sum(len(tasks) for tasks in self._waiting.values())
         return waiting + len(self._released) + len(self._in_flight)
-
-    # -- events -----------------------------------------------------------------------------
-    async def append_event(self, task_id: str, event_json: str) -> int:
-        seq = self._seq.get(task_id, 0) + 1
-        self._seq[task_id] = seq
-        events = self._events.setdefault(task_id, [])
-        events.append(StoredEvent(seq=seq, json=event_json))
-        if len(events) > self._events_max:
-            del events[: len(events) - self._events_max]
-        self._event_added.pop(task_id, asyncio.Event()).set()
-        return seq
-
-    async def read_events(
-        self, task_id: str, *, after: int, limit: int
-    ) -> builtins.list[StoredEvent]:
-        return [e for e in self._events.get(task_id, []) if e.seq > after][:limit]
-
-    async def wait_events(
-        self, task_id: str, *, after: int, wait_seconds: float
-    ) -> builtins.list[StoredEvent]:
-        found = await self.read_events(task_id, after=after, limit=500)
-        if found:
-            return found
-        added = self._event_added.setdefault(task_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(added.wait(), wait_seconds)
-        except TimeoutError:
-            return []
-        return await self.read_events(task_id, after=after, limit=500)
-
-    async def first_retained_seq(self, task_id: str) -> int | None:
-        events = self._events.get(task_id)
-        return events[0].seq if events else None
 
     # -- control nudges ---------------------------------------------------------------------
     async def nudge(self, task_id: str) -> None:

@@ -1,6 +1,6 @@
-"""Tasks in Redis. Layout under the key prefix:
+"""The task queue in Redis. Records and event logs are the run store's
+(app/store/run_store_redis.py, which has their layout); here, under the key prefix:
 
-``task:<id>``            hash: the record (nested values as JSON)
 ``tasks:owner:<owner>``  sorted set of the owner's task ids by submit time
 ``tasks:idem:<owner>:<sha256(key)>``  ``<task id>:<body fingerprint>`` of the task an
                          Idempotency-Key made (24 h)
@@ -9,8 +9,6 @@
 ``tasks:owners``         list: the owners with waiting tasks, in round-robin order
 ``tasks:waiting``        how many tasks wait in all the owners' lists
 ``tasks:queue``          stream, consumer group ``workers``: one entry per delivery
-``task:<id>:events``     stream of events; entry id ``<seq>-0`` is the event's seq
-``task:<id>:seq``        the last event seq
 ``tasks:control``        pub/sub channel of nudges (task ids)
 
 Leases are the consumer group's idle time: a worker's heartbeat XCLAIMs its entries to
@@ -44,62 +42,34 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.core.lifecycle import raise_if_cancelling
+from app.store.run_records import RunRecord, to_fields
+from app.store.run_store_redis import RedisRunStore
 from app.tasks import redis_scripts as scripts
-from app.tasks.backend import (
-    IDEMPOTENCY_TTL_SECONDS,
-    Delivery,
-    IdempotencyKey,
-    StoredEvent,
-    Submission,
-)
-from app.tasks.records import (
-    TERMINAL_STATUSES,
-    StatusSet,
-    TaskRecord,
-    TaskStatus,
-    TaskUpdate,
-    changes_to_fields,
-    from_fields,
-    to_fields,
-)
+from app.tasks.backend import IDEMPOTENCY_TTL_SECONDS, Delivery, IdempotencyKey, Submission
 
 GROUP = "workers"  # the consumer group; redis_scripts.DISPATCH names it too
 
 
 class RedisTaskBackend:
-    def __init__(
-        self,
-        redis: Redis,
-        *,
-        blocking: Redis,
-        prefix: str,
-        retention_seconds: int,
-        events_max: int,
-    ) -> None:
+    def __init__(self, redis: Redis, *, blocking: Redis, store: RedisRunStore) -> None:
         self._redis = redis
         self._blocking = blocking  # longer socket timeout, for BLOCKing reads only
-        self._prefix = prefix
-        self._retention = retention_seconds
-        self._events_max = events_max
+        self.store = store
+        self._keys = store.keys
+        prefix = self._prefix = store.keys.prefix
+        self._retention = store.retention
         self._queue = f"{prefix}tasks:queue"
         self._owners = f"{prefix}tasks:owners"
         self._waiting_total = f"{prefix}tasks:waiting"
         self._channel = f"{prefix}tasks:control"
         self._submit = redis.register_script(scripts.SUBMIT)
         self._refill = redis.register_script(scripts.REFILL)
-        self._transition = redis.register_script(scripts.TRANSITION)
-        self._append = redis.register_script(scripts.APPEND_EVENT)
         self._group_ready = False
 
-    def _key(self, task_id: str) -> str:
-        return f"{self._prefix}task:{task_id}"
-
-    # -- records ----------------------------------------------------------------------------
-    def _active_prefix(self) -> str:
-        return f"{self._prefix}tasks:active:"
+    # -- submitting -------------------------------------------------------------------------
 
     async def submit(
-        self, record: TaskRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
+        self, record: RunRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
     ) -> Submission:
         idem, fingerprint = "", ""
         if idempotency is not None:
@@ -110,13 +80,15 @@ class RedisTaskBackend:
         reply, task_id = await self._submit(
             keys=[
                 idem,
-                self._key(record.id),
-                f"{self._prefix}tasks:owner:{record.owner}",
+                self._keys.record(record.id),
+                self._keys.task_index(record.owner),
                 self._queue,
-                self._active_prefix() + record.owner,
+                self._keys.active_prefix + record.owner,
                 f"{self._prefix}tasks:waiting:{record.owner}",
                 self._owners,
                 self._waiting_total,
+                self._keys.owner_index(record.owner),
+                self._keys.session_index(record.session_id) if record.session_id else "",
             ],
             args=[
                 record.id,
@@ -133,70 +105,11 @@ class RedisTaskBackend:
         outcome = scripts.OUTCOMES[int(reply)]
         if outcome in ("created", "over_cap"):
             return Submission(record, outcome)
-        existing = await self.get(str(task_id))
+        existing = await self.store.get(str(task_id))
         if existing is None:  # the earlier task expired: its key outlived it, start over
             await self._redis.delete(idem)
             return await self.submit(record, idempotency=idempotency, max_active=max_active)
         return Submission(existing, outcome)
-
-    async def get(self, task_id: str) -> TaskRecord | None:
-        fields: dict[str, str] = await self._redis.hgetall(self._key(task_id))  # type: ignore[assignment]
-        return from_fields(fields) if fields else None
-
-    async def list(
-        self, *, owner: str, status: TaskStatus | None, limit: int, offset: int
-    ) -> tuple[builtins.list[TaskRecord], int]:
-        index = f"{self._prefix}tasks:owner:{owner}"
-        if status is None:  # one page of ids; polling clients list often
-            ids: Any = await self._redis.zrevrange(index, offset, offset + limit - 1)
-            total = int(await self._redis.zcard(index))
-            return await self._records(ids), total
-        # A status filter reads the owner's records (bounded by retention) and filters.
-        every: Any = await self._redis.zrevrange(index, 0, -1)
-        records = await self._records(every)
-        matching = [record for record in records if record.status == status]
-        return matching[offset : offset + limit], len(matching)
-
-    async def _records(self, ids: builtins.list[str]) -> builtins.list[TaskRecord]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for task_id in ids:
-                pipe.hgetall(self._key(task_id))
-            rows = await pipe.execute()
-        return [from_fields(row) for row in rows if row]
-
-    async def update(self, task_id: str, changes: TaskUpdate) -> None:
-        mapping: dict[Any, Any] = changes_to_fields(changes)
-        await self._redis.hset(self._key(task_id), mapping=mapping)
-
-    async def transition(
-        self,
-        task_id: str,
-        *,
-        to: TaskStatus,
-        allowed_from: StatusSet,
-        changes: TaskUpdate | None = None,
-    ) -> bool:
-        return await self._set_if(task_id, to, allowed_from, changes or {})
-
-    async def update_if(self, task_id: str, *, status_in: StatusSet, changes: TaskUpdate) -> bool:
-        return await self._set_if(task_id, None, status_in, changes)
-
-    async def _set_if(
-        self, task_id: str, to: TaskStatus | None, allowed: StatusSet, changes: TaskUpdate
-    ) -> bool:
-        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
-        finishing = to is not None and to in TERMINAL_STATUSES
-        moved = await self._transition(
-            keys=[self._key(task_id)],
-            args=[
-                to or "",
-                ",".join(sorted(allowed)),
-                self._active_prefix() if finishing else "",
-                task_id,
-                *flat,
-            ],
-        )
-        return bool(moved)
 
     # -- queue ------------------------------------------------------------------------------
     async def _ensure_group(self) -> None:
@@ -284,39 +197,6 @@ class RedisTaskBackend:
             length, waiting = await pipe.execute()
         return int(length) + max(0, int(waiting or 0))
 
-    # -- events -----------------------------------------------------------------------------
-    def _events(self, task_id: str) -> str:
-        return f"{self._prefix}task:{task_id}:events"
-
-    async def append_event(self, task_id: str, event_json: str) -> int:
-        seq = await self._append(
-            keys=[self._events(task_id), f"{self._prefix}task:{task_id}:seq"],
-            args=[event_json, self._events_max, self._retention],
-        )
-        return int(seq)
-
-    async def read_events(
-        self, task_id: str, *, after: int, limit: int
-    ) -> builtins.list[StoredEvent]:
-        entries: Any = await self._redis.xrange(
-            self._events(task_id), min=f"({after}-0", count=limit
-        )
-        return [_stored(entry_id, fields) for entry_id, fields in entries]
-
-    async def wait_events(
-        self, task_id: str, *, after: int, wait_seconds: float
-    ) -> builtins.list[StoredEvent]:
-        reply: Any = await self._blocking.xread(
-            {self._events(task_id): f"{after}-0"}, count=500, block=max(1, int(wait_seconds * 1000))
-        )
-        return [
-            _stored(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries
-        ]
-
-    async def first_retained_seq(self, task_id: str) -> int | None:
-        entries: Any = await self._redis.xrange(self._events(task_id), count=1)
-        return int(entries[0][0].split("-")[0]) if entries else None
-
     # -- control nudges ---------------------------------------------------------------------
     async def nudge(self, task_id: str) -> None:
         await self._redis.publish(self._channel, task_id)
@@ -335,7 +215,3 @@ class RedisTaskBackend:
                 await asyncio.sleep(0.5)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-def _stored(entry_id: str, fields: dict[str, str]) -> StoredEvent:
-    return StoredEvent(seq=int(entry_id.split("-")[0]), json=fields["e"])

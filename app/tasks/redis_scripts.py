@@ -1,7 +1,8 @@
 """The Lua scripts of the Redis task backend (app/tasks/redis_backend.py has the layout).
 
-Each runs atomically in Redis: a submission is stored, counted against its owner's cap and
-queued in one step, a status change and its effect on the cap in one step.
+Each runs atomically in Redis: a submission is stored, indexed, counted against its owner's
+cap and queued in one step. Status changes and their effect on the cap are the run store's
+(app/store/run_store_redis.py).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ local function dispatch(queue, owners, waiting_total, prefix, wanted)
 end
 """
 
-# KEYS: idempotency key ('' = none), record, owner index, queue, active set, owner's waiting
-# list, owners, waiting total. ARGV: id, submit time, retention, key TTL, fingerprint,
-# max active (0 = no cap), prefix, owner, then field, value...
+# KEYS: idempotency key ('' = none), record, owner's task index, queue, active set, owner's
+# waiting list, owners, waiting total, owner's run index, session's run index ('' = none).
+# ARGV: id, submit time, retention, key TTL, fingerprint, max active (0 = no cap), prefix,
+# owner, then field, value...
 # Replies {1, id}: created; {0, id}: the key's task, same body; {2, id}: the key's task,
 # another body; {3, ''}: the owner is at its cap. A key stored before fingerprints (no ':')
 # counts as the same body.
@@ -57,7 +59,7 @@ end
 local limit = tonumber(ARGV[6])
 if limit > 0 and redis.call('SCARD', KEYS[5]) >= limit then
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-    local status = redis.call('HGET', ARGV[7] .. 'task:' .. id, 'status')
+    local status = redis.call('HGET', ARGV[7] .. 'run:' .. id, 'status')
     if not status or status == 'completed' or status == 'failed' or status == 'cancelled' then
       redis.call('SREM', KEYS[5], id)
     end
@@ -69,8 +71,13 @@ if KEYS[1] ~= '' then
 end
 redis.call('HSET', KEYS[2], unpack(ARGV, 9))
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+for _, index in ipairs({KEYS[3], KEYS[9], KEYS[10]}) do
+  if index ~= '' then
+    redis.call('ZADD', index, ARGV[2], ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])))
+    redis.call('EXPIRE', index, ARGV[3])
+  end
+end
 redis.call('SADD', KEYS[5], ARGV[1])
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 redis.call('RPUSH', KEYS[6], ARGV[1])
@@ -95,31 +102,3 @@ REFILL = (
 return dispatch(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]) - undelivered(KEYS[1]))
 """
 )
-
-# ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; ARGV[3]: the
-# owners' active-set key prefix when the new status is terminal, else ''; ARGV[4]: the task
-# id; then field, value...
-TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 0 end
-for allowed in string.gmatch(ARGV[2], '[^,]+') do
-  if allowed == current then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-    if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
-    if ARGV[3] ~= '' then
-      local owner = redis.call('HGET', KEYS[1], 'owner')
-      if owner then redis.call('SREM', ARGV[3] .. owner, ARGV[4]) end
-    end
-    return 1
-  end
-end
-return 0
-"""
-
-APPEND_EVENT = """
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return seq
-"""

@@ -23,8 +23,8 @@ from app.agents.control import RunControl
 from app.agents.errors import InvalidInput
 from app.agents.run import Run
 from app.core.lifecycle import raise_if_cancelling
+from app.store.run_records import StatusSet
 from app.tasks.backend import TaskBackend
-from app.tasks.records import StatusSet
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +71,7 @@ class ClientRequests:
 
     async def _apply_locked(self, task_id: str, held: _Held) -> None:
         backend, run, control = self._backend, held.run, held.run.control
-        record = await backend.get(task_id)
+        record = await backend.store.get(task_id)
         if record is None:
             return
         if record.cancel_requested:
@@ -84,9 +84,9 @@ class ClientRequests:
                     self._paused_when_parked(task_id, control), name=f"task-park-{task_id}"
                 )
             if control.parked:
-                await backend.transition(task_id, to="paused", allowed_from=PAUSING)
+                await backend.store.transition(task_id, to="paused", allowed_from=PAUSING)
             elif record.status in ("running", "paused"):
-                await backend.transition(
+                await backend.store.transition(
                     task_id, to="pause_requested", allowed_from=frozenset({"running", "paused"})
                 )
         else:
@@ -96,15 +96,15 @@ class ClientRequests:
                     watch.cancel()
                 control.resume()
             if record.status in PAUSING_ONLY:
-                await backend.transition(task_id, to="running", allowed_from=PAUSING_ONLY)
+                await backend.store.transition(task_id, to="running", allowed_from=PAUSING_ONLY)
         if record.answer is None:
             return
         request_id, value = record.answer.request_id, record.answer.value
-        await backend.update(task_id, {"answer": None})
+        await backend.store.update(task_id, {"answer": None})
         if request_id not in {pending.request_id for pending in control.pending}:
             return  # already answered, or a stale request
         # The record first: the agent may ask its next question the moment it has the answer.
-        await backend.transition(
+        await backend.store.transition(
             task_id,
             to="pause_requested" if control.paused else "running",
             allowed_from=ANSWERABLE,

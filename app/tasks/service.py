@@ -7,30 +7,29 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from app.agents.control import coerce_answer
 from app.agents.errors import InvalidInput
-from app.agents.events import EVENT_ADAPTER, ErrorEvent, Event
-from app.agents.events import TERMINAL_TYPES as TERMINAL_EVENT_TYPES
-from app.agents.registry import AgentRegistry
+from app.agents.events import ErrorEvent, Event
+from app.agents.feed import LoggedEvent
+from app.agents.followers import FollowItem
+from app.agents.service import RunService
 from app.agents.sessions import SessionService
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
 from app.store.concurrency import TooManyConcurrentRuns
-from app.tasks import metrics
-from app.tasks.backend import IdempotencyKey, StoredEvent, TaskBackend
-from app.tasks.idempotency import task_fingerprint
-from app.tasks.records import (
+from app.store.run_records import (
     LIVE_STATUSES,
-    TERMINAL_STATUSES,
+    RunAnswer,
+    RunRecord,
+    RunStatus,
     StatusSet,
-    TaskAnswer,
-    TaskRecord,
-    TaskStatus,
 )
+from app.store.run_store import RunQuery
+from app.tasks import metrics
+from app.tasks.backend import IdempotencyKey, TaskBackend
+from app.tasks.idempotency import task_fingerprint
 
 ControlAction = Literal["pause", "resume", "stop"]
 CANCELLABLE_NOW: StatusSet = frozenset({"queued"})
@@ -41,26 +40,8 @@ PAUSE_LATER: StatusSet = frozenset({"input_required", "pause_requested", "paused
 TASK_SLOT_RETRY_AFTER_SECONDS = 5  # a hint: tasks take longer than foreground runs
 
 
-class EventsMissed(BaseModel):
-    """Told to a follower whose resume point is older than the retained events."""
-
-    type: Literal["events_missed"] = "events_missed"
-    from_seq: int
-    to_seq: int
-    task: TaskRecord | None  # the record now, since the missed events cannot be replayed
-
-
-FollowItem = Event | EventsMissed
-
-
 def _not_found() -> NotFound:
     return NotFound("No task with this id.", code="task_not_found")
-
-
-def decode_event(stored: StoredEvent) -> Event:
-    """The stored JSON with ``seq`` replaced by the task-wide sequence number."""
-    event = EVENT_ADAPTER.validate_json(stored.json)
-    return event.model_copy(update={"seq": stored.seq})
 
 
 class TaskService:
@@ -68,12 +49,13 @@ class TaskService:
         self,
         *,
         backend: TaskBackend,
-        agents: AgentRegistry,
+        runs: RunService,
         sessions: SessionService,
         max_active_per_principal: int = 0,
     ) -> None:
         self.backend = backend
-        self._agents = agents
+        self._runs = runs  # a task is a run: its agents, and its events followed the same way
+        self._agents = runs.agents
         self._sessions = sessions
         self._max_active = max_active_per_principal  # MAX_ACTIVE_TASKS_PER_PRINCIPAL, 0 = none
 
@@ -87,11 +69,11 @@ class TaskService:
         max_steps: int | None,
         params: dict[str, Any],
         idempotency_key: str | None,
-    ) -> tuple[TaskRecord, bool]:
+    ) -> tuple[RunRecord, bool]:
         self._agents.require(agent)
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
-        record = TaskRecord(
+        record = RunRecord(
             id=uuid.uuid4().hex,
             owner=owner.id,
             agent=agent,
@@ -125,24 +107,25 @@ class TaskService:
             metrics.TASKS_SUBMITTED.inc()
         return submission.record, created
 
-    async def get(self, *, owner: Principal, task_id: str) -> TaskRecord:
-        record = await self.backend.get(task_id)
+    async def get(self, *, owner: Principal, task_id: str) -> RunRecord:
+        record = await self.backend.store.get(task_id)
         if record is None or record.owner != owner.id:
             raise _not_found()
         return record
 
     async def list(
-        self, *, owner: Principal, status: TaskStatus | None, limit: int, offset: int
-    ) -> tuple[builtins.list[TaskRecord], int]:
-        return await self.backend.list(owner=owner.id, status=status, limit=limit, offset=offset)
+        self, *, owner: Principal, status: RunStatus | None, limit: int, offset: int
+    ) -> tuple[builtins.list[RunRecord], int]:
+        query = RunQuery(owner=owner.id, kind="task", status=status)
+        return await self.backend.store.list(query, limit=limit, offset=offset)
 
-    async def cancel(self, *, owner: Principal, task_id: str) -> TaskRecord:
+    async def cancel(self, *, owner: Principal, task_id: str) -> RunRecord:
         """Idempotent. A queued task never starts; a live one stops within a second."""
         record = await self.get(owner=owner, task_id=task_id)
         if record.finished:
             return record
         message = "Cancelled before it started."
-        if await self.backend.transition(
+        if await self.backend.store.transition(
             task_id,
             to="cancelled",
             allowed_from=CANCELLABLE_NOW,
@@ -155,15 +138,15 @@ class TaskService:
         ):
             metrics.TASKS_FINISHED.labels("cancelled").inc()
             # Every task's event stream ends with a final event, this one too.
-            await self.backend.append_event(
+            await self.backend.store.append_event(
                 task_id, ErrorEvent(code="cancelled", message=message).model_dump_json()
             )
         else:
-            await self.backend.update(task_id, {"cancel_requested": True})
+            await self.backend.store.update(task_id, {"cancel_requested": True})
             await self.backend.nudge(task_id)
         return await self.get(owner=owner, task_id=task_id)
 
-    async def control(self, *, owner: Principal, task_id: str, action: ControlAction) -> TaskRecord:
+    async def control(self, *, owner: Principal, task_id: str, action: ControlAction) -> RunRecord:
         """stop cancels. pause: a running task becomes pause_requested (the agent goes on
         to its next checkpoint, where the worker makes it paused); a task waiting for input
         keeps waiting and pauses at the checkpoint after. resume lifts either at once."""
@@ -178,16 +161,16 @@ class TaskService:
             )
         backend = self.backend
         if action == "pause":
-            if not await backend.transition(
+            if not await backend.store.transition(
                 task_id,
                 to="pause_requested",
                 allowed_from=frozenset({"running"}),
                 changes={"pause_requested": True},
             ):
-                await backend.update_if(
+                await backend.store.update_if(
                     task_id, status_in=PAUSE_LATER, changes={"pause_requested": True}
                 )
-        elif not await backend.transition(
+        elif not await backend.store.transition(
             task_id,
             to="running",  # the agent never stopped: nothing to wait for
             allowed_from=frozenset({"pause_requested"}),
@@ -195,7 +178,7 @@ class TaskService:
         ):
             # paused: the worker resumes the agent and says running once it has; queued (a
             # paused task given back by a stopping worker): it starts unpaused.
-            await backend.update_if(
+            await backend.store.update_if(
                 task_id, status_in=NOT_FINISHED, changes={"pause_requested": False}
             )
         await backend.nudge(task_id)
@@ -203,7 +186,7 @@ class TaskService:
 
     async def answer(
         self, *, owner: Principal, task_id: str, request_id: str, value: Any
-    ) -> TaskRecord:
+    ) -> RunRecord:
         record = await self.get(owner=owner, task_id=task_id)
         pending = record.pending_input
         if record.status not in LIVE_STATUSES or pending is None:
@@ -216,8 +199,8 @@ class TaskService:
             coerced = coerce_answer(pending.kind, pending.choices, value)
         except InvalidInput as exc:
             raise Unprocessable(str(exc), code="invalid_input") from None
-        answer = TaskAnswer(request_id=request_id, value=coerced)
-        await self.backend.update(task_id, {"answer": answer})
+        answer = RunAnswer(request_id=request_id, value=coerced)
+        await self.backend.store.update(task_id, {"answer": answer})
         await self.backend.nudge(task_id)
         return await self.get(owner=owner, task_id=task_id)
 
@@ -228,39 +211,16 @@ class TaskService:
         found: builtins.list[Event] = []
         after = 0
         while True:
-            batch = await self.backend.read_events(task_id, after=after, limit=500)
+            batch = await self.backend.store.read_events(task_id, after=after, limit=500)
             if not batch:
                 break
-            found += [e for e in map(decode_event, batch) if e.type in types]
+            found += [
+                item.event for item in map(LoggedEvent.from_stored, batch) if item.type in types
+            ]
             after = batch[-1].seq
         return found[offset : offset + limit]
 
-    async def follow(
-        self, *, task_id: str, after: int, poll_seconds: float = 1.0
-    ) -> AsyncIterator[FollowItem]:
-        """Every event after ``after``, then live ones, until the task has finished.
-
-        When ``after`` is older than what is retained, first yields EventsMissed (with the
-        current record), then continues from the oldest kept event.
-        """
-        first = await self.backend.first_retained_seq(task_id)
-        if first is not None and first > after + 1:
-            record = await self.backend.get(task_id)
-            yield EventsMissed(from_seq=after + 1, to_seq=first - 1, task=record)
-            after = first - 1
-        while True:
-            batch = await self.backend.wait_events(task_id, after=after, wait_seconds=poll_seconds)
-            for stored in batch:
-                event = decode_event(stored)
-                yield event
-                after = stored.seq
-                if event.type in TERMINAL_EVENT_TYPES:
-                    return
-            if not batch:
-                record = await self.backend.get(task_id)
-                if record is None or record.status in TERMINAL_STATUSES:
-                    # Drain what was written between the wait and the status read.
-                    rest = await self.backend.read_events(task_id, after=after, limit=10_000)
-                    for stored in rest:
-                        yield decode_event(stored)
-                    return
+    def follow(self, *, task_id: str, after: int) -> AsyncIterator[FollowItem]:
+        """Every event after ``after``, then live ones, until the task has finished; an
+        ``events_missed`` notice first when ``after`` is older than what is retained."""
+        return self._runs.follow(task_id, after=after)

@@ -1,6 +1,8 @@
 """The worker loop: take deliveries, run them as agent runs, persist every event.
 
-At-least-once: a delivery is acknowledged only after the task reached an end state. While a
+At-least-once: a delivery is acknowledged only after the task reached an end state. The run
+writes the task's event log itself (app/agents/journal.py), going on after what earlier
+attempts wrote; the worker keeps the record in step with the events. While a
 task runs, a heartbeat renews its lease and re-applies the client's requests (cancel, pause,
 answers: app/tasks/requests.py) so a missed nudge costs at most one beat. A delivery whose
 worker died is reclaimed after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS
@@ -47,16 +49,16 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.lifecycle import raise_if_cancelling
 from app.security.principals import Principal
-from app.tasks import metrics
-from app.tasks.backend import Delivery, TaskBackend
-from app.tasks.records import (
+from app.store.run_records import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
     PendingInputInfo,
+    RunResult,
+    RunStatus,
     StatusSet,
-    TaskResult,
-    TaskStatus,
 )
+from app.tasks import metrics
+from app.tasks.backend import Delivery, TaskBackend
 from app.tasks.requests import PAUSING, ClientRequests
 
 log = structlog.get_logger(__name__)
@@ -137,7 +139,7 @@ class TaskWorker:
             )
             for task_id, active in list(self._active.items()):
                 active.releasing = True
-                active.run.cancel("shutdown")
+                active.run.cancel("shutdown", abandon=True)
                 log.info("task_released", task_id=task_id)
             if pending:
                 await asyncio.wait(pending, timeout=5)
@@ -214,11 +216,11 @@ class TaskWorker:
             )
             active = self._active.pop(delivery.task_id, None)
             if active is not None:
-                active.run.cancel("worker_error")
+                active.run.cancel("worker_error", abandon=True)
 
     async def _execute_unsafe(self, delivery: Delivery) -> None:
         backend, task_id = self._backend, delivery.task_id
-        record = await backend.get(task_id)
+        record = await backend.store.get(task_id)
         if record is None or record.status in TERMINAL_STATUSES:
             await backend.ack(delivery)
             return
@@ -238,7 +240,7 @@ class TaskWorker:
             await backend.ack(delivery)
             return
         now = utcnow()
-        moved = await backend.transition(
+        moved = await backend.store.transition(
             task_id,
             to="running",
             allowed_from=NOT_FINISHED,
@@ -265,7 +267,11 @@ class TaskWorker:
                 params=record.params,
                 max_steps=record.max_steps,
             )
-            run = await self._runs.start(request, run_id=task_id, foreground=False)
+            # The log goes on after what earlier attempts (or a cancel) wrote.
+            after_seq = await backend.store.last_seq(task_id)
+            run = await self._runs.start(
+                request, run_id=task_id, foreground=False, after_seq=after_seq
+            )
         except AppError as exc:  # the agent is gone, the session busy or deleted
             await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))
             await backend.ack(delivery)
@@ -278,10 +284,10 @@ class TaskWorker:
             # Requests made before the run was registered here (a pause kept across a
             # redelivery, or sent while the run was starting) apply now.
             await self._requests.apply(task_id)
+            # The run logs its own events; the worker keeps the task's record in step.
             async for event in run.events():
                 if active.releasing and isinstance(event, ErrorEvent):
                     break  # shutting down: the next worker redoes it, no failure recorded
-                await backend.append_event(task_id, event.model_dump_json())
                 await self._apply(task_id, active, event)
         finally:
             self._requests.drop(task_id)
@@ -289,7 +295,7 @@ class TaskWorker:
             self._active.pop(task_id, None)
             metrics.TASK_DURATION.observe(time.monotonic() - active.started)
         if active.releasing:
-            await backend.transition(
+            await backend.store.transition(
                 task_id, to="queued", allowed_from=LIVE_STATUSES, changes={"attempts": attempts - 1}
             )
             await backend.release(delivery)
@@ -299,7 +305,7 @@ class TaskWorker:
     async def _apply(self, task_id: str, active: _Active, event: Event) -> None:
         backend = self._backend
         if isinstance(event, StepEvent):
-            await backend.update(task_id, {"steps_taken": event.number})
+            await backend.store.update(task_id, {"steps_taken": event.number})
         elif isinstance(event, PlanEvent):
             active.reasoning.append("Plan: " + "; ".join(event.items))
         elif isinstance(event, ToolCallEvent):
@@ -316,7 +322,7 @@ class TaskWorker:
             # The agent waits for the answer, not at a checkpoint: a pause asked for goes on
             # waiting (pause_requested on the record) until the checkpoint after it.
             async with self._requests.lock(task_id):
-                await backend.transition(
+                await backend.store.transition(
                     task_id,
                     to="input_required",
                     allowed_from=PAUSING,
@@ -325,20 +331,21 @@ class TaskWorker:
             self._slot_freed.set()  # parked: its slot may take other work meanwhile
             await self._requests.apply(task_id)  # an answer may already be waiting
         elif isinstance(event, RunCompleted):
-            result = TaskResult(
+            result = RunResult(
                 output=event.output,
                 reasoning=active.reasoning,
                 usage=event.usage,
                 cached=event.cached,
                 execution_time=event.execution_time,
             )
-            await backend.transition(
+            await backend.store.transition(
                 task_id,
                 to="completed",
                 allowed_from=LIVE_STATUSES,
                 # A pause that never took effect no longer applies to anything.
                 changes={
                     "result": result,
+                    "usage": event.usage,
                     "finished_at": utcnow(),
                     "pending_input": None,
                     "pause_requested": False,
@@ -349,10 +356,10 @@ class TaskWorker:
             await self._finish(task_id, event, append=False)
 
     async def _finish(self, task_id: str, error: ErrorEvent, *, append: bool = True) -> None:
-        status: TaskStatus = "cancelled" if error.code == "cancelled" else "failed"
+        status: RunStatus = "cancelled" if error.code == "cancelled" else "failed"
         if append:
-            await self._backend.append_event(task_id, error.model_dump_json())
-        moved = await self._backend.transition(
+            await self._backend.store.append_event(task_id, error.model_dump_json())
+        moved = await self._backend.store.transition(
             task_id,
             to=status,
             allowed_from=NOT_FINISHED,

@@ -27,9 +27,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from app.store.run_records import RunRecord
+from app.store.run_store_memory import MemoryRunStore
 from app.tasks.backend import IdempotencyKey
 from app.tasks.memory_backend import MemoryTaskBackend
-from app.tasks.records import TaskRecord
 from tests.security.conftest import login
 from tests.support.server_process import ServerProcess
 
@@ -220,23 +221,24 @@ def test_websocket_frames_are_bounded_and_always_closed_with_a_code(
     assert "Traceback" not in logs and "Exception in ASGI application" not in logs, logs[-3000:]
 
 
-async def test_the_memory_task_backend_forgets_finished_tasks() -> None:
+async def test_the_memory_run_store_forgets_finished_runs_and_their_keys() -> None:
     retention = 0.2
-    backend = MemoryTaskBackend(events_max=100, retention_seconds=retention)
-    done, running = (TaskRecord(id=c * 32, owner="user:a", agent="chat", input="x") for c in "ab")
+    store = MemoryRunStore(events_max=100, retention_seconds=retention)
+    backend = MemoryTaskBackend(store)
+    done, running = (RunRecord(id=c * 32, owner="user:a", agent="chat", input="x") for c in "ab")
     key = IdempotencyKey(key="k-1", fingerprint="f")
     await backend.submit(done, idempotency=key)
     await backend.submit(running, idempotency=None)
-    await backend.append_event(done.id, "{}")
+    await store.append_event(done.id, "{}")
     for task_id in (done.id, running.id):
-        assert await backend.transition(task_id, to="running", allowed_from=frozenset({"queued"}))
-    assert await backend.transition(done.id, to="completed", allowed_from=frozenset({"running"}))
-    assert await backend.get(done.id) is not None  # kept for the retention...
+        assert await store.transition(task_id, to="running", allowed_from=frozenset({"queued"}))
+    assert await store.transition(done.id, to="completed", allowed_from=frozenset({"running"}))
+    assert await store.get(done.id) is not None  # kept for the retention...
     await asyncio.sleep(retention + 0.05)
-    assert await backend.get(done.id) is None  # ...then forgotten, events and key too
-    assert await backend.read_events(done.id, after=0, limit=10) == []
+    assert await store.get(done.id) is None  # ...then forgotten, events and key too
+    assert await store.read_events(done.id, after=0, limit=10) == []
     again = await backend.submit(
-        TaskRecord(id="c" * 32, owner="user:a", agent="chat", input="x"), idempotency=key
+        RunRecord(id="c" * 32, owner="user:a", agent="chat", input="x"), idempotency=key
     )
     assert again.outcome == "created"
-    assert await backend.get(running.id) is not None  # unfinished tasks are never dropped
+    assert await store.get(running.id) is not None  # unfinished runs are never dropped

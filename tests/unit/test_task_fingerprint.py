@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from app.api.schemas.tasks import TaskCreate
+from app.store.run_records import RunRecord
 from app.tasks.idempotency import DEFINING_FIELDS, task_fingerprint
-from app.tasks.records import TaskRecord
 
 
-def _record(**fields: object) -> TaskRecord:
+def _record(**fields: object) -> RunRecord:
     values: dict[str, object] = {"id": "a" * 32, "owner": "user:admin", "agent": "chat"}
     values["input"] = "hello"
     values.update(fields)
-    return TaskRecord.model_validate(values)
+    return RunRecord.model_validate(values)
 
 
 def test_every_field_of_the_submit_body_is_part_of_the_fingerprint() -> None:

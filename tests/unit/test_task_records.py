@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 
-from app.tasks.records import TaskRecord, TaskResult, from_fields, to_fields
+from app.store.run_records import RunRecord, RunResult, from_fields, to_fields
 
 
 def test_a_result_stored_as_final_answer_reads_back_as_output() -> None:
-    record = TaskRecord(
+    record = RunRecord(
         id="a" * 32,
         owner="user:admin",
         agent="chat",
         input="hi",
         status="completed",
-        result=TaskResult(output="hello"),
+        result=RunResult(output="hello"),
     )
     fields = to_fields(record)
     assert json.loads(fields["result"])["output"] == "hello"

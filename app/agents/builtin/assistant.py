@@ -1,7 +1,8 @@
 """assistant: a tool-calling loop over the tool registry, up to max_steps.
 
 Each step asks the model; tool calls are executed and their results fed back; the loop ends
-when the model answers in text. Emits plan, step, tool_call and tool_result events.
+when the model answers in text. Emits plan, step, tool_call and tool_result events, and a
+log event after each round of tool calls.
 """
 
 from __future__ import annotations
@@ -69,4 +70,12 @@ async def assistant(input: str, ctx: RunContext) -> AsyncIterator[Event]:
                     name=tool_call.name,
                 )
             )
+        # For whoever watches the run: the model is asked again with these results.
+        await ctx.log(
+            "Tool results go back to the model",
+            level="info" if success else "warning",
+            step=step,
+            tools=len(response.tool_calls),
+            all_succeeded=success,
+        )
         await ctx.step_done(step, started, success=success)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -110,6 +110,36 @@ class RunBody(BaseModel):
         if not value.strip():
             raise ValueError("input must not be blank")
         return value
+
+
+class AgentRunBody(RunBody):
+    """A foreground run's body (invoke, stream, WebSocket start): the run options on top."""
+
+    session_id: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="A session of the caller's for this agent: the run sees its history and "
+        "the exchange is appended to it. Without one, a new session is started and its id "
+        "returned (continue the conversation with it), unless `store` is false.",
+    )
+    store: bool = Field(
+        True,
+        description="false: run statelessly, with no session and no history written (the run's "
+        "own record and event log are kept as every run's).",
+    )
+    on_disconnect: Literal["cancel", "continue"] = Field(
+        "cancel",
+        description="What happens when the client that started the run goes away: `cancel` "
+        "stops it; `continue` lets it run on (within its deadline, step budget and input "
+        "timeout): follow it again with GET /v1/runs/{run_id}/events.",
+    )
+    if_busy: Literal["reject", "enqueue", "interrupt", "rollback"] = Field(
+        "reject",
+        description="When another run is using the session: `reject` answers 409 "
+        "session_busy; `enqueue` runs after it (in arrival order); `interrupt` cancels it, "
+        "keeping what it produced in the history, and runs next; `rollback` cancels it and "
+        "drops its exchange. Waits at most SESSION_BUSY_WAIT_SECONDS.",
+    )
 
 
 class InvokeResponse(BaseModel):

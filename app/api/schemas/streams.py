@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, TypeAdapter
 from app.agents.events import (
     ErrorEvent,
     InputRequired,
+    LogEvent,
+    MemorySummaryEvent,
     MessageEvent,
     PlanEvent,
     RunCompleted,
@@ -23,7 +25,7 @@ from app.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
-from app.tasks.service import EventsMissed
+from app.agents.followers import EventsMissed
 
 
 class ShutdownNotice(BaseModel):
@@ -44,6 +46,8 @@ RunStreamEvent = Annotated[
     | ToolResultEvent
     | StepEvent
     | PlanEvent
+    | MemorySummaryEvent
+    | LogEvent
     | InputRequired
     | ErrorEvent
     | RunCompleted
@@ -59,6 +63,8 @@ TaskStreamEvent = Annotated[
     | ToolResultEvent
     | StepEvent
     | PlanEvent
+    | MemorySummaryEvent
+    | LogEvent
     | InputRequired
     | ErrorEvent
     | RunCompleted

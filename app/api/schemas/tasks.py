@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.agents.protocol import AGENT_NAME_PATTERN
 from app.api.schemas.agents import RunBody
 from app.llm.types import Usage
-from app.tasks.records import PendingInputInfo, TaskStatus
+from app.store.run_records import PendingInputInfo, RunStatus
 from app.tasks.service import ControlAction
 
 
@@ -51,7 +51,7 @@ class TaskSubmitted(BaseModel):
     )
 
     task_id: str
-    status: TaskStatus
+    status: RunStatus
     submitted_at: datetime
 
 
@@ -59,13 +59,13 @@ class TaskPending(BaseModel):
     """GET /v1/tasks/{task_id}/result before the task has finished."""
 
     task_id: str
-    status: TaskStatus
+    status: RunStatus
 
 
 class TaskInfo(BaseModel):
     task_id: str
     agent: str
-    status: TaskStatus
+    status: RunStatus
     session_id: str | None
     steps_taken: int
     attempts: int
@@ -91,7 +91,7 @@ class TaskList(BaseModel):
 
 class TaskResultResponse(BaseModel):
     task_id: str
-    status: TaskStatus
+    status: RunStatus
     success: bool
     output: str | None = Field(description="The agent's answer (null unless completed).")
     final_answer: str | None = Field(

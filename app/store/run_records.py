@@ -1,5 +1,9 @@
-"""A task's record: what clients read with GET /v1/tasks/{id}, and the typed changes the
-service and the worker make to it."""
+"""A run's record: what clients read with GET /v1/runs/{id} (and, for a background task,
+GET /v1/tasks/{id}), and the typed changes the services and the worker make to it.
+
+One record type for every run: a foreground run (invoke, stream, WebSocket) has ``kind``
+``run``; a background task is a run that a worker executes, ``kind`` ``task``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from app.agents.events import InputKind
 from app.core.clock import utcnow
 from app.llm.types import Usage
 
+InputKind = Literal["text", "choice", "confirm"]
+RunKind = Literal["run", "task"]
+
 # pause_requested: the client asked for a pause and the run goes on to its next checkpoint;
 # paused: the run waits at a checkpoint. A run that ends first never shows paused.
-TaskStatus = Literal[
+RunStatus = Literal[
     "queued",
     "running",
     "pause_requested",
@@ -25,7 +31,7 @@ TaskStatus = Literal[
     "failed",
     "cancelled",
 ]
-StatusSet = frozenset[TaskStatus]
+StatusSet = frozenset[RunStatus]
 TERMINAL_STATUSES: StatusSet = frozenset({"completed", "failed", "cancelled"})
 LIVE_STATUSES: StatusSet = frozenset({"running", "pause_requested", "paused", "input_required"})
 
@@ -37,14 +43,14 @@ class PendingInputInfo(BaseModel):
     choices: list[str] | None = None
 
 
-class TaskAnswer(BaseModel):
+class RunAnswer(BaseModel):
     """A client's answer to an input request, waiting for the worker to deliver it."""
 
     request_id: str
     value: str | bool
 
 
-class TaskResult(BaseModel):
+class RunResult(BaseModel):
     # Records stored before the rename say final_answer.
     output: str = Field(validation_alias=AliasChoices("output", "final_answer"))
     reasoning: list[str] = Field(default_factory=list)
@@ -53,15 +59,16 @@ class TaskResult(BaseModel):
     execution_time: float = 0.0
 
 
-class TaskRecord(BaseModel):
+class RunRecord(BaseModel):
     id: str
+    kind: RunKind = "task"  # records stored before foreground runs had one are tasks
     owner: str
     agent: str
     input: str
     session_id: str | None = None
     max_steps: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    status: TaskStatus = "queued"
+    status: RunStatus = "queued"
     steps_taken: int = 0
     attempts: int = 0
     submitted_at: datetime = Field(default_factory=utcnow)
@@ -70,20 +77,21 @@ class TaskRecord(BaseModel):
     finished_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
-    result: TaskResult | None = None
+    result: RunResult | None = None
+    usage: Usage = Field(default_factory=Usage)  # so far (tasks: in the result)
     pending_input: PendingInputInfo | None = None
     worker: str | None = None
     # Requests from clients, applied by the worker that holds the task.
     cancel_requested: bool = False
     pause_requested: bool = False
-    answer: TaskAnswer | None = None
+    answer: RunAnswer | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
 
-class TaskUpdate(TypedDict, total=False):
+class RunUpdate(TypedDict, total=False):
     """The fields a change may set; the status moves only through a backend transition."""
 
     steps_taken: int
@@ -93,15 +101,16 @@ class TaskUpdate(TypedDict, total=False):
     finished_at: datetime
     error_code: str
     error_message: str
-    result: TaskResult
+    result: RunResult
+    usage: Usage
     pending_input: PendingInputInfo | None
     worker: str
     cancel_requested: bool
     pause_requested: bool
-    answer: TaskAnswer | None
+    answer: RunAnswer | None
 
 
-_JSON_FIELDS = ("params", "result", "pending_input", "answer")
+_JSON_FIELDS = ("params", "result", "usage", "pending_input", "answer")
 # Fields whose None is stored ("" in Redis) and read back as None; any other empty field
 # falls back to the model default.
 _NULLABLE = frozenset(
@@ -120,12 +129,12 @@ _NULLABLE = frozenset(
 )
 
 
-def to_fields(record: TaskRecord) -> dict[str, str]:
+def to_fields(record: RunRecord) -> dict[str, str]:
     """Flatten a record for a Redis hash: nested values as JSON, None as ''."""
     return _flatten(record.model_dump(mode="json"))
 
 
-def changes_to_fields(changes: TaskUpdate) -> dict[str, str]:
+def changes_to_fields(changes: RunUpdate) -> dict[str, str]:
     """Flatten a change the same way, stamping updated_at unless it sets one."""
     data: dict[str, Any] = {"updated_at": utcnow(), **changes}
     for key, value in data.items():
@@ -150,7 +159,7 @@ def _flatten(data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def from_fields(fields: dict[str, str]) -> TaskRecord:
+def from_fields(fields: dict[str, str]) -> RunRecord:
     data: dict[str, Any] = {}
     for key, value in fields.items():
         if value == "":
@@ -162,4 +171,4 @@ def from_fields(fields: dict[str, str]) -> TaskRecord:
         else:
             data[key] = value
     data = {k: v for k, v in data.items() if v is not None or k in _NULLABLE}
-    return TaskRecord.model_validate(data)
+    return RunRecord.model_validate(data)

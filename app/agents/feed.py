@@ -1,0 +1,114 @@
+"""A run's events in this process: a bounded ring of the latest ones that any number of readers
+follow with a cursor each.
+
+The run pushes and never waits for a reader: a reader is just a sequence number, so a slow
+one costs nothing but its place. A reader whose cursor falls out of the ring reads from the
+run's log instead (app/agents/followers.py) and comes back to the ring once it has caught up.
+Each event is serialised once (``LoggedEvent.json``), for the log and every reader alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+
+from app.agents.events import EVENT_ADAPTER, TERMINAL_TYPES, Event
+from app.store.run_store import StoredEvent
+
+FEED_EVENTS = 4096  # per run: about a minute of fast tokens, a few hundred KB at most
+
+
+class LoggedEvent:
+    """One event with its sequence number and JSON; the parsed event and the wire frame are
+    made on first use and shared by every reader."""
+
+    __slots__ = ("_event", "json", "seq", "type", "wire")
+
+    def __init__(self, seq: int, type: str, json: str, event: Event | None = None) -> None:
+        self.seq = seq
+        self.type = type
+        self.json = json
+        self._event = event
+        self.wire: bytes | None = None  # a transport's encoding, cached by that transport
+
+    @classmethod
+    def of(cls, event: Event) -> LoggedEvent:
+        return cls(event.seq, event.type, event.model_dump_json(), event)
+
+    @classmethod
+    def from_stored(cls, stored: StoredEvent) -> LoggedEvent:
+        data = json.loads(stored.json)
+        if data.get("seq") == stored.seq:
+            return cls(stored.seq, str(data.get("type", "")), stored.json)
+        # Appended by someone other than the run (a cancel, a lost run's end): the log's number
+        # is the event's.
+        return cls.of(EVENT_ADAPTER.validate_python({**data, "seq": stored.seq}))
+
+    @property
+    def event(self) -> Event:
+        if self._event is None:
+            self._event = EVENT_ADAPTER.validate_json(self.json)
+        return self._event
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL_TYPES
+
+    def stored(self) -> StoredEvent:
+        return StoredEvent(self.seq, self.json)
+
+
+class RunFeed:
+    def __init__(self, *, after: int = 0, capacity: int = FEED_EVENTS) -> None:
+        self._items: deque[LoggedEvent] = deque(maxlen=capacity)
+        self.last_seq = after  # the newest event pushed (or the point the feed starts after)
+        self.ended = False  # the terminal event was pushed, or the feed was closed
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest event still in the ring (the next one to come when it is empty)."""
+        return self._items[0].seq if self._items else self.last_seq + 1
+
+    def push(self, item: LoggedEvent) -> None:
+        self._items.append(item)
+        self.last_seq = item.seq
+        if item.terminal:
+            self.ended = True
+        self._wake()
+
+    def close(self) -> None:
+        """No more events will come (a tail that stopped): readers fall back to the log."""
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def after(self, seq: int) -> list[LoggedEvent] | None:
+        """The events after ``seq`` (maybe none yet); None when some of them have already
+        left the ring (read them from the log)."""
+        items = self._items
+        if seq >= self.last_seq:
+            return []
+        if not items or items[0].seq > seq + 1:
+            return None
+        start = seq + 1 - items[0].seq
+        if start < len(items) and items[start].seq == seq + 1:  # consecutive: index directly
+            return [items[i] for i in range(start, len(items))]
+        return [item for item in items if item.seq > seq]
+
+    async def wait(self, seq: int, idle_seconds: float) -> None:
+        """Until an event after ``seq`` is pushed, the feed ends, or ``idle_seconds`` pass."""
+        if self.last_seq > seq or self.ended:
+            return
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        # Shielded: one reader giving up must not cancel the future the others wait on.
+        try:
+            await asyncio.wait_for(asyncio.shield(self._waiter), idle_seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,203 @@
+"""Following a run's events from any process: history first, then live, resumable by seq.
+
+A reader is a cursor (the last seq it has). It reads from a feed (app/agents/feed.py): the
+run's own when this process runs it, else a tail that this process keeps of the run's log, one
+per run whatever the number of readers here. A reader the feed has left behind reads from the
+log until it catches up; runs of token events it reads that way are coalesced into one (the
+text joined, the id of the last), so a reader that is behind catches up in fewer frames and
+loses no text. Events no longer in the log are announced with ``events_missed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+from pydantic import BaseModel
+
+from app.agents import metrics
+from app.agents.events import TokenEvent
+from app.agents.feed import LoggedEvent, RunFeed
+from app.core.lifecycle import raise_if_cancelling
+from app.store.run_records import RunRecord
+from app.store.run_store import RunStore
+
+log = structlog.get_logger(__name__)
+
+IDLE_CHECK_SECONDS = 1.0  # how often an idle follower checks that the run still lives
+LOG_BATCH = 500
+
+
+class EventsMissed(BaseModel):
+    """Told to a follower whose resume point is older than the retained events."""
+
+    type: Literal["events_missed"] = "events_missed"
+    from_seq: int
+    to_seq: int
+    run: RunRecord | None = None  # the record now, since the missed events cannot be replayed
+    task: RunRecord | None = None  # the same record, under the name task streams always used
+
+
+FollowItem = LoggedEvent | EventsMissed
+# Given a record that is not finished, ends it when no process runs it any more.
+Reaper = Callable[[RunRecord], Awaitable[None]]
+
+
+@dataclass
+class _Tail:
+    feed: RunFeed
+    readers: int = 1
+    task: asyncio.Task[None] | None = field(default=None)
+
+
+class RunFollowers:
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        local_feed: Callable[[str], RunFeed | None],
+        reap: Reaper,
+    ) -> None:
+        self._store = store
+        self._local_feed = local_feed
+        self._reap = reap
+        self._tails: dict[str, _Tail] = {}
+
+    async def follow(self, run_id: str, *, after: int) -> AsyncIterator[FollowItem]:
+        """Every event after ``after``, then live ones, ending after the terminal event (or
+        when the run's record says it ended)."""
+        feed, detach = self._attach(run_id, after)
+        try:
+            while True:
+                batch = feed.after(after)
+                if batch is None:  # left behind by the feed: read the log
+                    metrics.RUN_READERS_BEHIND.inc()
+                    async for item in self._from_log(run_id, after, feed):
+                        yield item
+                        after = item.to_seq if isinstance(item, EventsMissed) else item.seq
+                        if isinstance(item, LoggedEvent) and item.terminal:
+                            return
+                    continue
+                for event in batch:
+                    yield event
+                    after = event.seq
+                    if event.terminal:
+                        return
+                if not batch:
+                    if feed.ended:
+                        return
+                    await feed.wait(after, IDLE_CHECK_SECONDS)
+        finally:
+            detach()
+
+    async def _from_log(self, run_id: str, after: int, feed: RunFeed) -> AsyncIterator[FollowItem]:
+        """One batch from the log after ``after``, coalesced; or the notice of a gap."""
+        stored = await self._store.read_events(run_id, after=after, limit=LOG_BATCH)
+        first = stored[0].seq if stored else feed.first_seq
+        if first > after + 1:  # trimmed away, or never written (the store was down)
+            yield EventsMissed(
+                from_seq=after + 1, to_seq=first - 1, **self._record_fields(await self._get(run_id))
+            )
+            return
+        for item in coalesce([LoggedEvent.from_stored(s) for s in stored]):
+            yield item
+
+    async def _get(self, run_id: str) -> RunRecord | None:
+        return await self._store.get(run_id)
+
+    @staticmethod
+    def _record_fields(record: RunRecord | None) -> dict[str, RunRecord | None]:
+        if record is not None and record.kind == "task":
+            return {"run": record, "task": record}
+        return {"run": record}
+
+    # -- feeds -------------------------------------------------------------------------------
+    def _attach(self, run_id: str, after: int) -> tuple[RunFeed, Callable[[], None]]:
+        local = self._local_feed(run_id)
+        if local is not None:
+            return local, lambda: None
+        tail = self._tails.get(run_id)
+        if tail is None or tail.task is None or tail.task.done():
+            tail = _Tail(RunFeed(after=after))
+            tail.task = asyncio.create_task(self._tail(run_id, tail.feed), name=f"tail-{run_id}")
+            self._tails[run_id] = tail
+        else:
+            tail.readers += 1
+
+        def detach() -> None:
+            tail.readers -= 1
+            if tail.readers == 0:
+                if self._tails.get(run_id) is tail:
+                    del self._tails[run_id]
+                if tail.task is not None:
+                    tail.task.cancel()
+
+        return tail.feed, detach
+
+    async def _tail(self, run_id: str, feed: RunFeed) -> None:
+        """Copy the run's log into ``feed`` until its terminal event (or its record's end)."""
+        after, backoff = feed.last_seq, 0.1
+        try:
+            while True:
+                try:
+                    batch = await self._store.wait_events(
+                        run_id, after=after, wait_seconds=IDLE_CHECK_SECONDS
+                    )
+                    for stored in batch:
+                        item = LoggedEvent.from_stored(stored)
+                        feed.push(item)
+                        after = item.seq
+                        if item.terminal:
+                            return
+                    if not batch and await self._ended(run_id, after, feed):
+                        return
+                    backoff = 0.1
+                except Exception as exc:  # the store is away: retry; readers keep waiting
+                    raise_if_cancelling()
+                    log.warning("run_tail_failed", run_id=run_id, error=type(exc).__name__)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            feed.close()
+
+    async def _ended(self, run_id: str, after: int, feed: RunFeed) -> bool:
+        record = await self._get(run_id)
+        if record is not None and not record.finished:
+            await self._reap(record)  # a run whose process died gets its end written
+            return False
+        # Finished (or gone): push what was written between the wait and the read, then stop.
+        for stored in await self._store.read_events(run_id, after=after, limit=LOG_BATCH):
+            feed.push(LoggedEvent.from_stored(stored))
+        return True
+
+
+def item_json(item: FollowItem) -> str:
+    """The JSON object a transport sends for one followed item."""
+    return item.model_dump_json() if isinstance(item, EventsMissed) else item.json
+
+
+def coalesce(items: list[LoggedEvent]) -> list[LoggedEvent]:
+    """Runs of consecutive token events merged into one each (text joined, last id)."""
+    out: list[LoggedEvent] = []
+    run: list[LoggedEvent] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            last = run[-1].event
+            text = "".join(getattr(item.event, "text", "") for item in run)
+            out.append(LoggedEvent.of(TokenEvent(seq=last.seq, ts=last.ts, text=text)))
+        run.clear()
+
+    for item in items:
+        if item.type == "token":
+            run.append(item)
+        else:
+            flush()
+            out.append(item)
+    flush()
+    return out

@@ -1,0 +1,117 @@
+"""One run's record and event log, as kept by the process that runs it.
+
+Every event goes to the log (batched, app/agents/log_writer.py). A foreground run's record is
+kept here too: created before anyone learns the run's id, ``input_required`` while a question
+waits, and its end (status, output, usage, error) written before any reader sees the terminal
+event. A background task's record belongs to its worker (app/tasks/worker.py), so its journal
+only logs. Store failures after the start are logged, never raised: the run and the readers in
+this process go on without them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from app.agents.events import ErrorEvent, InputRequired, RunCompleted
+from app.agents.feed import LoggedEvent
+from app.agents.log_writer import RunLogWriter
+from app.core.clock import utcnow
+from app.store.run_records import (
+    LIVE_STATUSES,
+    PendingInputInfo,
+    RunRecord,
+    RunResult,
+    RunStatus,
+    RunUpdate,
+    StatusSet,
+)
+from app.store.run_store import RunStore
+
+if TYPE_CHECKING:
+    from app.agents.run import Run
+
+log = structlog.get_logger(__name__)
+
+ASKING: StatusSet = frozenset({"running"})
+ANSWERED: StatusSet = frozenset({"input_required"})
+
+
+class RunJournal:
+    def __init__(
+        self, store: RunStore | None, run_id: str, *, keeps_record: bool, events_max: int
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._writer = (
+            None if store is None else RunLogWriter(store, run_id, max_pending=events_max)
+        )
+        self._keeps_record = keeps_record and store is not None
+
+    @property
+    def enabled(self) -> bool:
+        return self._store is not None
+
+    async def open(self, record: RunRecord) -> None:
+        """Store a foreground run's record. The store away: the run goes on without record
+        or log (not resumable, like the LLM cache and rate limits, it fails open)."""
+        if not self._keeps_record or self._store is None:
+            return
+        try:
+            await self._store.create(record)
+        except Exception as exc:
+            log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
+            self._keeps_record = False
+            self._writer = None
+
+    def log(self, item: LoggedEvent) -> None:
+        if self._writer is not None:
+            self._writer.add(item.stored())
+
+    def abandon(self) -> None:
+        """This attempt's ending is not logged (its task goes back to the queue)."""
+        if self._writer is not None:
+            self._writer.abandon()
+
+    async def asked(self, event: InputRequired) -> None:
+        pending = PendingInputInfo(
+            request_id=event.request_id, kind=event.kind, prompt=event.prompt, choices=event.choices
+        )
+        await self._move("input_required", ASKING, {"pending_input": pending})
+
+    async def answered(self) -> None:
+        await self._move("running", ANSWERED, {"pending_input": None})
+
+    async def close(self, run: Run, terminal: RunCompleted | ErrorEvent) -> None:
+        """Write everything logged so far, then the record's end."""
+        if self._writer is not None:
+            await self._writer.drain()
+        changes: RunUpdate = {
+            "finished_at": utcnow(),
+            "pending_input": None,
+            "usage": run.ctx.llm.usage,
+            "steps_taken": run.ctx.steps_taken,
+        }
+        status: RunStatus
+        if isinstance(terminal, RunCompleted):
+            status = "completed"
+            changes["result"] = RunResult(
+                output=terminal.output,
+                usage=terminal.usage,
+                cached=terminal.cached,
+                execution_time=terminal.execution_time,
+            )
+        else:
+            status = "cancelled" if run.status == "cancelled" else "failed"
+            changes["error_code"] = terminal.code
+            changes["error_message"] = terminal.message
+        await self._move(status, LIVE_STATUSES, changes)
+
+    async def _move(self, to: RunStatus, allowed: StatusSet, changes: RunUpdate) -> None:
+        if not self._keeps_record or self._store is None:
+            return
+        try:
+            await self._store.transition(self._run_id, to=to, allowed_from=allowed, changes=changes)
+        except Exception as exc:
+            log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)

@@ -1,0 +1,65 @@
+"""Appends one run's events to its log in batches, without ever holding the run back.
+
+The run hands each event over and goes on; one flush at a time writes everything handed over
+since the last one in a single call (one Redis round trip for a whole burst of tokens). A
+store failure loses those events from the log only: readers in this process still get them
+from the feed, a reader elsewhere gets ``events_missed``; the run goes on. The run drains
+the writer before it reports its end, so a finished run's log is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from app.agents import metrics
+from app.store.run_store import RunStore, StoredEvent
+
+log = structlog.get_logger(__name__)
+
+
+class RunLogWriter:
+    def __init__(self, store: RunStore, run_id: str, *, max_pending: int) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._max_pending = max_pending  # the log keeps no more than this anyway
+        self._pending: list[StoredEvent] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def add(self, event: StoredEvent) -> None:
+        if self._closed:
+            return
+        self._pending.append(event)
+        if len(self._pending) > self._max_pending:
+            del self._pending[0]
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name=f"run-log-{self._run_id}")
+
+    def abandon(self) -> None:
+        """Log nothing more (the run is handed back for another worker to redo): what was
+        added is still written, the ending of this attempt is not."""
+        self._closed = True
+
+    async def drain(self) -> None:
+        """Until everything added so far is written (or failed)."""
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._store.append_events(self._run_id, batch)
+                except Exception as exc:  # the run and local readers go on without the log
+                    metrics.RUN_LOG_WRITE_FAILURES.inc(len(batch))
+                    log.warning(
+                        "run_log_write_failed",
+                        run_id=self._run_id,
+                        events=len(batch),
+                        error=type(exc).__name__,
+                    )
+        finally:
+            self._flusher = None

@@ -1,0 +1,169 @@
+"""Run records and event logs in memory, for one process without Redis (`make run`).
+
+Same contract as the Redis store; nothing survives a restart. A finished run (record and
+events) is dropped TASK_RETENTION_SECONDS after it finished, so a long-lived process does not
+keep every run it ever served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import builtins
+import time
+from collections import deque
+from collections.abc import Callable
+
+from app.core.clock import utcnow
+from app.store.run_records import TERMINAL_STATUSES, RunRecord, RunStatus, RunUpdate, StatusSet
+from app.store.run_store import RunQuery, StoredEvent
+
+WAIT_BATCH = 500
+
+
+class MemoryRunStore:
+    def __init__(self, *, events_max: int, retention_seconds: float = 7 * 86_400) -> None:
+        self._retention = retention_seconds
+        self._events_max = events_max
+        self._records: dict[str, RunRecord] = {}
+        self._expiries: deque[tuple[float, str]] = deque()  # (monotonic, id), by finish time
+        self._events: dict[str, builtins.list[StoredEvent]] = {}
+        self._seq: dict[str, int] = {}
+        self._event_added: dict[str, asyncio.Event] = {}
+        self._forgotten: list[Callable[[str], None]] = []
+
+    def on_forget(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(run_id)`` when a finished run is dropped (the task backend drops
+        the run's idempotency key with it)."""
+        self._forgotten.append(callback)
+
+    # -- records ----------------------------------------------------------------------------
+    def put(self, record: RunRecord) -> None:
+        """Store a record as it is (the task backend's submit)."""
+        self._drop_expired()
+        self._records[record.id] = record
+
+    def unfinished(self, run_id: str) -> bool:
+        record = self._records.get(run_id)
+        return record is not None and not record.finished
+
+    async def create(self, record: RunRecord) -> None:
+        self.put(record)
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        self._drop_expired()
+        return self._records.get(run_id)
+
+    async def list(
+        self, query: RunQuery, *, limit: int, offset: int
+    ) -> tuple[builtins.list[RunRecord], int]:
+        self._drop_expired()
+        records = [
+            r
+            for r in self._records.values()
+            if r.owner == query.owner
+            and (query.kind is None or r.kind == query.kind)
+            and (query.status is None or r.status == query.status)
+            and (query.session_id is None or r.session_id == query.session_id)
+        ]
+        records.sort(key=lambda r: r.submitted_at, reverse=True)
+        return records[offset : offset + limit], len(records)
+
+    async def update(self, run_id: str, changes: RunUpdate) -> None:
+        record = self._records.get(run_id)
+        if record is not None:
+            self._records[run_id] = record.model_copy(update={"updated_at": utcnow(), **changes})
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        to: RunStatus,
+        allowed_from: StatusSet,
+        changes: RunUpdate | None = None,
+    ) -> bool:
+        record = self._records.get(run_id)
+        if record is None or record.status not in allowed_from:
+            return False
+        update = {"updated_at": utcnow(), **(changes or {}), "status": to}
+        self._records[run_id] = record.model_copy(update=update)
+        if to in TERMINAL_STATUSES:
+            self._expiries.append((time.monotonic() + self._retention, run_id))
+        return True
+
+    async def update_if(self, run_id: str, *, status_in: StatusSet, changes: RunUpdate) -> bool:
+        record = self._records.get(run_id)
+        if record is None or record.status not in status_in:
+            return False
+        await self.update(run_id, changes)
+        return True
+
+    def _drop_expired(self) -> None:
+        """Forget runs finished more than the retention ago (one constant retention, so the
+        deque is in expiry order)."""
+        now = time.monotonic()
+        while self._expiries and self._expiries[0][0] <= now:
+            _, run_id = self._expiries.popleft()
+            record = self._records.get(run_id)
+            if record is None or record.status not in TERMINAL_STATUSES:
+                continue
+            del self._records[run_id]
+            self._events.pop(run_id, None)
+            self._seq.pop(run_id, None)
+            self._event_added.pop(run_id, None)
+            for callback in self._forgotten:
+                callback(run_id)
+
+    # -- events -----------------------------------------------------------------------------
+    def _store(self, run_id: str, event: StoredEvent) -> None:
+        events = self._events.setdefault(run_id, [])
+        events.append(event)
+        if len(events) > self._events_max:
+            del events[: len(events) - self._events_max]
+        self._seq[run_id] = event.seq
+
+    def _wake(self, run_id: str) -> None:
+        added = self._event_added.pop(run_id, None)
+        if added is not None:
+            added.set()
+
+    async def append_event(self, run_id: str, event_json: str) -> int:
+        seq = self._seq.get(run_id, 0) + 1
+        self._store(run_id, StoredEvent(seq=seq, json=event_json))
+        self._wake(run_id)
+        return seq
+
+    async def append_events(self, run_id: str, events: builtins.list[StoredEvent]) -> None:
+        for event in events:
+            if event.seq > self._seq.get(run_id, 0):
+                self._store(run_id, event)
+        self._wake(run_id)
+
+    async def last_seq(self, run_id: str) -> int:
+        return self._seq.get(run_id, 0)
+
+    async def read_events(
+        self, run_id: str, *, after: int, limit: int
+    ) -> builtins.list[StoredEvent]:
+        events = self._events.get(run_id)
+        if not events or events[-1].seq <= after:
+            return []
+        start = bisect.bisect_right(events, after, key=lambda event: event.seq)
+        return events[start : start + limit]
+
+    async def wait_events(
+        self, run_id: str, *, after: int, wait_seconds: float
+    ) -> builtins.list[StoredEvent]:
+        found = await self.read_events(run_id, after=after, limit=WAIT_BATCH)
+        if found:
+            return found
+        added = self._event_added.setdefault(run_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(added.wait(), wait_seconds)
+        except TimeoutError:
+            return []
+        return await self.read_events(run_id, after=after, limit=WAIT_BATCH)
+
+    async def first_retained_seq(self, run_id: str) -> int | None:
+        events = self._events.get(run_id)
+        return events[0].seq if events else None

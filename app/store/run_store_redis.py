@@ -1,0 +1,264 @@
+"""Run records and event logs in Redis. Layout under the key prefix:
+
+``run:<id>``               hash: the record (nested values as JSON)
+``run:<id>:events``        stream of events; entry id ``<seq>-0`` is the event's seq
+``run:<id>:seq``           the last event seq
+``runs:owner:<owner>``     sorted set of the owner's run ids (foreground and tasks) by start
+``runs:session:<id>``      sorted set of the session's run ids by start
+``tasks:active:<owner>``   the owner's unfinished tasks (kept by the task backend; a
+                           terminal transition removes the task in the same script)
+
+Every key expires TASK_RETENTION_SECONDS after its last write; the indexes drop members
+older than the retention whenever one is added, so a busy owner's index stays bounded.
+Multi-key scripts assume one Redis (not Cluster).
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from app.store.run_records import (
+    TERMINAL_STATUSES,
+    RunRecord,
+    RunStatus,
+    RunUpdate,
+    StatusSet,
+    changes_to_fields,
+    from_fields,
+    to_fields,
+)
+from app.store.run_store import RunQuery, StoredEvent
+
+WAIT_BATCH = 500
+
+# ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; ARGV[3]: the
+# owners' active-task-set key prefix when the new status is terminal, else ''; ARGV[4]: the
+# run id; then field, value...
+TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+for allowed in string.gmatch(ARGV[2], '[^,]+') do
+  if allowed == current then
+    redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+    if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
+    if ARGV[3] ~= '' then
+      local owner = redis.call('HGET', KEYS[1], 'owner')
+      if owner then redis.call('SREM', ARGV[3] .. owner, ARGV[4]) end
+    end
+    return 1
+  end
+end
+return 0
+"""
+
+# KEYS: events, seq. ARGV: max events kept, retention, event json. Returns the new seq.
+APPEND_EVENT = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return seq
+"""
+
+# KEYS: events, seq. ARGV: max events kept, retention, then seq, json, ... in order. Skips
+# events at or below the stored seq (a late write from a run another process took over).
+APPEND_EVENTS = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 3, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', ARGV[i + 1])
+    last = seq
+  end
+end
+redis.call('SET', KEYS[2], last, 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return last
+"""
+
+
+class RunKeys:
+    """Key names, shared with the task backend's scripts."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def record(self, run_id: str) -> str:
+        return f"{self.prefix}run:{run_id}"
+
+    def events(self, run_id: str) -> str:
+        return f"{self.prefix}run:{run_id}:events"
+
+    def seq(self, run_id: str) -> str:
+        return f"{self.prefix}run:{run_id}:seq"
+
+    def owner_index(self, owner: str) -> str:
+        return f"{self.prefix}runs:owner:{owner}"
+
+    def session_index(self, session_id: str) -> str:
+        return f"{self.prefix}runs:session:{session_id}"
+
+    def task_index(self, owner: str) -> str:
+        return f"{self.prefix}tasks:owner:{owner}"
+
+    @property
+    def active_prefix(self) -> str:
+        return f"{self.prefix}tasks:active:"
+
+
+class RedisRunStore:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        blocking: Redis,
+        prefix: str,
+        retention_seconds: int,
+        events_max: int,
+    ) -> None:
+        self._redis = redis
+        self._blocking = blocking  # longer socket timeout, for BLOCKing reads only
+        self.keys = RunKeys(prefix)
+        self.retention = retention_seconds
+        self.events_max = events_max
+        self._transition = redis.register_script(TRANSITION)
+        self._append = redis.register_script(APPEND_EVENT)
+        self._append_many = redis.register_script(APPEND_EVENTS)
+
+    # -- records ----------------------------------------------------------------------------
+    async def create(self, record: RunRecord) -> None:
+        keys, started = self.keys, record.submitted_at.timestamp()
+        oldest = time.time() - self.retention
+        mapping: dict[Any, Any] = to_fields(record)
+        indexes = [keys.owner_index(record.owner)]
+        if record.session_id is not None:
+            indexes.append(keys.session_index(record.session_id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.record(record.id), mapping=mapping)
+            pipe.expire(keys.record(record.id), self.retention)
+            for index in indexes:
+                pipe.zadd(index, {record.id: started})
+                pipe.zremrangebyscore(index, "-inf", f"({oldest}")
+                pipe.expire(index, self.retention)
+            await pipe.execute()
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        fields: dict[str, str] = await self._redis.hgetall(self.keys.record(run_id))  # type: ignore[assignment]
+        return from_fields(fields) if fields else None
+
+    async def list(
+        self, query: RunQuery, *, limit: int, offset: int
+    ) -> tuple[builtins.list[RunRecord], int]:
+        if query.session_id is not None:
+            index = self.keys.session_index(query.session_id)
+        elif query.kind == "task":
+            index = self.keys.task_index(query.owner)
+        else:
+            index = self.keys.owner_index(query.owner)
+        simple = query.status is None and query.session_id is None and query.kind != "run"
+        if simple:  # one page of ids; polling clients list often
+            ids: Any = await self._redis.zrevrange(index, offset, offset + limit - 1)
+            total = int(await self._redis.zcard(index))
+            records = await self._records(ids)
+            return [r for r in records if r.owner == query.owner], total
+        # A filter reads the index's records (bounded by retention) and filters.
+        every: Any = await self._redis.zrevrange(index, 0, -1)
+        matching = [
+            r
+            for r in await self._records(every)
+            if r.owner == query.owner
+            and (query.kind is None or r.kind == query.kind)
+            and (query.status is None or r.status == query.status)
+        ]
+        return matching[offset : offset + limit], len(matching)
+
+    async def _records(self, ids: builtins.list[str]) -> builtins.list[RunRecord]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for run_id in ids:
+                pipe.hgetall(self.keys.record(run_id))
+            rows = await pipe.execute()
+        return [from_fields(row) for row in rows if row]
+
+    async def update(self, run_id: str, changes: RunUpdate) -> None:
+        mapping: dict[Any, Any] = changes_to_fields(changes)
+        await self._redis.hset(self.keys.record(run_id), mapping=mapping)
+
+    async def transition(
+        self,
+        run_id: str,
+        *,
+        to: RunStatus,
+        allowed_from: StatusSet,
+        changes: RunUpdate | None = None,
+    ) -> bool:
+        return await self._set_if(run_id, to, allowed_from, changes or {})
+
+    async def update_if(self, run_id: str, *, status_in: StatusSet, changes: RunUpdate) -> bool:
+        return await self._set_if(run_id, None, status_in, changes)
+
+    async def _set_if(
+        self, run_id: str, to: RunStatus | None, allowed: StatusSet, changes: RunUpdate
+    ) -> bool:
+        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
+        finishing = to is not None and to in TERMINAL_STATUSES
+        moved = await self._transition(
+            keys=[self.keys.record(run_id)],
+            args=[
+                to or "",
+                ",".join(sorted(allowed)),
+                self.keys.active_prefix if finishing else "",
+                run_id,
+                *flat,
+            ],
+        )
+        return bool(moved)
+
+    # -- events -----------------------------------------------------------------------------
+    async def append_event(self, run_id: str, event_json: str) -> int:
+        seq = await self._append(
+            keys=[self.keys.events(run_id), self.keys.seq(run_id)],
+            args=[self.events_max, self.retention, event_json],
+        )
+        return int(seq)
+
+    async def append_events(self, run_id: str, events: builtins.list[StoredEvent]) -> None:
+        flat = [item for event in events for item in (event.seq, event.json)]
+        await self._append_many(
+            keys=[self.keys.events(run_id), self.keys.seq(run_id)],
+            args=[self.events_max, self.retention, *flat],
+        )
+
+    async def last_seq(self, run_id: str) -> int:
+        return int(await self._redis.get(self.keys.seq(run_id)) or 0)
+
+    async def read_events(
+        self, run_id: str, *, after: int, limit: int
+    ) -> builtins.list[StoredEvent]:
+        entries: Any = await self._redis.xrange(
+            self.keys.events(run_id), min=f"({after}-0", count=limit
+        )
+        return [_stored(entry_id, fields) for entry_id, fields in entries]
+
+    async def wait_events(
+        self, run_id: str, *, after: int, wait_seconds: float
+    ) -> builtins.list[StoredEvent]:
+        reply: Any = await self._blocking.xread(
+            {self.keys.events(run_id): f"{after}-0"},
+            count=WAIT_BATCH,
+            block=max(1, int(wait_seconds * 1000)),
+        )
+        return [
+            _stored(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries
+        ]
+
+    async def first_retained_seq(self, run_id: str) -> int | None:
+        entries: Any = await self._redis.xrange(self.keys.events(run_id), count=1)
+        return int(entries[0][0].split("-")[0]) if entries else None
+
+
+def _stored(entry_id: str, fields: dict[str, str]) -> StoredEvent:
+    return StoredEvent(seq=int(entry_id.split("-")[0]), json=fields["e"])
