@@ -197,9 +197,7 @@ class RunService:
             updated_at=now,
         )
 
-    async def _start_session(
-        self, request: RunRequest, agent: str, run_id: str
-    ) -> str | None:
+    async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:
         """A new session of the caller's, held by this run (call, get an id, go on). The
         store away: the run goes on without one (session_id null), as a stateless run."""
         try:
