@@ -66,10 +66,13 @@ class RunFollowers:
         self._reap = reap
         self._tails: dict[str, _Tail] = {}
 
-    async def follow(self, run_id: str, *, after: int) -> AsyncIterator[FollowItem]:
+    async def follow(
+        self, run_id: str, *, after: int, feed: RunFeed | None = None
+    ) -> AsyncIterator[FollowItem]:
         """Every event after ``after``, then live ones, ending after the terminal event (or
-        when the run's record says it ended)."""
-        feed, detach = self._attach(run_id, after)
+        when the run's record says it ended). ``feed``: the run's own, for the reader that
+        started it (the run may end before this generator first runs)."""
+        feed, detach = (feed, lambda: None) if feed is not None else self._attach(run_id, after)
         try:
             while True:
                 batch = feed.after(after)

@@ -346,6 +346,10 @@ class RunService:
         """Every event of the run after ``after``, then live ones (any process)."""
         return self.followers.follow(run_id, after=after)
 
+    def follow_started(self, run: Run) -> AsyncIterator[FollowItem]:
+        """The events of a run this process just started, for the client that started it."""
+        return self.followers.follow(run.run_id, after=0, feed=run.feed)
+
     async def reap_if_lost(self, record: RunRecord) -> None:
         """End a foreground run whose process died: no one holds it, and its record has not
         moved for LOST_AFTER_SECONDS. Its log ends with an error event ``run_lost``."""

@@ -182,7 +182,7 @@ async def stream(
     if run.session_id is not None:
         headers["X-Session-ID"] = run.session_id
     return EventStreamResponse(
-        follow_frames(runs.follow(run.run_id, after=0)),
+        follow_frames(runs.follow_started(run)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=settings.SHUTDOWN_STREAM_GRACE_SECONDS,
         on_disconnect=run.disconnected,

@@ -171,7 +171,7 @@ async def _drive(websocket: WebSocket, run: Run) -> None:
                         await _handle_client(websocket, run, message)
 
             group.start_soon(read_client)
-            async for item in services_of(websocket).runs.follow(run.run_id, after=0):
+            async for item in services_of(websocket).runs.follow_started(run):
                 await websocket.send_text(item_json(item))
             group.cancel_scope.cancel()
     finally:

@@ -136,7 +136,11 @@ async def task_memory(
 ) -> MemorySnapshot:
     """The task's working memory as ``viewer`` may see it (its owner, or an admin)."""
     record = await store.get(task_id)
-    if record is None or not (record.owner == viewer.id or viewer.has_scopes({Scope.ADMIN})):
+    if (
+        record is None
+        or record.kind != "task"
+        or not (record.owner == viewer.id or viewer.has_scopes({Scope.ADMIN}))
+    ):
         raise NotFound("No task with this id.", code="task_not_found")
 
     history: list[ChatMessage] = []

@@ -109,7 +109,8 @@ class TaskService:
 
     async def get(self, *, owner: Principal, task_id: str) -> RunRecord:
         record = await self.backend.store.get(task_id)
-        if record is None or record.owner != owner.id:
+        # A foreground run is a run, not a task: GET /v1/runs/{id} reads it.
+        if record is None or record.owner != owner.id or record.kind != "task":
             raise _not_found()
         return record
 

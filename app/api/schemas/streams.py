@@ -89,7 +89,9 @@ RUN_STREAM_DESCRIPTION = (
     + " The stream starts with `run_started` and ends after `run_completed` or `error`; an "
     "error after the stream started arrives in-band as an `error` event (the status is "
     "already 200). `X-Run-ID` names the run, for POST /v1/runs/{run_id}/input and /cancel. "
-    "Closing the connection cancels the run. When the server stops, the run gets "
+    'Closing the connection cancels the run, unless the body said `"on_disconnect": '
+    '"continue"`: then GET /v1/runs/{run_id}/events with `Last-Event-ID` resumes it '
+    "exactly (`id` is the run-wide sequence number). When the server stops, the run gets "
     "SHUTDOWN_STREAM_GRACE_SECONDS to finish, then a `shutdown` frame ends the stream."
 )
 
