@@ -72,7 +72,7 @@ class RunFollowers:
         """Every event after ``after``, then live ones, ending after the terminal event (or
         when the run's record says it ended). ``feed``: the run's own, for the reader that
         started it (the run may end before this generator first runs)."""
-        feed, detach = (feed, lambda: None) if feed is not None else self._attach(run_id, after)
+        feed, detach = (feed, _stay) if feed is not None else self._attach(run_id, after)
         try:
             while True:
                 batch = feed.after(after)
@@ -121,7 +121,7 @@ class RunFollowers:
     def _attach(self, run_id: str, after: int) -> tuple[RunFeed, Callable[[], None]]:
         local = self._local_feed(run_id)
         if local is not None:
-            return local, lambda: None
+            return local, _stay
         tail = self._tails.get(run_id)
         if tail is None or tail.task is None or tail.task.done():
             tail = _Tail(RunFeed(after=after))
@@ -175,6 +175,10 @@ class RunFollowers:
         for stored in await self._store.read_events(run_id, after=after, limit=LOG_BATCH):
             feed.push(LoggedEvent.from_stored(stored))
         return True
+
+
+def _stay() -> None:
+    """Detaching from a run's own feed: nothing to release."""
 
 
 def item_json(item: FollowItem) -> str:
