@@ -157,7 +157,9 @@ def build_run_storage(
     """The run store (records and logs of every run) and the task queue on top of it."""
     if redis is None or blocking is None:
         memory = MemoryRunStore(
-            events_max=settings.TASK_EVENTS_MAX, retention_seconds=settings.TASK_RETENTION_SECONDS
+            events_max=settings.TASK_EVENTS_MAX,
+            retention_seconds=settings.TASK_RETENTION_SECONDS,
+            run_retention_seconds=settings.RUN_RETENTION_SECONDS,
         )
         return memory, MemoryTaskBackend(memory)
     store = RedisRunStore(
@@ -165,6 +167,7 @@ def build_run_storage(
         blocking=blocking,
         prefix=settings.REDIS_KEY_PREFIX,
         retention_seconds=settings.TASK_RETENTION_SECONDS,
+        run_retention_seconds=settings.RUN_RETENTION_SECONDS,
         events_max=settings.TASK_EVENTS_MAX,
     )
     return store, RedisTaskBackend(redis, blocking=blocking, store=store)

@@ -21,6 +21,7 @@ from app.core.clock import utcnow
 from app.store.run_records import (
     LIVE_STATUSES,
     PendingInputInfo,
+    RunKind,
     RunRecord,
     RunResult,
     RunStatus,
@@ -44,8 +45,11 @@ class RunJournal:
     ) -> None:
         self._store = store
         self._run_id = run_id
+        kind: RunKind = "run" if keeps_record else "task"
         self._writer = (
-            None if store is None else RunLogWriter(store, run_id, max_pending=events_max)
+            None
+            if store is None
+            else RunLogWriter(store, run_id, kind=kind, max_pending=events_max)
         )
         self._keeps_record = keeps_record and store is not None
 

@@ -14,14 +14,16 @@ import asyncio
 import structlog
 
 from app.agents import metrics
+from app.store.run_records import RunKind
 from app.store.run_store import RunStore, StoredEvent
 
 log = structlog.get_logger(__name__)
 
 
 class RunLogWriter:
-    def __init__(self, store: RunStore, run_id: str, *, max_pending: int) -> None:
+    def __init__(self, store: RunStore, run_id: str, *, kind: RunKind, max_pending: int) -> None:
         self._store = store
+        self._kind = kind  # its retention
         self._run_id = run_id
         self._max_pending = max_pending  # the log keeps no more than this anyway
         self._pending: list[StoredEvent] = []
@@ -52,7 +54,7 @@ class RunLogWriter:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await self._store.append_events(self._run_id, batch)
+                    await self._store.append_events(self._run_id, batch, kind=self._kind)
                 except Exception as exc:  # the run and local readers go on without the log
                     metrics.RUN_LOG_WRITE_FAILURES.inc(len(batch))
                     log.warning(

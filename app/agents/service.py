@@ -375,7 +375,9 @@ class RunService:
             },
         ):
             await self.store.append_event(
-                record.id, ErrorEvent(code="run_lost", message=message).model_dump_json()
+                record.id,
+                ErrorEvent(code="run_lost", message=message).model_dump_json(),
+                kind="run",
             )
 
     async def aclose(self) -> None:

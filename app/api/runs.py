@@ -64,7 +64,8 @@ async def list_runs(
 ) -> RunList:
     """The caller's runs (foreground runs and background tasks, `kind` tells which), newest
     first, optionally of one session and in one `status`, one page at a time (`total` counts
-    every match). Runs are kept for TASK_RETENTION_SECONDS. Needs the `agents:run` scope."""
+    every match; with a filter, among the newest 1,000 runs in Redis). Foreground runs are
+    kept RUN_RETENTION_SECONDS, tasks TASK_RETENTION_SECONDS. Needs the `agents:run` scope."""
     items, total = await runs.list(
         owner=principal, session_id=session_id, status=status_filter, limit=limit, offset=offset
     )

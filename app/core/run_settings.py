@@ -14,10 +14,16 @@ class RunSettings(BaseModel):
         "(GET /v1/runs/{id}, /events). Off: foreground runs keep neither (background tasks "
         "always do).",
     )
+    RUN_RETENTION_SECONDS: int = Field(
+        3_600,
+        ge=60,
+        description="How long a foreground run's record and event log are kept after its last "
+        "write. Redis holds about (record + events) x runs per second x this: size it.",
+    )
     TASK_RETENTION_SECONDS: int = Field(
         7 * 86_400,
         ge=60,
-        description="How long run and task records, events and results are kept.",
+        description="How long task records, events and results are kept.",
     )
     TASK_EVENTS_MAX: int = Field(
         10_000, ge=100, description="Events kept per run or task (older ones are trimmed)."

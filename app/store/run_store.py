@@ -9,8 +9,9 @@ The event log of a run is an ordered list of ``(seq, json)``: ``seq`` strictly i
 from 1 and is the SSE event id. The process running the agent stamps ``seq`` and appends in
 batches (``append_events``); anyone else who must add an event (cancelling a queued task,
 failing a lost run) uses ``append_event``, which takes the next number. At most
-``events_max`` events are kept per run (the oldest go first); records and logs of finished
-runs are kept for the retention (TASK_RETENTION_SECONDS).
+``events_max`` events are kept per run (the oldest go first); records and logs are kept for
+their kind's retention: RUN_RETENTION_SECONDS for foreground runs (there may be hundreds a
+second), TASK_RETENTION_SECONDS for tasks.
 """
 
 from __future__ import annotations
@@ -73,11 +74,13 @@ class RunStore(Protocol):
         ...
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(self, run_id: str, event_json: str) -> int:
+    async def append_event(self, run_id: str, event_json: str, *, kind: RunKind = "task") -> int:
         """Append with the next sequence number, which it returns."""
         ...
 
-    async def append_events(self, run_id: str, events: builtins.list[StoredEvent]) -> None:
+    async def append_events(
+        self, run_id: str, events: builtins.list[StoredEvent], *, kind: RunKind = "task"
+    ) -> None:
         """Append events whose ``seq`` the writer stamped, in order; any at or below the last
         stored seq are skipped (a late write from a run that was taken over)."""
         ...

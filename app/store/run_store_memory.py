@@ -1,8 +1,9 @@
 """Run records and event logs in memory, for one process without Redis (`make run`).
 
 Same contract as the Redis store; nothing survives a restart. A finished run (record and
-events) is dropped TASK_RETENTION_SECONDS after it finished, so a long-lived process does not
-keep every run it ever served.
+events) is dropped its kind's retention after it finished (RUN_RETENTION_SECONDS for a
+foreground run, TASK_RETENTION_SECONDS for a task), so a long-lived process does not keep every
+run it ever served.
 """
 
 from __future__ import annotations
@@ -10,23 +11,36 @@ from __future__ import annotations
 import asyncio
 import bisect
 import builtins
+import heapq
 import time
-from collections import deque
 from collections.abc import Callable
 
 from app.core.clock import utcnow
-from app.store.run_records import TERMINAL_STATUSES, RunRecord, RunStatus, RunUpdate, StatusSet
+from app.store.run_records import (
+    TERMINAL_STATUSES,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    RunUpdate,
+    StatusSet,
+)
 from app.store.run_store import RunQuery, StoredEvent
 
 WAIT_BATCH = 500
 
 
 class MemoryRunStore:
-    def __init__(self, *, events_max: int, retention_seconds: float = 7 * 86_400) -> None:
-        self._retention = retention_seconds
+    def __init__(
+        self,
+        *,
+        events_max: int,
+        retention_seconds: float = 7 * 86_400,
+        run_retention_seconds: float = 3_600,
+    ) -> None:
+        self._retention = {"task": retention_seconds, "run": run_retention_seconds}
         self._events_max = events_max
         self._records: dict[str, RunRecord] = {}
-        self._expiries: deque[tuple[float, str]] = deque()  # (monotonic, id), by finish time
+        self._expiries: list[tuple[float, str]] = []  # heap of (monotonic deadline, id)
         self._events: dict[str, builtins.list[StoredEvent]] = {}
         self._seq: dict[str, int] = {}
         self._event_added: dict[str, asyncio.Event] = {}
@@ -88,7 +102,8 @@ class MemoryRunStore:
         update = {"updated_at": utcnow(), **(changes or {}), "status": to}
         self._records[run_id] = record.model_copy(update=update)
         if to in TERMINAL_STATUSES:
-            self._expiries.append((time.monotonic() + self._retention, run_id))
+            deadline = time.monotonic() + self._retention[record.kind]
+            heapq.heappush(self._expiries, (deadline, run_id))
         return True
 
     async def update_if(self, run_id: str, *, status_in: StatusSet, changes: RunUpdate) -> bool:
@@ -99,11 +114,10 @@ class MemoryRunStore:
         return True
 
     def _drop_expired(self) -> None:
-        """Forget runs finished more than the retention ago (one constant retention, so the
-        deque is in expiry order)."""
+        """Forget runs finished more than their retention ago."""
         now = time.monotonic()
         while self._expiries and self._expiries[0][0] <= now:
-            _, run_id = self._expiries.popleft()
+            _, run_id = heapq.heappop(self._expiries)
             record = self._records.get(run_id)
             if record is None or record.status not in TERMINAL_STATUSES:
                 continue
@@ -127,13 +141,15 @@ class MemoryRunStore:
         if added is not None:
             added.set()
 
-    async def append_event(self, run_id: str, event_json: str) -> int:
+    async def append_event(self, run_id: str, event_json: str, *, kind: RunKind = "task") -> int:
         seq = self._seq.get(run_id, 0) + 1
         self._store(run_id, StoredEvent(seq=seq, json=event_json))
         self._wake(run_id)
         return seq
 
-    async def append_events(self, run_id: str, events: builtins.list[StoredEvent]) -> None:
+    async def append_events(
+        self, run_id: str, events: builtins.list[StoredEvent], *, kind: RunKind = "task"
+    ) -> None:
         for event in events:
             if event.seq > self._seq.get(run_id, 0):
                 self._store(run_id, event)

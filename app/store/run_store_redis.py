@@ -8,8 +8,10 @@
 ``tasks:active:<owner>``   the owner's unfinished tasks (kept by the task backend; a
                            terminal transition removes the task in the same script)
 
-Every key expires TASK_RETENTION_SECONDS after its last write; the indexes drop members
-older than the retention whenever one is added, so a busy owner's index stays bounded.
+A run's keys expire its kind's retention after their last write (RUN_RETENTION_SECONDS for a
+foreground run, TASK_RETENTION_SECONDS for a task); the indexes drop members older than the
+longer one whenever one is added, so a busy owner's index stays bounded. A filtered listing
+reads at most the newest ``FILTER_SCAN`` entries of its index.
 Multi-key scripts assume one Redis (not Cluster).
 """
 
@@ -23,6 +25,7 @@ from redis.asyncio import Redis
 
 from app.store.run_records import (
     TERMINAL_STATUSES,
+    RunKind,
     RunRecord,
     RunStatus,
     RunUpdate,
@@ -34,6 +37,7 @@ from app.store.run_records import (
 from app.store.run_store import RunQuery, StoredEvent
 
 WAIT_BATCH = 500
+FILTER_SCAN = 1000  # a status or kind filter reads this many of the newest records at most
 
 # ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; ARGV[3]: the
 # owners' active-task-set key prefix when the new status is terminal, else ''; ARGV[4]: the
@@ -118,12 +122,14 @@ class RedisRunStore:
         blocking: Redis,
         prefix: str,
         retention_seconds: int,
+        run_retention_seconds: int,
         events_max: int,
     ) -> None:
         self._redis = redis
         self._blocking = blocking  # longer socket timeout, for BLOCKing reads only
         self.keys = RunKeys(prefix)
-        self.retention = retention_seconds
+        self.retention = retention_seconds  # tasks'; indexes keep members this long
+        self.run_retention = run_retention_seconds
         self.events_max = events_max
         self._transition = redis.register_script(TRANSITION)
         self._append = redis.register_script(APPEND_EVENT)
@@ -132,19 +138,23 @@ class RedisRunStore:
     # -- records ----------------------------------------------------------------------------
     async def create(self, record: RunRecord) -> None:
         keys, started = self.keys, record.submitted_at.timestamp()
-        oldest = time.time() - self.retention
+        oldest = time.time() - max(self.retention, self.run_retention)
+        kept = self._retention_of(record.kind)
         mapping: dict[Any, Any] = to_fields(record)
         indexes = [keys.owner_index(record.owner)]
         if record.session_id is not None:
             indexes.append(keys.session_index(record.session_id))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.record(record.id), mapping=mapping)
-            pipe.expire(keys.record(record.id), self.retention)
+            pipe.expire(keys.record(record.id), kept)
             for index in indexes:
                 pipe.zadd(index, {record.id: started})
                 pipe.zremrangebyscore(index, "-inf", f"({oldest}")
-                pipe.expire(index, self.retention)
+                pipe.expire(index, max(self.retention, self.run_retention))
             await pipe.execute()
+
+    def _retention_of(self, kind: RunKind) -> int:
+        return self.run_retention if kind == "run" else self.retention
 
     async def get(self, run_id: str) -> RunRecord | None:
         fields: dict[str, str] = await self._redis.hgetall(self.keys.record(run_id))  # type: ignore[assignment]
@@ -165,8 +175,8 @@ class RedisRunStore:
             total = int(await self._redis.zcard(index))
             records = await self._records(ids)
             return [r for r in records if r.owner == query.owner], total
-        # A filter reads the index's records (bounded by retention) and filters.
-        every: Any = await self._redis.zrevrange(index, 0, -1)
+        # A filter reads the newest records of the index and filters them.
+        every: Any = await self._redis.zrevrange(index, 0, FILTER_SCAN - 1)
         matching = [
             r
             for r in await self._records(every)
@@ -218,18 +228,20 @@ class RedisRunStore:
         return bool(moved)
 
     # -- events -----------------------------------------------------------------------------
-    async def append_event(self, run_id: str, event_json: str) -> int:
+    async def append_event(self, run_id: str, event_json: str, *, kind: RunKind = "task") -> int:
         seq = await self._append(
             keys=[self.keys.events(run_id), self.keys.seq(run_id)],
-            args=[self.events_max, self.retention, event_json],
+            args=[self.events_max, self._retention_of(kind), event_json],
         )
         return int(seq)
 
-    async def append_events(self, run_id: str, events: builtins.list[StoredEvent]) -> None:
+    async def append_events(
+        self, run_id: str, events: builtins.list[StoredEvent], *, kind: RunKind = "task"
+    ) -> None:
         flat = [item for event in events for item in (event.seq, event.json)]
         await self._append_many(
             keys=[self.keys.events(run_id), self.keys.seq(run_id)],
-            args=[self.events_max, self.retention, *flat],
+            args=[self.events_max, self._retention_of(kind), *flat],
         )
 
     async def last_seq(self, run_id: str) -> int:
