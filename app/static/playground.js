@@ -604,6 +604,8 @@
           return;
         }
         body.session_id = sessionId;
+      } else {
+        body.store = false; // no conversation memory: do not start a session for this run
       }
       if (current.cancelRequested) {
         setState("cancelled");
