@@ -64,7 +64,7 @@ class RunFeed:
         self._items: deque[LoggedEvent] = deque(maxlen=capacity)
         self.last_seq = after  # the newest event pushed (or the point the feed starts after)
         self.ended = False  # the terminal event was pushed, or the feed was closed
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def first_seq(self) -> int:
@@ -84,9 +84,10 @@ class RunFeed:
         self._wake()
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():  # a reader that gave up cancelled its own
+                waiter.set_result(None)
 
     def after(self, seq: int) -> list[LoggedEvent] | None:
         """The events after ``seq`` (maybe none yet); None when some of them have already
@@ -101,14 +102,16 @@ class RunFeed:
             return [items[i] for i in range(start, len(items))]
         return [item for item in items if item.seq > seq]
 
-    async def wait(self, seq: int, idle_seconds: float) -> None:
-        """Until an event after ``seq`` is pushed, the feed ends, or ``idle_seconds`` pass."""
+    async def wait(self, seq: int) -> None:
+        """Until an event after ``seq`` is pushed or the feed ends. One future per waiting
+        reader: a reader that is cancelled cancels only its own."""
         if self.last_seq > seq or self.ended:
             return
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        # Shielded: one reader giving up must not cancel the future the others wait on.
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), idle_seconds)
-        except TimeoutError:
-            pass
+            await waiter
+        except asyncio.CancelledError:
+            if waiter in self._waiters:  # a stalled run must not collect departed readers
+                self._waiters.remove(waiter)
+            raise

@@ -92,7 +92,7 @@ class RunFollowers:
                 if not batch:
                     if feed.ended:
                         return
-                    await feed.wait(after, IDLE_CHECK_SECONDS)
+                    await feed.wait(after)
         finally:
             detach()
 

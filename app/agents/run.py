@@ -129,7 +129,7 @@ class Run:
             if not batch:
                 if self.feed.ended:
                     return
-                await self.feed.wait(after, 60.0)
+                await self.feed.wait(after)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:

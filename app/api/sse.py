@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import anyio
 import anyio.abc
@@ -49,7 +50,7 @@ def encode_item(item: FollowItem) -> bytes:
     return item.wire
 
 
-async def follow_frames(items: AsyncIterator[FollowItem]) -> AsyncIterator[bytes]:
+async def follow_frames(items: AsyncIterator[FollowItem]) -> AsyncGenerator[bytes, None]:
     async for item in items:
         yield encode_item(item)
 
@@ -94,7 +95,7 @@ class EventStreamResponse(StreamingResponse):
 
     def __init__(
         self,
-        frames: AsyncIterator[bytes],
+        frames: AsyncGenerator[bytes, None],
         *,
         keepalive_seconds: float,
         shutdown_grace_seconds: float,
@@ -113,9 +114,21 @@ class EventStreamResponse(StreamingResponse):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         metrics.ACTIVE_STREAMS.labels("sse").inc()
         client_gone = server_stopping = False
-        # A pump task moves frames into a channel; waiting on the channel can time out for a
-        # keep-alive without cancelling (and so ending) the frame generator itself.
-        frames_in, frames_out = anyio.create_memory_object_stream[bytes](16)
+        # Frames are written as they come; a timer task writes the keep-alive comment when
+        # nothing was written for a while. No per-frame timeout or channel: with a thousand
+        # open streams the cost of each frame is what bounds delivery latency.
+        writing = False
+        last_write = time.monotonic()
+
+        async def write(body: bytes) -> None:
+            nonlocal writing, last_write
+            writing = True
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            finally:
+                writing = False
+                last_write = time.monotonic()
+
         try:
             async with anyio.create_task_group() as group:
 
@@ -135,15 +148,20 @@ class EventStreamResponse(StreamingResponse):
                     self._on_disconnect("shutdown")
                     group.cancel_scope.cancel()
 
-                async def pump() -> None:
-                    async with frames_in:
-                        async for frame in self._frames:
-                            await frames_in.send(frame)
+                async def keep_alive() -> None:
+                    while True:
+                        await anyio.sleep(max(0.0, last_write + self._keepalive - time.monotonic()))
+                        if not writing and time.monotonic() - last_write >= self._keepalive:
+                            await write(b": keep-alive\n\n")
 
                 group.start_soon(watch_disconnect)
                 group.start_soon(watch_shutdown)
-                group.start_soon(pump)
-                await self._stream(send, frames_out)
+                group.start_soon(keep_alive)
+                try:
+                    async for frame in self._frames:
+                        await write(frame)
+                finally:
+                    await self._frames.aclose()
                 group.cancel_scope.cancel()
             if server_stopping and not client_gone:
                 await send(
@@ -156,15 +174,3 @@ class EventStreamResponse(StreamingResponse):
             metrics.ACTIVE_STREAMS.labels("sse").dec()
         if not client_gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _stream(self, send: Send, frames: anyio.abc.ObjectReceiveStream[bytes]) -> None:
-        async with frames:
-            while True:
-                with anyio.move_on_after(self._keepalive) as idle:
-                    try:
-                        frame = await frames.receive()
-                    except anyio.EndOfStream:
-                        return
-                if idle.cancelled_caught:
-                    frame = b": keep-alive\n\n"
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
