@@ -48,6 +48,7 @@ class RunContext:
         params: dict[str, Any],
         control: RunControl,
         publish: Publish,
+        answered: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.agent = agent
@@ -63,6 +64,7 @@ class RunContext:
         self.steps_taken = 0
         self._input_timeout = input_timeout
         self._publish = publish
+        self._answered = answered  # the run's record leaves input_required
 
     @property
     def remaining_seconds(self) -> float:
@@ -130,8 +132,11 @@ class RunContext:
         timeout = min(self._input_timeout, self.remaining_seconds)
         try:
             with anyio.fail_after(timeout):
-                return await pending.future
+                answer = await pending.future
         except TimeoutError:
             raise InputTimeout("no answer to the input request in time") from None
         finally:
             self.control.forget(request_id)
+        if self._answered is not None:
+            await self._answered()
+        return answer

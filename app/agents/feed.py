@@ -23,10 +23,11 @@ class LoggedEvent:
     """One event with its sequence number and JSON; the parsed event and the wire frame are
     made on first use and shared by every reader."""
 
-    __slots__ = ("_event", "json", "seq", "type", "wire")
+    __slots__ = ("_event", "first_seq", "json", "seq", "type", "wire")
 
     def __init__(self, seq: int, type: str, json: str, event: Event | None = None) -> None:
         self.seq = seq
+        self.first_seq = seq  # coalesced tokens: the first of the merged events
         self.type = type
         self.json = json
         self._event = event

@@ -11,7 +11,7 @@ loses no text. Events no longer in the log are announced with ``events_missed``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,41 +75,40 @@ class RunFollowers:
         feed, detach = (feed, _stay) if feed is not None else self._attach(run_id, after)
         try:
             while True:
-                batch = feed.after(after)
-                if batch is None:  # left behind by the feed: read the log
+                live = feed.after(after)
+                batch: Sequence[FollowItem]
+                if live is None:  # left behind by the feed: read the log
                     metrics.RUN_READERS_BEHIND.inc()
-                    async for item in self._from_log(run_id, after, feed):
-                        yield item
-                        after = item.to_seq if isinstance(item, EventsMissed) else item.seq
-                        if isinstance(item, LoggedEvent) and item.terminal:
-                            return
-                    continue
-                for event in batch:
-                    yield event
-                    after = event.seq
-                    if event.terminal:
-                        return
-                if not batch:
+                    batch = await self._from_log(run_id, after, feed)
+                elif not live:
                     if feed.ended:
                         return
                     await feed.wait(after)
+                    continue
+                else:
+                    batch = live
+                for item in batch:
+                    if isinstance(item, LoggedEvent) and item.first_seq > after + 1:
+                        # A hole (a log write that failed): say so rather than skip it.
+                        yield await self._missed(run_id, after + 1, item.first_seq - 1)
+                    yield item
+                    after = item.to_seq if isinstance(item, EventsMissed) else item.seq
+                    if isinstance(item, LoggedEvent) and item.terminal:
+                        return
         finally:
             detach()
 
-    async def _from_log(self, run_id: str, after: int, feed: RunFeed) -> AsyncIterator[FollowItem]:
+    async def _missed(self, run_id: str, first: int, last: int) -> EventsMissed:
+        record = await self._store.get(run_id)
+        return EventsMissed(from_seq=first, to_seq=last, **self._record_fields(record))
+
+    async def _from_log(self, run_id: str, after: int, feed: RunFeed) -> list[FollowItem]:
         """One batch from the log after ``after``, coalesced; or the notice of a gap."""
         stored = await self._store.read_events(run_id, after=after, limit=LOG_BATCH)
         first = stored[0].seq if stored else feed.first_seq
         if first > after + 1:  # trimmed away, or never written (the store was down)
-            yield EventsMissed(
-                from_seq=after + 1, to_seq=first - 1, **self._record_fields(await self._get(run_id))
-            )
-            return
-        for item in coalesce([LoggedEvent.from_stored(s) for s in stored]):
-            yield item
-
-    async def _get(self, run_id: str) -> RunRecord | None:
-        return await self._store.get(run_id)
+            return [await self._missed(run_id, after + 1, first - 1)]
+        return list(coalesce([LoggedEvent.from_stored(s) for s in stored]))
 
     @staticmethod
     def _record_fields(record: RunRecord | None) -> dict[str, RunRecord | None]:
@@ -167,7 +166,7 @@ class RunFollowers:
             feed.close()
 
     async def _ended(self, run_id: str, after: int, feed: RunFeed) -> bool:
-        record = await self._get(run_id)
+        record = await self._store.get(run_id)
         if record is not None and not record.finished:
             await self._reap(record)  # a run whose process died gets its end written
             return False
@@ -197,7 +196,9 @@ def coalesce(items: list[LoggedEvent]) -> list[LoggedEvent]:
         elif run:
             last = run[-1].event
             text = "".join(getattr(item.event, "text", "") for item in run)
-            out.append(LoggedEvent.of(TokenEvent(seq=last.seq, ts=last.ts, text=text)))
+            merged = LoggedEvent.of(TokenEvent(seq=last.seq, ts=last.ts, text=text))
+            merged.first_seq = run[0].seq
+            out.append(merged)
         run.clear()
 
     for item in items:

@@ -40,17 +40,11 @@ ANSWERED: StatusSet = frozenset({"input_required"})
 
 
 class RunJournal:
-    def __init__(
-        self, store: RunStore | None, run_id: str, *, keeps_record: bool, events_max: int
-    ) -> None:
+    def __init__(self, store: RunStore | None, run_id: str, *, keeps_record: bool) -> None:
         self._store = store
         self._run_id = run_id
         kind: RunKind = "run" if keeps_record else "task"
-        self._writer = (
-            None
-            if store is None
-            else RunLogWriter(store, run_id, kind=kind, max_pending=events_max)
-        )
+        self._writer = None if store is None else RunLogWriter(store, run_id, kind=kind)
         self._keeps_record = keeps_record and store is not None
 
     @property

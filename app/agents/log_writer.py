@@ -21,11 +21,12 @@ log = structlog.get_logger(__name__)
 
 
 class RunLogWriter:
-    def __init__(self, store: RunStore, run_id: str, *, kind: RunKind, max_pending: int) -> None:
+    def __init__(self, store: RunStore, run_id: str, *, kind: RunKind) -> None:
         self._store = store
         self._kind = kind  # its retention
         self._run_id = run_id
-        self._max_pending = max_pending  # the log keeps no more than this anyway
+        # Never trimmed here: dropping unwritten events would hole the log. What waits is
+        # bounded by what the run makes during one store call (a failing call fails fast).
         self._pending: list[StoredEvent] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -34,8 +35,6 @@ class RunLogWriter:
         if self._closed:
             return
         self._pending.append(event)
-        if len(self._pending) > self._max_pending:
-            del self._pending[0]
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"run-log-{self._run_id}")
 

@@ -83,8 +83,8 @@ class Run:
         self._task: asyncio.Task[None] | None = None
         self._cancel_reason = "cancelled"
         self._ending = False  # the end is being recorded: too late to cancel
+        self._cancelled = False
         self._tokens: list[str] = []
-        self._side_tasks: set[asyncio.Task[None]] = set()
         self.status = "running"
         self.result: RunCompleted | None = None
         self.error: ErrorEvent | None = None
@@ -142,11 +142,14 @@ class Run:
     def cancel(self, reason: str = "cancelled", *, abandon: bool = False) -> None:
         """Stop the agent. ``abandon``: this attempt's ending is not logged (a task handed
         back to the queue is redone by another worker, its log going on after what is there)."""
-        if self._task is not None and not self._task.done() and not self._ending:
+        if self._task is None or self._task.done() or self._ending:
+            return
+        if not self._cancelled:  # the first reason is the one recorded
+            self._cancelled = True
             self._cancel_reason = reason
-            if abandon:
-                self.journal.abandon()
-            self._task.cancel()
+        if abandon:
+            self.journal.abandon()
+        self._task.cancel()
 
     def disconnected(self, reason: str = "client_disconnected") -> None:
         """The reader that started the run left: cancel unless the run was told to go on."""
@@ -154,10 +157,9 @@ class Run:
             self.cancel(reason)
 
     def answer(self, request_id: str, value: Any) -> None:
+        """The agent takes it (and its record says so) in ``ctx.ask``, in the agent's task,
+        so a next question is recorded after this answer, never before."""
         self.control.answer(request_id, value)
-        task = asyncio.create_task(self.journal.answered())
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
 
     async def wait(self) -> None:
         if self._task is not None:

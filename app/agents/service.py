@@ -115,7 +115,6 @@ class RunService:
                 self.store if self._log_runs or not foreground else None,
                 run_id,
                 keeps_record=foreground,
-                events_max=self._settings.TASK_EVENTS_MAX,
             )
             await journal.open(self._record(request, agent.name, run_id, session_id))
         except BaseException:
@@ -162,6 +161,7 @@ class RunService:
             params=request.params,
             control=control,
             publish=publish,
+            answered=journal.answered,
         )
         run = Run(
             run_id=run_id,

@@ -130,6 +130,7 @@ async def invoke(
         async for event in run.events():
             if isinstance(event, InputRequired):
                 run.cancel("input_required")
+                await run.wait()  # its record says how it ended before the client hears
                 raise Conflict(
                     "This agent asks for human input: use the stream or WebSocket route, "
                     "or a background task.",
