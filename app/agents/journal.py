@@ -82,9 +82,17 @@ class RunJournal:
         await self._move("running", ANSWERED, {"pending_input": None})
 
     async def close(self, run: Run, terminal: RunCompleted | ErrorEvent) -> None:
-        """Write everything logged so far, then the record's end."""
-        if self._writer is not None:
-            await self._writer.drain()
+        """Write the rest of the log and the record's end: one store call for both."""
+        if self._writer is None or self._store is None:
+            return
+        rest = await self._writer.take_rest()
+        if not self._keeps_record:  # a task: its worker writes the record
+            if rest:
+                try:
+                    await self._store.append_events(self._run_id, rest)
+                except Exception as exc:
+                    self._writer.failed(rest, exc)
+            return
         changes: RunUpdate = {
             "finished_at": utcnow(),
             "pending_input": None,
@@ -104,7 +112,18 @@ class RunJournal:
             status = "cancelled" if run.status == "cancelled" else "failed"
             changes["error_code"] = terminal.code
             changes["error_message"] = terminal.message
-        await self._move(status, LIVE_STATUSES, changes)
+        try:
+            await self._store.finish(
+                self._run_id,
+                rest,
+                kind="run",
+                to=status,
+                allowed_from=LIVE_STATUSES,
+                changes=changes,
+            )
+        except Exception as exc:
+            self._writer.failed(rest, exc)
+            log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
 
     async def _move(self, to: RunStatus, allowed: StatusSet, changes: RunUpdate) -> None:
         if not self._keeps_record or self._store is None:

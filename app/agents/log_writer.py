@@ -48,6 +48,24 @@ class RunLogWriter:
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
 
+    async def take_rest(self) -> list[StoredEvent]:
+        """Close the writer and hand back what it has not written yet, once the write in
+        flight is done: the run's end writes them with its record, in one call."""
+        self._closed = True
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        rest, self._pending = self._pending, []
+        return rest
+
+    def failed(self, events: list[StoredEvent], exc: Exception) -> None:
+        metrics.RUN_LOG_WRITE_FAILURES.inc(len(events))
+        log.warning(
+            "run_log_write_failed",
+            run_id=self._run_id,
+            events=len(events),
+            error=type(exc).__name__,
+        )
+
     async def _flush(self) -> None:
         try:
             while self._pending:
@@ -55,12 +73,6 @@ class RunLogWriter:
                 try:
                     await self._store.append_events(self._run_id, batch, kind=self._kind)
                 except Exception as exc:  # the run and local readers go on without the log
-                    metrics.RUN_LOG_WRITE_FAILURES.inc(len(batch))
-                    log.warning(
-                        "run_log_write_failed",
-                        run_id=self._run_id,
-                        events=len(batch),
-                        error=type(exc).__name__,
-                    )
+                    self.failed(batch, exc)
         finally:
             self._flusher = None

@@ -85,6 +85,19 @@ class RunStore(Protocol):
         stored seq are skipped (a late write from a run that was taken over)."""
         ...
 
+    async def finish(
+        self,
+        run_id: str,
+        events: builtins.list[StoredEvent],
+        *,
+        kind: RunKind,
+        to: RunStatus,
+        allowed_from: StatusSet,
+        changes: RunUpdate,
+    ) -> bool:
+        """A run's end in one call: append its last events, then ``transition``."""
+        ...
+
     async def last_seq(self, run_id: str) -> int:
         """The last sequence number used (0 for none)."""
         ...

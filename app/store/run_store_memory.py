@@ -155,6 +155,19 @@ class MemoryRunStore:
                 self._store(run_id, event)
         self._wake(run_id)
 
+    async def finish(
+        self,
+        run_id: str,
+        events: builtins.list[StoredEvent],
+        *,
+        kind: RunKind,
+        to: RunStatus,
+        allowed_from: StatusSet,
+        changes: RunUpdate,
+    ) -> bool:
+        await self.append_events(run_id, events, kind=kind)
+        return await self.transition(run_id, to=to, allowed_from=allowed_from, changes=changes)
+
     async def last_seq(self, run_id: str) -> int:
         return self._seq.get(run_id, 0)
 

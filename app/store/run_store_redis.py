@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from app.store.run_records import (
     TERMINAL_STATUSES,
@@ -68,20 +69,41 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return seq
 """
 
-# KEYS: events, seq. ARGV: max events kept, retention, then seq, json, ... in order. Skips
-# events at or below the stored seq (a late write from a run another process took over).
+# KEYS: events, seq. ARGV: max events kept, retention, the seqs joined by ',', the events'
+# JSON joined by '\n' (JSON text never holds a raw newline): two arguments for any batch,
+# since encoding one argument per event was most of the client's cost. Skips events at or
+# below the stored seq (a late write from a run another process took over).
 APPEND_EVENTS = """
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-for i = 3, #ARGV, 2 do
-  local seq = tonumber(ARGV[i])
-  if seq > last then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', ARGV[i + 1])
-    last = seq
+local seqs = {}
+for seq in string.gmatch(ARGV[3], '[^,]+') do seqs[#seqs + 1] = tonumber(seq) end
+local i = 0
+for json in string.gmatch(ARGV[4], '[^\\n]+') do
+  i = i + 1
+  if seqs[i] > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seqs[i] .. '-0', 'e', json)
+    last = seqs[i]
   end
 end
 redis.call('SET', KEYS[2], last, 'EX', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return last
+"""
+
+# KEYS: record, owner index, session index ('' = none). ARGV: record TTL, index TTL, the
+# oldest score an index keeps, run id, start score, then field, value... One call, not a
+# seven-command transaction: a foreground run pays it before its first event.
+CREATE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+for i = 2, 3 do
+  if KEYS[i] ~= '' then
+    redis.call('ZADD', KEYS[i], ARGV[5], ARGV[4])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[3])
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 1
 """
 
 
@@ -134,24 +156,28 @@ class RedisRunStore:
         self._transition = redis.register_script(TRANSITION)
         self._append = redis.register_script(APPEND_EVENT)
         self._append_many = redis.register_script(APPEND_EVENTS)
+        self._create = redis.register_script(CREATE)
 
     # -- records ----------------------------------------------------------------------------
     async def create(self, record: RunRecord) -> None:
-        keys, started = self.keys, record.submitted_at.timestamp()
-        oldest = time.time() - max(self.retention, self.run_retention)
-        kept = self._retention_of(record.kind)
-        mapping: dict[Any, Any] = to_fields(record)
-        indexes = [keys.owner_index(record.owner)]
-        if record.session_id is not None:
-            indexes.append(keys.session_index(record.session_id))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.record(record.id), mapping=mapping)
-            pipe.expire(keys.record(record.id), kept)
-            for index in indexes:
-                pipe.zadd(index, {record.id: started})
-                pipe.zremrangebyscore(index, "-inf", f"({oldest}")
-                pipe.expire(index, max(self.retention, self.run_retention))
-            await pipe.execute()
+        keys, kept_longest = self.keys, max(self.retention, self.run_retention)
+        flat = [item for pair in to_fields(record).items() for item in pair]
+        session = record.session_id
+        await self._create(
+            keys=[
+                keys.record(record.id),
+                keys.owner_index(record.owner),
+                keys.session_index(session) if session is not None else "",
+            ],
+            args=[
+                self._retention_of(record.kind),
+                kept_longest,
+                time.time() - kept_longest,
+                record.id,
+                record.submitted_at.timestamp(),
+                *flat,
+            ],
+        )
 
     def _retention_of(self, kind: RunKind) -> int:
         return self.run_retention if kind == "run" else self.retention
@@ -238,11 +264,48 @@ class RedisRunStore:
     async def append_events(
         self, run_id: str, events: builtins.list[StoredEvent], *, kind: RunKind = "task"
     ) -> None:
-        flat = [item for event in events for item in (event.seq, event.json)]
         await self._append_many(
             keys=[self.keys.events(run_id), self.keys.seq(run_id)],
-            args=[self.events_max, self._retention_of(kind), *flat],
+            args=self._batch(events, kind),
         )
+
+    def _batch(self, events: builtins.list[StoredEvent], kind: RunKind) -> builtins.list[Any]:
+        return [
+            self.events_max,
+            self._retention_of(kind),
+            ",".join(str(event.seq) for event in events),
+            "\n".join(event.json for event in events),
+        ]
+
+    async def finish(
+        self,
+        run_id: str,
+        events: builtins.list[StoredEvent],
+        *,
+        kind: RunKind,
+        to: RunStatus,
+        allowed_from: StatusSet,
+        changes: RunUpdate,
+    ) -> bool:
+        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
+        transition_args = [to, ",".join(sorted(allowed_from)), self.keys.active_prefix, run_id]
+        append_keys = [self.keys.events(run_id), self.keys.seq(run_id)]
+        # EVALSHA straight into the pipeline: the script objects would add a SCRIPT EXISTS
+        # round trip to every execute. A Redis that lost its scripts (restart) answers
+        # NOSCRIPT; then each part runs on its own, which loads it.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if events:
+                pipe.evalsha(self._append_many.sha, 2, *append_keys, *self._batch(events, kind))
+            pipe.evalsha(self._transition.sha, 1, self.keys.record(run_id), *transition_args, *flat)
+            replies = await pipe.execute(raise_on_error=False)
+        if events and _no_script(replies[0]):
+            await self.append_events(run_id, events, kind=kind)
+        moved = replies[-1]
+        if _no_script(moved):
+            return await self._set_if(run_id, to, allowed_from, changes)
+        if isinstance(moved, Exception):
+            raise moved
+        return bool(moved)
 
     async def last_seq(self, run_id: str) -> int:
         return int(await self._redis.get(self.keys.seq(run_id)) or 0)
@@ -270,6 +333,10 @@ class RedisRunStore:
     async def first_retained_seq(self, run_id: str) -> int | None:
         entries: Any = await self._redis.xrange(self.keys.events(run_id), count=1)
         return int(entries[0][0].split("-")[0]) if entries else None
+
+
+def _no_script(reply: object) -> bool:
+    return isinstance(reply, NoScriptError)
 
 
 def _stored(entry_id: str, fields: dict[str, str]) -> StoredEvent:
