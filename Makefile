@@ -98,6 +98,7 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.middleware_overhead
 	$(BIN)/python -m bench.security_overhead
 	$(BIN)/python -m bench.task_throughput
+	$(BIN)/python -m bench.run_log
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -13,11 +13,12 @@ cache is bypassed: every run calls the model). The load generator is one asyncio
    record and writes no log), the offline model answering BENCH_TOKENS tokens with no
    latency and no pacing. BENCH_STREAMS kept-alive connections repeat the same
    ``POST /v1/agents/chat/stream`` (``"store": false``: no session, so the log is the only
-   Redis work of the log-on run) for BENCH_SECONDS, rounds alternating on, off, on, off.
+   Redis work of the log-on run) for BENCH_SECONDS, rounds alternating on, off, on, off, ...
    Measured: streamed tokens/s, and the server's CPU seconds per token (user + system from
    /proc during the load). Ratios: median tokens/s on / off (target >= 0.80), and
-   median CPU per token off / on (the throughput-equivalent a shared machine's noise
-   barely moves).
+   median CPU per token off / on (the throughput-equivalent; less noisy than tokens/s, but
+   not immune: the 2 vCPUs are shared, so each round also reports how many cores the
+   whole machine was busy, and more than server + client + Redis means someone else ran).
 2. Readers. A third server, the offline model paced at 10 tokens/s, BENCH_FOLLOW_TOKENS
    tokens after a first-token delay of BENCH_FOLLOW_LATENCY_MS (time for every reader to
    attach before the first token). BENCH_RUNS runs are started with ``"on_disconnect":
@@ -27,9 +28,18 @@ cache is bypassed: every run calls the model). The load generator is one asyncio
    the reader count; the peak during streaming too), and each live token frame's arrival
    time at its reader minus the event's ``ts`` (stamped by the server when the run
    publishes; same clock): p50/p99 (target p99 < 20 ms). Every reader must get every event
-   once, in order, and the end. The client's own CPU use is reported: near 100 % means the
-   lateness includes the client's queueing.
+   once, in order, and the end. Reported for the token phase (first live token to the last
+   reader's end): frames/s, server and client CPU (a client near 100 % would put its own
+   queueing into the lateness), server CPU per frame, and the server's garbage collections
+   by generation (GET /metrics): a full collection pauses every stream at once, so p99
+   depends on whether one falls inside the phase.
 
+Knobs (defaults): part 1 BENCH_SECONDS (8), BENCH_ROUNDS (3: one odd round of a noisy
+machine is outvoted), BENCH_STREAMS (32), BENCH_TOKENS (64), BENCH_WARMUP_SECONDS (2),
+BENCH_STORE (unset; 1 = the default body, a new session per run); part 2 BENCH_RUNS (100),
+BENCH_READERS_PER_RUN (10), BENCH_FOLLOW_TOKENS (50), BENCH_FOLLOW_LATENCY_MS (5000),
+BENCH_ATTACH_CONCURRENCY (32 handshakes in flight at once: readers arrive over about a
+second rather than as one burst).
 Results: bench/results/run_log.json and .md.
 """
 
@@ -58,7 +68,14 @@ from bench.middleware_overhead import (
     _make_server,
     machine_info,
 )
-from bench.run_log_readers import HOST, bench_headers, readers, run_async, server_pid
+from bench.run_log_readers import (
+    HOST,
+    bench_headers,
+    machine_busy,
+    readers,
+    run_async,
+    server_pid,
+)
 from bench.security_overhead import cpu_seconds
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
@@ -84,8 +101,13 @@ BASE_ENV = {
 # --- 1. the log's cost on the streaming path -----------------------------------------------
 
 
+def _stream_body() -> dict[str, object]:
+    # Stateless by default: a session's own Redis writes would hide part of the log's cost.
+    return {"input": "Tell me about the run log.", "store": os.environ.get("BENCH_STORE") == "1"}
+
+
 def _stream_request(server: ServerProcess, headers: dict[str, str]) -> bytes:
-    body = {"input": "Tell me about the run log.", "store": False}
+    body = _stream_body()
     return sse_load.request_bytes(
         "POST", "/v1/agents/chat/stream", f"{HOST}:{server.port}", headers, body
     )
@@ -97,7 +119,7 @@ def _precheck(name: str, server: ServerProcess, headers: dict[str, str], tokens:
     with httpx.stream(
         "POST",
         f"{server.url}/v1/agents/chat/stream",
-        json={"input": "Tell me about the run log.", "store": False},
+        json=_stream_body(),
         headers=headers,
         timeout=30,
     ) as response:
@@ -129,22 +151,24 @@ def measure_stream(
     server: ServerProcess, request: bytes, seconds: float, streams: int
 ) -> dict[str, Any]:
     pid = server_pid(server)
-    cpu_before, client_before = cpu_seconds(pid), time.process_time()
+    cpu_before, client_before, busy = cpu_seconds(pid), time.process_time(), machine_busy()
     done = run_async(_stream_load(server.port, request, seconds, streams))
     server_cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
+    busy = machine_busy() - busy
     return {
         "tokens_per_s": round(done["tokens"] / done["seconds"], 1),
         "streams_per_s": round(done["streams"] / done["seconds"], 1),
         "server_cpu_us_per_token": round(server_cpu / max(done["tokens"], 1) * 1e6, 2),
         "server_cpu_share": round(server_cpu / done["seconds"], 3),
         "client_cpu_share": round(client_cpu / done["seconds"], 3),
+        "machine_busy_cores": round(busy / done["seconds"], 2),
         **done,
     }
 
 
 def log_cost(base_env: dict[str, str], password: str) -> dict[str, Any]:
     seconds = _env_int("BENCH_SECONDS", 8)
-    rounds = _env_int("BENCH_ROUNDS", 2)
+    rounds = _env_int("BENCH_ROUNDS", 3)
     streams = _env_int("BENCH_STREAMS", 32)
     tokens = _env_int("BENCH_TOKENS", 64)
     warmup = _env_int("BENCH_WARMUP_SECONDS", 2, minimum=0)
@@ -173,7 +197,8 @@ def log_cost(base_env: dict[str, str], password: str) -> dict[str, Any]:
                     f"round {index} {name:<8} {m['tokens_per_s']:9.1f} tokens/s  "
                     f"{m['streams_per_s']:7.1f} streams/s  server CPU "
                     f"{m['server_cpu_us_per_token']:6.2f} us/token "
-                    f"({m['server_cpu_share']:.0%} of a core; client {m['client_cpu_share']:.0%})",
+                    f"({m['server_cpu_share']:.0%} of a core; client {m['client_cpu_share']:.0%}; "
+                    f"machine {m['machine_busy_cores']:.2f} cores busy)",
                     flush=True,
                 )
     finally:
@@ -184,14 +209,20 @@ def log_cost(base_env: dict[str, str], password: str) -> dict[str, Any]:
     medians = {
         name: {
             key: round(statistics.median(m[key] for m in measured[name]), 2)
-            for key in ("tokens_per_s", "server_cpu_us_per_token", "server_cpu_share")
+            for key in (
+                "tokens_per_s",
+                "server_cpu_us_per_token",
+                "server_cpu_share",
+                "machine_busy_cores",
+            )
         }
         for name in CONFIGS
     }
     on, off = medians["log_on"], medians["log_off"]
     return {
         "config": {
-            "route": "POST /v1/agents/chat/stream, store false, Cache-Control: no-cache",
+            "route": f"POST /v1/agents/chat/stream, store {str(_stream_body()['store']).lower()}, "
+            "Cache-Control: no-cache",
             "model": f"offline, {tokens} tokens, latency 0, unpaced",
             "streams": streams,
             "seconds": seconds,
@@ -231,12 +262,12 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{cost['config']['seconds']} s x {cost['config']['rounds']} rounds each, "
         f"{cost['config']['order']}; medians.",
         "",
-        "| RUN_LOG_ENABLED | tokens/s | server CPU us/token | server CPU share |",
-        "|---|---|---|---|",
+        "| RUN_LOG_ENABLED | tokens/s | server CPU us/token | server CPU share | machine busy |",
+        "|---|---|---|---|---|",
         f"| true | {on['tokens_per_s']:.0f} | {on['server_cpu_us_per_token']:.2f} | "
-        f"{on['server_cpu_share']:.0%} |",
+        f"{on['server_cpu_share']:.0%} | {on['machine_busy_cores']:.2f} cores |",
         f"| false | {off['tokens_per_s']:.0f} | {off['server_cpu_us_per_token']:.2f} | "
-        f"{off['server_cpu_share']:.0%} |",
+        f"{off['server_cpu_share']:.0%} | {off['machine_busy_cores']:.2f} cores |",
         "",
         f"tokens/s on / off: **{cost['ratio_tokens_per_s']:.1%}** (target >= "
         f"{TARGET_RATIO:.0%}: {ratio_met}); CPU per token off / on: "
@@ -255,8 +286,15 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"{follow['rss_peak_per_reader_kib']:.1f} KiB |",
         f"| token lateness p50 / p90 / p99 / max ({late['samples']} frames) | "
         f"{late['p50']} / {late['p90']} / **{late['p99']}** / {late['max']} ms |",
-        f"| server CPU / client CPU while streaming | {follow['server_cpu_share']:.0%} / "
-        f"{follow['client_cpu_share']:.0%} of a core |",
+        f"| frames delivered while tokens flow | {follow['frames_per_s']:.0f} /s over "
+        f"{follow['token_phase_seconds']} s |",
+        f"| server CPU / client CPU then | {follow['server_cpu_share']:.0%} / "
+        f"{follow['client_cpu_share']:.0%} of a core; server "
+        f"{follow['server_cpu_us_per_frame']:.0f} us per frame; machine "
+        f"{follow['machine_busy_cores']:.2f} cores busy |",
+        "| server garbage collections while streaming, by generation 0 / 1 / 2 | "
+        + " / ".join(str(n) for n in follow["gc_collections_while_streaming"].values())
+        + " |",
         f"| runs started in / all readers attached after | {follow['runs_started_in_s']} s / "
         f"{follow['all_attached_after_s']} s |",
         "",

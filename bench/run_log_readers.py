@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import uvloop
 
 from bench import sse_load
@@ -33,6 +36,24 @@ def rss_kib(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of the machine has spent busy so far (/proc/stat): minus
+    this bench's own processes, what else ran on a shared machine meanwhile."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def gc_collections(base_url: str) -> dict[str, int]:
+    """The server's garbage collections so far, by generation (prometheus_client's default
+    collector on GET /metrics): a full (generation 2) collection stops every stream."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    found = re.findall(
+        r'^python_gc_collections_total\{generation="(\d)"\} ([0-9.e+]+)$', text, re.M
+    )
+    return {generation: int(float(count)) for generation, count in found}
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
@@ -50,11 +71,37 @@ def bench_headers(server: ServerProcess, password: str) -> dict[str, str]:
 # --- 1,000 readers of 100 runs ----------------------------------------------------------
 
 
-async def _sample_rss(pid: int, peak: list[int], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        peak[0] = max(peak[0], rss_kib(pid))
+# time.time(), server CPU s, client CPU s, RSS KiB, machine busy s
+Sample = tuple[float, float, float, int, float]
+
+
+async def _sample(pid: int, samples: list[Sample], stop: asyncio.Event) -> None:
+    """Every 0.1 s until ``stop``, and once more after it."""
+    while True:
+        now = time.time()
+        samples.append((now, cpu_seconds(pid), time.process_time(), rss_kib(pid), machine_busy()))
+        if stop.is_set():
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.2)
+            await asyncio.wait_for(stop.wait(), 0.1)
+
+
+def _token_phase(samples: list[Sample], results: list[sse_load.ReaderResult]) -> dict[str, Any]:
+    """CPU from the first live token's arrival to the last reader's end: the delivery work
+    alone, without the wait before the first token."""
+    first = min(r.first_live_at for r in results if r.first_live_at)
+    start = max((s for s in samples if s[0] <= first), default=samples[0])
+    end = samples[-1]
+    seconds = end[0] - start[0]
+    frames = sum(len(r.lateness) + 1 for r in results)  # live tokens and the end
+    return {
+        "token_phase_seconds": round(seconds, 2),
+        "frames_per_s": round(frames / seconds, 1),
+        "server_cpu_share": round((end[1] - start[1]) / seconds, 3),
+        "client_cpu_share": round((end[2] - start[2]) / seconds, 3),
+        "server_cpu_us_per_frame": round((end[1] - start[1]) / frames * 1e6, 1),
+        "machine_busy_cores": round((end[4] - start[4]) / seconds, 2),
+    }
 
 
 async def _readers(
@@ -76,36 +123,44 @@ async def _readers(
     rss_before = rss_kib(pid)
     results = [sse_load.ReaderResult() for _ in range(cfg["runs"] * cfg["readers"])]
     attached = [asyncio.Event() for _ in results]
+    handshakes = asyncio.Semaphore(cfg["attach_concurrency"])
     tasks = []
     for index, result in enumerate(results):
         run_id = run_ids[index % len(run_ids)]
         request = sse_load.request_bytes("GET", f"/v1/runs/{run_id}/events", address, headers, None)
-        follow = sse_load.follow(HOST, server.port, request, result, attached[index])
+        follow = sse_load.follow(
+            HOST, server.port, request, result, gate=handshakes, attached=attached[index]
+        )
         tasks.append(asyncio.create_task(follow))
     waiting = [asyncio.create_task(event.wait()) for event in attached]
     done, _ = await asyncio.wait(waiting, timeout=60)
     attach_seconds = time.monotonic() - runs_started
     if len(done) != len(waiting):
         raise BenchError(f"only {len(done)} of {len(waiting)} readers attached in 60 s")
+    refused = [r.error for r in results if r.error is not None]
+    if refused:
+        raise BenchError(f"{len(refused)} readers could not attach, first: {refused[0]}")
     rss_open = rss_kib(pid)
-    peak, stop = [rss_open], asyncio.Event()
-    sampler = asyncio.create_task(_sample_rss(pid, peak, stop))
-    cpu_before, client_before, wall = cpu_seconds(pid), time.process_time(), time.monotonic()
+    gc_before = await asyncio.to_thread(gc_collections, server.url)
+    samples: list[Sample] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample(pid, samples, stop))
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
-    stream_seconds = time.monotonic() - wall
-    server_cpu, client_cpu = cpu_seconds(pid) - cpu_before, time.process_time() - client_before
     stop.set()
     await sampler
+    gc_after = await asyncio.to_thread(gc_collections, server.url)
     return {
         "results": results,
         "runs_started_in_s": round(started_in, 2),
         "all_attached_after_s": round(attach_seconds, 2),
         "rss_before_kib": rss_before,
         "rss_open_kib": rss_open,
-        "rss_peak_kib": peak[0],
-        "stream_seconds": round(stream_seconds, 2),
-        "server_cpu_share": round(server_cpu / stream_seconds, 3),
-        "client_cpu_share": round(client_cpu / stream_seconds, 3),
+        "rss_peak_kib": max(sample[3] for sample in samples),
+        **_token_phase(samples, results),
+        "gc_collections_while_streaming": {
+            generation: count - gc_before.get(generation, 0)
+            for generation, count in sorted(gc_after.items())
+        },
     }
 
 
@@ -129,6 +184,7 @@ def readers(base_env: dict[str, str], password: str) -> dict[str, Any]:
         "readers": _env_int("BENCH_READERS_PER_RUN", 10),
         "tokens": _env_int("BENCH_FOLLOW_TOKENS", 50),
         "latency_ms": _env_int("BENCH_FOLLOW_LATENCY_MS", 5000, minimum=0),
+        "attach_concurrency": _env_int("BENCH_ATTACH_CONCURRENCY", 32),
     }
     env = {
         **base_env,

@@ -158,6 +158,7 @@ class ReaderResult:
     attached_at: float = 0.0
     seqs: list[int] = field(default_factory=list)
     lateness: list[float] = field(default_factory=list)  # seconds, live token frames only
+    first_live_at: float = 0.0  # time.time() the first live token frame arrived
     token_frames: int = 0
     completed: bool = False
     error: str | None = None
@@ -170,63 +171,79 @@ def _frame_seq_ts(frame: bytes) -> tuple[int, float]:
     return int(frame[frame.rindex(b"\nid: ") + 5 :]), ts
 
 
+async def open_stream(
+    host: str, port: int, request: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Head, bytes]:
+    """Connect, send ``request`` and read the response head."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        head, rest = await read_head(reader)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer, head, rest
+
+
 async def follow(
     host: str,
     port: int,
     request: bytes,
     result: ReaderResult,
-    attached: asyncio.Event | None = None,
+    *,
+    gate: asyncio.Semaphore,
+    attached: asyncio.Event,
 ) -> None:
-    """Read one run's events to the end; each live token frame's arrival minus its ``ts``."""
+    """Read one run's events to the end; each live token frame's arrival minus its ``ts``.
+    ``gate`` bounds the handshakes in flight (clients arriving, not a SYN flood);
+    ``attached`` is set once the head is in (or the attempt failed)."""
     try:
-        reader, writer = await asyncio.open_connection(host, port)
-    except OSError as exc:
-        result.error = f"connect: {exc}"
+        async with gate:
+            reader, writer, head, rest = await open_stream(host, port, request)
+    except (OSError, LoadError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        attached.set()
         return
+    result.attached_at = head.received_at
+    attached.set()
     try:
-        writer.write(request)
-        head, rest = await read_head(reader)
-        result.attached_at = head.received_at
-        if attached is not None:
-            attached.set()
         if head.status != 200:
             result.error = f"{head.status}: {rest[:200]!r}"
             return
-        decoder = ChunkedFrames()
-        data = rest
-        while True:
-            arrived = time.time()  # before decoding: the client's own work is not lateness
-            for frame in decoder.feed(data):
-                if frame.startswith(b":"):
-                    continue  # keep-alive comment
-                seq, ts = _frame_seq_ts(frame)
-                result.seqs.append(seq)
-                if frame.startswith(b"event: token\n"):
-                    result.token_frames += 1
-                    if ts >= result.attached_at:  # live, not history replayed on attach
-                        result.lateness.append(arrived - ts)
-                elif frame.startswith(b"event: run_completed\n"):
-                    result.completed = True
-            if decoder.done:
-                return
-            data = await reader.read(READ_SIZE)
-            if not data:
-                result.error = "connection closed mid-stream"
-                return
+        await _read_events(reader, rest, result)
     except (OSError, LoadError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         writer.close()
 
 
+async def _read_events(reader: asyncio.StreamReader, data: bytes, result: ReaderResult) -> None:
+    decoder = ChunkedFrames()
+    while True:
+        arrived = time.time()  # before decoding: the client's own work is not lateness
+        for frame in decoder.feed(data):
+            if frame.startswith(b":"):
+                continue  # keep-alive comment
+            seq, ts = _frame_seq_ts(frame)
+            result.seqs.append(seq)
+            if frame.startswith(b"event: token\n"):
+                result.token_frames += 1
+                if ts >= result.attached_at:  # live, not history replayed on attach
+                    result.lateness.append(arrived - ts)
+                    result.first_live_at = result.first_live_at or arrived
+            elif frame.startswith(b"event: run_completed\n"):
+                result.completed = True
+        if decoder.done:
+            return
+        data = await reader.read(READ_SIZE)
+        if not data:
+            raise LoadError("connection closed mid-stream")
+
+
 async def start_run(host: str, port: int, request: bytes) -> str:
     """POST a stream, keep only its X-Run-ID, and hang up (the run must say continue)."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(request)
-        head, rest = await read_head(reader)
-        if head.status != 200 or "x-run-id" not in head.headers:
-            raise LoadError(f"starting a run answered {head.status}: {rest[:200]!r}")
-        return head.headers["x-run-id"]
-    finally:
-        writer.close()
+    _, writer, head, rest = await open_stream(host, port, request)
+    writer.close()
+    if head.status != 200 or "x-run-id" not in head.headers:
+        raise LoadError(f"starting a run answered {head.status}: {rest[:200]!r}")
+    return head.headers["x-run-id"]
