@@ -7,7 +7,9 @@ uvicorn closes them (it closes every WebSocket with 1012 at once, where SSE stre
 period). And one about the heap: once started, everything alive (modules, settings, the app)
 is frozen out of the cyclic garbage collector and young collections run less often. A full
 collection otherwise walks the whole heap, pausing every open stream for 0.2-0.5 s under load
-(measured by bench/run_log.py: it decided whether 1,000 readers' p99 lateness met 20 ms). ``transport_options`` are the request limits (app/entrypoints/http_protocol.py),
+(measured by bench/run_log.py: it decided whether 1,000 readers' p99 lateness met 20 ms).
+
+``transport_options`` are the request limits (app/entrypoints/http_protocol.py),
 ``ws_max_size`` (a WebSocket message may be no larger than a request body) and
 ``limit_concurrency``; what they cannot enforce is in docs/deployment.md.
 """
