@@ -383,7 +383,6 @@ def test_slow_readers_neither_grow_memory_nor_slow_the_run(cluster: Cluster) -> 
             thread.join(timeout=5)
         for reader in readers:
             assert reader.failure is None, reader.failure
-            assert len(reader.events) < 10  # still far behind when the run ended
         assert run["status"] == "completed"
         assert run["execution_time"] <= 1.5 * fast["execution_time"] + 0.5, (run, fast)
         assert slow_rss.peak - fast_rss.peak < 50, (fast_rss.peak, slow_rss.peak)
@@ -393,6 +392,9 @@ def test_slow_readers_neither_grow_memory_nor_slow_the_run(cluster: Cluster) -> 
             assert frames[-1].event == "run_completed"
             assert ids(frames) == sorted(set(ids(frames)))
             assert tokens(frames) == run["output"]
+            # They had fallen out of the run's in-process buffer (so the run never waited
+            # for them): what they read from the log came with its tokens merged.
+            assert len(frames) < ids(frames)[-1]
     finally:
         stop.set()
         for reader in readers:
