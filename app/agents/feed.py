@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import deque
 
 from app.agents.events import EVENT_ADAPTER, TERMINAL_TYPES, Event
 from app.store.run_store import StoredEvent
 
-FEED_EVENTS = 4096  # per run: about a minute of fast tokens, a few hundred KB at most
+_HEAD = re.compile(r'\{"seq":(?P<seq>[0-9]+),"ts":"[^"]*","type":"(?P<type>[a-z_]+)"')
+FEED_EVENTS = 4096  # per run: about a minute of fast tokens
+FEED_BYTES = 4 * 1024 * 1024  # and at most this much event JSON, whatever the events' size
 
 
 class LoggedEvent:
@@ -39,11 +42,14 @@ class LoggedEvent:
 
     @classmethod
     def from_stored(cls, stored: StoredEvent) -> LoggedEvent:
-        data = json.loads(stored.json)
-        if data.get("seq") == stored.seq:
-            return cls(stored.seq, str(data.get("type", "")), stored.json)
+        # Every event's JSON starts {"seq":N,"ts":"...","type":"..." (the run wrote it): read
+        # that prefix, not the whole event, which may be long.
+        match = _HEAD.match(stored.json)
+        if match is not None and int(match["seq"]) == stored.seq:
+            return cls(stored.seq, match["type"], stored.json)
         # Appended by someone other than the run (a cancel, a lost run's end): the log's number
         # is the event's.
+        data = json.loads(stored.json)
         return cls.of(EVENT_ADAPTER.validate_python({**data, "seq": stored.seq}))
 
     @property
@@ -61,8 +67,12 @@ class LoggedEvent:
 
 
 class RunFeed:
-    def __init__(self, *, after: int = 0, capacity: int = FEED_EVENTS) -> None:
+    def __init__(
+        self, *, after: int = 0, capacity: int = FEED_EVENTS, max_bytes: int = FEED_BYTES
+    ) -> None:
         self._items: deque[LoggedEvent] = deque(maxlen=capacity)
+        self._bytes = 0  # JSON held by the ring (each event also keeps its frame, about as big)
+        self._max_bytes = max_bytes
         self.last_seq = after  # the newest event pushed (or the point the feed starts after)
         self.ended = False  # the terminal event was pushed, or the feed was closed
         self._waiters: list[asyncio.Future[None]] = []
@@ -73,7 +83,13 @@ class RunFeed:
         return self._items[0].seq if self._items else self.last_seq + 1
 
     def push(self, item: LoggedEvent) -> None:
-        self._items.append(item)
+        items = self._items
+        if len(items) == items.maxlen:
+            self._bytes -= len(items[0].json)
+        items.append(item)
+        self._bytes += len(item.json)
+        while self._bytes > self._max_bytes and len(items) > 1:
+            self._bytes -= len(items.popleft().json)
         self.last_seq = item.seq
         if item.terminal:
             self.ended = True

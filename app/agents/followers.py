@@ -28,7 +28,8 @@ from app.store.run_store import RunStore
 log = structlog.get_logger(__name__)
 
 IDLE_CHECK_SECONDS = 1.0  # how often an idle follower checks that the run still lives
-LOG_BATCH = 500
+LOG_BATCH = 100  # catching up from the log: what a reader holds while its socket drains
+COALESCE_MAX_BYTES = 64 * 1024  # the most token JSON merged into one frame
 
 
 class EventsMissed(BaseModel):
@@ -171,9 +172,16 @@ class RunFollowers:
             await self._reap(record)  # a run whose process died gets its end written
             return False
         # Finished (or gone): push what was written between the wait and the read, then stop.
-        for stored in await self._store.read_events(run_id, after=after, limit=LOG_BATCH):
-            feed.push(LoggedEvent.from_stored(stored))
+        while rest := await self._store.read_events(run_id, after=after, limit=LOG_BATCH):
+            for stored in rest:
+                feed.push(LoggedEvent.from_stored(stored))
+            after = rest[-1].seq
         return True
+
+
+def _token_text(item: LoggedEvent) -> str:
+    event = item.event
+    return event.text if isinstance(event, TokenEvent) else ""
 
 
 def _stay() -> None:
@@ -186,7 +194,8 @@ def item_json(item: FollowItem) -> str:
 
 
 def coalesce(items: list[LoggedEvent]) -> list[LoggedEvent]:
-    """Runs of consecutive token events merged into one each (text joined, last id)."""
+    """Runs of consecutive token events merged into one each (text joined, last id), up to
+    COALESCE_MAX_BYTES of them per merged event."""
     out: list[LoggedEvent] = []
     run: list[LoggedEvent] = []
 
@@ -195,17 +204,22 @@ def coalesce(items: list[LoggedEvent]) -> list[LoggedEvent]:
             out.append(run[0])
         elif run:
             last = run[-1].event
-            text = "".join(getattr(item.event, "text", "") for item in run)
+            text = "".join(_token_text(item) for item in run)
             merged = LoggedEvent.of(TokenEvent(seq=last.seq, ts=last.ts, text=text))
             merged.first_seq = run[0].seq
             out.append(merged)
         run.clear()
 
+    size = 0
     for item in items:
-        if item.type == "token":
-            run.append(item)
-        else:
+        if item.type != "token":
             flush()
             out.append(item)
+            continue
+        run.append(item)
+        size += len(item.json)
+        if size >= COALESCE_MAX_BYTES:  # a frame (and what a slow socket buffers) stays small
+            flush()
+            size = 0
     flush()
     return out
