@@ -99,6 +99,8 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.security_overhead
 	$(BIN)/python -m bench.task_throughput
 	$(BIN)/python -m bench.run_log
+	$(BIN)/python -m bench.agent_path
+	$(BIN)/python -m bench.agent_microbench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -85,6 +85,10 @@ class Run:
         self._ending = False  # the end is being recorded: too late to cancel
         self._cancelled = False
         self._tokens: list[str] = []
+        # The first question or the end, for a caller that needs nothing else (invoke).
+        self._stop: asyncio.Future[InputRequired | RunCompleted | ErrorEvent] = (
+            asyncio.get_running_loop().create_future()
+        )
         self.status = "running"
         self.result: RunCompleted | None = None
         self.error: ErrorEvent | None = None
@@ -109,7 +113,16 @@ class Run:
         item = self._stamp(event)
         if isinstance(event, InputRequired):
             await self.journal.asked(event)  # the record says so before any reader sees it
+            self._stopped(event)
         self.feed.push(item)
+
+    def _stopped(self, event: InputRequired | RunCompleted | ErrorEvent) -> None:
+        if not self._stop.done():
+            self._stop.set_result(event)
+
+    async def first_stop(self) -> InputRequired | RunCompleted | ErrorEvent:
+        """The run's first ``input_required`` event, or its terminal event if none came."""
+        return await asyncio.shield(self._stop)
 
     async def events(self) -> AsyncIterator[Event]:
         """This run's events from its start, ending with the terminal one, for a reader in
@@ -217,6 +230,7 @@ class Run:
             await self.journal.close(self, terminal)
             await self._on_cleanup(self)
         finally:
+            self._stopped(terminal)
             self.feed.push(item)
 
     async def _run_agent(self) -> RunCompleted:

@@ -125,21 +125,20 @@ async def invoke(
     `max_steps_exceeded`.
     """
     run = await runs.start(request)
-    completed: RunCompleted | None = None
     try:
-        async for event in run.events():
-            if isinstance(event, InputRequired):
-                run.cancel("input_required")
-                await run.wait()  # its record says how it ended before the client hears
-                raise Conflict(
-                    "This agent asks for human input: use the stream or WebSocket route, "
-                    "or a background task.",
-                    code="input_required_unsupported",
-                )
-            if isinstance(event, RunCompleted):
-                completed = event
+        # Woken once, by a question or the end, not by each of the run's tokens.
+        stop = await run.first_stop()
+        if isinstance(stop, InputRequired):
+            run.cancel("input_required")
+            await run.wait()  # its record says how it ended before the client hears
+            raise Conflict(
+                "This agent asks for human input: use the stream or WebSocket route, "
+                "or a background task.",
+                code="input_required_unsupported",
+            )
     finally:
         run.disconnected()  # no-op once finished; if we were cancelled, as on_disconnect says
+    completed = stop if isinstance(stop, RunCompleted) else None
     if completed is None:
         assert run.error is not None  # noqa: S101 - a run always ends with one of the two
         raise run_error(run.error)
