@@ -20,6 +20,7 @@ from app.agents.events import ErrorEvent
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
 from app.agents.journal import RunJournal
+from app.agents.protocol import Agent
 from app.agents.registry import AgentRegistry
 from app.agents.run import OnDisconnect, Run
 from app.agents.run_llm import CachingLLM, RunLLM
@@ -130,7 +131,7 @@ class RunService:
     def _build(
         self,
         request: RunRequest,
-        agent: Any,
+        agent: Agent,
         run_id: str,
         session_id: str | None,
         history: list[ChatMessage],
