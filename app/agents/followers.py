@@ -27,7 +27,7 @@ from app.store.run_store import RunStore
 
 log = structlog.get_logger(__name__)
 
-IDLE_CHECK_SECONDS = 1.0  # how often an idle follower checks that the run still lives
+IDLE_CHECK_SECONDS = 1.0  # how often an idle tail checks that its run still lives
 LOG_BATCH = 100  # catching up from the log: what a reader holds while its socket drains
 COALESCE_MAX_BYTES = 64 * 1024  # the most token JSON merged into one frame
 

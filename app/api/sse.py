@@ -3,8 +3,9 @@
 Starlette's StreamingResponse only learns of a disconnect when a write fails, which may be
 a long LLM latency away; the run (and its upstream LLM call) must stop within a second. So
 this response listens for ``http.disconnect`` while it streams and cancels the producer the
-moment the client goes. Frames use FastAPI's own SSE encoder; a comment line keeps idle
-connections (and proxies) alive.
+moment the client goes. An event's frame is built once and shared by all its readers; notices
+use FastAPI's own SSE encoder. Frames are written as they come, and a keep-alive comment from
+a timer task keeps idle connections (and proxies) open.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import anyio
-import anyio.abc
 from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.agents import metrics
-from app.agents.events import Event
 from app.agents.followers import EventsMissed, FollowItem
 from app.core.errors import AppError
 from app.core.lifecycle import shutdown
@@ -30,14 +29,6 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer this response
 }
-
-
-def encode_event(event: Event, *, event_id: str | None = None) -> bytes:
-    return format_sse_event(
-        data_str=event.model_dump_json(),
-        event=event.type,
-        id=event_id if event_id is not None else str(event.seq),
-    )
 
 
 def encode_item(item: FollowItem) -> bytes:
