@@ -40,6 +40,12 @@ FIREHOSE = {
     "OFFLINE_TOKENS_PER_SECOND": "5000",
     "OFFLINE_RESPONSE_TOKENS": "10000",
     "MAX_INPUT_CHARS": "30000",
+    # RSS should show what the server holds, not what glibc keeps of memory already freed
+    # (megabytes of 2,500-character strings churn through it): blocks from 64 KB up are
+    # mapped and unmapped, free memory is trimmed past 1 MB, and two arenas serve all threads.
+    "MALLOC_MMAP_THRESHOLD_": "65536",
+    "MALLOC_TRIM_THRESHOLD_": "1048576",
+    "MALLOC_ARENA_MAX": "2",
 }
 SHORT_LOG = {
     "TASK_EVENTS_MAX": "100",
@@ -359,9 +365,11 @@ def test_slow_readers_neither_grow_memory_nor_slow_the_run(cluster: Cluster) -> 
     """The same megabytes-long run read at full speed, then by three readers that take one
     event a second: the run takes as long, and the server holds no more memory."""
     api = cluster.firehose
-    with PeakRss(api.pid) as fast_rss:
-        baseline = api.stream(input=_bulky("read fast"), store=False)
-        assert baseline.rest()[-1].event == "run_completed"
+    # A first run settles the heap (allocator arenas, caches); the second is the baseline.
+    for attempt in ("warm", "fast"):
+        with PeakRss(api.pid) as fast_rss:
+            baseline = api.stream(input=_bulky(f"read {attempt}"), store=False)
+            assert baseline.rest()[-1].event == "run_completed"
     fast = api.get(f"/v1/runs/{baseline.run_id}")
 
     port, body = api.server.port, {"input": _bulky("read slowly"), "store": False}
@@ -385,7 +393,9 @@ def test_slow_readers_neither_grow_memory_nor_slow_the_run(cluster: Cluster) -> 
             assert reader.failure is None, reader.failure
         assert run["status"] == "completed"
         assert run["execution_time"] <= 1.5 * fast["execution_time"] + 0.5, (run, fast)
-        assert slow_rss.peak - fast_rss.peak < 50, (fast_rss.peak, slow_rss.peak)
+        # Three readers buffering what they are behind would add about 50 MB (the answer's
+        # ~8 MB as JSON and as frames, each); measured growth is 0-4 MB.
+        assert slow_rss.peak - fast_rss.peak < 25, (fast_rss.peak, slow_rss.peak)
         # The readers catch up afterwards: runs of tokens may be merged, no text is lost.
         for reader in readers:
             frames = reader.drain()
