@@ -47,10 +47,6 @@ class RunJournal:
         self._writer = None if store is None else RunLogWriter(store, run_id, kind=kind)
         self._keeps_record = keeps_record and store is not None
 
-    @property
-    def enabled(self) -> bool:
-        return self._store is not None
-
     async def open(self, record: RunRecord) -> None:
         """Store a foreground run's record. The store away: the run goes on without record
         or log (not resumable, like the LLM cache and rate limits, it fails open)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.agents.control_bus import ControlRequest
 from app.api.deps import AgentsRunDep, RunServiceDep, SettingsDep
@@ -22,7 +22,7 @@ from app.api.schemas.agents import Accepted, RunInputBody
 from app.api.schemas.runs import RunInfo, RunList
 from app.api.schemas.streams import TASK_STREAM_DESCRIPTION
 from app.api.sse import EventStreamResponse, follow_frames
-from app.api.tasks import EVENT_ID_BAD_REQUEST, resume_point
+from app.api.tasks import EVENT_ID_BAD_REQUEST, ResumePoint
 from app.core.errors import NotFound
 from app.store.run_records import RunStatus
 
@@ -100,14 +100,7 @@ async def run_events(
     principal: AgentsRunDep,
     runs: RunServiceDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[
-        str | None,
-        Query(
-            description="Resume after this event id (as Last-Event-ID; wins over it).",
-            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: ResumePoint = 0,
 ) -> EventStreamResponse:
     """Every event of the run since it started, then live ones, as server-sent events,
     ending after its `run_completed` or `error`, from any replica and for any number of
@@ -122,7 +115,7 @@ async def run_events(
     """
     await runs.get(owner=principal, run_id=run_id)  # 404 before the stream starts
     return EventStreamResponse(
-        follow_frames(runs.follow(run_id, after=resume_point(last_event_id, after))),
+        follow_frames(runs.follow(run_id, after=after)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=0,  # resumable: tell the client to reconnect at once
         on_disconnect=lambda reason: None,  # following a run never changes it

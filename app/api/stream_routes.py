@@ -8,14 +8,12 @@ URLs of each transport cannot drift apart: same scopes, resume points and errors
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Query, Response, WebSocket
+from fastapi import APIRouter, Response, WebSocket
 
 from app.api.deps import SettingsDep, TaskServiceDep, TasksReadDep
 from app.api.responses import TASK_EVENT_STREAM, TASK_NOT_FOUND, problems
 from app.api.sse import EventStreamResponse
-from app.api.tasks import EVENT_ID_BAD_REQUEST, TaskId, task_events
+from app.api.tasks import EVENT_ID_BAD_REQUEST, ResumePoint, TaskId, task_events
 from app.api.tasks_ws import task_socket
 
 router = APIRouter(prefix="/stream", tags=["tasks"])
@@ -35,14 +33,7 @@ async def stream_task(
     principal: TasksReadDep,
     tasks: TaskServiceDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[
-        str | None,
-        Query(
-            description="Resume after this event id (as Last-Event-ID; wins over it).",
-            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: ResumePoint = 0,
 ) -> EventStreamResponse:
     """One URL for both live transports. A request with `Upgrade: websocket` gets the task
     WebSocket, exactly as WS /v1/tasks/{task_id}/ws (events as JSON text frames, resume
@@ -61,7 +52,6 @@ async def stream_task(
         principal=principal,
         tasks=tasks,
         settings=settings,
-        last_event_id=last_event_id,
         after=after,
     )
 

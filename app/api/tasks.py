@@ -323,11 +323,24 @@ EVENT_ID_BAD_REQUEST = ProblemDoc(
 )
 
 
-def resume_point(last_event_id: str | None, after: str | None) -> int:
+async def _resume_point(
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            description="Resume after this event id (as Last-Event-ID; wins over it).",
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        ),
+    ] = None,
+) -> int:
     """The seq to follow after: ``?after=`` wins over ``Last-Event-ID``; 0 = the start."""
     if after is not None:
         return parse_event_id(after, source="after") or 0
     return parse_event_id(last_event_id, source="Last-Event-ID") or 0
+
+
+# Every resumable SSE route's resume point (tasks, runs, the one-URL stream).
+ResumePoint = Annotated[int, Depends(_resume_point)]
 
 
 @router.get(
@@ -344,14 +357,7 @@ async def task_events(
     principal: TasksReadDep,
     tasks: TaskServiceDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[
-        str | None,
-        Query(
-            description="Resume after this event id (as Last-Event-ID; wins over it).",
-            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
-        ),
-    ] = None,
+    after: ResumePoint = 0,
 ) -> EventStreamResponse:
     """Every event of the task since it was submitted, then live ones, as server-sent
     events, ending after its final `run_completed` or `error`. Many clients may follow one
@@ -366,7 +372,7 @@ async def task_events(
     """
     await tasks.get(owner=principal, task_id=task_id)  # 404 before the stream starts
     return EventStreamResponse(
-        follow_frames(tasks.follow(task_id=task_id, after=resume_point(last_event_id, after))),
+        follow_frames(tasks.follow(task_id=task_id, after=after)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=0,  # resumable: tell the client to reconnect at once
         on_disconnect=lambda reason: None,  # following a task never changes it
