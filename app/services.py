@@ -47,7 +47,7 @@ from app.store.redis_client import build_redis
 from app.store.run_store import RunStore
 from app.store.run_store_memory import MemoryRunStore
 from app.store.run_store_redis import RedisRunStore
-from app.store.session_backends import build_session_store
+from app.store.session_backends import build_agent_state_store, build_session_store
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
 from app.tasks.backend import TaskBackend
 from app.tasks.memory_backend import MemoryTaskBackend
@@ -196,7 +196,11 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
     agents = build_registry(settings.AGENTS)
     tools = build_tool_registry(settings.TOOLS, timeout=settings.TOOL_TIMEOUT_SECONDS)
     llm = build_llm(settings, redis)
-    sessions = SessionService(store=build_session_store(settings, redis), agents=agents)
+    sessions = SessionService(
+        store=build_session_store(settings, redis),
+        agents=agents,
+        state=build_agent_state_store(settings, redis),
+    )
     # Foreground runs are reachable from every replica (input, cancel) over pub/sub.
     bus = RunControlBus(redis, prefix=settings.REDIS_KEY_PREFIX) if redis is not None else None
     run_store, task_backend = build_run_storage(settings, redis, blocking)

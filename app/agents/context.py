@@ -26,7 +26,8 @@ from app.agents.events import (
 )
 from app.agents.run_llm import RunLLM
 from app.agents.tools.registry import ToolOutcome, ToolRegistry
-from app.llm.types import ChatMessage
+from app.llm.types import ChatMessage, Usage
+from app.store.agent_state import SessionState
 
 Publish = Callable[[Event], Awaitable[None]]
 
@@ -49,6 +50,7 @@ class RunContext:
         control: RunControl,
         publish: Publish,
         answered: Callable[[], Awaitable[None]] | None = None,
+        state: SessionState | None = None,
     ) -> None:
         self.run_id = run_id
         self.agent = agent
@@ -65,6 +67,9 @@ class RunContext:
         self._input_timeout = input_timeout
         self._publish = publish
         self._answered = answered  # the run's record leaves input_required
+        # Framework state kept with the session (None for a stateless run): adapters keep
+        # a LangGraph thread's checkpoints or a workflow's context here between runs.
+        self.state = state
 
     @property
     def remaining_seconds(self) -> float:
@@ -73,6 +78,11 @@ class RunContext:
     async def emit(self, event: Event) -> None:
         """Publish an event now (for agents that do not yield, or from a helper)."""
         await self._publish(event)
+
+    def add_usage(self, usage: Usage, *, cached: bool = False) -> None:
+        """Count tokens spent by a model call that did not go through ``ctx.llm`` (a
+        framework's own model client), so the run's usage and metrics include them."""
+        self.llm.add_external(usage, cached=cached)
 
     async def checkpoint(self) -> None:
         """A step boundary: waits here while the run is paused."""

@@ -29,6 +29,10 @@ class AgentCapabilities(BaseModel):
 
 @runtime_checkable
 class Agent(Protocol):
+    """What the runtime serves. An agent may also have ``input_model`` (a pydantic model
+    class, read with ``getattr(agent, "input_model", None)``): its input is then validated
+    against it, and its ``input_schema`` is that model's JSON schema."""
+
     name: str
     description: str
     input_schema: dict[str, Any]

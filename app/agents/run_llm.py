@@ -44,6 +44,12 @@ class RunLLM:
         self.cached_calls += int(response.cached)
         self.usage = self.usage + response.usage
 
+    def add_external(self, usage: Usage, *, cached: bool = False) -> None:
+        """A call made by the agent's own client (a framework adapter), counted like ours."""
+        self.calls += 1
+        self.cached_calls += int(cached)
+        self.usage = self.usage + usage
+
     async def complete(self, request: LLMRequest) -> LLMResponse:
         response = await self._llm.complete(
             request, bypass=self._bypass, principal_id=self._principal_id

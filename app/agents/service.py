@@ -32,6 +32,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
 from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
+from app.store.agent_state import SessionState
 from app.store.concurrency import MemorySlots, SlotLimiter, TooManyConcurrentRuns
 from app.store.run_records import LIVE_STATUSES, RunRecord, RunStatus
 from app.store.run_store import RunQuery, RunStore
@@ -163,6 +164,7 @@ class RunService:
             control=control,
             publish=publish,
             answered=journal.answered,
+            state=SessionState(self._sessions.state, session_id) if session_id else None,
         )
         run = Run(
             run_id=run_id,

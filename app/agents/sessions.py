@@ -27,6 +27,7 @@ from app.agents.registry import AgentRegistry
 from app.core.errors import AppError, Conflict, NotFound
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
+from app.store.agent_state import AgentStateStore, MemoryAgentStateStore
 from app.store.sessions import SessionRecord, SessionStore
 
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -83,9 +84,12 @@ class SessionService:
         *,
         store: SessionStore,
         agents: AgentRegistry,
+        state: AgentStateStore | None = None,
         ticket_seconds: float = TICKET_SECONDS,
     ) -> None:
         self.store = store
+        # Framework state kept with each session (adapters: checkpoints, contexts).
+        self.state: AgentStateStore = state or MemoryAgentStateStore(ttl_seconds=86_400)
         self._agents = agents
         self._ticket_seconds = ticket_seconds
         self._wakeups = _Wakeups()
@@ -118,6 +122,7 @@ class SessionService:
         await self.get_owned(owner=owner, session_id=session_id)
         if not await self.store.delete(session_id):
             raise session_not_found()  # expired or deleted by a concurrent request
+        await self.state.drop(session_id)
 
     # -- runs ----------------------------------------------------------------------------------
 

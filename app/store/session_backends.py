@@ -9,6 +9,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from app.core.config import Settings
+from app.store.agent_state import AgentStateStore, MemoryAgentStateStore, RedisAgentStateStore
 from app.store.session_memory import MemorySessionStore
 from app.store.session_redis import RedisSessionStore
 from app.store.sessions import SessionNotFoundError, SessionStore, new_session_id
@@ -17,6 +18,7 @@ __all__ = [
     "MemorySessionStore",
     "RedisSessionStore",
     "SessionNotFoundError",
+    "build_agent_state_store",
     "build_session_store",
     "new_session_id",
 ]
@@ -32,4 +34,12 @@ def build_session_store(settings: Settings, redis: Redis | None) -> SessionStore
         prefix=settings.REDIS_KEY_PREFIX,
         max_messages=settings.SESSION_MAX_MESSAGES,
         ttl_seconds=settings.SESSION_TTL_SECONDS,
+    )
+
+
+def build_agent_state_store(settings: Settings, redis: Redis | None) -> AgentStateStore:
+    if redis is None:
+        return MemoryAgentStateStore(ttl_seconds=settings.SESSION_TTL_SECONDS)
+    return RedisAgentStateStore(
+        redis, prefix=settings.REDIS_KEY_PREFIX, ttl_seconds=settings.SESSION_TTL_SECONDS
     )

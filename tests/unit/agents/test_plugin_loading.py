@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.agents.adapters import agent_name_from
 from app.agents.errors import AgentNotFound
 from app.agents.registry import AgentRegistry, FunctionAgent, build_registry
 from app.agents.tools.loader import build_tool_registry
@@ -65,7 +66,8 @@ def test_a_bad_tools_entry_is_one_config_error_line_naming_the_setting(
     ("entry", "message"),
     [
         (f"{PLUGINS}:capitalised", "agent name 'Support' must match"),
-        ("tests.support.sample_agents:not_an_agent", "does not implement the Agent protocol"),
+        ("tests.support.sample_agents:not_an_agent", "is not an agent: decorate a function"),
+        ("Bad Name=tests.support.sample_agents:support", "agent name 'Bad Name' must match"),
         ("tests.support.sample_agents:shouter,", "has no attribute"),
         ("tests.support.nowhere:x", "cannot import"),
         ("no-colon", "must look like 'package.module:attribute'"),
@@ -84,6 +86,42 @@ def test_agents_entries_add_agents_next_to_the_built_ins() -> None:
     registry = build_registry([f"{PLUGINS}:word_counter", "tests.support.sample_agents:support"])
     names = [item.name for item in registry.all()]
     assert names == ["approval", "assistant", "chat", "support", "word-counter"]
+
+
+def test_a_name_in_front_of_an_entry_serves_the_agent_under_that_name() -> None:
+    registry = build_registry(["helpdesk=tests.support.sample_agents:support"])
+    served = registry.require("helpdesk")
+    assert served.name == "helpdesk" and registry.get("support") is None
+    assert served.description == registry.require("helpdesk").description
+
+
+def test_two_entries_taking_one_name_fail_at_start_up_naming_both() -> None:
+    first = "tests.support.sample_agents:support"
+    second = f"support={PLUGINS}:word_counter"
+    with pytest.raises(ConfigError) as caught:
+        build_registry([first, second])
+    text = str(caught.value)
+    assert repr(first) in text and repr(second) in text and "taken twice" in text
+
+
+def test_a_name_clash_with_a_built_in_names_the_built_in() -> None:
+    with pytest.raises(ConfigError, match="by 'built-in'"):
+        build_registry(["chat=tests.support.sample_agents:support"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Customer Support", "customer-support"),
+        ("LangGraph", "langgraph"),
+        ("__start__", "start"),
+        ("", "fallback-name"),
+        ("x" * 80, "x" * 64),
+        ("Café Bot!", "caf-bot"),
+    ],
+)
+def test_a_framework_objects_own_name_is_made_to_fit_the_pattern(raw: str, expected: str) -> None:
+    assert agent_name_from(raw, fallback="Fallback Name") == expected
 
 
 @pytest.mark.parametrize("name", ["Support", "-lead", "has space", "x" * 65, "", "café"])
