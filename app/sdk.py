@@ -7,10 +7,14 @@ lists of ``package.module:attribute``, imported with the working directory on ``
 Agents
     ``@agent(name=, description=, streaming=True, human_input=False, tools=False)`` turns an
     async generator ``(input: str, ctx: RunContext) -> AsyncIterator[Event]`` into an agent
-    (its ``AgentCapabilities`` come from those flags); a class with ``name``, ``description``,
-    ``input_schema``, ``capabilities`` and ``run`` is one too (the ``Agent`` protocol). The
-    name must match ``AGENT_NAME_PATTERN`` (lowercase letters, digits, ``_`` and ``-``); a
-    bad one stops start-up. The run's output is the last ``MessageEvent`` (role assistant)
+    (its ``AgentCapabilities`` come from those flags). ``input_model=Model`` (a pydantic
+    model): the body's ``input`` is an object validated against it (422 with the field
+    errors otherwise; a string holding a JSON object is accepted too), the function receives
+    the ``Model`` instance, and discovery shows its schema. A class with ``name``,
+    ``description``, ``input_schema``, ``capabilities`` and ``run`` is one too (the ``Agent``
+    protocol; an optional ``input_model`` attribute works as above). The name must match
+    ``AGENT_NAME_PATTERN`` (lowercase letters, digits, ``_`` and ``-``); a bad one stops
+    start-up. The run's output is the last ``MessageEvent`` (role assistant)
     or, without one, the joined ``TokenEvent`` texts. Raise ``RunFailure(message, code=...)``
     to end a run with an ``error`` event; any other exception ends it as ``agent_error``.
 

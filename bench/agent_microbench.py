@@ -25,7 +25,8 @@ medians are recorded too.
 
 Knobs: MICRO_REQUESTS (200 per measurement; the bare app runs 4x as many), MICRO_ROUNDS (5),
 MICRO_CONCURRENCY (8), MICRO_ONLY (one case, e.g. stream_hit, to profile it with
-``py-spy record -- python -m bench.agent_microbench``: figures printed, nothing written).
+``py-spy record -- python -m bench.agent_microbench``: figures printed, nothing written),
+MICRO_REDIS_URL (with MICRO_ONLY: Redis stores instead of memory, to profile round trips).
 Writes bench/results/agent_microbench.json.
 """
 
@@ -118,7 +119,8 @@ def _settings(password: str, tokens: int) -> Any:
         REQUEST_CONTEXT_ENABLED=True,
         SECURITY_HEADERS_ENABLED=True,
         LOG_LEVEL="INFO",
-        REDIS_URL=None,
+        # MICRO_REDIS_URL: the same with Redis stores (to profile the round trips, not recorded).
+        REDIS_URL=os.environ.get("MICRO_REDIS_URL") or None,
         WORKER_ENABLED=False,
         OFFLINE_LATENCY_MS=0,
         OFFLINE_TOKENS_PER_SECOND=0,

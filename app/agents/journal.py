@@ -28,7 +28,7 @@ from app.store.run_records import (
     RunUpdate,
     StatusSet,
 )
-from app.store.run_store import RunStore
+from app.store.run_store import FirstEventsNotLogged, RunStore
 
 if TYPE_CHECKING:
     from app.agents.run import Run
@@ -47,13 +47,18 @@ class RunJournal:
         self._writer = None if store is None else RunLogWriter(store, run_id, kind=kind)
         self._keeps_record = keeps_record and store is not None
 
-    async def open(self, record: RunRecord) -> None:
-        """Store a foreground run's record. The store away: the run goes on without record
-        or log (not resumable, like the LLM cache and rate limits, it fails open)."""
+    async def open(self, record: RunRecord, first: LoggedEvent) -> None:
+        """Store a foreground run's record with its first event (one store call); a task's
+        first event is just logged. The store away: the run goes on without record or log
+        (not resumable, like the LLM cache and rate limits, it fails open)."""
         if not self._keeps_record or self._store is None:
+            self.log(first)
             return
         try:
-            await self._store.create(record)
+            await self._store.create(record, [first.stored()])
+        except FirstEventsNotLogged as exc:  # the record stands; the log lacks its start
+            assert self._writer is not None  # noqa: S101 - set whenever a record is kept
+            self._writer.failed([first.stored()], exc)
         except Exception as exc:
             log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
             self._keeps_record = False

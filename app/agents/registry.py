@@ -23,11 +23,13 @@ from app.agents.protocol import (
     DEFAULT_INPUT_SCHEMA,
     Agent,
     AgentCapabilities,
+    input_schema_for,
 )
 from app.core.imports import import_object
 from app.core.settings_loader import ConfigError
 
-AgentFunction = Callable[[str, RunContext], AsyncIterator[Event]]
+# (input, ctx) -> events; input: the text, or the agent's input_model instance.
+AgentFunction = Callable[[Any, RunContext], AsyncIterator[Event]]
 
 
 class FunctionAgent:
@@ -48,9 +50,10 @@ class FunctionAgent:
         self.description = description
         self.capabilities = capabilities or AgentCapabilities()
         self.input_model = input_model
-        self.input_schema = input_schema or DEFAULT_INPUT_SCHEMA
+        default_schema = input_schema_for(input_model) if input_model else DEFAULT_INPUT_SCHEMA
+        self.input_schema = input_schema or default_schema
 
-    def run(self, input: str, ctx: RunContext) -> AsyncIterator[Event]:
+    def run(self, input: Any, ctx: RunContext) -> AsyncIterator[Event]:
         return self._function(input, ctx)
 
 

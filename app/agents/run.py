@@ -36,7 +36,7 @@ from app.agents.events import (
 )
 from app.agents.feed import LoggedEvent, RunFeed
 from app.agents.journal import RunJournal
-from app.agents.protocol import Agent
+from app.agents.protocol import Agent, AgentInput
 from app.core.clock import utcnow
 from app.llm.protocol import LLMError
 
@@ -55,7 +55,7 @@ class Run:
         *,
         run_id: str,
         agent: Agent,
-        input: str,
+        input: AgentInput,
         ctx: RunContext,
         control: RunControl,
         timeout: float,
@@ -94,11 +94,31 @@ class Run:
         self.error: ErrorEvent | None = None
         self._started = time.monotonic()
         self._first_token_at: float | None = None
+        self._opening: LoggedEvent | None = None
 
     # -- publishing -------------------------------------------------------------------------
-    def _stamp(self, event: Event) -> LoggedEvent:
+    def opening(self) -> LoggedEvent:
+        """The run's first event (run_started), numbered now so that the journal can store it
+        with the run's record; the run pushes it to its feed when it starts."""
+        if self._opening is None:
+            started = RunStarted(
+                run_id=self.run_id, agent=self.agent.name, session_id=self.session_id
+            )
+            self._opening = self._number(started)
+        return self._opening
+
+    def _number(self, event: Event) -> LoggedEvent:
         self._seq += 1
-        item = LoggedEvent.of(event.model_copy(update={"seq": self._seq, "ts": utcnow()}))
+        if event.seq:  # already numbered (an agent yielding one object twice): a copy
+            event = event.model_copy()
+        # In place, not model_copy: an event is the agent's to make and the run's from here.
+        fields = event.__dict__
+        fields["seq"] = self._seq
+        fields["ts"] = utcnow()
+        return LoggedEvent.of(event)
+
+    def _stamp(self, event: Event) -> LoggedEvent:
+        item = self._number(event)
         self.journal.log(item)
         return item
 
@@ -183,9 +203,10 @@ class Run:
         metrics.ACTIVE_RUNS.labels(agent_name).inc()
         terminal: RunCompleted | ErrorEvent
         try:
-            await self.publish(
-                RunStarted(run_id=self.run_id, agent=agent_name, session_id=self.session_id)
-            )
+            if self._opening is None:  # not opened through a journal: logged as any event
+                self.journal.log(self.opening())
+            assert self._opening is not None  # noqa: S101 - set by opening()
+            self.feed.push(self._opening)
             completed = await self._run_agent()
             await self._on_complete(self, completed.output)
             self.status = "completed"

@@ -20,7 +20,7 @@ from app.agents.events import ErrorEvent
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
 from app.agents.journal import RunJournal
-from app.agents.protocol import Agent
+from app.agents.protocol import Agent, AgentInput, GivenInput, given_form, input_text
 from app.agents.registry import AgentRegistry
 from app.agents.run import OnDisconnect, Run
 from app.agents.run_llm import CachingLLM, RunLLM
@@ -49,7 +49,7 @@ LOST_AFTER_SECONDS = 10
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     agent: str
-    input: str
+    input: AgentInput  # what the agent's run receives: the text, or its input_model instance
     principal: Principal
     session_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +58,7 @@ class RunRequest:
     on_disconnect: OnDisconnect = "cancel"
     store: bool = True  # False: no session, no history written
     if_busy: IfBusy = "reject"
+    given_input: GivenInput | None = None  # as the client sent it (the record); None: input
 
 
 class RunService:
@@ -118,11 +119,12 @@ class RunService:
                 run_id,
                 keeps_record=foreground,
             )
-            await journal.open(self._record(request, agent.name, run_id, session_id))
+            run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
+            record = self._record(request, agent.name, run_id, session_id)
+            await journal.open(record, run.opening())
         except BaseException:
             await self._release(request.principal.id, run_id, session_id)
             raise
-        run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
         self._live[run_id] = run
         run.start()
         if self._bus is not None:  # before the caller (and so the client) learns the id
@@ -189,7 +191,7 @@ class RunService:
             kind="run",
             owner=request.principal.id,
             agent=agent,
-            input=request.input,
+            input=given_form(request.input if request.given_input is None else request.given_input),
             session_id=session_id,
             max_steps=request.max_steps,
             params=request.params,
@@ -275,7 +277,7 @@ class RunService:
             return
         try:
             await self._sessions.append_exchange(
-                session_id=run.session_id, user=run.input, assistant=output
+                session_id=run.session_id, user=input_text(run.input), assistant=output
             )
         except Exception as exc:  # the answer was delivered; losing the memory is logged
             log.warning("session_save_failed", run_id=run.run_id, error=type(exc).__name__)

@@ -13,7 +13,7 @@ from typing import Any
 
 from app.agents.context import RunContext
 from app.agents.errors import RunFailure
-from app.agents.events import TokenEvent
+from app.agents.events import TokenEvent, token_event
 from app.llm.types import LLMDelta, LLMRequest, LLMResponse
 
 
@@ -30,7 +30,7 @@ class StreamedCall:
             async for item in items:
                 if isinstance(item, LLMDelta):
                     if item.text:
-                        yield TokenEvent(text=item.text)
+                        yield token_event(item.text)
                 else:
                     self.response = item.response
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response
 
 from app.agents.events import InputRequired, RunCompleted
-from app.agents.protocol import Agent
+from app.agents.protocol import Agent, input_model_of, input_schema_for
 from app.agents.service import RunRequest
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
 from app.api.responses import (
@@ -51,10 +51,11 @@ CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 
 
 def _info(agent: Agent) -> AgentInfo:
+    model = input_model_of(agent)  # what the input is validated against is what is shown
     return AgentInfo(
         name=agent.name,
         description=agent.description,
-        input_schema=agent.input_schema,
+        input_schema=agent.input_schema if model is None else input_schema_for(model),
         capabilities=agent.capabilities,
     )
 
@@ -62,8 +63,9 @@ def _info(agent: Agent) -> AgentInfo:
 @router.get("", response_model=AgentList, responses=problems(401), summary="List the agents")
 async def list_agents(_principal: PrincipalDep, runs: RunServiceDep) -> AgentList:
     """Every registered agent: its name (used in the paths below), description, input schema
-    and capabilities (`streaming`, `tools`, `human_input`). Any authenticated caller, no
-    scope needed."""
+    and capabilities (`streaming`, `tools`, `human_input`). The input schema says what the
+    run body's `input` is: a string, or for an agent with an input model an object with
+    its fields. Any authenticated caller, no scope needed."""
     items = [_info(agent) for agent in runs.agents.all()]
     return AgentList(items=items, total=len(items))
 
@@ -85,15 +87,18 @@ async def _run_request(
     body: AgentRunBody,
     principal: AgentsRunDep,
     settings: SettingsDep,
+    runs: RunServiceDep,
     cache_control: CacheControl = None,
 ) -> RunRequest:
-    """What invoke and stream both start: the body checked, the caller, no-cache or not."""
+    """What invoke and stream both start: the body checked (its input against the agent's),
+    the caller, no-cache or not."""
     return build_run_request(
         agent=agent,
         body=body,
         principal=principal,
         settings=settings,
         no_cache=wants_no_cache(cache_control),
+        agents=runs.agents,
     )
 
 

@@ -15,7 +15,7 @@ A run started here costs what POST .../stream costs: each start is charged to th
 rate-limit bucket for the same principal (else the socket would be a way around it), and the
 run holds one of the principal's MAX_CONCURRENT_RUNS_PER_PRINCIPAL slots. A refused start is
   server -> {"type": "error", "code": "rate_limited" | "too_many_concurrent_runs" | ...,
-             "message", "retry_after"?}
+             "message", "retry_after"?, "errors"?}   (errors: an input that does not fit)
 and the socket stays open.
 Handshake, credentials, shutdown frame and close codes: app/api/ws_transport.py.
 """
@@ -50,11 +50,18 @@ STREAM_ROUTE = "/agents/{agent}/stream"
 
 
 async def _error(
-    websocket: WebSocket, code: str, message: str, *, retry_after: int | None = None
+    websocket: WebSocket,
+    code: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    errors: list[Any] | None = None,
 ) -> None:
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if retry_after is not None:
         frame["retry_after"] = retry_after
+    if errors:
+        frame["errors"] = errors
     await send_json(websocket, frame)
 
 
@@ -65,6 +72,7 @@ async def _refuse(websocket: WebSocket, exc: AppError) -> None:
         exc.code,
         exc.detail,
         retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
+        errors=exc.extensions.get("errors"),  # an input that does not fit the agent's model
     )
 
 
@@ -107,6 +115,8 @@ async def _start(
             principal=principal,
             settings=services.settings,
             no_cache=bool(message.get("no_cache")),
+            agents=services.runs.agents,
+            loc=("input",),
         )
         return await services.runs.start(request)  # the principal's run cap applies here
     except ValidationError as exc:

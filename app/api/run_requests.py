@@ -6,23 +6,37 @@ import math
 from dataclasses import replace
 
 from app.agents.events import ErrorEvent
+from app.agents.protocol import input_text, parse_input
+from app.agents.registry import AgentRegistry
 from app.agents.service import RunRequest
 from app.api.schemas.agents import AgentRunBody, RunBody
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable
 from app.security.principals import Principal
 
+BODY_INPUT = ("body", "input")
+
 
 def build_run_request(
-    *, agent: str, body: RunBody, principal: Principal, settings: Settings, no_cache: bool
+    *,
+    agent: str,
+    body: RunBody,
+    principal: Principal,
+    settings: Settings,
+    no_cache: bool,
+    agents: AgentRegistry,
+    loc: tuple[str, ...] = BODY_INPUT,
 ) -> RunRequest:
-    if len(body.input) > settings.MAX_INPUT_CHARS:
+    """The run the body asks for, its input checked against the agent (text, or its input
+    model) before anything is created. An unknown agent is a 404 ``agent_not_found``."""
+    if len(input_text(body.input)) > settings.MAX_INPUT_CHARS:  # an object: its compact JSON
         raise Unprocessable(
             f"input: at most {settings.MAX_INPUT_CHARS} characters", code="validation_error"
         )
     request = RunRequest(
         agent=agent,
-        input=body.input,
+        input=parse_input(agents.require(agent), body.input, loc=loc),
+        given_input=body.input,
         principal=principal,
         session_id=body.session_id,
         params=dict(body.params),

@@ -102,9 +102,15 @@ async def submit_task(
     nothing; the same key with a different body is 422 `idempotency_key_mismatch`. Needs
     the `tasks:write` scope.
     """
-    # Same validation as a foreground run (input length, params).
+    # Same validation as a foreground run (the input against the agent's, its length), before
+    # anything is stored; the task keeps the input as sent and its worker validates it again.
     build_run_request(
-        agent=body.agent, body=body, principal=principal, settings=settings, no_cache=False
+        agent=body.agent,
+        body=body,
+        principal=principal,
+        settings=settings,
+        no_cache=False,
+        agents=runs.agents,
     )
     record, created = await tasks.submit(
         owner=principal,

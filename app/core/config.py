@@ -32,6 +32,14 @@ from app.core.run_settings import RunSettings
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-before-production"  # noqa: S105
 
 
+_CACHE_LOCAL = (
+    "With Redis: each process also keeps the answers it read or wrote for up to this long "
+    "(never past the entry's Redis expiry), so a repeated hit costs no round trip. 0 = always "
+    "ask Redis."
+)
+_CACHE_LOCAL_MAX = "Answers one process keeps for CACHE_LOCAL_SECONDS (LRU)."
+
+
 class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings):
     # Groups of their own: app/core/limits_settings.py, run_settings.py, oidc_settings.py.
     model_config = SettingsConfigDict(
@@ -169,10 +177,9 @@ class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings):
     # --- Cache (LLM responses) ---------------------------------------------------------------
     CACHE_ENABLED: bool = Field(True, description="Cache deterministic LLM responses.")
     CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
-
-    # --- Cache partition (issue 9) -------------------------------------------------------------
-    # Part of every cache key (app/llm/cache.py): callers in different partitions never share
-    # an entry, nor an in-flight call.
+    CACHE_LOCAL_SECONDS: float = Field(10.0, ge=0, description=_CACHE_LOCAL)
+    CACHE_LOCAL_MAX_ENTRIES: int = Field(1024, ge=1, description=_CACHE_LOCAL_MAX)
+    # Part of every cache key (app/llm/cache.py): partitions share no entry, no in-flight call.
     CACHE_SCOPE: Literal["global", "principal", "tenant"] = Field(
         "global",
         description="Who shares cached LLM answers. global = every caller: the most hits, but "

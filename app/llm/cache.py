@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 import re
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Any, Literal
@@ -67,6 +68,9 @@ def cache_key(*, provider: str, request: LLMRequest, partition: str = "") -> str
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+REPLAYS_KEPT = 256  # decoded cached answers kept for repeated hits (per process)
 
 
 def replay(response: LLMResponse) -> list[LLMStreamItem]:
@@ -159,6 +163,9 @@ class CachedLLM:
         self._scope: CacheScope = scope
         self._defaults = provider_defaults(provider)
         self._flights: dict[str, _Flight] = {}
+        # The replay of recently served entries, by key, with the stored text it came from: a
+        # repeated hit reuses the items (never changed by anyone) instead of decoding again.
+        self._replays: OrderedDict[str, tuple[str, list[LLMStreamItem]]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -198,8 +205,18 @@ class CachedLLM:
         flight = self._flights.get(key)
         follower = flight is not None
         if flight is None:
-            flight = self._start(key, request)
-        else:
+            # A stored answer is replayed right here: no flight, no task, no per-item wakeup.
+            outcome, replayed = await self._lookup(key)
+            if replayed is not None:
+                for item in replayed:
+                    yield item
+                return
+            flight = self._flights.get(key)  # an identical call may have started meanwhile
+            follower = flight is not None
+            if flight is None:
+                metrics.record_cache(outcome)
+                flight = self._start(key, request, writable=outcome == "miss")
+        if follower:
             metrics.record_cache("hit")  # served by the identical call already in flight
         async with aclosing(flight.follow()) as items:
             async for item in items:
@@ -238,10 +255,42 @@ class CachedLLM:
 
     # --- single flight -----------------------------------------------------------------------
 
-    def _start(self, key: str, request: LLMRequest) -> _Flight:
+    async def _lookup(
+        self, key: str
+    ) -> tuple[Literal["hit", "miss", "error"], list[LLMStreamItem] | None]:
+        """The stored answer's replay, or why there is none (a miss, or the store failed)."""
+        try:
+            stored = await self.store.get(key)
+        except CacheUnavailable:
+            return "error", None
+        if stored is None:
+            return "miss", None
+        memo = self._replays.get(key)
+        if memo is not None and memo[0] == stored:  # decoded before: the same items again
+            self._replays.move_to_end(key)
+            items = memo[1]
+        else:
+            response = _decode(stored)
+            if response is None:
+                return "miss", None
+            items = replay(response)
+            self._replays[key] = (stored, items)
+            if len(self._replays) > REPLAYS_KEPT:
+                self._replays.popitem(last=False)
+        final = items[-1]
+        assert isinstance(final, LLMFinal)  # noqa: S101 - replay() ends with the final item
+        metrics.record_cache("hit")
+        metrics.record_served_from_cache(
+            provider=self.provider.name, model=final.response.model, usage=final.response.usage
+        )
+        return "hit", items
+
+    def _start(self, key: str, request: LLMRequest, *, writable: bool) -> _Flight:
         flight = _Flight(on_abandoned=lambda abandoned: self._abandon(key, abandoned))
         self._flights[key] = flight
-        task = asyncio.create_task(self._produce(key, request, flight), name="llm-single-flight")
+        task = asyncio.create_task(
+            self._produce(key, request, flight, writable=writable), name="llm-single-flight"
+        )
         flight.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -255,32 +304,19 @@ class CachedLLM:
         if flight.task is not None:
             flight.task.cancel()
 
-    async def _produce(self, key: str, request: LLMRequest, flight: _Flight) -> None:
+    async def _produce(
+        self, key: str, request: LLMRequest, flight: _Flight, *, writable: bool
+    ) -> None:
+        """The upstream call after a miss (looked up by the caller that started the flight);
+        ``writable``: the store answered, so the answer is stored."""
         try:
-            writable = True
-            try:
-                stored = await self.store.get(key)
-            except CacheUnavailable:
-                stored, writable = None, False
-                metrics.record_cache("error")
-            response = _decode(stored)
-            if response is not None:
-                metrics.record_cache("hit")
-                metrics.record_served_from_cache(
-                    provider=self.provider.name, model=response.model, usage=response.usage
-                )
-                for item in replay(response):
+            async with aclosing(metrics.instrumented(self.provider, request)) as items:
+                async for item in items:
+                    if isinstance(item, LLMFinal) and writable:
+                        # Stored before anyone sees the final: once a caller has its
+                        # answer, the next identical request is a hit.
+                        await self._write(key, item.response)
                     flight.push(item)
-            else:
-                if writable:
-                    metrics.record_cache("miss")
-                async with aclosing(metrics.instrumented(self.provider, request)) as items:
-                    async for item in items:
-                        if isinstance(item, LLMFinal) and writable:
-                            # Stored before anyone sees the final: once a caller has its
-                            # answer, the next identical request is a hit.
-                            await self._write(key, item.response)
-                        flight.push(item)
             flight.finish()
         except asyncio.CancelledError as exc:
             flight.finish(exc)

@@ -31,6 +31,12 @@ class CacheStore(Protocol):
     async def set(self, key: str, value: str, ttl: int) -> None: ...
 
 
+class SharedCacheStore(CacheStore, Protocol):
+    async def get_with_ttl(self, key: str) -> tuple[str | None, float]:
+        """The entry and the seconds it has left (0 when none)."""
+        ...
+
+
 class MemoryCacheStore:
     """Bounded LRU with per-entry expiry: the embedded default (one process)."""
 
@@ -48,7 +54,7 @@ class MemoryCacheStore:
         self._entries.move_to_end(key)
         return entry[1]
 
-    async def set(self, key: str, value: str, ttl: int) -> None:
+    async def set(self, key: str, value: str, ttl: float) -> None:
         self._entries[key] = (time.monotonic() + ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
@@ -80,6 +86,20 @@ class RedisCacheStore:
             return raw.decode()
         return raw if isinstance(raw, str) else None
 
+    async def get_with_ttl(self, key: str) -> tuple[str | None, float]:
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._prefix + key)
+                pipe.pttl(self._prefix + key)
+                return await pipe.execute()
+
+        raw, pttl = await self._call(read)
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        if not isinstance(raw, str):
+            return None, 0.0
+        return raw, max(0.0, pttl / 1000) if isinstance(pttl, int) else 0.0
+
     async def set(self, key: str, value: str, ttl: int) -> None:
         await self._call(lambda: self._redis.set(self._prefix + key, value, ex=ttl))
 
@@ -103,3 +123,34 @@ class RedisCacheStore:
         if recovering:
             log.info("llm_cache_backend_recovered")
         return result
+
+
+class NearCacheStore:
+    """Redis, with each process keeping the answers it has read or written for a few seconds.
+
+    An entry is the answer to exactly the request its key hashes (and partition), never
+    changed in place, so a copy is as good as the original while the original lives: the
+    local copy expires at the sooner of ``local_seconds`` and the Redis entry's own expiry
+    (read with it in the same round trip). A hit served locally costs no round trip; what
+    another replica writes is seen on the next local miss. A Redis failure raises as before.
+    """
+
+    def __init__(self, shared: SharedCacheStore, *, local_seconds: float, max_entries: int) -> None:
+        self._shared = shared
+        self._local = MemoryCacheStore(max_entries=max_entries)
+        self._local_seconds = local_seconds
+        self.local_hits = 0
+
+    async def get(self, key: str) -> str | None:
+        found = await self._local.get(key)
+        if found is not None:
+            self.local_hits += 1
+            return found
+        value, left = await self._shared.get_with_ttl(key)
+        if value is not None and left > 0:
+            await self._local.set(key, value, min(self._local_seconds, left))
+        return value
+
+    async def set(self, key: str, value: str, ttl: int) -> None:
+        await self._shared.set(key, value, ttl)
+        await self._local.set(key, value, min(self._local_seconds, ttl))

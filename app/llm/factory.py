@@ -11,14 +11,21 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.llm.cache import CachedLLM
-from app.llm.cache_store import CacheStore, MemoryCacheStore, RedisCacheStore
+from app.llm.cache_store import CacheStore, MemoryCacheStore, NearCacheStore, RedisCacheStore
 from app.llm.providers import build_provider
 
 
 def build_cache_store(settings: Settings, redis: Redis | None) -> CacheStore:
     if redis is None:
         return MemoryCacheStore()
-    return RedisCacheStore(redis, prefix=f"{settings.REDIS_KEY_PREFIX}llmcache:")
+    shared = RedisCacheStore(redis, prefix=f"{settings.REDIS_KEY_PREFIX}llmcache:")
+    if settings.CACHE_LOCAL_SECONDS <= 0:
+        return shared
+    return NearCacheStore(
+        shared,
+        local_seconds=settings.CACHE_LOCAL_SECONDS,
+        max_entries=settings.CACHE_LOCAL_MAX_ENTRIES,
+    )
 
 
 def build_llm(settings: Settings, redis: Redis | None) -> CachedLLM:

@@ -64,7 +64,7 @@ class RunRecord(BaseModel):
     kind: RunKind = "task"  # records stored before foreground runs had one are tasks
     owner: str
     agent: str
-    input: str
+    input: str | dict[str, Any]  # as the client sent it: text, or a JSON object
     session_id: str | None = None
     max_steps: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -129,9 +129,17 @@ _NULLABLE = frozenset(
 )
 
 
+# An object input is kept as JSON in a field of its own: ``input`` stays plain text, as in
+# records stored before inputs could be objects.
+_OBJECT_INPUT = "input_json"
+
+
 def to_fields(record: RunRecord) -> dict[str, str]:
     """Flatten a record for a Redis hash: nested values as JSON, None as ''."""
-    return _flatten(record.model_dump(mode="json"))
+    data = record.model_dump(mode="json")
+    if not isinstance(data["input"], str):
+        data[_OBJECT_INPUT] = json.dumps(data.pop("input"), separators=(",", ":"))
+    return _flatten(data)
 
 
 def changes_to_fields(changes: RunUpdate) -> dict[str, str]:
@@ -164,6 +172,8 @@ def from_fields(fields: dict[str, str]) -> RunRecord:
     for key, value in fields.items():
         if value == "":
             data[key] = None
+        elif key == _OBJECT_INPUT:
+            data["input"] = json.loads(value)
         elif key in _JSON_FIELDS:
             data[key] = json.loads(value)
         elif key in ("cancel_requested", "pause_requested"):

@@ -23,6 +23,14 @@ from typing import Protocol
 from app.store.run_records import RunKind, RunRecord, RunStatus, RunUpdate, StatusSet
 
 
+class FirstEventsNotLogged(Exception):
+    """The record was created, its first events were not appended."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} first events not logged")
+        self.count = count
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     seq: int
@@ -41,9 +49,12 @@ class RunQuery:
 
 class RunStore(Protocol):
     # -- records ----------------------------------------------------------------------------
-    async def create(self, record: RunRecord) -> None:
-        """Store a foreground run's record and index it (owner, session). Tasks are stored by
-        the task backend's submit, atomically with their queue entry."""
+    async def create(
+        self, record: RunRecord, events: builtins.list[StoredEvent] | None = None
+    ) -> None:
+        """Store a foreground run's record and index it (owner, session), and its first
+        events with it (one round trip). Tasks are stored by the task backend's submit,
+        atomically with their queue entry."""
         ...
 
     async def get(self, run_id: str) -> RunRecord | None: ...

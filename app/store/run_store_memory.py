@@ -61,8 +61,12 @@ class MemoryRunStore:
         record = self._records.get(run_id)
         return record is not None and not record.finished
 
-    async def create(self, record: RunRecord) -> None:
+    async def create(
+        self, record: RunRecord, events: builtins.list[StoredEvent] | None = None
+    ) -> None:
         self.put(record)
+        if events:
+            await self.append_events(record.id, events, kind=record.kind)
 
     async def get(self, run_id: str) -> RunRecord | None:
         self._drop_expired()

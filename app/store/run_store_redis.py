@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 
 from app.store.run_records import (
     TERMINAL_STATUSES,
@@ -35,7 +36,7 @@ from app.store.run_records import (
     from_fields,
     to_fields,
 )
-from app.store.run_store import RunQuery, StoredEvent
+from app.store.run_store import FirstEventsNotLogged, RunQuery, StoredEvent
 
 WAIT_BATCH = 500
 FILTER_SCAN = 1000  # a status or kind filter reads this many of the newest records at most
@@ -159,25 +160,43 @@ class RedisRunStore:
         self._create = redis.register_script(CREATE)
 
     # -- records ----------------------------------------------------------------------------
-    async def create(self, record: RunRecord) -> None:
+    async def create(
+        self, record: RunRecord, events: builtins.list[StoredEvent] | None = None
+    ) -> None:
         keys, kept_longest = self.keys, max(self.retention, self.run_retention)
         flat = [item for pair in to_fields(record).items() for item in pair]
         session = record.session_id
-        await self._create(
-            keys=[
-                keys.record(record.id),
-                keys.owner_index(record.owner),
-                keys.session_index(session) if session is not None else "",
-            ],
-            args=[
-                self._retention_of(record.kind),
-                kept_longest,
-                time.time() - kept_longest,
-                record.id,
-                record.submitted_at.timestamp(),
-                *flat,
-            ],
-        )
+        create_keys = [
+            keys.record(record.id),
+            keys.owner_index(record.owner),
+            keys.session_index(session) if session is not None else "",
+        ]
+        create_args: builtins.list[EncodableT] = [
+            self._retention_of(record.kind),
+            kept_longest,
+            time.time() - kept_longest,
+            record.id,
+            record.submitted_at.timestamp(),
+            *flat,
+        ]
+        if not events:
+            await self._create(keys=create_keys, args=create_args)
+            return
+        # The record and the run's first events in one round trip (EVALSHA straight, as in
+        # finish; a Redis that lost its scripts answers NOSCRIPT and each part runs alone).
+        append_keys = [keys.events(record.id), keys.seq(record.id)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._create.sha, 3, *create_keys, *create_args)
+            pipe.evalsha(self._append_many.sha, 2, *append_keys, *self._batch(events, record.kind))
+            created, appended = await pipe.execute(raise_on_error=False)
+        if _no_script(created):
+            await self._create(keys=create_keys, args=create_args)
+        elif isinstance(created, Exception):
+            raise created
+        if _no_script(appended):
+            await self.append_events(record.id, events, kind=record.kind)
+        elif isinstance(appended, Exception):  # the record stands: the log misses its start
+            raise FirstEventsNotLogged(len(events)) from appended
 
     def _retention_of(self, kind: RunKind) -> int:
         return self.run_retention if kind == "run" else self.retention

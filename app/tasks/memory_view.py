@@ -9,6 +9,7 @@ else is answered exactly like a missing task, so ids cannot be probed.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from app.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from app.agents.protocol import input_text
 from app.agents.sessions import SessionService
 from app.core.errors import NotFound
 from app.llm.types import ChatMessage, ToolCall
@@ -116,14 +118,27 @@ def _given_history(history: list[ChatMessage], record: RunRecord) -> tuple[list[
     """
     if record.result is None:
         return history, False
-    exchange = [
-        ChatMessage(role="user", content=record.input),
-        ChatMessage(role="assistant", content=record.result.output),
-    ]
+    answer = ChatMessage(role="assistant", content=record.result.output)
+    given = input_text(record.input)
     for start in range(len(history) - 2, -1, -1):
-        if history[start : start + 2] == exchange:
+        user, assistant = history[start : start + 2]
+        if assistant == answer and user.role == "user" and _same_input(user.content or "", given):
             return history[:start], True
     return history, False
+
+
+def _same_input(turn: str, given: str) -> bool:
+    """Whether a session's user turn is the task's input. An input for an agent with an input
+    model is kept in the session as the validated model's JSON (defaults filled in, values
+    coerced), so for those any JSON object stands for it."""
+    return turn == given or (_json_object(turn) and _json_object(given))
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 async def task_memory(
@@ -170,7 +185,11 @@ async def task_memory(
             break
         after = batch[-1].seq
 
-    messages = [*history, ChatMessage(role="user", content=record.input), *transcript.finish()]
+    messages = [
+        *history,
+        ChatMessage(role="user", content=input_text(record.input)),
+        *transcript.finish(),
+    ]
     if len(messages) > MAX_MESSAGES:
         messages, truncated = messages[-MAX_MESSAGES:], True
     return MemorySnapshot(

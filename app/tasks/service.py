@@ -12,6 +12,7 @@ from app.agents.errors import InvalidInput
 from app.agents.events import ErrorEvent, Event
 from app.agents.feed import LoggedEvent
 from app.agents.followers import FollowItem
+from app.agents.protocol import GivenInput
 from app.agents.service import RunService
 from app.agents.sessions import SessionService
 from app.core.clock import utcnow
@@ -64,7 +65,7 @@ class TaskService:
         *,
         owner: Principal,
         agent: str,
-        input: str,
+        input: GivenInput,
         session_id: str | None,
         max_steps: int | None,
         params: dict[str, Any],

@@ -42,6 +42,7 @@ from app.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from app.agents.protocol import parse_input
 from app.agents.run import Run
 from app.agents.service import RunRequest, RunService
 from app.core.clock import utcnow
@@ -261,7 +262,7 @@ class TaskWorker:
         try:
             request = RunRequest(
                 agent=record.agent,
-                input=record.input,
+                input=parse_input(self._runs.agents.require(record.agent), record.input),
                 principal=principal_for_owner(record.owner),
                 session_id=record.session_id,
                 params=record.params,
@@ -272,7 +273,7 @@ class TaskWorker:
             run = await self._runs.start(
                 request, run_id=task_id, foreground=False, after_seq=after_seq
             )
-        except AppError as exc:  # the agent is gone, the session busy or deleted
+        except AppError as exc:  # agent gone, input not fitting its model, session busy/gone
             await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))
             await backend.ack(delivery)
             return

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.llm.cache import CachedLLM, cache_key
-from app.llm.cache_store import MemoryCacheStore, RedisCacheStore
+from app.llm.cache_store import MemoryCacheStore, NearCacheStore, RedisCacheStore
 from app.llm.factory import build_llm
 from app.llm.offline import OfflineProvider
 from app.llm.protocol import LLMError
@@ -407,3 +407,66 @@ async def test_hung_redis_costs_a_bounded_delay(
     assert elapsed < 1.5
     await llm.aclose()
     await redis.aclose()
+
+
+# --- the near cache: each process keeps what it read or wrote, never past Redis's expiry ----
+
+
+def near_store(settings: Settings, redis: Redis, *, local_seconds: float = 10) -> NearCacheStore:
+    shared = RedisCacheStore(redis, prefix=f"{settings.REDIS_KEY_PREFIX}llmcache:")
+    return NearCacheStore(shared, local_seconds=local_seconds, max_entries=16)
+
+
+async def test_the_factory_puts_a_near_cache_in_front_of_redis_unless_told_not_to(
+    make_settings: SettingsFactory, running_redis: RedisServer, redis: Redis
+) -> None:
+    near = build_llm(make_settings(REDIS_URL=running_redis.url), redis)
+    plain = build_llm(make_settings(REDIS_URL=running_redis.url, CACHE_LOCAL_SECONDS=0), redis)
+    assert isinstance(near.store, NearCacheStore)
+    assert isinstance(plain.store, RedisCacheStore)
+
+
+async def test_a_repeated_hit_is_served_without_redis(
+    make_settings: SettingsFactory, own_redis: RedisServer
+) -> None:
+    settings = make_settings(REDIS_URL=own_redis.url)
+    redis = build_redis(settings)
+    llm = CachedLLM(CountingProvider(), store=near_store(settings, redis), ttl=60)
+    first = await llm.complete(ask("kept near"))
+    own_redis.stop()  # from here on, only the process's own copy can answer
+    try:
+        again = await llm.complete(ask("kept near"))
+        assert again.cached and again.content == first.content
+        assert calls(llm) == 1
+    finally:
+        own_redis.start()
+        await llm.aclose()
+        await redis.aclose()
+
+
+async def test_what_one_process_writes_another_reads_from_redis(
+    settings: Settings, redis: Redis
+) -> None:
+    writer = CachedLLM(CountingProvider(), store=near_store(settings, redis), ttl=60)
+    reader = CachedLLM(CountingProvider(), store=near_store(settings, redis), ttl=60)
+    written = await writer.complete(ask("shared across replicas"))
+    read = await reader.complete(ask("shared across replicas"))
+    assert read.cached and read.content == written.content and calls(reader) == 0
+    await writer.aclose()
+    await reader.aclose()
+
+
+async def test_a_local_copy_never_outlives_the_redis_entry(
+    settings: Settings, redis: Redis
+) -> None:
+    store = near_store(settings, redis, local_seconds=60)
+    key = f"{settings.REDIS_KEY_PREFIX}llmcache:short-lived"
+    await redis.set(key, "answer", px=300)  # another replica's entry, about to expire
+    assert await store.get("short-lived") == "answer"
+    deadline = time.monotonic() + 3
+    while await redis.exists(key) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await store.get("short-lived") is None  # gone from Redis: gone here too
+    await store.set("written", "value", ttl=1)  # our own write: at most its TTL
+    await asyncio.sleep(1.1)
+    assert await store.get("written") is None

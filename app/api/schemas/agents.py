@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.agents.protocol import AgentCapabilities
 from app.llm.types import Usage
@@ -39,6 +40,30 @@ RUN_BODY_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _text_or_object(value: Any) -> str | dict[str, Any]:
+    """One error that names the field (a plain union would report each of its branches)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("text_or_object_type", "Input should be a string or an object")
+    if not value:
+        raise PydanticCustomError(
+            "string_too_short", "String should have at least 1 character", {"min_length": 1}
+        )
+    if not value.strip():
+        raise ValueError("input must not be blank")
+    return value
+
+
+# The run input: text, or (for an agent with an input model) a JSON object; which one an agent
+# takes, and the object's fields, are checked against the agent (app/api/run_requests.py).
+RunInput = Annotated[
+    str | dict[str, Any],
+    PlainValidator(_text_or_object),
+    WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {"type": "object"}]}),
+]
+
+
 class AgentInfo(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -60,7 +85,10 @@ class AgentInfo(BaseModel):
 
     name: str = Field(description="The agent's name, as used in /v1/agents/{agent}/...")
     description: str
-    input_schema: dict[str, Any] = Field(description="JSON Schema of the run input.")
+    input_schema: dict[str, Any] = Field(
+        description="JSON Schema of the run body's `input`: a string, or for an agent with an "
+        "input model, an object with the model's fields."
+    )
     capabilities: AgentCapabilities = Field(
         description="human_input: may send input_required (not usable with invoke); "
         "tools: calls the registered tools."
@@ -73,7 +101,10 @@ class AgentList(BaseModel):
 
 
 class RunBody(BaseModel):
-    input: str = Field(min_length=1, description="The user's message (1..MAX_INPUT_CHARS).")
+    input: RunInput = Field(
+        description="The user's message (1..MAX_INPUT_CHARS), or, for an agent whose "
+        "input_schema describes an object, that object (its JSON at most MAX_INPUT_CHARS)."
+    )
     session_id: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{32}$",
@@ -103,13 +134,6 @@ class RunBody(BaseModel):
         ):
             raise ValueError(f"params.max_tokens must be an integer 1..{MAX_TOKENS_PARAM_LIMIT}")
         return params
-
-    @field_validator("input")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("input must not be blank")
-        return value
 
 
 class AgentRunBody(RunBody):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -19,7 +20,9 @@ class RunInfo(BaseModel):
     agent: str
     status: RunStatus
     session_id: str | None
-    input: str
+    input: str | dict[str, Any] = Field(
+        description="The input as sent: text, or the object for an agent with an input model."
+    )
     steps_taken: int
     usage: Usage = Field(description="Tokens used by the run's LLM calls (final once it ended).")
     submitted_at: datetime

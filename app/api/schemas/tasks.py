@@ -65,6 +65,10 @@ class TaskPending(BaseModel):
 class TaskInfo(BaseModel):
     task_id: str
     agent: str
+    input: str | dict[str, Any] = Field(
+        description="The input as submitted: text, or the object for an agent with an input "
+        "model (the worker validates it against the model again when it runs the task)."
+    )
     status: RunStatus
     session_id: str | None
     steps_taken: int

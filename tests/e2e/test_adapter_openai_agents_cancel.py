@@ -1,0 +1,59 @@
+"""Cancel means stop for an OpenAI Agents SDK agent served by a real server process: the SSE
+client leaving closes the model's stream within a second, on both routes a model call takes
+(the Agent's own SDK model, and the service's LLM). The POST /v1/runs/{id}/cancel proof is in
+tests/integration/test_adapter_openai_agents.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import login
+from tests.support.fake_openai import FakeOpenAI, Slow
+from tests.support.server_process import ServerProcess
+from tests.support.sse import parse_lines
+
+MODULE = "tests.support.adapters.openai_agents_agents"
+
+
+def _env(route: str, fake: FakeOpenAI) -> dict[str, str]:
+    if route == "own-model":
+        return {"AGENTS": f"talker={MODULE}:talker", "OPENAI_AGENTS_FAKE_URL": fake.url}
+    return {
+        "AGENTS": f"talker={MODULE}:assistant",
+        "LLM_PROVIDER": "openai",
+        "OPENAI_BASE_URL": fake.url,
+        "OPENAI_API_KEY": "sk-test",
+        "CACHE_ENABLED": "false",
+    }
+
+
+@pytest.mark.parametrize("route", ["own-model", "service-llm"])
+def test_an_sse_client_leaving_closes_the_models_stream_within_a_second(route: str) -> None:
+    with FakeOpenAI() as fake:
+        fake.default = Slow(interval=0.1, duration=20)
+        with ServerProcess(env=_env(route, fake)) as server:
+            client = httpx.Client(base_url=server.url, timeout=30)
+            request = client.build_request(
+                "POST",
+                "/v1/agents/talker/stream",
+                json={"input": "talk forever"},
+                headers={"Authorization": f"Bearer {login(server.url)}"},
+            )
+            response = client.send(request, stream=True)
+            tokens = 0
+            for frame in parse_lines(response.iter_lines()):
+                if frame.event == "token":
+                    tokens += 1
+                    if tokens == 3:
+                        break
+            assert fake.request_count == 1 and not fake.disconnected.is_set()
+            response.close()
+            client.close()
+            left_at = time.monotonic()
+            assert fake.disconnected.wait(timeout=2), "the model's stream was never closed"
+            assert fake.disconnected_at is not None
+            assert fake.disconnected_at - left_at < 1.0

@@ -1,0 +1,1 @@
+"""Framework objects the adapter tests serve (one module per framework)."""
