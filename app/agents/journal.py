@@ -16,7 +16,7 @@ import structlog
 
 from app.agents.events import ErrorEvent, InputRequired, RunCompleted
 from app.agents.feed import LoggedEvent
-from app.agents.log_writer import RunLogWriter
+from app.agents.log_writer import RunLogBatcher, RunLogWriter
 from app.core.clock import utcnow
 from app.store.run_records import (
     LIVE_STATUSES,
@@ -40,11 +40,21 @@ ANSWERED: StatusSet = frozenset({"input_required"})
 
 
 class RunJournal:
-    def __init__(self, store: RunStore | None, run_id: str, *, keeps_record: bool) -> None:
+    def __init__(
+        self,
+        store: RunStore | None,
+        run_id: str,
+        *,
+        keeps_record: bool,
+        batcher: RunLogBatcher | None = None,
+    ) -> None:
         self._store = store
         self._run_id = run_id
         kind: RunKind = "run" if keeps_record else "task"
-        self._writer = None if store is None else RunLogWriter(store, run_id, kind=kind)
+        self._writer = None
+        if store is not None:
+            batcher = batcher or RunLogBatcher(store)
+            self._writer = RunLogWriter(batcher, run_id, kind=kind)
         self._keeps_record = keeps_record and store is not None
 
     async def open(self, record: RunRecord, first: LoggedEvent) -> None:

@@ -20,6 +20,7 @@ from app.agents.events import ErrorEvent
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
 from app.agents.journal import RunJournal
+from app.agents.log_writer import RunLogBatcher
 from app.agents.protocol import Agent, AgentInput, GivenInput, given_form, input_text
 from app.agents.registry import AgentRegistry
 from app.agents.run import OnDisconnect, Run
@@ -87,6 +88,7 @@ class RunService:
         self._counted: set[str] = set()
         self.store = store
         self._log_runs = settings.RUN_LOG_ENABLED
+        self._log_batcher = RunLogBatcher(store)  # every run's log writes, batched together
         self.followers = RunFollowers(store, local_feed=self._local_feed, reap=self.reap_if_lost)
 
     # -- starting ----------------------------------------------------------------------------
@@ -118,6 +120,7 @@ class RunService:
                 self.store if self._log_runs or not foreground else None,
                 run_id,
                 keeps_record=foreground,
+                batcher=self._log_batcher,
             )
             run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
             record = self._record(request, agent.name, run_id, session_id)

@@ -38,6 +38,15 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RunBatch:
+    """Events of one run to append (``append_batches``)."""
+
+    run_id: str
+    kind: RunKind
+    events: builtins.list[StoredEvent]
+
+
+@dataclass(frozen=True, slots=True)
 class RunQuery:
     """Which of an owner's runs to list; None matches any."""
 
@@ -94,6 +103,12 @@ class RunStore(Protocol):
     ) -> None:
         """Append events whose ``seq`` the writer stamped, in order; any at or below the last
         stored seq are skipped (a late write from a run that was taken over)."""
+        ...
+
+    async def append_batches(
+        self, batches: builtins.list[RunBatch]
+    ) -> builtins.list[Exception | None]:
+        """``append_events`` for several runs in one call; per batch, None or what failed."""
         ...
 
     async def finish(

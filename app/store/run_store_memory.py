@@ -24,7 +24,7 @@ from app.store.run_records import (
     RunUpdate,
     StatusSet,
 )
-from app.store.run_store import RunQuery, StoredEvent
+from app.store.run_store import RunBatch, RunQuery, StoredEvent
 
 WAIT_BATCH = 500
 
@@ -158,6 +158,13 @@ class MemoryRunStore:
             if event.seq > self._seq.get(run_id, 0):
                 self._store(run_id, event)
         self._wake(run_id)
+
+    async def append_batches(
+        self, batches: builtins.list[RunBatch]
+    ) -> builtins.list[Exception | None]:
+        for batch in batches:
+            await self.append_events(batch.run_id, batch.events, kind=batch.kind)
+        return [None] * len(batches)
 
     async def finish(
         self,

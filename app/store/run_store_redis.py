@@ -36,7 +36,7 @@ from app.store.run_records import (
     from_fields,
     to_fields,
 )
-from app.store.run_store import FirstEventsNotLogged, RunQuery, StoredEvent
+from app.store.run_store import FirstEventsNotLogged, RunBatch, RunQuery, StoredEvent
 
 WAIT_BATCH = 500
 FILTER_SCAN = 1000  # a status or kind filter reads this many of the newest records at most
@@ -287,6 +287,29 @@ class RedisRunStore:
             keys=[self.keys.events(run_id), self.keys.seq(run_id)],
             args=self._batch(events, kind),
         )
+
+    async def append_batches(
+        self, batches: builtins.list[RunBatch]
+    ) -> builtins.list[Exception | None]:
+        # One pipeline, EVALSHA straight (as in finish): a Redis that lost its scripts answers
+        # NOSCRIPT, and those batches are appended on their own, which loads the script.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for batch in batches:
+                keys = [self.keys.events(batch.run_id), self.keys.seq(batch.run_id)]
+                pipe.evalsha(
+                    self._append_many.sha, 2, *keys, *self._batch(batch.events, batch.kind)
+                )
+            replies = await pipe.execute(raise_on_error=False)
+        outcomes: builtins.list[Exception | None] = []
+        for batch, reply in zip(batches, replies, strict=True):
+            if _no_script(reply):
+                try:
+                    await self.append_events(batch.run_id, batch.events, kind=batch.kind)
+                    reply = None
+                except Exception as exc:
+                    reply = exc
+            outcomes.append(reply if isinstance(reply, Exception) else None)
+        return outcomes
 
     def _batch(self, events: builtins.list[StoredEvent], kind: RunKind) -> builtins.list[Any]:
         return [
