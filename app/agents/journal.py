@@ -57,6 +57,10 @@ class RunJournal:
             self._writer = RunLogWriter(batcher, run_id, kind=kind)
         self._keeps_record = keeps_record and store is not None
 
+    @property
+    def keeps_record(self) -> bool:
+        return self._keeps_record
+
     async def open(self, record: RunRecord, first: LoggedEvent) -> None:
         """Store a foreground run's record with its first event (one store call); a task's
         first event is just logged. The store away: the run goes on without record or log
@@ -143,3 +147,22 @@ class RunJournal:
             await self._store.transition(self._run_id, to=to, allowed_from=allowed, changes=changes)
         except Exception as exc:
             log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
+
+
+async def end_lost_run(store: RunStore, run_id: str) -> None:
+    """Write the end of a foreground run whose process died: failed ``run_lost``, and the
+    same error as the last event of its log (unless something ended it meanwhile)."""
+    message = "The process running this run stopped before it ended."
+    if await store.transition(
+        run_id,
+        to="failed",
+        allowed_from=LIVE_STATUSES,
+        changes={
+            "error_code": "run_lost",
+            "error_message": message,
+            "finished_at": utcnow(),
+            "pending_input": None,
+        },
+    ):
+        error = ErrorEvent(code="run_lost", message=message)
+        await store.append_event(run_id, error.model_dump_json(), kind="run")

@@ -1,13 +1,18 @@
-"""Which process holds which live run: one Redis key per run, with a TTL kept fresh.
+"""Which process holds which live run.
 
-``{prefix}runs:live:{run_id}`` = ``{"owner": principal id, "holder": process id}``. A process
-announces a run before anyone can learn its id, refreshes every run it holds in one pipeline
-each ``ttl / 3`` seconds (re-creating keys that vanished, e.g. after a Redis restart), and
-deletes the key when the run ends. A killed process stops refreshing, so its entries expire
-within the TTL; until then its inbox has no subscriber, which the sender sees at once.
+A run with a record says so in it: the record's ``holder`` field names the process (set when
+the record is created, or by the worker that takes a task), and the process keeps one
+heartbeat key, ``{prefix}runs:holder:{holder}``, alive (TTL refreshed every ``ttl / 3``
+seconds). While the record is live and the heartbeat exists, the holder has the run: no key
+per run, no round trip to announce or retire one (the record's end says it ended).
 
-Redis failures here never stop a run: the run goes on, reachable from its own process, and
-the next refresh announces it again.
+A run without a record (RUN_LOG_ENABLED=false, or its record could not be written) is
+announced on its own: ``{prefix}runs:live:{run_id}`` = ``{"owner", "holder"}``, refreshed with
+the heartbeat (re-created if Redis lost it) and deleted when the run ends.
+
+A killed process stops refreshing, so its runs are unreachable within the TTL; until then its
+inbox has no subscriber, which the sender sees at once. Redis failures here never stop a run:
+the run goes on, reachable from its own process, and the next refresh repairs the keys.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.core.lifecycle import raise_if_cancelling, stop_task
+from app.store.run_store_redis import RunKeys
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +38,25 @@ if value and cjson.decode(value)['holder'] == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
+"""
+
+
+# The holder of a live run: from its record (live status, heartbeat alive), else from the
+# run's own key (runs without a record). KEYS: record, live key; ARGV: heartbeat key prefix.
+_LOOKUP = """
+local found = redis.call('HMGET', KEYS[1], 'owner', 'holder', 'status')
+local holder, status = found[2], found[3]
+if holder and holder ~= '' then
+  if status ~= 'running' and status ~= 'input_required' and status ~= 'paused'
+      and status ~= 'pause_requested' then
+    return false
+  end
+  if redis.call('EXISTS', ARGV[1] .. holder) == 0 then
+    return false
+  end
+  return cjson.encode({owner = found[1], holder = holder})
+end
+return redis.call('GET', KEYS[2])
 """
 
 
@@ -48,12 +73,17 @@ class LiveRunRegistry:
         self._prefix = prefix
         self.holder = holder
         self._ttl = ttl_seconds
-        self._held: dict[str, str] = {}  # run id -> owner, the runs this process holds
+        self._held: dict[str, str] = {}  # run id -> owner, the record-less runs announced
         self._forget = redis.register_script(_FORGET_IF_HELD)
+        self._lookup = redis.register_script(_LOOKUP)
+        self._records = RunKeys(prefix)
         self._task: asyncio.Task[None] | None = None
 
     def _key(self, run_id: str) -> str:
         return f"{self._prefix}runs:live:{run_id}"
+
+    def _heartbeat_key(self) -> str:
+        return f"{self._prefix}runs:holder:{self.holder}"
 
     def _entry(self, owner: str) -> str:
         return LiveRun(owner=owner, holder=self.holder).model_dump_json()
@@ -63,6 +93,10 @@ class LiveRunRegistry:
 
     async def aclose(self) -> None:
         await stop_task(self._task)
+        try:  # this process holds nothing from now on
+            await self._redis.delete(self._heartbeat_key())
+        except RedisError:
+            pass  # it expires within the TTL
 
     async def announce(self, run_id: str, owner: str) -> None:
         self._held[run_id] = owner
@@ -81,8 +115,11 @@ class LiveRunRegistry:
 
     async def lookup(self, run_id: str) -> LiveRun | None:
         """Where the run lives, or None when no process holds it. Raises RedisError."""
-        raw = await self._redis.get(self._key(run_id))
-        if raw is None:
+        raw = await self._lookup(
+            keys=[self._records.record(run_id), self._key(run_id)],
+            args=[f"{self._prefix}runs:holder:"],
+        )
+        if not raw:
             return None
         try:
             return LiveRun.model_validate_json(raw)
@@ -90,22 +127,21 @@ class LiveRunRegistry:
             return None
 
     async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl / 3)
+        while True:  # the heartbeat first: records naming this holder count from now
             try:
                 await self._refresh()
             except RedisError as exc:
                 raise_if_cancelling()
                 log.warning("live_run_refresh_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._ttl / 3)
 
     async def _refresh(self) -> None:
         held = list(self._held.items())
-        if not held:
-            return
         async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._heartbeat_key(), "1", ex=self._ttl)
             for run_id, _ in held:
                 pipe.expire(self._key(run_id), self._ttl)
-            refreshed = await pipe.execute()
+            refreshed = (await pipe.execute())[1:]
         missing = [
             (run_id, owner) for (run_id, owner), ok in zip(held, refreshed, strict=True) if not ok
         ]

@@ -16,10 +16,9 @@ from app.agents.context import RunContext
 from app.agents.control import RunControl
 from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
 from app.agents.errors import InvalidInput
-from app.agents.events import ErrorEvent
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
-from app.agents.journal import RunJournal
+from app.agents.journal import RunJournal, end_lost_run
 from app.agents.log_writer import RunLogBatcher
 from app.agents.protocol import Agent, AgentInput, GivenInput, given_form, input_text
 from app.agents.registry import AgentRegistry
@@ -35,7 +34,7 @@ from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
 from app.store.agent_state import SessionState
 from app.store.concurrency import MemorySlots, SlotLimiter, TooManyConcurrentRuns
-from app.store.run_records import LIVE_STATUSES, RunRecord, RunStatus
+from app.store.run_records import RunRecord, RunStatus
 from app.store.run_store import RunQuery, RunStore
 
 log = structlog.get_logger(__name__)
@@ -123,16 +122,23 @@ class RunService:
                 batcher=self._log_batcher,
             )
             run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
-            record = self._record(request, agent.name, run_id, session_id)
+            record = self._record(request, agent.name, run_id, session_id, self.holder)
             await journal.open(record, run.opening())
         except BaseException:
             await self._release(request.principal.id, run_id, session_id)
             raise
         self._live[run_id] = run
         run.start()
-        if self._bus is not None:  # before the caller (and so the client) learns the id
+        # A run's record names its holder (a task's: its worker's); one without a record is
+        # announced before the caller (and so the client) learns the id.
+        if self._bus is not None and foreground and not journal.keeps_record:
             await self._bus.announce(run_id, request.principal.id)
         return run
+
+    @property
+    def holder(self) -> str | None:
+        """This process in run records (who holds a live run), when runs are shared."""
+        return self._bus.holder if self._bus is not None else None
 
     def _build(
         self,
@@ -187,7 +193,9 @@ class RunService:
         return run
 
     @staticmethod
-    def _record(request: RunRequest, agent: str, run_id: str, session_id: str | None) -> RunRecord:
+    def _record(
+        request: RunRequest, agent: str, run_id: str, session_id: str | None, holder: str | None
+    ) -> RunRecord:
         now = utcnow()
         return RunRecord(
             id=run_id,
@@ -199,6 +207,7 @@ class RunService:
             max_steps=request.max_steps,
             params=request.params,
             status="running",
+            holder=holder,
             attempts=1,
             submitted_at=now,
             started_at=now,
@@ -370,23 +379,7 @@ class RunService:
                 return
         except Exception:  # cannot tell: leave it for the next look
             return
-        message = "The process running this run stopped before it ended."
-        if await self.store.transition(
-            record.id,
-            to="failed",
-            allowed_from=LIVE_STATUSES,
-            changes={
-                "error_code": "run_lost",
-                "error_message": message,
-                "finished_at": utcnow(),
-                "pending_input": None,
-            },
-        ):
-            await self.store.append_event(
-                record.id,
-                ErrorEvent(code="run_lost", message=message).model_dump_json(),
-                kind="run",
-            )
+        await end_lost_run(self.store, record.id)
 
     async def aclose(self) -> None:
         runs = list(self._live.values())

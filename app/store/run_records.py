@@ -81,6 +81,7 @@ class RunRecord(BaseModel):
     usage: Usage = Field(default_factory=Usage)  # so far (tasks: in the result)
     pending_input: PendingInputInfo | None = None
     worker: str | None = None
+    holder: str | None = None  # the process holding the live run (app/agents/live_runs.py)
     # Requests from clients, applied by the worker that holds the task.
     cancel_requested: bool = False
     pause_requested: bool = False
@@ -105,6 +106,7 @@ class RunUpdate(TypedDict, total=False):
     usage: Usage
     pending_input: PendingInputInfo | None
     worker: str
+    holder: str | None
     cancel_requested: bool
     pause_requested: bool
     answer: RunAnswer | None

@@ -248,6 +248,7 @@ class TaskWorker:
             changes={
                 "attempts": attempts,
                 "worker": self.consumer,
+                "holder": self._runs.holder,  # reachable for control from any replica
                 "started_at": record.started_at or now,
                 "pending_input": None,
             },

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import login
 from tests.support.redis_server import RedisServer
@@ -34,9 +35,18 @@ def _next_of(frames: Iterator[Frame], *events: str) -> Frame:
     raise AssertionError(f"stream ended before {events}")
 
 
-def test_input_and_cancel_reach_a_run_held_by_another_process(redis_server: RedisServer) -> None:
+# With a run log the holder is named in the run's record; without one the run is announced
+# under a key of its own (app/agents/live_runs.py): both must be reachable.
+@pytest.mark.parametrize("run_log", ["true", "false"])
+def test_input_and_cancel_reach_a_run_held_by_another_process(
+    redis_server: RedisServer, run_log: str
+) -> None:
     redis_server.start()
-    env = {"REDIS_URL": redis_server.url, "REDIS_KEY_PREFIX": "e2e-cross:"}
+    env = {
+        "REDIS_URL": redis_server.url,
+        "REDIS_KEY_PREFIX": f"e2e-cross-{run_log}:",
+        "RUN_LOG_ENABLED": run_log,
+    }
     with ServerProcess(env=env) as holder, ServerProcess(env=env) as other:
         token = login(holder.url)
         auth = {"Authorization": f"Bearer {token}"}
