@@ -101,6 +101,10 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.run_log
 	$(BIN)/python -m bench.agent_path
 	$(BIN)/python -m bench.agent_microbench
+	$(BIN)/python -m bench.adapter_langgraph
+	$(BIN)/python -m bench.adapter_pydantic_ai
+	$(BIN)/python -m bench.adapter_openai_agents
+	$(BIN)/python -m bench.adapter_llamaindex
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
