@@ -11,7 +11,7 @@ loses no text. Events no longer in the log are announced with ``events_missed``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,6 +73,19 @@ class RunFollowers:
         """Every event after ``after``, then live ones, ending after the terminal event (or
         when the run's record says it ended). ``feed``: the run's own, for the reader that
         started it (the run may end before this generator first runs)."""
+        batches = self.follow_batches(run_id, after=after, feed=feed)
+        try:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+        finally:
+            await batches.aclose()
+
+    async def follow_batches(
+        self, run_id: str, *, after: int, feed: RunFeed | None = None
+    ) -> AsyncGenerator[list[FollowItem], None]:
+        """``follow``, as the batches that were ready together (a burst of tokens is one):
+        a transport writes each in one go."""
         feed, detach = (feed, _stay) if feed is not None else self._attach(run_id, after)
         try:
             while True:
@@ -88,14 +101,17 @@ class RunFollowers:
                     continue
                 else:
                     batch = live
+                ready: list[FollowItem] = []
                 for item in batch:
                     if isinstance(item, LoggedEvent) and item.first_seq > after + 1:
                         # A hole (a log write that failed): say so rather than skip it.
-                        yield await self._missed(run_id, after + 1, item.first_seq - 1)
-                    yield item
+                        ready.append(await self._missed(run_id, after + 1, item.first_seq - 1))
+                    ready.append(item)
                     after = item.to_seq if isinstance(item, EventsMissed) else item.seq
                     if isinstance(item, LoggedEvent) and item.terminal:
+                        yield ready
                         return
+                yield ready
         finally:
             detach()
 

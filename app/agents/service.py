@@ -4,9 +4,10 @@ reaches live runs (control, events) from any process."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -366,6 +367,14 @@ class RunService:
     def follow_started(self, run: Run) -> AsyncIterator[FollowItem]:
         """The events of a run this process just started, for the client that started it."""
         return self.followers.follow(run.run_id, after=0, feed=run.feed)
+
+    def follow_batches(
+        self, run_id: str, *, after: int, started: Run | None = None
+    ) -> AsyncGenerator[builtins.list[FollowItem], None]:
+        """``follow`` (or ``follow_started`` with ``started``) in the batches that were ready
+        together, for a transport that writes each batch at once."""
+        feed = started.feed if started is not None else None
+        return self.followers.follow_batches(run_id, after=after, feed=feed)
 
     async def reap_if_lost(self, record: RunRecord) -> None:
         """End a foreground run whose process died: no one holds it, and its record has not

@@ -187,7 +187,7 @@ async def stream(
     if run.session_id is not None:
         headers["X-Session-ID"] = run.session_id
     return EventStreamResponse(
-        follow_frames(runs.follow_started(run)),
+        follow_frames(runs.follow_batches(run.run_id, after=0, started=run)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=settings.SHUTDOWN_STREAM_GRACE_SECONDS,
         on_disconnect=run.disconnected,

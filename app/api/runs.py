@@ -115,7 +115,7 @@ async def run_events(
     """
     await runs.get(owner=principal, run_id=run_id)  # 404 before the stream starts
     return EventStreamResponse(
-        follow_frames(runs.follow(run_id, after=after)),
+        follow_frames(runs.follow_batches(run_id, after=after)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=0,  # resumable: tell the client to reconnect at once
         on_disconnect=lambda reason: None,  # following a run never changes it

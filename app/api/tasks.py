@@ -378,7 +378,7 @@ async def task_events(
     """
     await tasks.get(owner=principal, task_id=task_id)  # 404 before the stream starts
     return EventStreamResponse(
-        follow_frames(tasks.follow(task_id=task_id, after=after)),
+        follow_frames(tasks.follow_batches(task_id=task_id, after=after)),
         keepalive_seconds=settings.SSE_KEEPALIVE_SECONDS,
         shutdown_grace_seconds=0,  # resumable: tell the client to reconnect at once
         on_disconnect=lambda reason: None,  # following a task never changes it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 from app.agents.control import coerce_answer
@@ -226,3 +226,9 @@ class TaskService:
         """Every event after ``after``, then live ones, until the task has finished; an
         ``events_missed`` notice first when ``after`` is older than what is retained."""
         return self._runs.follow(task_id, after=after)
+
+    def follow_batches(
+        self, *, task_id: str, after: int
+    ) -> AsyncGenerator[builtins.list[FollowItem], None]:
+        """``follow`` in the batches that were ready together (for a transport)."""
+        return self._runs.follow_batches(task_id, after=after)

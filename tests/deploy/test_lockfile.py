@@ -23,7 +23,25 @@ from tests.deploy.support import ROOT
 LOCKS = ROOT / "requirements"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME = [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
-DEV = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["dev"]]
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+
+
+def _expanded(lines: list[str]) -> list[Requirement]:
+    """Requirements, the project's own extras (``agent-service[langgraph]``) replaced by
+    theirs: the dev extra takes in the framework extras that way."""
+    own = canonicalize_name(PYPROJECT["project"]["name"])
+    out: list[Requirement] = []
+    for line in lines:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == own:
+            for extra in sorted(requirement.extras):
+                out.extend(_expanded(EXTRAS[extra]))
+        else:
+            out.append(requirement)
+    return out
+
+
+DEV = _expanded(EXTRAS["dev"])
 BUILD = [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
 # The image's interpreter: the lock must hold a pin for every package it installs there.
 IMAGE = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux"}
