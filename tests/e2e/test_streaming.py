@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 from websockets.typing import Subprotocol
 
 from tests.e2e.conftest import login
@@ -116,7 +117,7 @@ def _ws_url(server: ServerProcess, agent: str, query: str = "") -> str:
     return f"ws://127.0.0.1:{server.port}/v1/agents/{agent}/ws{query}"
 
 
-def _until(ws: ClientConnection, *types: str) -> list[dict[str, Any]]:
+def _until(ws: Connection, *types: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     while True:
         event = json.loads(ws.recv(timeout=10))

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 import httpx
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from tests.security.conftest import bearer, login
 from tests.support.server_process import ServerProcess
@@ -29,16 +30,16 @@ def _ws_url(server: ServerProcess, token: str, agent: str = "chat") -> str:
     return f"ws://127.0.0.1:{server.port}/v1/agents/{agent}/ws?token={token}"
 
 
-def _start(ws: ClientConnection, text: str) -> None:
+def _start(ws: Connection, text: str) -> None:
     ws.send(json.dumps({"type": "start", "input": text}))
 
 
-def _recv(ws: ClientConnection) -> dict[str, Any]:
+def _recv(ws: Connection) -> dict[str, Any]:
     frame: dict[str, Any] = json.loads(ws.recv(timeout=10))
     return frame
 
 
-def _until_end(ws: ClientConnection) -> list[dict[str, Any]]:
+def _until_end(ws: Connection) -> list[dict[str, Any]]:
     frames = [_recv(ws)]
     while frames[-1]["type"] not in ("run_completed", "error"):
         frames.append(_recv(ws))
