@@ -10,6 +10,7 @@ a timer task keeps idle connections (and proxies) open.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -102,6 +103,43 @@ SHUTDOWN_FRAME = format_sse_event(
 )
 
 
+class _OpenStreams:
+    """The process's open streams, told together when the server stops: one waiter for all
+    of them, not a task per stream (a thousand open streams would be a thousand tasks)."""
+
+    def __init__(self) -> None:
+        self._stops: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._waiter: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, key: int, grace: float, stop: Callable[[], None]) -> None:
+        """``stop`` is called ``grace`` seconds after shutdown starts, if still open."""
+        self._stops[key] = (grace, stop)
+        loop = asyncio.get_running_loop()
+        if shutdown.triggered:  # opened while stopping: its grace counts from now
+            loop.call_later(grace, self._stop, key)
+        elif self._waiter is None or self._waiter.done() or self._loop is not loop:
+            self._loop = loop
+            self._waiter = loop.create_task(self._wait(), name="sse-shutdown")
+
+    def discard(self, key: int) -> None:
+        self._stops.pop(key, None)
+
+    async def _wait(self) -> None:
+        await shutdown.wait()
+        loop = asyncio.get_running_loop()
+        for key, (grace, _) in list(self._stops.items()):
+            loop.call_later(grace, self._stop, key)  # let each stream finish if it can
+
+    def _stop(self, key: int) -> None:
+        entry = self._stops.pop(key, None)
+        if entry is not None:
+            entry[1]()
+
+
+_open_streams = _OpenStreams()
+
+
 class EventStreamResponse(StreamingResponse):
     """A StreamingResponse (so FastAPI returns it as is) with its own send loop."""
 
@@ -126,11 +164,16 @@ class EventStreamResponse(StreamingResponse):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         metrics.ACTIVE_STREAMS.labels("sse").inc()
         client_gone = server_stopping = False
-        # Frames are written as they come; a timer task writes the keep-alive comment when
-        # nothing was written for a while. No per-frame timeout or channel: with a thousand
-        # open streams the cost of each frame is what bounds delivery latency.
+        # Frames are written as they come. One task per stream listens for the client's
+        # departure; the keep-alive comment is a timer and shutdown one process-wide waiter
+        # (_OpenStreams), so an idle stream costs no task of its own for either. No per-frame
+        # timeout or channel: with a thousand open streams the cost of each frame is what
+        # bounds delivery latency.
         writing = False
         last_write = time.monotonic()
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        pinging: asyncio.Task[None] | None = None
 
         async def write(body: bytes) -> None:
             nonlocal writing, last_write
@@ -144,35 +187,50 @@ class EventStreamResponse(StreamingResponse):
         try:
             async with anyio.create_task_group() as group:
 
-                async def watch_disconnect() -> None:
+                def gone() -> None:
                     nonlocal client_gone
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
                     client_gone = True
                     self._on_disconnect("client_disconnected")
                     group.cancel_scope.cancel()
 
-                async def watch_shutdown() -> None:
+                async def watch_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    gone()
+
+                def stop_for_shutdown() -> None:
                     nonlocal server_stopping
-                    await shutdown.wait()
-                    await anyio.sleep(self._shutdown_grace)  # let the stream finish if it can
                     server_stopping = True
                     self._on_disconnect("shutdown")
                     group.cancel_scope.cancel()
 
-                async def keep_alive() -> None:
-                    while True:
-                        await anyio.sleep(max(0.0, last_write + self._keepalive - time.monotonic()))
-                        if not writing and time.monotonic() - last_write >= self._keepalive:
-                            await write(b": keep-alive\n\n")
+                def pinged(task: asyncio.Task[None]) -> None:
+                    if not task.cancelled() and isinstance(task.exception(), OSError):
+                        gone()  # the socket broke under the keep-alive
+
+                def keep_alive() -> None:
+                    nonlocal timer, pinging
+                    wait = self._keepalive - (time.monotonic() - last_write)
+                    if writing:  # a write is stuck on a slow reader: look again later
+                        wait = self._keepalive
+                    elif wait <= 0:
+                        pinging = loop.create_task(write(b": keep-alive\n\n"))
+                        pinging.add_done_callback(pinged)
+                        wait = self._keepalive
+                    timer = loop.call_later(wait, keep_alive)
 
                 group.start_soon(watch_disconnect)
-                group.start_soon(watch_shutdown)
-                group.start_soon(keep_alive)
+                _open_streams.add(id(self), self._shutdown_grace, stop_for_shutdown)
+                timer = loop.call_later(self._keepalive, keep_alive)
                 try:
                     async for frame in self._frames:
                         await write(frame)
                 finally:
+                    _open_streams.discard(id(self))
+                    if timer is not None:
+                        timer.cancel()
+                    if pinging is not None and not pinging.done():
+                        pinging.cancel()
                     await self._frames.aclose()
                 group.cancel_scope.cancel()
             if server_stopping and not client_gone:
