@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent, input_model_of, input_schema_for
 from app.agents.service import RunRequest
-from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep
+from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep, services_of
 from app.api.responses import (
     AGENT_NOT_FOUND,
     INVOKE_CONFLICT,
@@ -86,19 +86,19 @@ async def _run_request(
     agent: str,
     body: AgentRunBody,
     principal: AgentsRunDep,
-    settings: SettingsDep,
-    runs: RunServiceDep,
+    http: Request,
     cache_control: CacheControl = None,
 ) -> RunRequest:
     """What invoke and stream both start: the body checked (its input against the agent's),
     the caller, no-cache or not."""
+    services = services_of(http)  # not two more dependencies to solve on the hot path
     return build_run_request(
         agent=agent,
         body=body,
         principal=principal,
-        settings=settings,
+        settings=services.settings,
         no_cache=wants_no_cache(cache_control),
-        agents=runs.agents,
+        agents=services.runs.agents,
     )
 
 

@@ -36,12 +36,12 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
     if settings.ENABLE_METRICS:
         routers.append(("", metrics.router))
     routers.append(("", playground.router))
-    for router in (
-        auth.router,
-        users.router,
+    for router in (  # the agent routes first: matched in order, they take most requests
         agents.router,
         agents_ws.router,
         runs.router,
+        auth.router,
+        users.router,
         sessions.router,
         tasks.router,
         task_memory.router,
