@@ -50,6 +50,10 @@ class RunJournal:
     ) -> None:
         self._store = store
         self._run_id = run_id
+        # Redis commands to send with the record's end (the run's slot release), and whether
+        # they were: the service then has nothing left to release.
+        self.also_on_finish: list[tuple[str, ...]] = []
+        self.also_sent = False
         kind: RunKind = "run" if keeps_record else "task"
         self._writer = None
         if store is not None:
@@ -135,7 +139,9 @@ class RunJournal:
                 to=status,
                 allowed_from=LIVE_STATUSES,
                 changes=changes,
+                also=self.also_on_finish,
             )
+            self.also_sent = bool(self.also_on_finish)
         except Exception as exc:
             self._writer.failed(rest, exc)
             log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)

@@ -42,8 +42,7 @@ log = structlog.get_logger(__name__)
 
 LOCK_MARGIN_SECONDS = 30
 RUN_SLOT_RETRY_AFTER_SECONDS = 1  # foreground runs are short; the hint is a guess either way
-# A foreground run's record not finished, held by no process, and untouched this long has
-# lost its process: its end is written for it. Longer than the live registry's first announce.
+# A foreground run's record unfinished, held by no live process, untouched this long: lost.
 LOST_AFTER_SECONDS = 10
 
 
@@ -122,6 +121,8 @@ class RunService:
                 keeps_record=foreground,
                 batcher=self._log_batcher,
             )
+            if run_id in self._counted:  # its slot goes back with the record's end
+                journal.also_on_finish = self._slots.release_commands(request.principal.id, run_id)
             run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
             record = self._record(request, agent.name, run_id, session_id, self.holder)
             await journal.open(record, run.opening())
@@ -137,8 +138,7 @@ class RunService:
         return run
 
     @property
-    def holder(self) -> str | None:
-        """This process in run records (who holds a live run), when runs are shared."""
+    def holder(self) -> str | None:  # this process in run records, when runs are shared
         return self._bus.holder if self._bus is not None else None
 
     def _build(
@@ -297,6 +297,9 @@ class RunService:
 
     async def _cleanup(self, run: Run) -> None:
         self._live.pop(run.run_id, None)
+        if run.journal.also_sent and run.run_id in self._counted:  # released with the record
+            self._counted.discard(run.run_id)
+            self._slots.released(run.owner, run.run_id)
         if self._bus is not None:
             await self._bus.retire(run.run_id)
         await self._release(run.owner, run.run_id, run.session_id)
@@ -334,7 +337,6 @@ class RunService:
             return ControlReply(outcome="invalid_input", detail=str(exc))
         return ControlReply(outcome="accepted")
 
-    # -- records and events ------------------------------------------------------------------
     def _local_feed(self, run_id: str) -> RunFeed | None:
         run = self._live.get(run_id)
         return run.feed if run is not None else None
@@ -371,8 +373,7 @@ class RunService:
     def follow_batches(
         self, run_id: str, *, after: int, started: Run | None = None
     ) -> AsyncGenerator[builtins.list[FollowItem], None]:
-        """``follow`` (or ``follow_started`` with ``started``) in the batches that were ready
-        together, for a transport that writes each batch at once."""
+        """``follow`` (``follow_started``) in the batches that were ready together."""
         feed = started.feed if started is not None else None
         return self.followers.follow_batches(run_id, after=after, feed=feed)
 

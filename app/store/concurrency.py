@@ -92,6 +92,15 @@ class SlotLimiter(Protocol):
 
     async def release(self, owner: str, slot: str) -> None: ...
 
+    def release_commands(self, owner: str, slot: str) -> list[tuple[str, ...]]:
+        """The Redis commands that release the slot, for a caller to send in a pipeline of
+        its own (then ``released``); none without Redis."""
+        ...
+
+    def released(self, owner: str, slot: str) -> None:
+        """The caller's pipeline ran ``release_commands``: forget the slot here."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -111,6 +120,12 @@ class MemorySlots:
         return False
 
     async def release(self, owner: str, slot: str) -> None:
+        self.released(owner, slot)
+
+    def release_commands(self, owner: str, slot: str) -> list[tuple[str, ...]]:
+        return []
+
+    def released(self, owner: str, slot: str) -> None:
         held = self._held.get(owner)
         if held is not None:
             held.discard(slot)
@@ -173,12 +188,18 @@ class RedisSlots:
         self._held[owner].add(slot)  # counted once Redis is back (the renewal adds it)
         return True
 
-    async def release(self, owner: str, slot: str) -> None:
+    def release_commands(self, owner: str, slot: str) -> list[tuple[str, ...]]:
+        return [("ZREM", self._key(owner), slot)]
+
+    def released(self, owner: str, slot: str) -> None:
         held = self._held.get(owner)
         if held is not None:
             held.discard(slot)
             if not held:
                 del self._held[owner]
+
+    async def release(self, owner: str, slot: str) -> None:
+        self.released(owner, slot)
         try:
             await self._redis.zrem(self._key(owner), slot)
         except Exception as exc:  # the lease frees it anyway

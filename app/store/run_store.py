@@ -17,6 +17,7 @@ second), TASK_RETENTION_SECONDS for tasks.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,8 +121,11 @@ class RunStore(Protocol):
         to: RunStatus,
         allowed_from: StatusSet,
         changes: RunUpdate,
+        also: Sequence[tuple[str, ...]] = (),
     ) -> bool:
-        """A run's end in one call: append its last events, then ``transition``."""
+        """A run's end in one call: append its last events, then ``transition``; ``also``:
+        Redis commands of another store sent in the same round trip (a slot's release;
+        a store without Redis is given none)."""
         ...
 
     async def last_seq(self, run_id: str) -> int:

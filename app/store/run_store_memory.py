@@ -13,7 +13,7 @@ import bisect
 import builtins
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from app.core.clock import utcnow
 from app.store.run_records import (
@@ -175,6 +175,7 @@ class MemoryRunStore:
         to: RunStatus,
         allowed_from: StatusSet,
         changes: RunUpdate,
+        also: Sequence[tuple[str, ...]] = (),
     ) -> bool:
         await self.append_events(run_id, events, kind=kind)
         return await self.transition(run_id, to=to, allowed_from=allowed_from, changes=changes)

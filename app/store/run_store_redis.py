@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -328,6 +329,7 @@ class RedisRunStore:
         to: RunStatus,
         allowed_from: StatusSet,
         changes: RunUpdate,
+        also: Sequence[tuple[str, ...]] = (),
     ) -> bool:
         flat = [item for pair in changes_to_fields(changes).items() for item in pair]
         transition_args = [to, ",".join(sorted(allowed_from)), self.keys.active_prefix, run_id]
@@ -339,7 +341,11 @@ class RedisRunStore:
             if events:
                 pipe.evalsha(self._append_many.sha, 2, *append_keys, *self._batch(events, kind))
             pipe.evalsha(self._transition.sha, 1, self.keys.record(run_id), *transition_args, *flat)
+            for command in also:
+                pipe.execute_command(*command)
             replies = await pipe.execute(raise_on_error=False)
+        if also:
+            replies = replies[: len(replies) - len(also)]  # theirs: best effort, like the rest
         if events and _no_script(replies[0]):
             await self.append_events(run_id, events, kind=kind)
         moved = replies[-1]
