@@ -274,3 +274,21 @@ async def test_the_readme_example_agent_runs_as_a_task_with_human_input(
                 break
             await asyncio.sleep(0.05)
         assert result.json()["output"] == "Not sent."
+
+
+@pytest.mark.parametrize(
+    "options", [{"store": 0}, {"store": "false"}, {"max_steps": "5"}, {"max_steps": 2.0}]
+)
+async def test_run_options_of_the_wrong_json_type_are_refused_not_coerced(
+    client: httpx.AsyncClient, options: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/v1/agents/chat/invoke",
+        json={"input": "hello", **options},
+        headers=await _headers(client),
+    )
+    body = assert_problem(response, 422, "validation_error")
+    field = next(iter(options))
+    assert any(error["loc"][-1] == field for error in body["errors"]), body
+    runs = await client.get("/v1/runs", headers=await _headers(client))
+    assert runs.json()["total"] == 0  # refused before any run was started

@@ -117,8 +117,9 @@ class RunBody(BaseModel):
         description="Agent-specific settings, e.g. chat's temperature (0-2) and max_tokens "
         f"(1-{MAX_TOKENS_PARAM_LIMIT}).",
     )
+    # strict: the schema says integer/boolean, so "5" or 0 is a 422, not silently coerced.
     max_steps: int | None = Field(
-        None, ge=1, le=100, description="Step budget of the run (default MAX_STEPS)."
+        None, ge=1, le=100, strict=True, description="Step budget of the run (default MAX_STEPS)."
     )
 
     @field_validator("params")
@@ -148,6 +149,7 @@ class AgentRunBody(RunBody):
     )
     store: bool = Field(
         True,
+        strict=True,
         description="false: run statelessly, with no session and no history written (the run's "
         "own record and event log are kept as every run's).",
     )
