@@ -271,6 +271,7 @@ def test_api_keys_expire(pair: Pair) -> None:
     for bad in (
         {"name": "x", "scopes": ["agents:run"], "expires_at": "2001-01-01T00:00:00Z"},
         {"name": "x", "scopes": ["agents:run"], "expires_in": 0},
+        {"name": "x", "scopes": ["agents:run"], "expires_in": "60"},  # a string, not coerced
         {
             "name": "x",
             "scopes": ["agents:run"],

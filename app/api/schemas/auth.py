@@ -42,6 +42,7 @@ class ApiKeyCreate(BaseModel):
         None,
         ge=1,
         le=MAX_API_KEY_LIFETIME_SECONDS,
+        strict=True,  # the schema says integer: "60" is a 422, not coerced
         description="Seconds from now until the key stops working; instead of `expires_at`.",
     )
 
