@@ -18,6 +18,7 @@ from tests.conftest import SettingsFactory, app_client, login
 from tests.e2e.conftest import login as login_sync
 from tests.support.adapters.pydantic_ai_agents import talker_for
 from tests.support.fake_openai import FakeOpenAI, Slow
+from tests.support.leaving import assert_upstream_closed_within_a_second, first_token_texts
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
@@ -78,18 +79,11 @@ def test_an_sse_client_leaving_closes_the_models_stream_within_a_second() -> Non
                 headers={"Authorization": f"Bearer {token}"},
             )
             response = client.send(request, stream=True)
-            tokens = []
-            for frame in parse_lines(response.iter_lines()):
-                if frame.event == "token":
-                    tokens.append(frame.json["text"])
-                    if len(tokens) == 3:
-                        break
+            tokens = first_token_texts(response, 3)
             # The model's own deltas, through the framework, to the client.
             assert tokens == ["tick0 ", "tick1 ", "tick2 "]
             assert fake.request_count == 1 and not fake.disconnected.is_set()
             response.close()
             client.close()
             closed_at = time.monotonic()
-            assert fake.disconnected.wait(timeout=2), "the model's stream was never closed"
-            assert fake.disconnected_at is not None
-            assert fake.disconnected_at - closed_at < 1.0
+            assert_upstream_closed_within_a_second(fake, closed_at)

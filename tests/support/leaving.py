@@ -1,0 +1,41 @@
+"""Shared steps of the "a client leaving closes the upstream stream" proofs (tests/e2e)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.sse import parse_lines
+
+
+def first_token_texts(response: httpx.Response, count: int) -> list[str]:
+    """The texts of the stream's first ``count`` token frames (then stop reading)."""
+    texts: list[str] = []
+    for frame in parse_lines(response.iter_lines()):
+        if frame.event == "token":
+            texts.append(frame.json["text"])
+            if len(texts) == count:
+                break
+    return texts
+
+
+def assert_upstream_closed_within_a_second(fake: FakeOpenAI, left_at: float) -> None:
+    """The fake model server saw its stream's connection close less than 1 s after the
+    client left (``left_at``, time.monotonic())."""
+    assert fake.disconnected.wait(timeout=2), "the upstream stream was never closed"
+    assert fake.disconnected_at is not None
+    assert fake.disconnected_at - left_at < 1.0
+
+
+def run_when_ended(client: httpx.Client, run_id: str, auth: dict[str, str]) -> dict[str, Any]:
+    """The run's record once it is no longer running (at most 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        run: dict[str, Any] = client.get(f"/v1/runs/{run_id}", headers=auth).json()
+        if run["status"] != "running":
+            return run
+        assert time.monotonic() < deadline, f"the run never ended: {run}"
+        time.sleep(0.02)
