@@ -25,20 +25,16 @@ ADAPTER_BENCH_RUNS (60), ADAPTER_BENCH_ROUNDS (5). Writes bench/results/adapter_
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import statistics
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import uvloop
 from asgi_lifespan import LifespanManager
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -48,11 +44,11 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 
+from bench.adapter_harness import TOKENS, alternate_rounds, run_quietly
 from bench.agent_microbench import _settings, _token, call
 from bench.middleware_overhead import ROOT, _git, machine_info
 
 OUT = ROOT / "bench" / "results" / "adapter_langgraph.json"
-TOKENS = 64
 CHUNKS = [f"w{index} " for index in range(TOKENS)]
 PROMPT = "Describe the sea in one sentence."
 BODY = json.dumps({"input": PROMPT, "store": False}).encode()
@@ -179,16 +175,6 @@ def _asgi_run(app: Any, auth: list[tuple[bytes, bytes]]) -> Callable[[], Awaitab
     return run_once
 
 
-async def _measure(run_once: Callable[[], Awaitable[int]], runs: int) -> tuple[float, float]:
-    """(tokens per second, CPU microseconds per token) over ``runs`` runs in a row."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(runs):
-        if await run_once() != TOKENS:
-            raise RuntimeError("a run did not stream every token")
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return TOKENS * runs / wall, cpu / (TOKENS * runs) * 1e6
-
-
 async def _bench(runs: int, rounds: int) -> dict[str, dict[str, list[float]]]:
     from app.main import create_app
     from app.services import build_services
@@ -207,20 +193,7 @@ async def _bench(runs: int, rounds: int) -> dict[str, dict[str, list[float]]]:
             "run_service": _service_run(services),
             "asgi_stream": _asgi_run(manager.app, auth),
         }
-        for run_once in cases.values():  # warm up: imports, caches, first-run setup
-            await _measure(run_once, max(runs // 5, 5))
-        measured: dict[str, dict[str, list[float]]] = {
-            name: {"tokens_per_s": [], "cpu_us_per_token": []} for name in cases
-        }
-        for index in range(rounds):
-            order = list(cases) if index % 2 == 0 else list(reversed(cases))
-            for name in order:
-                rate, cpu = await _measure(cases[name], runs)
-                measured[name]["tokens_per_s"].append(rate)
-                measured[name]["cpu_us_per_token"].append(cpu)
-                line = f"round {index + 1} {name:<16} {rate:9.0f} tokens/s {cpu:8.2f} us CPU/token"
-                print(line, file=sys.__stdout__, flush=True)
-    return measured
+        return await alternate_rounds(cases, runs=runs, rounds=rounds)
 
 
 def summarise(measured: dict[str, dict[str, list[float]]]) -> dict[str, float]:
@@ -250,18 +223,9 @@ def main() -> int:
     runs = int(os.environ.get("ADAPTER_BENCH_RUNS", "60"))
     rounds = int(os.environ.get("ADAPTER_BENCH_ROUNDS", "5"))
     started = datetime.now(UTC)
-    real_stdout = sys.stdout
-    # The app logs (JSON, INFO) to sys.stdout as configured at create_app: a file, as in prod.
-    with tempfile.NamedTemporaryFile("w", prefix="adapter-bench-", suffix=".log") as log:
-        sys.stdout = log
-        try:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                measured = runner.run(_bench(runs, rounds))
-        except RuntimeError as exc:
-            print(f"BENCH FAILED: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            sys.stdout = real_stdout
+    measured = run_quietly(lambda: _bench(runs, rounds))
+    if measured is None:
+        return 1
     figures = summarise(measured)
     result = {
         "benchmark": "adapter_langgraph",
