@@ -102,15 +102,21 @@ async def redis_client(
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def any_client(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
-) -> AsyncIterator[AppClient]:
-    """The same test against both store backends."""
-    overrides: dict[str, Any] = {}
+def store_backend(request: pytest.FixtureRequest, redis_server: RedisServer) -> dict[str, Any]:
+    """Settings overrides for each store backend in turn: none (memory), or the private
+    redis-server's URL. For a test building its own app on both."""
     if request.param == "redis":
         redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
-    async with app_client(make_settings(**overrides)) as http:
+        return {"REDIS_URL": redis_server.url}
+    return {}
+
+
+@pytest.fixture
+async def any_client(
+    make_settings: SettingsFactory, store_backend: dict[str, Any]
+) -> AsyncIterator[AppClient]:
+    """The same test against both store backends."""
+    async with app_client(make_settings(**store_backend)) as http:
         yield http
 
 

@@ -22,12 +22,12 @@ from app.agents.adapters import langgraph as adapter
 from app.agents.registry import build_registry
 from app.main import create_app
 from app.services import build_services
-from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client, login
+from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client
 from tests.integration.test_auth_api import assert_problem
 from tests.support.adapters import langgraph_agents as graphs
+from tests.support.adapters.calls import bearer, sse_frames
 from tests.support.fake_openai import FakeOpenAI, Slow
-from tests.support.redis_server import RedisServer
-from tests.support.sse import Frame, parse_lines
+from tests.support.sse import Frame
 
 with warnings.catch_warnings():  # its notice that httpx2 will replace httpx; httpx serves
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -57,26 +57,13 @@ async def client(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
         yield http
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def any_client(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+    make_settings: SettingsFactory, store_backend: dict[str, Any]
 ) -> AsyncIterator[AppClient]:
     """Both session backends: the thread is kept in memory, or in the private redis-server."""
-    redis_url = None
-    if request.param == "redis":
-        redis_server.start()
-        redis_url = redis_server.url
-    async with app_client(_settings(make_settings, REDIS_URL=redis_url)) as http:
+    async with app_client(_settings(make_settings, **store_backend)) as http:
         yield http
-
-
-async def _auth(client: httpx.AsyncClient) -> Auth:
-    return {"Authorization": f"Bearer {await login(client)}"}
-
-
-def _frames(response: httpx.Response) -> list[Frame]:
-    assert response.status_code == 200, response.text
-    return [f for f in parse_lines(iter(response.text.splitlines())) if f.event]
 
 
 async def _until(
@@ -101,7 +88,7 @@ async def _live_run(client: httpx.AsyncClient, auth: Auth, status: str) -> dict[
 
 # -- 1. invoke ----------------------------------------------------------------------------
 async def test_invoke_answers_with_the_graphs_text_usage_and_run_id(client: AppClient) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     response = await client.post(
         "/v1/agents/support/invoke", json={"input": "Hello there"}, headers=auth
     )
@@ -120,11 +107,11 @@ async def test_invoke_answers_with_the_graphs_text_usage_and_run_id(client: AppC
 async def test_stream_carries_the_models_deltas_in_order_and_the_full_text(
     client: AppClient,
 ) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     response = await client.post(
         "/v1/agents/support/stream", json={"input": "tell me about tides"}, headers=auth
     )
-    frames = _frames(response)
+    frames = sse_frames(response)
     tokens = [f.json["text"] for f in frames if f.event == "token"]
     assert tokens == ["You ", "said: ", "tell ", "me ", "about ", "tides"]
     assert frames[0].event == "run_started" and frames[-1].event == "run_completed"
@@ -137,11 +124,11 @@ async def test_stream_carries_the_models_deltas_in_order_and_the_full_text(
 async def test_a_tool_call_and_its_result_are_events_between_the_node_steps(
     client: AppClient,
 ) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     response = await client.post(
         "/v1/agents/support/stream", json={"input": "Please add 2 and 3"}, headers=auth
     )
-    frames = _frames(response)
+    frames = sse_frames(response)
     kinds = [f.event for f in frames if f.event not in {"token", "message"}]
     assert kinds == [  # a step event ends its node, after what the node did
         "run_started",
@@ -201,7 +188,7 @@ async def _stream_answering(
     try:
         run_id = (await _live_run(client, auth, "input_required"))["run_id"]
         asked = await _answer(client, auth, f"/v1/runs/{run_id}", answers)
-        frames = _frames(await asyncio.wait_for(stream, 10))
+        frames = sse_frames(await asyncio.wait_for(stream, 10))
     finally:
         stream.cancel()
     return frames, asked
@@ -210,7 +197,7 @@ async def _stream_answering(
 async def test_interrupts_are_asked_over_sse_and_answered_with_post_input(
     client: AppClient,
 ) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     frames, asked = await _stream_answering(
         client, auth, "approve", "Refund order 7", ["Ada", True]
     )
@@ -227,7 +214,7 @@ async def test_interrupts_are_asked_over_sse_and_answered_with_post_input(
 
 
 async def test_a_subgraph_streams_and_asks_through_its_parent(client: AppClient) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     info = (await client.get("/v1/agents/nested", headers=auth)).json()
     assert info["input_schema"]["properties"]["input"]["type"] == "string"  # a chat: text in
     frames, asked = await _stream_answering(client, auth, "nested", "Ship it", ["Bo", True])
@@ -262,7 +249,7 @@ def test_interrupts_are_answered_over_the_websocket(make_settings: SettingsFacto
 async def test_a_background_task_is_asked_and_answered_through_its_input_route(
     client: AppClient,
 ) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     submitted = await client.post(
         "/v1/tasks", json={"agent": "approve", "input": "Reset my password"}, headers=auth
     )
@@ -281,7 +268,7 @@ async def test_a_background_task_is_asked_and_answered_through_its_input_route(
 # -- 5. sessions: the graph's thread kept in the session state ------------------------------
 @pytest.mark.parametrize("agent", ["support", "keeper"])  # our checkpointer; the graph's own
 async def test_a_session_continues_the_graphs_thread(any_client: AppClient, agent: str) -> None:
-    auth = await _auth(any_client)
+    auth = await bearer(any_client)
     session_id, answers = None, []
     for text in ("My name is Ada.", "What is my name?"):
         body = {"input": text, **({"session_id": session_id} if session_id else {})}
@@ -309,7 +296,7 @@ async def test_a_session_continues_the_graphs_thread(any_client: AppClient, agen
 async def test_cancel_stops_the_graph_and_closes_its_model_stream(
     client: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     with FakeOpenAI() as fake:
         fake.default = Slow(interval=0.05, duration=20)
         monkeypatch.setenv(graphs.URL_VARIABLE, fake.url)
@@ -326,7 +313,7 @@ async def test_cancel_stops_the_graph_and_closes_its_model_stream(
             assert await asyncio.to_thread(fake.disconnected.wait, 2), "the stream stayed open"
             assert fake.disconnected_at is not None
             assert fake.disconnected_at - cancelled_at < 1.0
-            frames = _frames(await asyncio.wait_for(stream, 10))
+            frames = sse_frames(await asyncio.wait_for(stream, 10))
         finally:
             stream.cancel()
     assert any(f.event == "token" and f.json["text"].startswith("tick") for f in frames)
@@ -335,8 +322,8 @@ async def test_cancel_stops_the_graph_and_closes_its_model_stream(
 
 # -- 7. a node's exception ----------------------------------------------------------------
 async def test_a_node_that_raises_is_an_agent_error(client: AppClient) -> None:
-    auth = await _auth(client)
-    frames = _frames(
+    auth = await bearer(client)
+    frames = sse_frames(
         await client.post("/v1/agents/failing/stream", json={"input": "go"}, headers=auth)
     )
     assert [(s.json["number"], s.json["success"]) for s in frames if s.event == "step"] == [
@@ -349,7 +336,7 @@ async def test_a_node_that_raises_is_an_agent_error(client: AppClient) -> None:
 
 # -- structured input ----------------------------------------------------------------------
 async def test_a_graph_with_state_fields_takes_an_object_input(client: AppClient) -> None:
-    auth = await _auth(client)
+    auth = await bearer(client)
     info = (await client.get("/v1/agents/brief", headers=auth)).json()
     fields = info["input_schema"]["properties"]["input"]
     assert set(fields["properties"]) == {"topic", "words"}
@@ -377,7 +364,7 @@ async def test_names_come_from_the_graph_and_other_objects_are_not_taken(
     for other in (object(), graphs.model, graphs.add, graphs.call_model, "graph"):
         assert not adapter.accepts(other)
     # The builder served without a name (AGENTS) runs compiled, under the graph's name.
-    auth = await _auth(client)
+    auth = await bearer(client)
     response = await client.post("/v1/agents/langgraph/invoke", json={"input": "hi"}, headers=auth)
     assert response.json()["output"] == "You said: hi"
 
@@ -391,7 +378,7 @@ async def test_the_example_graph_drafts_asks_and_sends(
         RATE_LIMIT_ENABLED=False, AGENTS=["support=examples.langgraph.agent:graph"]
     )
     async with app_client(settings) as http:
-        auth = await _auth(http)
+        auth = await bearer(http)
         frames, asked = await _stream_answering(http, auth, "support", "Where is my order?", [True])
     reply = "Thanks for writing in! Your order is on its way and should arrive within two days."
     assert [(q["kind"], q["prompt"]) for q in asked] == [("confirm", f"Send this reply? {reply}")]

@@ -24,12 +24,12 @@ from app.agents.adapters import llamaindex as adapter
 from app.agents.adapters.llamaindex_session import STATE_NAME
 from app.main import create_app
 from app.services import build_services
-from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client, login
+from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client
 from tests.integration.test_auth_api import assert_problem
 from tests.support.adapters import llamaindex_agents as flows
+from tests.support.adapters.calls import bearer, payloads, sse_frames
 from tests.support.fake_openai import FakeOpenAI, Slow
-from tests.support.redis_server import RedisServer
-from tests.support.sse import Frame, parse_lines
+from tests.support.sse import Frame
 
 with warnings.catch_warnings():  # its notice that httpx2 will replace httpx; httpx serves
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -49,16 +49,14 @@ AGENTS = [
 TEN = flows.PROMPT_TOKENS_PER_MESSAGE
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def both(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+    make_settings: SettingsFactory, store_backend: dict[str, Any]
 ) -> AsyncIterator[AppClient]:
     """The workflows on both store backends (a session keeps the workflow context in either)."""
-    overrides: dict[str, Any] = {}
-    if request.param == "redis":
-        redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
-    async with app_client(make_settings(AGENTS=AGENTS, RATE_LIMIT_ENABLED=False, **overrides)) as c:
+    async with app_client(
+        make_settings(AGENTS=AGENTS, RATE_LIMIT_ENABLED=False, **store_backend)
+    ) as c:
         yield c
 
 
@@ -68,28 +66,15 @@ async def served(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
         yield client
 
 
-async def _auth(client: httpx.AsyncClient) -> Auth:
-    return {"Authorization": f"Bearer {await login(client)}"}
-
-
 async def _invoke(client: httpx.AsyncClient, auth: Auth, agent: str, **body: Any) -> Any:
     response = await client.post(f"/v1/agents/{agent}/invoke", json=body, headers=auth)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def _frames(response: httpx.Response) -> list[Frame]:
-    assert response.status_code == 200, response.text
-    return [f for f in parse_lines(iter(response.text.splitlines())) if f.event]
-
-
 async def _stream(client: httpx.AsyncClient, auth: Auth, agent: str, text: str) -> list[Frame]:
     response = await client.post(f"/v1/agents/{agent}/stream", json={"input": text}, headers=auth)
-    return _frames(response)
-
-
-def _of(frames: list[Frame], kind: str) -> list[Any]:
-    return [f.json for f in frames if f.event == kind]
+    return sse_frames(response)
 
 
 async def _until(
@@ -119,7 +104,7 @@ async def _live_run(client: httpx.AsyncClient, auth: Auth, status: str) -> dict[
 
 
 async def test_invoke_returns_the_answer_the_models_usage_and_the_run_id(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     answer = await _invoke(served, auth, "calculator", input="Hello there")
     assert answer["output"] == "You said: Hello there."
     # The scripted model reported 10 prompt tokens per message (system + user) and one
@@ -135,23 +120,23 @@ async def test_invoke_returns_the_answer_the_models_usage_and_the_run_id(served:
 async def test_a_stream_carries_the_models_deltas_in_order_and_ends_with_the_text(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "calculator", "Tell me a story")
-    tokens = [t["text"] for t in _of(frames, "token")]
+    tokens = [t["text"] for t in payloads(frames, "token")]
     assert tokens == ["You ", "said: ", "Tell ", "me ", "a ", "story."]
     assert frames[-1].event == "run_completed"
     assert frames[-1].json["output"] == "".join(tokens) == "You said: Tell me a story."
     # AgentInput before the model call and AgentOutput after it are the steps.
     events = [f.event for f in frames]
     assert events.index("step") < events.index("token") < events.index("run_completed")
-    assert [s["number"] for s in _of(frames, "step")] == [1, 2]
+    assert [s["number"] for s in payloads(frames, "step")] == [1, 2]
 
 
 async def test_a_tool_call_and_its_result_are_events_with_matching_ids(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "calculator", "Please add 2 and 40")
-    (call,) = _of(frames, "tool_call")
-    (result,) = _of(frames, "tool_result")
+    (call,) = payloads(frames, "tool_call")
+    (result,) = payloads(frames, "tool_result")
     assert call["name"] == "add" and call["arguments"] == {"a": 2, "b": 40}
     assert result["id"] == call["id"] and result["output"] == "42" and result["success"] is True
     events = [f.event for f in frames]
@@ -163,15 +148,15 @@ async def test_a_tool_call_and_its_result_are_events_with_matching_ids(served: A
         "completion_tokens": 3 + 4,
         "total_tokens": 67,
     }
-    steps = [s["number"] for s in _of(frames, "step")]
+    steps = [s["number"] for s in payloads(frames, "step")]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) == 4
 
 
 async def test_a_plain_workflows_own_events_are_tokens_and_steps(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "notes-flow", "buy milk")
     assert [f.event for f in frames[:3]] == ["run_started", "step", "token"]  # Progress, TextDelta
-    assert "".join(t["text"] for t in _of(frames, "token")) == "Notes: buy milk."
+    assert "".join(t["text"] for t in payloads(frames, "token")) == "Notes: buy milk."
     assert frames[-1].event == "run_completed" and frames[-1].json["output"] == "Notes: buy milk."
 
 
@@ -181,7 +166,7 @@ async def test_a_plain_workflows_own_events_are_tokens_and_steps(served: AppClie
 async def test_a_tool_waiting_for_a_human_is_answered_over_sse_and_the_input_route(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     stream = asyncio.create_task(
         served.post("/v1/agents/deployer/stream", json={"input": "deploy web"}, headers=auth)
     )
@@ -195,14 +180,14 @@ async def test_a_tool_waiting_for_a_human_is_answered_over_sse_and_the_input_rou
             headers=auth,
         )
         assert answered.status_code == 202, answered.text
-        frames = _frames(await asyncio.wait_for(stream, 10))
+        frames = sse_frames(await asyncio.wait_for(stream, 10))
     finally:
         stream.cancel()
-    (asked,) = _of(frames, "input_required")
+    (asked,) = payloads(frames, "input_required")
     assert asked["request_id"] == question["request_id"]
     # The framework replays the waiting tool once answered; the call is announced once.
-    (call,) = _of(frames, "tool_call")
-    (result,) = _of(frames, "tool_result")
+    (call,) = payloads(frames, "tool_call")
+    (result,) = payloads(frames, "tool_result")
     assert call["name"] == "confirm_deploy" and call["arguments"] == {"service": "web"}
     assert result["id"] == call["id"] and result["output"] == "deployed web"
     assert frames[-1].event == "run_completed"
@@ -237,7 +222,7 @@ def test_a_workflows_question_is_answered_over_the_websocket(
 
 
 async def test_a_background_task_asks_and_goes_on_with_the_answer(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     submitted = await served.post(
         "/v1/tasks", json={"agent": "approval-flow", "input": "the migration"}, headers=auth
     )
@@ -268,7 +253,7 @@ async def test_a_background_task_asks_and_goes_on_with_the_answer(served: AppCli
 async def test_an_agent_workflow_remembers_the_session_through_its_saved_context(
     both: AppClient,
 ) -> None:
-    auth = await _auth(both)
+    auth = await bearer(both)
     first = await _invoke(both, auth, "calculator", input="My name is Alice")
     session = first["session_id"]
     second = await _invoke(both, auth, "calculator", input="Who am I?", session_id=session)
@@ -284,7 +269,7 @@ async def test_an_agent_workflow_remembers_the_session_through_its_saved_context
 async def test_a_plain_workflows_store_carries_over_to_the_next_run_of_the_session(
     both: AppClient,
 ) -> None:
-    auth = await _auth(both)
+    auth = await bearer(both)
     first = await _invoke(both, auth, "notes-flow", input="buy milk")
     second = await _invoke(
         both, auth, "notes-flow", input="call Bob", session_id=first["session_id"]
@@ -297,7 +282,7 @@ async def test_a_plain_workflows_store_carries_over_to_the_next_run_of_the_sessi
 async def test_a_saved_context_that_no_longer_fits_starts_afresh_with_a_warning(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     state = served.services.sessions.state
     first = await _invoke(served, auth, "notes-flow", input="buy milk")
     session = first["session_id"]
@@ -313,8 +298,8 @@ async def test_a_saved_context_that_no_longer_fits_starts_afresh_with_a_warning(
             json={"input": "call Bob", "session_id": session},
             headers=auth,
         )
-        frames = _frames(response)
-        (warning,) = _of(frames, "log")
+        frames = sse_frames(response)
+        (warning,) = payloads(frames, "log")
         assert warning["level"] == "warning" and why in warning["message"]
         assert frames[-1].json["output"] == "Notes: call Bob."
 
@@ -325,7 +310,7 @@ async def test_a_saved_context_that_no_longer_fits_starts_afresh_with_a_warning(
 async def test_cancel_stops_the_workflow_and_closes_its_upstream_stream_within_a_second(
     served: AppClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     with FakeOpenAI() as fake:
         fake.default = Slow(interval=0.05, duration=20)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
@@ -344,7 +329,7 @@ async def test_cancel_stops_the_workflow_and_closes_its_upstream_stream_within_a
             cancelled = await served.post(f"/v1/runs/{run['run_id']}/cancel", headers=auth)
             assert cancelled.status_code == 202, cancelled.text
             assert await asyncio.to_thread(fake.disconnected.wait, 2), "upstream never closed"
-            frames = _frames(await asyncio.wait_for(stream, 10))
+            frames = sse_frames(await asyncio.wait_for(stream, 10))
         finally:
             stream.cancel()
     assert fake.disconnected_at is not None and fake.disconnected_at - cancelled_at < 1.0
@@ -354,10 +339,10 @@ async def test_cancel_stops_the_workflow_and_closes_its_upstream_stream_within_a
 async def test_a_failing_step_is_an_agent_error_on_the_stream_and_a_problem_on_invoke(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "broken-flow", "anything")
     # What the step streamed before it raised still reached the client.
-    assert [t["text"] for t in _of(frames, "token")] == ["Starting "]
+    assert [t["text"] for t in payloads(frames, "token")] == ["Starting "]
     assert frames[-1].event == "error" and frames[-1].json["code"] == "agent_error"
     response = await served.post(
         "/v1/agents/broken-flow/invoke", json={"input": "anything"}, headers=auth
@@ -369,7 +354,7 @@ async def test_a_failing_step_is_an_agent_error_on_the_stream_and_a_problem_on_i
 
 
 async def test_names_come_from_the_workflow_unless_the_entry_gives_one(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     listed = (await served.get("/v1/agents", headers=auth)).json()["items"]
     by_name = {item["name"]: item for item in listed}
     assert {"calculator", "deployer", "notes-flow", "approval-flow", "memo"} <= by_name.keys()

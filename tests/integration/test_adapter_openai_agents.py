@@ -25,12 +25,12 @@ from app.agents.registry import as_agent
 from app.core.config import Settings
 from app.main import create_app
 from app.services import build_services
-from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client, login
+from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client
 from tests.integration.test_auth_api import assert_problem
 from tests.support.adapters import openai_agents_agents as support
+from tests.support.adapters.calls import bearer, payloads, sse_frames
 from tests.support.fake_openai import FakeOpenAI, Slow, Text, ToolCalls
-from tests.support.redis_server import RedisServer
-from tests.support.sse import Frame, parse_lines
+from tests.support.sse import Frame
 
 with warnings.catch_warnings():  # its notice that httpx2 will replace httpx; httpx serves
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -83,19 +83,12 @@ async def served(make_settings: SettingsFactory, fake: FakeOpenAI) -> AsyncItera
         yield client
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def both(
-    request: pytest.FixtureRequest,
-    make_settings: SettingsFactory,
-    redis_server: RedisServer,
-    fake: FakeOpenAI,
+    make_settings: SettingsFactory, store_backend: dict[str, Any], fake: FakeOpenAI
 ) -> AsyncIterator[AppClient]:
     """The agents on both store backends (sessions keep the SDK's items in either)."""
-    overrides: dict[str, Any] = {}
-    if request.param == "redis":
-        redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
-    async with app_client(_settings(make_settings, fake, **overrides)) as client:
+    async with app_client(_settings(make_settings, fake, **store_backend)) as client:
         yield client
 
 
@@ -103,22 +96,9 @@ def _agent(route: str) -> str:
     return "support-desk" if route == "service-llm" else "own-model"
 
 
-async def _auth(client: httpx.AsyncClient) -> Auth:
-    return {"Authorization": f"Bearer {await login(client)}"}
-
-
-def _frames(response: httpx.Response) -> list[Frame]:
-    assert response.status_code == 200, response.text
-    return [f for f in parse_lines(iter(response.text.splitlines())) if f.event]
-
-
 async def _stream(client: httpx.AsyncClient, auth: Auth, agent: str, text: str) -> list[Frame]:
     response = await client.post(f"/v1/agents/{agent}/stream", json={"input": text}, headers=auth)
-    return _frames(response)
-
-
-def _of(frames: list[Frame], event: str) -> list[Any]:
-    return [f.json for f in frames if f.event == event]
+    return sse_frames(response)
 
 
 async def _until(probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> Any:
@@ -134,7 +114,7 @@ async def test_invoke_answers_with_the_output_the_reported_usage_and_the_run(
     served: AppClient, fake: FakeOpenAI, route: str
 ) -> None:
     fake.script(_add_call(), Text(["The sum", " is 5."], prompt_tokens=20, completion_tokens=4))
-    auth = await _auth(served)
+    auth = await bearer(served)
     response = await served.post(
         f"/v1/agents/{_agent(route)}/invoke", json={"input": "What is 2+3?"}, headers=auth
     )
@@ -162,7 +142,7 @@ async def test_calls_through_the_service_llm_use_its_cache(
     served: AppClient, fake: FakeOpenAI
 ) -> None:
     fake.script(_add_call(), Text(["The sum", " is 5."]))
-    auth = await _auth(served)
+    auth = await bearer(served)
     body = {"input": "What is 2+3?"}
     first = await served.post("/v1/agents/support-desk/invoke", json=body, headers=auth)
     again = await served.post("/v1/agents/support-desk/invoke", json=body, headers=auth)
@@ -179,7 +159,7 @@ async def test_a_named_model_is_sent_to_the_service_llm_by_its_name(
     fake.script(Text(["Short."]))
     answer = (
         await served.post(
-            "/v1/agents/named/invoke", json={"input": "hi"}, headers=await _auth(served)
+            "/v1/agents/named/invoke", json={"input": "hi"}, headers=await bearer(served)
         )
     ).json()
     assert answer["output"] == "Short." and fake.requests[0].body["model"] == "gpt-named"
@@ -191,11 +171,11 @@ async def test_stream_sends_the_text_deltas_in_order_and_ends_with_the_full_outp
 ) -> None:
     chunks = ["Hel", "lo", " wor", "ld", "!"]
     fake.script(Text(chunks))
-    frames = await _stream(served, await _auth(served), _agent(route), "Say hello")
+    frames = await _stream(served, await bearer(served), _agent(route), "Say hello")
     assert frames[0].event == "run_started" and frames[-1].event == "run_completed"
-    assert [t["text"] for t in _of(frames, "token")] == chunks
+    assert [t["text"] for t in payloads(frames, "token")] == chunks
     assert frames[-1].json["output"] == "Hello world!"
-    assert [s["number"] for s in _of(frames, "step")] == [1]
+    assert [s["number"] for s in payloads(frames, "step")] == [1]
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -203,9 +183,9 @@ async def test_a_tool_call_and_its_result_are_events_with_matching_ids(
     served: AppClient, fake: FakeOpenAI, route: str
 ) -> None:
     fake.script(_add_call(), Text(["The sum", " is 5."]))
-    frames = await _stream(served, await _auth(served), _agent(route), "What is 2+3?")
-    (call,) = _of(frames, "tool_call")
-    (result,) = _of(frames, "tool_result")
+    frames = await _stream(served, await bearer(served), _agent(route), "What is 2+3?")
+    (call,) = payloads(frames, "tool_call")
+    (result,) = payloads(frames, "tool_result")
     # The arguments arrived in pieces; the SDK assembled them and ran the tool.
     assert call == {**call, "id": "call_add_1", "name": "add", "arguments": {"a": 2, "b": 3}}
     assert result == {**result, "id": "call_add_1", "output": "5", "success": True}
@@ -223,9 +203,9 @@ async def test_a_handoff_is_a_new_step_with_a_log_naming_both_agents(
         ToolCalls([("call_handoff_1", "transfer_to_billing", ["{}"])]),
         Text(["Your invoice", " is paid."]),
     )
-    frames = await _stream(served, await _auth(served), "triage", "Is my invoice paid?")
-    assert [s["number"] for s in _of(frames, "step")] == [1, 2]
-    (handoff,) = _of(frames, "log")
+    frames = await _stream(served, await bearer(served), "triage", "Is my invoice paid?")
+    assert [s["number"] for s in payloads(frames, "step")] == [1, 2]
+    (handoff,) = payloads(frames, "log")
     assert handoff["data"] == {"agent": "Billing", "previous": "Triage"}
     kinds = [f.event for f in frames]
     assert kinds.index("step") < kinds.index("log") < kinds.index("token")
@@ -241,7 +221,7 @@ async def test_max_steps_is_the_sdks_turn_limit(served: AppClient, fake: FakeOpe
     response = await served.post(
         "/v1/agents/support-desk/invoke",
         json={"input": "What is 2+3?", "max_steps": 1},
-        headers=await _auth(served),
+        headers=await bearer(served),
     )
     assert_problem(response, 422, "max_steps_exceeded")
     assert fake.request_count == 1
@@ -259,7 +239,7 @@ async def test_a_tool_approval_is_asked_over_sse_and_answered_with_the_input_rou
 ) -> None:
     fake.script(*_approval_replies())
     support.DELETED.clear()
-    auth = await _auth(served)
+    auth = await bearer(served)
     stream = asyncio.create_task(
         served.post("/v1/agents/keeper/stream", json={"input": "delete a.txt"}, headers=auth)
     )
@@ -282,12 +262,12 @@ async def test_a_tool_approval_is_asked_over_sse_and_answered_with_the_input_rou
             headers=auth,
         )
         assert answered.status_code == 202, answered.text
-        frames = _frames(await asyncio.wait_for(stream, 10))
+        frames = sse_frames(await asyncio.wait_for(stream, 10))
     finally:
         stream.cancel()
     kinds = [f.event for f in frames]
     assert kinds.index("tool_call") < kinds.index("input_required") < kinds.index("tool_result")
-    (result,) = _of(frames, "tool_result")
+    (result,) = payloads(frames, "tool_result")
     assert result["id"] == "call_delete_1" and result["success"] is approve
     assert support.DELETED == (["/tmp/a.txt"] if approve else [])
     tool_output = fake.requests[1].body["messages"][-1]
@@ -333,7 +313,7 @@ async def test_a_tool_approval_is_answered_for_a_background_task(
 ) -> None:
     fake.script(*_approval_replies())
     support.DELETED.clear()
-    auth = await _auth(served)
+    auth = await bearer(served)
     submitted = await served.post(
         "/v1/tasks", json={"agent": "keeper", "input": "delete a.txt"}, headers=auth
     )
@@ -366,7 +346,7 @@ async def test_a_paused_task_holds_before_the_sdks_next_model_call(
     fake.script(ToolCalls([("call_hold_1", "hold", ["{}"])]), Text(["Resumed."]))
     support.HELD.clear()
     support.GATE.clear()
-    auth = await _auth(served)
+    auth = await bearer(served)
     submitted = await served.post(
         "/v1/tasks", json={"agent": "holder", "input": "hold on"}, headers=auth
     )
@@ -404,7 +384,7 @@ async def test_invoke_of_an_agent_that_asks_for_approval_is_refused(
     fake.script(*_approval_replies())
     support.DELETED.clear()
     response = await served.post(
-        "/v1/agents/keeper/invoke", json={"input": "delete a.txt"}, headers=await _auth(served)
+        "/v1/agents/keeper/invoke", json={"input": "delete a.txt"}, headers=await bearer(served)
     )
     assert_problem(response, 409, "input_required_unsupported")
     assert support.DELETED == []
@@ -414,7 +394,7 @@ async def test_a_session_continues_the_sdk_conversation_across_runs(
     both: AppClient, fake: FakeOpenAI
 ) -> None:
     fake.script(Text(["Hello", " Ada."]), Text(["You are", " Ada."]), Text(["Hi."]))
-    auth = await _auth(both)
+    auth = await bearer(both)
     session = (await both.post("/v1/sessions", json={"agent": "support-desk"}, headers=auth)).json()
     for text in ("My name is Ada.", "What is my name?"):
         response = await both.post(
@@ -446,7 +426,7 @@ async def test_a_session_without_sdk_state_starts_from_its_messages(
     served: AppClient, fake: FakeOpenAI
 ) -> None:
     fake.script(Text(["Hello", " Ada."]), Text(["You are", " Ada."]))
-    auth = await _auth(served)
+    auth = await bearer(served)
     first = await served.post(
         "/v1/agents/support-desk/invoke", json={"input": "My name is Ada."}, headers=auth
     )
@@ -471,7 +451,7 @@ async def test_cancel_stops_the_sdk_run_and_closes_its_model_stream(
     served: AppClient, fake: FakeOpenAI, route: str
 ) -> None:
     fake.default = Slow(interval=0.05, duration=20)
-    auth = await _auth(served)
+    auth = await bearer(served)
     stream = asyncio.create_task(
         served.post(
             f"/v1/agents/{_agent(route)}/stream", json={"input": "talk forever"}, headers=auth
@@ -495,20 +475,20 @@ async def test_cancel_stops_the_sdk_run_and_closes_its_model_stream(
         cancelled_at = time.monotonic()
         cancel = await served.post(f"/v1/runs/{run['run_id']}/cancel", headers=auth)
         assert cancel.status_code == 202, cancel.text
-        frames = _frames(await asyncio.wait_for(stream, 10))
+        frames = sse_frames(await asyncio.wait_for(stream, 10))
     finally:
         stream.cancel()
     assert await asyncio.to_thread(fake.disconnected.wait, 2), "the model stream stayed open"
     assert fake.disconnected_at is not None and fake.disconnected_at - cancelled_at < 1.0
     assert frames[-1].event == "error" and frames[-1].json["code"] == "cancelled"
-    assert any(t["text"].startswith("tick") for t in _of(frames, "token"))
+    assert any(t["text"].startswith("tick") for t in payloads(frames, "token"))
     assert fake.request_count == 1
 
 
 async def test_a_tool_that_raises_is_an_agent_error(served: AppClient, fake: FakeOpenAI) -> None:
     explode = ToolCalls([("call_boom_1", "explode", ['{"reason": "boom"}'])])
     fake.script(explode, explode)
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "breaker", "Break it")
     assert frames[-1].event == "error" and frames[-1].json["code"] == "agent_error"
     assert "boom" not in frames[-1].json["message"]  # the exception text stays inside
@@ -519,7 +499,7 @@ async def test_a_tool_that_raises_is_an_agent_error(served: AppClient, fake: Fak
 async def test_the_agents_are_listed_with_derived_names_and_capabilities(
     served: AppClient,
 ) -> None:
-    listed = (await served.get("/v1/agents", headers=await _auth(served))).json()["items"]
+    listed = (await served.get("/v1/agents", headers=await bearer(served))).json()["items"]
     found = {item["name"]: item for item in listed}
     assert found["support-desk"]["capabilities"] == {
         "streaming": True,
@@ -554,11 +534,11 @@ async def test_the_example_runs_on_the_offline_model(make_settings: SettingsFact
         RATE_LIMIT_ENABLED=False, AGENTS=["support=examples.openai_agents.agent:support"]
     )
     async with app_client(settings) as client:
-        auth = await _auth(client)
+        auth = await bearer(client)
         frames = await _stream(client, auth, "support", "What is 12*(3+4)?")
-        (call,) = _of(frames, "tool_call")
+        (call,) = payloads(frames, "tool_call")
         assert call["name"] == "calculator" and call["arguments"] == {"expression": "12*(3+4)"}
-        assert _of(frames, "tool_result")[0]["output"] == "84"
+        assert payloads(frames, "tool_result")[0]["output"] == "84"
         assert frames[-1].event == "run_completed" and "84" in frames[-1].json["output"]
         listed = (await client.get("/v1/agents/support", headers=auth)).json()
         assert listed["capabilities"]["human_input"] is True  # Billing's refund tool

@@ -21,12 +21,12 @@ from app.agents.adapters import pydantic_ai as adapter
 from app.agents.registry import as_agent
 from app.main import create_app
 from app.services import build_services
-from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client, login
+from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client
 from tests.integration.test_auth_api import assert_problem
 from tests.support.adapters import pydantic_ai_agents as agents
+from tests.support.adapters.calls import bearer, payloads, sse_frames
 from tests.support.fake_openai import FakeOpenAI, Status
-from tests.support.redis_server import RedisServer
-from tests.support.sse import Frame, parse_lines
+from tests.support.sse import Frame
 
 with warnings.catch_warnings():  # its notice that httpx2 will replace httpx; httpx serves
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
@@ -46,16 +46,14 @@ AGENTS = [
 ]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture
 async def both(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+    make_settings: SettingsFactory, store_backend: dict[str, Any]
 ) -> AsyncIterator[AppClient]:
     """The agents on both store backends (sessions keep framework state in either)."""
-    overrides: dict[str, Any] = {}
-    if request.param == "redis":
-        redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
-    async with app_client(make_settings(AGENTS=AGENTS, RATE_LIMIT_ENABLED=False, **overrides)) as c:
+    async with app_client(
+        make_settings(AGENTS=AGENTS, RATE_LIMIT_ENABLED=False, **store_backend)
+    ) as c:
         yield c
 
 
@@ -65,28 +63,15 @@ async def served(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
         yield client
 
 
-async def _auth(client: httpx.AsyncClient) -> Auth:
-    return {"Authorization": f"Bearer {await login(client)}"}
-
-
 async def _invoke(client: httpx.AsyncClient, auth: Auth, agent: str, **body: Any) -> Any:
     response = await client.post(f"/v1/agents/{agent}/invoke", json=body, headers=auth)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-def _frames(response: httpx.Response) -> list[Frame]:
-    assert response.status_code == 200, response.text
-    return [f for f in parse_lines(iter(response.text.splitlines())) if f.event]
-
-
 async def _stream(client: httpx.AsyncClient, auth: Auth, agent: str, text: str) -> list[Frame]:
     response = await client.post(f"/v1/agents/{agent}/stream", json={"input": text}, headers=auth)
-    return _frames(response)
-
-
-def _of(frames: list[Frame], event: str) -> list[Any]:
-    return [f.json for f in frames if f.event == event]
+    return sse_frames(response)
 
 
 async def _until(probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> Any:
@@ -100,7 +85,7 @@ async def _until(probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool
 async def test_invoke_returns_the_output_the_usage_the_model_reported_and_the_run(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     answer = await _invoke(served, auth, "writer-bot", input="Write a sentence")
     assert answer["output"] == "".join(agents.WRITER_CHUNKS)
     # The same agent run directly: the usage its model reported is the run's usage.
@@ -123,17 +108,17 @@ async def test_invoke_returns_the_output_the_usage_the_model_reported_and_the_ru
 async def test_stream_sends_the_text_deltas_in_order_and_ends_with_the_full_output(
     served: AppClient,
 ) -> None:
-    frames = await _stream(served, await _auth(served), "writer-bot", "Write a sentence")
+    frames = await _stream(served, await bearer(served), "writer-bot", "Write a sentence")
     assert frames[0].event == "run_started" and frames[-1].event == "run_completed"
-    assert [t["text"] for t in _of(frames, "token")] == agents.WRITER_CHUNKS
+    assert [t["text"] for t in payloads(frames, "token")] == agents.WRITER_CHUNKS
     assert frames[-1].json["output"] == "".join(agents.WRITER_CHUNKS)
-    assert [s["number"] for s in _of(frames, "step")] == [1]
+    assert [s["number"] for s in payloads(frames, "step")] == [1]
 
 
 async def test_a_tool_call_and_its_result_are_events_with_matching_ids(served: AppClient) -> None:
-    frames = await _stream(served, await _auth(served), "forecaster", "Weather in Paris?")
-    (call,) = _of(frames, "tool_call")
-    (result,) = _of(frames, "tool_result")
+    frames = await _stream(served, await bearer(served), "forecaster", "Weather in Paris?")
+    (call,) = payloads(frames, "tool_call")
+    (result,) = payloads(frames, "tool_result")
     assert call["id"] == result["id"] == "call-forecast-1"
     # The arguments arrived in pieces; the framework assembled and ran them.
     assert call["name"] == "forecast" and call["arguments"] == {"city": "Paris", "days": 2}
@@ -141,7 +126,7 @@ async def test_a_tool_call_and_its_result_are_events_with_matching_ids(served: A
     kinds = [f.event for f in frames]
     assert kinds.index("tool_call") < kinds.index("tool_result") < kinds.index("token")
     # One step per model request: the tool call, then the answer.
-    assert [(s["number"], s["success"]) for s in _of(frames, "step")] == [(1, True), (2, True)]
+    assert [(s["number"], s["success"]) for s in payloads(frames, "step")] == [(1, True), (2, True)]
     assert frames[-1].json["output"] == "Forecast: sunny in Paris for 2 days."
 
 
@@ -149,7 +134,7 @@ async def test_max_steps_counts_the_frameworks_model_requests(served: AppClient)
     response = await served.post(
         "/v1/agents/forecaster/invoke",
         json={"input": "Weather in Paris?", "max_steps": 1},
-        headers=await _auth(served),
+        headers=await bearer(served),
     )
     assert_problem(response, 422, "max_steps_exceeded")
 
@@ -158,7 +143,7 @@ async def _answered_over_sse(
     client: AppClient, agent: str, text: str, value: Any
 ) -> tuple[dict[str, Any], list[Frame]]:
     """Stream a run, answer its question with the input route; (the question, the frames)."""
-    auth = await _auth(client)
+    auth = await bearer(client)
     stream = asyncio.create_task(
         client.post(f"/v1/agents/{agent}/stream", json={"input": text}, headers=auth)
     )
@@ -177,7 +162,7 @@ async def _answered_over_sse(
             headers=auth,
         )
         assert answered.status_code == 202, answered.text
-        frames = _frames(await asyncio.wait_for(stream, 10))
+        frames = sse_frames(await asyncio.wait_for(stream, 10))
     finally:
         stream.cancel()
     return pending, frames
@@ -195,7 +180,7 @@ async def test_an_approval_is_asked_over_sse_and_answered_with_the_input_route(
     assert pending["prompt"] == 'Allow deploy {"service": "api"}?'
     kinds = [f.event for f in frames]
     assert kinds.index("tool_call") < kinds.index("input_required") < kinds.index("tool_result")
-    (result,) = _of(frames, "tool_result")
+    (result,) = payloads(frames, "tool_result")
     assert result["id"] == "call-deploy-1" and result["success"] is success
     assert frames[-1].event == "run_completed" and frames[-1].json["output"] == output
 
@@ -206,7 +191,7 @@ async def test_a_call_deferred_to_the_outside_takes_a_humans_text_as_its_result(
     pending, frames = await _answered_over_sse(served, "escalator", "Can we ship?", "yes")
     assert pending["kind"] == "text"
     assert pending["prompt"] == 'Give the result of ask_manager {"question": "Ship on Friday?"}.'
-    (result,) = _of(frames, "tool_result")
+    (result,) = payloads(frames, "tool_result")
     assert result["id"] == "call-manager-1" and result["output"] == "yes"
     assert frames[-1].json["output"] == "The manager said: yes"
 
@@ -216,15 +201,15 @@ async def test_an_approval_nobody_answers_ends_the_run_with_input_timeout(
 ) -> None:
     settings = make_settings(AGENTS=AGENTS, INPUT_TIMEOUT_SECONDS=0.2)
     async with app_client(settings) as client:
-        frames = await _stream(client, await _auth(client), "deployer", "deploy api")
+        frames = await _stream(client, await bearer(client), "deployer", "deploy api")
     assert [f.event for f in frames][-2:] == ["input_required", "error"]
     assert frames[-1].json["code"] == "input_timeout"
-    assert not _of(frames, "tool_result")  # the tool never ran
+    assert not payloads(frames, "tool_result")  # the tool never ran
 
 
 async def test_an_agent_that_asks_cannot_be_invoked(served: AppClient) -> None:
     response = await served.post(
-        "/v1/agents/deployer/invoke", json={"input": "deploy api"}, headers=await _auth(served)
+        "/v1/agents/deployer/invoke", json={"input": "deploy api"}, headers=await bearer(served)
     )
     assert_problem(response, 409, "input_required_unsupported")
 
@@ -257,7 +242,7 @@ def test_an_approval_is_answered_over_the_websocket(socket_app: tuple[TestClient
 async def test_an_approval_in_a_background_task_is_answered_with_the_task_input_route(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     submitted = await served.post(
         "/v1/tasks", json={"agent": "deployer", "input": "deploy search"}, headers=auth
     )
@@ -283,7 +268,7 @@ async def test_an_approval_in_a_background_task_is_answered_with_the_task_input_
 
 
 async def test_a_session_continues_from_the_agents_own_messages(both: AppClient) -> None:
-    auth = await _auth(both)
+    auth = await bearer(both)
     first = await _invoke(both, auth, "notes", input="remember blue")
     assert first["output"] == "Noted."
     again = await _invoke(
@@ -296,7 +281,7 @@ async def test_a_session_continues_from_the_agents_own_messages(both: AppClient)
 
 
 async def test_without_stored_messages_the_session_history_stands_in(both: AppClient) -> None:
-    auth = await _auth(both)
+    auth = await bearer(both)
     first = await _invoke(both, auth, "notes", input="remember green")
     await both.services.sessions.state.drop(first["session_id"])  # as when state expired
     again = await _invoke(
@@ -307,9 +292,9 @@ async def test_without_stored_messages_the_session_history_stands_in(both: AppCl
 
 
 async def test_a_tool_that_raises_is_an_agent_error(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     frames = await _stream(served, auth, "broken", "go")
-    assert _of(frames, "tool_call")[0]["name"] == "explode"
+    assert payloads(frames, "tool_call")[0]["name"] == "explode"
     assert frames[-1].event == "error" and frames[-1].json["code"] == "agent_error"
     assert "exploded" not in frames[-1].data  # the exception's text stays in the log
     response = await served.post("/v1/agents/broken/invoke", json={"input": "go"}, headers=auth)
@@ -319,7 +304,7 @@ async def test_a_tool_that_raises_is_an_agent_error(served: AppClient) -> None:
 async def test_names_come_from_the_agent_and_capabilities_from_its_tools(
     served: AppClient,
 ) -> None:
-    listed = (await served.get("/v1/agents", headers=await _auth(served))).json()["items"]
+    listed = (await served.get("/v1/agents", headers=await bearer(served))).json()["items"]
     found = {item["name"]: item for item in listed}
     assert {"writer-bot", "pydantic-ai", "forecaster", "deployer"} <= set(found)
     assert found["writer-bot"]["description"] == "Writes one sentence, streamed word by word."
@@ -331,7 +316,7 @@ async def test_names_come_from_the_agent_and_capabilities_from_its_tools(
     assert found["forecaster"]["capabilities"]["tools"] is True
     assert found["forecaster"]["capabilities"]["human_input"] is False
     assert found["deployer"]["capabilities"]["human_input"] is True
-    unnamed = await _invoke(served, await _auth(served), "pydantic-ai", input="hi")
+    unnamed = await _invoke(served, await bearer(served), "pydantic-ai", input="hi")
     assert unnamed["output"] == "unnamed answer"
 
 
@@ -344,7 +329,7 @@ def test_accepts_only_pydantic_ai_agents() -> None:
 
 
 async def test_an_agent_without_a_model_runs_on_the_services_llm(served: AppClient) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     body = {"input": "Tell me about caching", "store": False}
     first = await served.post("/v1/agents/service-llm/invoke", json=body, headers=auth)
     assert first.status_code == 200, first.text
@@ -356,9 +341,9 @@ async def test_an_agent_without_a_model_runs_on_the_services_llm(served: AppClie
 
 
 async def test_the_services_llm_sees_the_agents_tools_and_their_results(served: AppClient) -> None:
-    frames = await _stream(served, await _auth(served), "service-llm", "What is 20 + 22?")
-    (call,) = _of(frames, "tool_call")
-    (result,) = _of(frames, "tool_result")
+    frames = await _stream(served, await bearer(served), "service-llm", "What is 20 + 22?")
+    (call,) = payloads(frames, "tool_call")
+    (result,) = payloads(frames, "tool_result")
     assert call["name"] == "calculator" and call["arguments"] == {"expression": "20 + 22"}
     assert result["id"] == call["id"] and result["output"] == "42"
     # The offline model answers from the tool message the framework's history became.
@@ -368,7 +353,7 @@ async def test_the_services_llm_sees_the_agents_tools_and_their_results(served: 
 async def test_a_failure_of_the_agents_own_model_client_is_an_llm_error(
     served: AppClient,
 ) -> None:
-    auth = await _auth(served)
+    auth = await bearer(served)
     with FakeOpenAI() as fake:
         fake.default = Status(401)  # not retried by the client
         served.services.agents.register(as_agent(agents.talker_for(fake.url), name=None))
