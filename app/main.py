@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -16,15 +16,20 @@ from app.core.routing import RouteTable
 from app.core.settings_loader import load_settings
 from app.middleware import build_middleware
 from app.observability.logging import configure_logging
+from app.protocols import Lifespan, mount_protocols
 from app.services import AppServices, State, build_services, describe_services
 
 log = structlog.get_logger(__name__)
 
 
-def _lifespan(services: AppServices) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
+def _lifespan(
+    services: AppServices, protocol_lifespans: list[Lifespan]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[State]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        async with services.running():
+        async with services.running(), AsyncExitStack() as protocols:
+            for protocol_lifespan in protocol_lifespans:  # after the services they use
+                await protocols.enter_async_context(protocol_lifespan())
             log.info("startup", **describe_services(services))
             for setting, why in services.settings.production_warnings():
                 log.warning("production_setting_unsafe", setting=setting, detail=why)
@@ -40,12 +45,13 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     configure_logging(settings)
     services = services or build_services(settings)
     routes = RouteTable()
+    protocol_lifespans: list[Lifespan] = []  # filled by mount_protocols, entered at start-up
     docs = settings.DOCS_ENABLED
     app = FastAPI(
         title=settings.API_TITLE,
         version=settings.API_VERSION,
         debug=False,  # never render tracebacks to clients, whatever DEBUG says
-        lifespan=_lifespan(services),
+        lifespan=_lifespan(services, protocol_lifespans),
         middleware=build_middleware(
             settings,
             routes=routes,
@@ -59,5 +65,6 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     )
     install_exception_handlers(app, routes=routes)
     mount_routes(app, settings, routes=routes)
+    protocol_lifespans.extend(mount_protocols(app, settings, routes=routes))
     mount_docs(app, settings, routes=routes)
     return app

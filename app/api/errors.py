@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import AppError
-from app.core.problems import PROBLEM_CONTENT_TYPE, problem_body, request_id_of
+from app.core.problems import problem_body, render_error, request_id_of
 from app.core.routing import RouteTable
 
 log = structlog.get_logger(__name__)
@@ -47,14 +47,15 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = problem_body(
+    problem = problem_body(
         status=status,
         code=code,
         detail=detail,
         request_id=request_id_of(request.scope),
         extra=extra,
     )
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    body, content_type = render_error(request.scope, problem)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=content_type)
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:

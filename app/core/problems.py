@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +11,20 @@ from starlette.types import Scope, Send
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://agent-service.dev/problems/"
+
+ErrorDialect = Callable[[Mapping[str, Any]], dict[str, Any]]
+"""A protocol surface's own error shape (OpenAI's ``{"error": {...}}``): it turns the problem
+body into that protocol's body, sent as plain JSON with the same status. Registered per path
+prefix on the RouteTable; ErrorDialectMiddleware puts the matching one in the scope."""
+ERROR_DIALECT_KEY = "agent_service.error_dialect"
+
+
+def render_error(scope: Scope, problem: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The body and content type an error leaves with on this request's path."""
+    dialect: ErrorDialect | None = scope.get(ERROR_DIALECT_KEY)
+    if dialect is None:
+        return problem, PROBLEM_CONTENT_TYPE
+    return dialect(problem), "application/json"
 
 
 def request_id_of(scope: Scope) -> str | None:
@@ -59,11 +73,13 @@ async def send_problem(
         await send({"type": "websocket.close", "code": 1008, "reason": code})
         return
     prefix = "websocket.http.response" if websocket else "http.response"
-    payload = json.dumps(
-        problem_body(status=status, code=code, detail=detail, request_id=request_id_of(scope))
-    ).encode()
+    body, content_type = render_error(
+        scope,
+        problem_body(status=status, code=code, detail=detail, request_id=request_id_of(scope)),
+    )
+    payload = json.dumps(body).encode()
     raw_headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-type", content_type.encode()),
         (b"content-length", str(len(payload)).encode()),
     ]
     raw_headers += [

@@ -17,6 +17,8 @@ from fastapi import APIRouter
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
+from app.core.problems import ErrorDialect
+
 _CACHE_KEY = "agent_service.route_template"
 
 # The one label for every path no route matches: a URL scanner must not mint new series.
@@ -37,6 +39,17 @@ class _Entry:
 class RouteTable:
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
+        self._dialects: list[tuple[str, ErrorDialect]] = []
+
+    def add_error_dialect(self, prefix: str, dialect: ErrorDialect) -> None:
+        """Errors on paths under ``prefix`` leave in ``dialect``'s shape (app/core/problems.py)."""
+        self._dialects.append((prefix, dialect))
+
+    def error_dialect_for(self, path: str) -> ErrorDialect | None:
+        for prefix, dialect in self._dialects:
+            if path.startswith(prefix):
+                return dialect
+        return None
 
     def add(self, template: str, methods: set[str] | frozenset[str] | None) -> None:
         regex, _, _ = compile_path(template)

@@ -1,10 +1,11 @@
 """The middleware chain, built in one place from Settings, outer to inner.
 
-Order matters: request context first so every later line carries the request id; access log
-and metrics outside auth and rate limiting so 401s and 429s are logged and counted; the
-failed-authentication limit just outside auth, so an IP past it is refused before its
-credentials are checked and every 401 auth gives is counted; auth before the rate limiter so
-limits are keyed by the verified principal.
+Order matters: the error dialect first (any later layer may answer with an error, in the
+shape of the path's protocol); request context next so every later line carries the request
+id; access log and metrics outside auth and rate limiting so 401s and 429s are logged and
+counted; the failed-authentication limit just outside auth, so an IP past it is refused
+before its credentials are checked and every 401 auth gives is counted; auth before the rate
+limiter so limits are keyed by the verified principal.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from app.middleware.access_log import AccessLogMiddleware
 from app.middleware.auth_failures import AuthFailureLimitMiddleware
 from app.middleware.authentication import AuthenticationMiddleware
 from app.middleware.body_limit import BodySizeLimitMiddleware
+from app.middleware.error_dialect import ErrorDialectMiddleware
 from app.middleware.metrics import MetricsMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
@@ -39,6 +41,8 @@ def build_middleware(
     # The password login (app/api/deps.py TOKEN_PATH): anonymous, keyed by client address.
     login_paths = frozenset({f"{settings.API_PREFIX}/auth/token"})
     chain: list[Middleware] = []
+    if settings.PROTOCOL_OPENAI_ENABLED:  # the one surface with an error shape of its own
+        chain.append(Middleware(ErrorDialectMiddleware, routes=routes))
     if settings.REQUEST_CONTEXT_ENABLED:
         chain.append(Middleware(RequestContextMiddleware))
     if settings.ACCESS_LOG_ENABLED:

@@ -29,8 +29,19 @@ ALLOWED: dict[str, set[str]] = {
     "middleware": {"core", "observability", "security", "store"},
     "services": {"core", "observability", "llm", "store", "security", "agents", "tasks"},
     "api": {"core", "observability", "llm", "store", "security", "agents", "tasks", "services"},
+    "protocols": {
+        "core",
+        "observability",
+        "llm",
+        "store",
+        "security",
+        "agents",
+        "tasks",
+        "services",
+        "api",
+    },
     "sdk": {"core", "agents", "llm"},
-    "main": {"core", "observability", "middleware", "api", "services"},
+    "main": {"core", "observability", "middleware", "api", "services", "protocols"},
     "entrypoints": {"core", "observability", "security", "store", "services", "main"},
 }
 
