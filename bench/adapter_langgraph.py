@@ -147,7 +147,7 @@ def _adapter_run() -> Callable[[], Awaitable[int]]:
 
 
 def _service_run(services: Any) -> Callable[[], Awaitable[int]]:
-    from app.agents.service import RunRequest
+    from app.agents.run_request import RunRequest
     from app.security.principals import Principal
 
     principal = Principal.for_user("bench", scopes=["agents:run"])

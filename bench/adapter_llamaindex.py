@@ -113,7 +113,7 @@ def adapter_run(services: Any) -> Callable[[], Awaitable[None]]:
 
 def run_service_run(services: Any) -> Callable[[], Awaitable[None]]:
     from app.agents.events import RunCompleted, TokenEvent
-    from app.agents.service import RunRequest
+    from app.agents.run_request import RunRequest
     from app.security.principals import Principal
 
     request = RunRequest(

@@ -8,7 +8,6 @@ import builtins
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,11 +20,12 @@ from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
 from app.agents.journal import RunJournal, end_lost_run
 from app.agents.log_writer import RunLogBatcher
-from app.agents.protocol import Agent, AgentInput, GivenInput, given_form, input_text
+from app.agents.protocol import Agent, input_text
 from app.agents.registry import AgentRegistry
-from app.agents.run import OnDisconnect, Run
+from app.agents.run import Run
 from app.agents.run_llm import CachingLLM, RunLLM
-from app.agents.sessions import IfBusy, SessionService
+from app.agents.run_request import RunRequest, new_record
+from app.agents.sessions import SessionService
 from app.agents.tools.registry import ToolRegistry
 from app.core.clock import utcnow
 from app.core.config import Settings
@@ -44,21 +44,6 @@ LOCK_MARGIN_SECONDS = 30
 RUN_SLOT_RETRY_AFTER_SECONDS = 1  # foreground runs are short; the hint is a guess either way
 # A foreground run's record unfinished, held by no live process, untouched this long: lost.
 LOST_AFTER_SECONDS = 10
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    agent: str
-    input: AgentInput  # what the agent's run receives: the text, or its input_model instance
-    principal: Principal
-    session_id: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    max_steps: int | None = None
-    bypass_cache: bool = False
-    on_disconnect: OnDisconnect = "cancel"
-    store: bool = True  # False: no session, no history written
-    if_busy: IfBusy = "reject"
-    given_input: GivenInput | None = None  # as the client sent it (the record); None: input
 
 
 class RunService:
@@ -115,6 +100,8 @@ class RunService:
                 history: list[ChatMessage] = []
             else:
                 history = await self._claim_history(request, agent.name, run_id)
+            if request.history is not None:
+                history = request.history
             journal = RunJournal(
                 self.store if self._log_runs or not foreground else None,
                 run_id,
@@ -124,7 +111,7 @@ class RunService:
             if run_id in self._counted:  # its slot goes back with the record's end
                 journal.also_on_finish = self._slots.release_commands(request.principal.id, run_id)
             run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
-            record = self._record(request, agent.name, run_id, session_id, self.holder)
+            record = new_record(request, agent.name, run_id, session_id, self.holder)
             await journal.open(record, run.opening())
         except BaseException:
             await self._release(request.principal.id, run_id, session_id)
@@ -192,28 +179,6 @@ class RunService:
             on_disconnect=request.on_disconnect,
         )
         return run
-
-    @staticmethod
-    def _record(
-        request: RunRequest, agent: str, run_id: str, session_id: str | None, holder: str | None
-    ) -> RunRecord:
-        now = utcnow()
-        return RunRecord(
-            id=run_id,
-            kind="run",
-            owner=request.principal.id,
-            agent=agent,
-            input=given_form(request.input if request.given_input is None else request.given_input),
-            session_id=session_id,
-            max_steps=request.max_steps,
-            params=request.params,
-            status="running",
-            holder=holder,
-            attempts=1,
-            submitted_at=now,
-            started_at=now,
-            updated_at=now,
-        )
 
     async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:
         """A new session of the caller's, held by this run (call, get an id, go on). The

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent, input_model_of, input_schema_for
-from app.agents.service import RunRequest
+from app.agents.run_request import RunRequest
 from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep, services_of
 from app.api.responses import (
     AGENT_NOT_FOUND,

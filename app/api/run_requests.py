@@ -8,7 +8,7 @@ from dataclasses import replace
 from app.agents.events import ErrorEvent
 from app.agents.protocol import input_text, parse_input
 from app.agents.registry import AgentRegistry
-from app.agents.service import RunRequest
+from app.agents.run_request import RunRequest
 from app.api.schemas.agents import AgentRunBody, RunBody
 from app.core.config import Settings
 from app.core.errors import AppError, Unprocessable

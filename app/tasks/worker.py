@@ -44,7 +44,8 @@ from app.agents.events import (
 )
 from app.agents.protocol import parse_input
 from app.agents.run import Run
-from app.agents.service import RunRequest, RunService
+from app.agents.run_request import RunRequest
+from app.agents.service import RunService
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.agents.service import RunRequest
+from app.agents.run_request import RunRequest
 from app.security.principals import Principal
 from tests.conftest import SettingsFactory, app_client
 from tests.security.conftest import bearer, login
