@@ -1,4 +1,6 @@
-"""Placeholder until the surface lands: mounts nothing."""
+"""OpenAI's API over our agents: each agent is a model. Chat Completions (chat_routes.py),
+Responses (responses_routes.py) and the model list, under API_PREFIX, answering errors in
+OpenAI's shape (errors.py), which is what the SDKs parse."""
 
 from __future__ import annotations
 
@@ -7,7 +9,15 @@ from fastapi import FastAPI
 from app.core.config import Settings
 from app.core.routing import RouteTable
 from app.protocols import Lifespan
+from app.protocols.openai import chat_routes, responses_routes
+from app.protocols.openai.errors import OPENAI_PATHS, openai_error
 
 
 def mount(app: FastAPI, settings: Settings, routes: RouteTable) -> list[Lifespan]:
+    prefix = settings.API_PREFIX
+    for path in OPENAI_PATHS:
+        routes.add_error_dialect(prefix + path, openai_error)
+    for router in (chat_routes.router, responses_routes.router):
+        app.include_router(router, prefix=prefix)
+        routes.add_router(router, prefix=prefix)
     return []
