@@ -11,6 +11,7 @@ from tests.e2e.conftest import login
 from tests.support.adapters.langgraph_agents import URL_VARIABLE
 from tests.support.fake_openai import FakeOpenAI, Slow
 from tests.support.leaving import (
+    assert_one_upstream_stream_open,
     assert_upstream_closed_within_a_second,
     first_token_texts,
     run_when_ended,
@@ -37,7 +38,7 @@ def test_leaving_a_graphs_stream_closes_its_model_stream_within_a_second() -> No
             run_id = response.headers["x-run-id"]
             texts = first_token_texts(response, 3)
             assert texts == ["tick0 ", "tick1 ", "tick2 "]  # the model's deltas, in order
-            assert fake.request_count == 1 and not fake.disconnected.is_set()
+            assert_one_upstream_stream_open(fake, server)
             response.close()
             closed_at = time.monotonic()
             assert_upstream_closed_within_a_second(fake, closed_at)

@@ -13,7 +13,10 @@ import pytest
 
 from tests.e2e.conftest import login
 from tests.support.fake_openai import FakeOpenAI, Slow
-from tests.support.leaving import assert_upstream_closed_within_a_second
+from tests.support.leaving import (
+    assert_one_upstream_stream_open,
+    assert_upstream_closed_within_a_second,
+)
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
@@ -51,7 +54,7 @@ def test_an_sse_client_leaving_closes_the_models_stream_within_a_second(route: s
                     tokens += 1
                     if tokens == 3:
                         break
-            assert fake.request_count == 1 and not fake.disconnected.is_set()
+            assert_one_upstream_stream_open(fake, server)
             response.close()
             client.close()
             left_at = time.monotonic()

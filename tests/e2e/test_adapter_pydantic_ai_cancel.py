@@ -18,7 +18,11 @@ from tests.conftest import SettingsFactory, app_client, login
 from tests.e2e.conftest import login as login_sync
 from tests.support.adapters.pydantic_ai_agents import talker_for
 from tests.support.fake_openai import FakeOpenAI, Slow
-from tests.support.leaving import assert_upstream_closed_within_a_second, first_token_texts
+from tests.support.leaving import (
+    assert_one_upstream_stream_open,
+    assert_upstream_closed_within_a_second,
+    first_token_texts,
+)
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
@@ -82,7 +86,7 @@ def test_an_sse_client_leaving_closes_the_models_stream_within_a_second() -> Non
             tokens = first_token_texts(response, 3)
             # The model's own deltas, through the framework, to the client.
             assert tokens == ["tick0 ", "tick1 ", "tick2 "]
-            assert fake.request_count == 1 and not fake.disconnected.is_set()
+            assert_one_upstream_stream_open(fake, server)
             response.close()
             client.close()
             closed_at = time.monotonic()

@@ -8,7 +8,10 @@ import httpx
 
 from tests.e2e.conftest import login
 from tests.support.fake_openai import FakeOpenAI, Slow
-from tests.support.leaving import assert_upstream_closed_within_a_second
+from tests.support.leaving import (
+    assert_one_upstream_stream_open,
+    assert_upstream_closed_within_a_second,
+)
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
@@ -39,7 +42,7 @@ def test_sse_disconnect_closes_the_upstream_llm_connection_within_a_second() -> 
                     tokens += 1
                     if tokens == 3:
                         break
-            assert fake.request_count == 1 and not fake.disconnected.is_set()
+            assert_one_upstream_stream_open(fake, server)
             response.close()
             client.close()
             closed_at = time.monotonic()

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
 
@@ -20,6 +21,20 @@ def first_token_texts(response: httpx.Response, count: int) -> list[str]:
             if len(texts) == count:
                 break
     return texts
+
+
+def assert_one_upstream_stream_open(fake: FakeOpenAI, server: ServerProcess) -> None:
+    """While the client reads: the model got exactly one request and is still streaming.
+    On failure the message carries what tells a flake apart from a bug: the count, when the
+    model saw the connection end, and the server's last log lines."""
+    if fake.request_count == 1 and not fake.disconnected.is_set():
+        return
+    ended = fake.disconnected_at
+    ago = f"{time.monotonic() - ended:.3f} s ago" if ended is not None else "never"
+    tail = "\n".join(server.logs().splitlines()[-15:])
+    raise AssertionError(
+        f"model requests: {fake.request_count}, upstream ended: {ago}; server log tail:\n{tail}"
+    )
 
 
 def assert_upstream_closed_within_a_second(fake: FakeOpenAI, left_at: float) -> None:

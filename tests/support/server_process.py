@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,12 +84,24 @@ class ServerProcess:
                 raise RuntimeError(f"server exited early:\n{self.logs()}")
             try:
                 if httpx.get(f"{self.url}/health/live", timeout=0.5).status_code == 200:
-                    return self
+                    if self._listening():
+                        return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not become live:\n{self.logs()}")
+
+    def _listening(self) -> bool:
+        """Our own process bound the port: free_port() only found it free a moment ago, and
+        another test's server may have taken it since (then that one answers /health/live and
+        ours fails to bind); both servers log the address they listen on."""
+        pattern = rf"(running on|Listening at:) http://127\.0\.0\.1:{self.port}\b"
+        if re.search(pattern, self.logs()):
+            return True
+        if "already in use" in self.logs():
+            raise RuntimeError(f"port {self.port} was taken before the server bound it")
+        return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self.process is None:
