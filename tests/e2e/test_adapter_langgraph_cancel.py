@@ -14,6 +14,7 @@ from tests.support.leaving import (
     assert_one_upstream_stream_open,
     assert_upstream_closed_within_a_second,
     first_token_texts,
+    open_frames,
     run_when_ended,
 )
 from tests.support.server_process import ServerProcess
@@ -36,7 +37,8 @@ def test_leaving_a_graphs_stream_closes_its_model_stream_within_a_second() -> No
             response = client.send(request, stream=True)
             assert response.status_code == 200
             run_id = response.headers["x-run-id"]
-            texts = first_token_texts(response, 3)
+            frames = open_frames(response)  # held: dropping it would leave
+            texts = first_token_texts(frames, 3)
             assert texts == ["tick0 ", "tick1 ", "tick2 "]  # the model's deltas, in order
             assert_one_upstream_stream_open(fake, server)
             response.close()

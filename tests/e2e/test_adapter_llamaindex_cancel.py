@@ -13,6 +13,7 @@ from tests.support.leaving import (
     assert_one_upstream_stream_open,
     assert_upstream_closed_within_a_second,
     first_token_texts,
+    open_frames,
     run_when_ended,
 )
 from tests.support.server_process import ServerProcess
@@ -37,7 +38,8 @@ def test_leaving_a_workflows_stream_closes_its_upstream_stream_within_a_second()
             response = client.send(request, stream=True)
             assert response.status_code == 200
             run_id = response.headers["x-run-id"]
-            texts = first_token_texts(response, 3)
+            frames = open_frames(response)  # held: dropping it would leave
+            texts = first_token_texts(frames, 3)
             assert texts == ["tick0 ", "tick1 ", "tick2 "]  # the upstream's text, in order
             assert_one_upstream_stream_open(fake, server)
             response.close()

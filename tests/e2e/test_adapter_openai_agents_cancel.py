@@ -16,9 +16,10 @@ from tests.support.fake_openai import FakeOpenAI, Slow
 from tests.support.leaving import (
     assert_one_upstream_stream_open,
     assert_upstream_closed_within_a_second,
+    first_token_texts,
+    open_frames,
 )
 from tests.support.server_process import ServerProcess
-from tests.support.sse import parse_lines
 
 MODULE = "tests.support.adapters.openai_agents_agents"
 
@@ -48,12 +49,8 @@ def test_an_sse_client_leaving_closes_the_models_stream_within_a_second(route: s
                 headers={"Authorization": f"Bearer {login(server.url)}"},
             )
             response = client.send(request, stream=True)
-            tokens = 0
-            for frame in parse_lines(response.iter_lines()):
-                if frame.event == "token":
-                    tokens += 1
-                    if tokens == 3:
-                        break
+            frames = open_frames(response)  # held: dropping it would leave
+            assert len(first_token_texts(frames, 3)) == 3
             assert_one_upstream_stream_open(fake, server)
             response.close()
             client.close()

@@ -22,6 +22,7 @@ from tests.support.leaving import (
     assert_one_upstream_stream_open,
     assert_upstream_closed_within_a_second,
     first_token_texts,
+    open_frames,
 )
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
@@ -83,7 +84,8 @@ def test_an_sse_client_leaving_closes_the_models_stream_within_a_second() -> Non
                 headers={"Authorization": f"Bearer {token}"},
             )
             response = client.send(request, stream=True)
-            tokens = first_token_texts(response, 3)
+            frames = open_frames(response)  # held: dropping it would leave
+            tokens = first_token_texts(frames, 3)
             # The model's own deltas, through the framework, to the client.
             assert tokens == ["tick0 ", "tick1 ", "tick2 "]
             assert_one_upstream_stream_open(fake, server)

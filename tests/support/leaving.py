@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.server_process import ServerProcess
-from tests.support.sse import parse_lines
+from tests.support.sse import Frame, parse_lines
 
 
-def first_token_texts(response: httpx.Response, count: int) -> list[str]:
-    """The texts of the stream's first ``count`` token frames (then stop reading)."""
+def open_frames(response: httpx.Response) -> Iterator[Frame]:
+    """The response's SSE frames. Hold on to the iterator while the client should still be
+    connected: a dropped one is closed by garbage collection, and closing it closes the
+    connection (httpcore's stream closes on GeneratorExit), which is the client leaving."""
+    return parse_lines(response.iter_lines())
+
+
+def first_token_texts(frames: Iterator[Frame], count: int) -> list[str]:
+    """The texts of the next ``count`` token frames (then stop reading, still connected)."""
     texts: list[str] = []
-    for frame in parse_lines(response.iter_lines()):
+    for frame in frames:
         if frame.event == "token":
             texts.append(frame.json["text"])
             if len(texts) == count:
