@@ -30,7 +30,9 @@ from app.security.principals import Principal
 from app.store.agent_state import AgentStateStore, MemoryAgentStateStore
 from app.store.sessions import SessionRecord, SessionStore
 
-SESSION_ID = re.compile(r"[0-9a-f]{32}")
+# Our ids are 32 hex digits; a client may choose its own (an AG-UI thread id, usually a UUID):
+# letters, digits, '-' and '_', at most 64, so every id is a safe Redis key part.
+SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 IfBusy = Literal["reject", "enqueue", "interrupt", "rollback"]
 # interrupt(holder_run_id, reason): stop the run holding the session, wherever it runs.
@@ -110,6 +112,22 @@ class SessionService:
         record = await self.store.get(session_id)
         if record is None or record.owner != owner.id:
             raise session_not_found()
+        return record
+
+    async def open_with_id(self, *, owner: Principal, session_id: str, agent: str) -> SessionRecord:
+        """The caller's session under a client-chosen id, created for the caller (and this
+        agent) when no session has the id yet. Another principal's id, or a malformed one,
+        is ``session_not_found``; another agent's is ``session_agent_mismatch``."""
+        if not SESSION_ID.fullmatch(session_id):
+            raise session_not_found()
+        self._agents.require(agent)
+        record = await self.store.create_with_id(session_id=session_id, owner=owner.id, agent=agent)
+        if record is None:  # taken: ours, or someone else's (then it is not found)
+            record = await self.get_owned(owner=owner, session_id=session_id)
+        if record.agent != agent:
+            raise Conflict(
+                f"This session belongs to agent {record.agent!r}.", code="session_agent_mismatch"
+            )
         return record
 
     async def messages(

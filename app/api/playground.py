@@ -23,6 +23,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "playground.js": "text/javascript; charset=utf-8",
+    "playground-agui.js": "text/javascript; charset=utf-8",  # the AG-UI transport
     "playground.css": "text/css; charset=utf-8",
 }
 _CACHE_CONTROL = "no-cache"  # revalidate: a redeploy must not leave a stale script behind

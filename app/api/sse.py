@@ -151,11 +151,13 @@ class EventStreamResponse(StreamingResponse):
         shutdown_grace_seconds: float,
         on_disconnect: Callable[[str], None],
         headers: dict[str, str] | None = None,
+        shutdown_frame: bytes = SHUTDOWN_FRAME,  # a protocol's own (OpenAI: an error object)
     ) -> None:
         super().__init__(
             frames, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
         )
         self._frames = frames
+        self._shutdown_frame = shutdown_frame
         self._keepalive = keepalive_seconds
         self._shutdown_grace = shutdown_grace_seconds
         self._on_disconnect = on_disconnect
@@ -235,7 +237,7 @@ class EventStreamResponse(StreamingResponse):
                 group.cancel_scope.cancel()
             if server_stopping and not client_gone:
                 await send(
-                    {"type": "http.response.body", "body": SHUTDOWN_FRAME, "more_body": True}
+                    {"type": "http.response.body", "body": self._shutdown_frame, "more_body": True}
                 )
         except* OSError:  # the socket broke mid-write (anyio groups wrap errors)
             client_gone = True

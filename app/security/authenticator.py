@@ -54,6 +54,9 @@ class Authenticator:
         if scheme.lower() != "bearer" or not credentials.strip():
             raise AuthenticationFailed("bad_scheme", "Use 'Authorization: Bearer <token>'.")
         token = credentials.strip()
+        if api_key_format.is_well_formed(token):
+            # OpenAI's SDKs (and most HTTP clients) send their key as a bearer credential.
+            return await self._from_api_key(token)
         if self._oidc is not None:
             # Routed by the token's unverified 'iss': a configured issuer's token is verified
             # only with that issuer's keys; every other token only as one of ours (HS*).

@@ -14,6 +14,7 @@
   let token = null;
   let agents = [];
   const sessions = new Map(); // agent name -> session id
+  const threads = new Map(); // agent name -> AG-UI thread id (a session id the page chose)
   let run = null; // {runId, controller, live, terminal, cancelRequested, currentSegment}
 
   // ---- elements -----------------------------------------------------------------------------
@@ -32,6 +33,7 @@
     agentDescription: $("agent-description"),
     agentCapabilities: $("agent-capabilities"),
     sessionToggle: $("session-toggle"),
+    aguiToggle: $("agui-toggle"),
     sessionInfo: $("session-info"),
     newSession: $("new-session"),
     messageForm: $("message-form"),
@@ -237,7 +239,7 @@
   // ---- sessions -----------------------------------------------------------------------------
   function renderSession() {
     const agent = el.agentSelect.value;
-    const id = sessions.get(agent);
+    const id = (el.aguiToggle.checked ? threads : sessions).get(agent);
     el.newSession.disabled = !el.sessionToggle.checked || !id;
     el.sessionInfo.dataset.sessionId = el.sessionToggle.checked && id ? id : "";
     if (!el.sessionToggle.checked) el.sessionInfo.textContent = "No session: each message stands alone";
@@ -348,6 +350,7 @@
     el.cancel.disabled = !live;
     el.agentSelect.disabled = live;
     el.sessionToggle.disabled = live;
+    el.aguiToggle.disabled = live;
   }
 
   let loggedEvents = 0;
@@ -452,6 +455,15 @@
   }
 
   async function answerInput(requestId, value) {
+    if (run && run.answer) {  // AG-UI: the answer is the next run's `resume`
+      const answer = run.answer;
+      run.answer = null;
+      logEvent("input", "answered " + JSON.stringify(value) + " (resume)");
+      hideInputRequest();
+      setState("streaming");
+      answer(value);
+      return;
+    }
     if (!run || !run.runId) return;
     const controls = el.inputControls.querySelectorAll("button, input");
     controls.forEach((control) => { control.disabled = true; });
@@ -596,6 +608,10 @@
     setLiveControls(true);
     setState("starting");
     try {
+      if (el.aguiToggle.checked) {
+        await streamAgui(current, agent, input);
+        return;
+      }
       const body = { input: input };
       if (el.sessionToggle.checked) {
         const sessionId = await ensureSession(agent);
@@ -622,9 +638,47 @@
   }
 
   async function stream(current, agent, body) {
+    const url = API + "/agents/" + encodeURIComponent(agent) + "/stream";
+    return postStream(current, url, body, onFrame);
+  }
+
+  // AG-UI: a thread of the page's choosing (a fresh one per message without a session); the
+  // events are translated to the native ones; a question ends the AG-UI run and the answer
+  // starts the next one with `resume`, until the run of ours behind them ends.
+  async function streamAgui(current, agent, input) {
+    const agui = window.PlaygroundAgui;
+    let threadId = el.sessionToggle.checked ? threads.get(agent) : null;
+    if (!threadId) {
+      threadId = agui.newId();
+      if (el.sessionToggle.checked) threads.set(agent, threadId);
+      renderSession();
+    }
+    const url = API + "/agents/" + encodeURIComponent(agent) + "/ag-ui";
+    const translator = agui.createTranslator();
+    const handle = (frame) => {
+      const data = parseData(frame);
+      if (data === null) return onFrame(frame);
+      translator.translate(data).forEach((native) => {
+        onFrame({ event: native.type, data: JSON.stringify(native), id: frame.id });
+      });
+      return undefined;
+    };
+    let body = agui.runInput(threadId, input);
+    for (;;) {
+      translator.state.interrupt = null;
+      await postStream(current, url, body, handle, translator.state);
+      const interrupt = translator.state.interrupt;
+      if (!interrupt || current.terminal || current.cancelRequested) return;
+      const value = await new Promise((resolve) => { current.answer = resolve; });
+      if (current.cancelRequested) return;
+      body = agui.runInput(threadId, null, [{ interruptId: interrupt.id, status: "resolved", payload: value }]);
+    }
+  }
+
+  async function postStream(current, url, body, handleFrame, paused) {
     let response;
     try {
-      response = await fetch(API + "/agents/" + encodeURIComponent(agent) + "/stream", {
+      response = await fetch(url, {
         method: "POST",
         headers: authHeaders({ "Content-Type": "application/json", Accept: "text/event-stream" }),
         body: JSON.stringify(body),
@@ -652,7 +706,7 @@
     if (current.runId) el.runId.textContent = current.runId;
     if (!current.cancelRequested) setState("streaming");
     const parser = createSseParser((frame) => {
-      if (run === current) onFrame(frame);
+      if (run === current) handleFrame(frame);
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder("utf-8");
@@ -676,7 +730,8 @@
       }
       return;
     }
-    if (!current.terminal && run === current) {
+    const interrupted = paused && paused.interrupt;  // AG-UI: the run waits for an answer
+    if (!current.terminal && !interrupted && run === current) {
       renderProblem(el.runError, { title: "The stream ended before the run finished" });
       setState("error");
     }
@@ -703,6 +758,15 @@
     } catch (_err) {
       current.controller.abort();
     }
+    if (current.answer) {  // AG-UI, between runs: no stream to end, the run was cancelled
+      current.terminal = true;
+      hideInputRequest();
+      renderProblem(el.runError, { title: "Cancelled", detail: "The run was cancelled.", code: "cancelled" });
+      el.runError.classList.add("cancelled");
+      setState("cancelled");
+      current.answer(null);
+      return;
+    }
     // The stream should end with an `error` event (code cancelled) at once; if it does not,
     // closing the connection cancels the run on the server anyway.
     setTimeout(() => {
@@ -715,8 +779,10 @@
   el.signOut.addEventListener("click", () => signOut());
   el.agentSelect.addEventListener("change", describeAgent);
   el.sessionToggle.addEventListener("change", renderSession);
+  el.aguiToggle.addEventListener("change", renderSession);
   el.newSession.addEventListener("click", () => {
     sessions.delete(el.agentSelect.value);
+    threads.delete(el.agentSelect.value);
     renderSession();
   });
   el.messageForm.addEventListener("submit", send);

@@ -78,11 +78,11 @@ class MemorySessionStore:
             if all(t.deadline <= now for t in queue.values()):
                 del self._queues[session_id]
 
-    def _new(self, owner: str, agent: str) -> SessionRecord:
+    def _new(self, owner: str, agent: str, session_id: str | None = None) -> SessionRecord:
         self._created += 1
         if self._created % _SWEEP_EVERY == 0:
             self._sweep()
-        record = SessionRecord(id=new_session_id(), owner=owner, agent=agent)
+        record = SessionRecord(id=session_id or new_session_id(), owner=owner, agent=agent)
         entry = _Entry(record, deque(maxlen=self._max_messages), 0.0, self._created)
         self._touch(entry)
         self._sessions[record.id] = entry
@@ -98,6 +98,13 @@ class MemorySessionStore:
         record = self._new(owner, agent)
         self._locks[record.id] = (run_id, time.monotonic() + ttl_seconds)
         return record.model_copy()
+
+    async def create_with_id(
+        self, *, session_id: str, owner: str, agent: str
+    ) -> SessionRecord | None:
+        if self._live(session_id) is not None:
+            return None
+        return self._new(owner, agent, session_id).model_copy()
 
     async def get(self, session_id: str) -> SessionRecord | None:
         entry = self._live(session_id)

@@ -48,6 +48,7 @@ class RedisSessionStore:
         self._take_turn = redis.register_script(scripts.TAKE_TURN)
         self._abandon = redis.register_script(scripts.ABANDON_TURN)
         self._append = redis.register_script(scripts.APPEND)
+        self._create_if_absent = redis.register_script(scripts.CREATE_IF_ABSENT)
 
     def _rec(self, session_id: str) -> str:
         return f"{self._prefix}rec:{session_id}"
@@ -103,6 +104,24 @@ class RedisSessionStore:
         self, *, owner: str, agent: str, run_id: str, ttl_seconds: int
     ) -> SessionRecord:
         return await self._create(owner, agent, (run_id, ttl_seconds))
+
+    async def create_with_id(
+        self, *, session_id: str, owner: str, agent: str
+    ) -> SessionRecord | None:
+        record = SessionRecord(id=session_id, owner=owner, agent=agent)
+        dumped = record.model_dump(mode="json", exclude={"message_count"}, exclude_none=True)
+        pairs = [str(item) for key, value in dumped.items() for item in (key, value)]
+        keys = [self._rec(session_id), self._msgs(session_id), self._owner(owner)]
+        keys.append(self._expiry(owner))
+        args: builtins.list[EncodableT] = [
+            self._ttl_ms,
+            session_id,
+            record.created_at.timestamp(),
+            self._deadline(),
+            *pairs,
+        ]
+        created = await self._create_if_absent(keys=keys, args=args)
+        return record if created else None
 
     async def get(self, session_id: str) -> SessionRecord | None:
         rec, msgs = self._rec(session_id), self._msgs(session_id)

@@ -111,3 +111,24 @@ end
 redis.call('ZADD', KEYS[4], 'XX', ARGV[5], ARGV[6])
 return 1
 """
+
+# A session under a client-chosen id (an AG-UI thread id), only while no live session has it:
+# two clients racing for one id cannot both get it. Leftover history of an expired session
+# with the same id is dropped, never inherited.
+# KEYS: record, messages, owner index, expiry index.
+# ARGV: ttl_ms, session_id, created_at score, deadline, then field/value pairs of the record.
+CREATE_IF_ABSENT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('DEL', KEYS[2])
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[4], ARGV[1])
+return 1
+"""

@@ -50,6 +50,13 @@ class SessionStore(Protocol):
         """A new session whose run lock ``run_id`` already holds (one atomic step)."""
         ...
 
+    async def create_with_id(
+        self, *, session_id: str, owner: str, agent: str
+    ) -> SessionRecord | None:
+        """A new session under an id the client chose (an AG-UI thread id), in one atomic
+        step; None when a live session already has this id, whoever owns it."""
+        ...
+
     async def get(self, session_id: str) -> SessionRecord | None:
         """The session, or None when missing or expired. Reading refreshes the expiry."""
         ...
