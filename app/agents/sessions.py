@@ -32,7 +32,8 @@ from app.store.sessions import SessionRecord, SessionStore
 
 # Our ids are 32 hex digits; a client may choose its own (an AG-UI thread id, usually a UUID):
 # letters, digits, '-' and '_', at most 64, so every id is a safe Redis key part.
-SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # in request schemas and query parameters
+SESSION_ID = re.compile(SESSION_ID_PATTERN[1:-1])
 
 IfBusy = Literal["reject", "enqueue", "interrupt", "rollback"]
 # interrupt(holder_run_id, reason): stop the run holding the session, wherever it runs.

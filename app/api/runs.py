@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app.agents.control_bus import ControlRequest
+from app.agents.sessions import SESSION_ID_PATTERN
 from app.api.deps import AgentsRunDep, RunServiceDep, SettingsDep
 from app.api.responses import (
     INPUT_UNPROCESSABLE,
@@ -57,7 +58,7 @@ RunId = Annotated[str, Depends(_run_id)]
 async def list_runs(
     principal: AgentsRunDep,
     runs: RunServiceDep,
-    session_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    session_id: Annotated[str | None, Query(pattern=SESSION_ID_PATTERN)] = None,
     status_filter: Annotated[RunStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,

@@ -259,3 +259,29 @@ async def test_reconnecting_after_a_frame_id_sends_exactly_the_rest(client: AppC
 def _after(original: list[tuple[int | None, Any]], cut: int) -> int:
     """The index of the first frame after the frame whose id is ``cut``."""
     return next(i for i, (seq, _) in enumerate(original) if seq == cut) + 1
+
+
+async def test_a_thread_is_a_session_the_native_routes_take_too(any_client: AppClient) -> None:
+    # A UUID thread id is a session id like ours: usable in a native run and its listing.
+    headers = await auth(any_client)
+    thread = str(uuid.uuid4())
+    response = await any_client.post(
+        "/v1/agents/chat/ag-ui", json=run_input(thread, "My name is Ada."), headers=headers
+    )
+    assert types(events(response))[-1] == "RUN_FINISHED"
+    native = await any_client.post(
+        "/v1/agents/chat/invoke",
+        json={"input": "What is my name?", "session_id": thread},
+        headers=headers,
+    )
+    assert native.status_code == 200, native.text
+    assert native.json()["session_id"] == thread
+    listed = await any_client.get(f"/v1/runs?session_id={thread}", headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert len(listed.json()["items"]) == 2
+    messages = await any_client.get(f"/v1/sessions/{thread}/messages", headers=headers)
+    said = [(m["role"], m["content"]) for m in messages.json()["items"]]
+    assert len(said) == 4  # both exchanges, in order, in one session
+    assert said[0] == ("user", "My name is Ada.") and said[2] == ("user", "What is my name?")
+    bad = await any_client.get("/v1/runs?session_id=not%20an%20id", headers=headers)
+    assert bad.status_code == 422

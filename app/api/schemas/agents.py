@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic_core import PydanticCustomError
 
 from app.agents.protocol import AgentCapabilities
+from app.agents.sessions import SESSION_ID_PATTERN
 from app.llm.types import Usage
 
 ParamValue = str | int | float | bool | None
@@ -107,7 +108,7 @@ class RunBody(BaseModel):
     )
     session_id: str | None = Field(
         None,
-        pattern=r"^[0-9a-f]{32}$",
+        pattern=SESSION_ID_PATTERN,
         description="A session of the caller's for this agent (POST /v1/sessions): the run "
         "sees its history and the exchange is appended to it.",
     )
@@ -142,7 +143,7 @@ class AgentRunBody(RunBody):
 
     session_id: str | None = Field(
         None,
-        pattern=r"^[0-9a-f]{32}$",
+        pattern=SESSION_ID_PATTERN,
         description="A session of the caller's for this agent: the run sees its history and "
         "the exchange is appended to it. Without one, a new session is started and its id "
         "returned (continue the conversation with it), unless `store` is false.",
