@@ -181,8 +181,10 @@ async def test_a_malformed_or_unknown_run_id_is_not_found(any_client: AppClient)
     for run_id in ("not-a-run", "0" * 32, "A" * 32, "0" * 31):
         for path in (f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/events"):
             assert_problem(await any_client.get(path, headers=auth), 404, "run_not_found")
-    bad_filter = await any_client.get("/v1/runs?session_id=nope", headers=auth)
-    assert_problem(bad_filter, 422, "validation_error")
+    # Session ids may be chosen by clients (AG-UI threads), but only from [A-Za-z0-9_-]{1,64}.
+    for bad in ("no%20pe", "x" * 65, "a.b"):
+        bad_filter = await any_client.get(f"/v1/runs?session_id={bad}", headers=auth)
+        assert_problem(bad_filter, 422, "validation_error")
 
 
 async def test_a_streamed_run_waiting_for_input_shows_it_on_its_record(
