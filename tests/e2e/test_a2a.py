@@ -28,6 +28,7 @@ from a2a.types import (
 )
 from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError
 
+from app.protocols.a2a.proto_json import to_dict
 from tests.e2e.conftest import login
 from tests.support.a2a_clients import (
     API_KEY,
@@ -137,8 +138,8 @@ async def test_a_question_is_input_required_and_the_next_message_answers_it(
         task = first[0].task
         asked = first[-1].status_update.status
         assert asked.state == S.TASK_STATE_INPUT_REQUIRED
-        how = asked.message.parts[1].data.struct_value["input_required"]
-        assert list(how["choices"]) == ["low", "normal", "high"]
+        how = to_dict(asked.message.parts[1].data)["input_required"]
+        assert how["choices"] == ["low", "normal", "high"]
         # The answer is the next message of the same task (and context).
         second = await collect(
             client.send_message(

@@ -1,25 +1,23 @@
-"""protobuf's JSON form for the SDK's types, in one place: protobuf ships no type stubs (nor
-does this project depend on types-protobuf), so the untyped import is confined here and
-everything else sees typed functions."""
+"""protobuf's JSON form for the SDK's types (a2a-sdk's types are protobuf messages), in one
+place: the rest of the package sees plain typed functions."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from google.protobuf import json_format  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
-M = TypeVar("M")
+M = TypeVar("M", bound=Message)
 
 
-def to_dict(message: Any) -> dict[str, Any]:
+def to_dict(message: Message) -> dict[str, Any]:
     """The message as A2A's JSON (camelCase names, as on the wire)."""
-    result: dict[str, Any] = json_format.MessageToDict(message)
-    return result
+    return json_format.MessageToDict(message)
 
 
-def to_json(message: Any) -> str:
-    text: str = json_format.MessageToJson(message, indent=None)
-    return text
+def to_json(message: Message) -> str:
+    return json_format.MessageToJson(message, indent=None)
 
 
 def parse(text: str, into: M) -> M:
