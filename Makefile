@@ -105,6 +105,8 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.adapter_pydantic_ai
 	$(BIN)/python -m bench.adapter_openai_agents
 	$(BIN)/python -m bench.adapter_llamaindex
+	$(BIN)/python -m bench.openai_compat
+	$(BIN)/python -m bench.tracing_overhead
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -16,6 +16,7 @@ from app.core.routing import RouteTable
 from app.core.settings_loader import load_settings
 from app.middleware import build_middleware
 from app.observability.logging import configure_logging
+from app.observability.tracing import configure_tracing, shutdown_tracing
 from app.protocols import Lifespan, mount_protocols
 from app.services import AppServices, State, build_services, describe_services
 
@@ -34,6 +35,7 @@ def _lifespan(
             for setting, why in services.settings.production_warnings():
                 log.warning("production_setting_unsafe", setting=setting, detail=why)
             yield State(services=services)
+        await shutdown_tracing()  # after the work: its last spans are exported too
         log.info("shutdown")
 
     return lifespan
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     """Build the app; ``services`` may be passed in (tests and benchmarks inspect them)."""
     settings = settings or load_settings()
     configure_logging(settings)
+    configure_tracing(settings, role="api")  # before the services: the LLM client is traced
     services = services or build_services(settings)
     routes = RouteTable()
     protocol_lifespans: list[Lifespan] = []  # filled by mount_protocols, entered at start-up
@@ -62,6 +65,9 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         docs_url=None,  # /docs and /redoc: app/api/docs.py, assets served locally
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's own OpenTelemetry spans start once any global provider is set, believe
+        # every incoming traceparent and run outside our chain: ours (TRACING_*) instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     install_exception_handlers(app, routes=routes)
     mount_routes(app, settings, routes=routes)

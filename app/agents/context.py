@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -27,7 +27,11 @@ from app.agents.events import (
 from app.agents.run_llm import RunLLM
 from app.agents.tools.registry import ToolOutcome, ToolRegistry
 from app.llm.types import ChatMessage, Usage
+from app.observability import tracing
 from app.store.agent_state import SessionState
+
+if TYPE_CHECKING:
+    from app.observability.tracing_runs import RunTrace
 
 Publish = Callable[[Event], Awaitable[None]]
 
@@ -70,6 +74,7 @@ class RunContext:
         # Framework state kept with the session (None for a stateless run): adapters keep
         # a LangGraph thread's checkpoints or a workflow's context here between runs.
         self.state = state
+        self.trace: RunTrace | None = None  # the run's spans, when tracing is on (run.py)
 
     @property
     def remaining_seconds(self) -> float:
@@ -93,10 +98,14 @@ class RunContext:
         if self.steps_taken >= self.max_steps:
             raise MaxStepsExceeded(f"the run used its {self.max_steps} steps")
         self.steps_taken += 1
+        if self.trace is not None:
+            self.trace.step_started(self.steps_taken)
         return self.steps_taken
 
     async def step_done(self, number: int, started: float, *, success: bool = True) -> None:
         duration = round(time.monotonic() - started, 4)
+        if self.trace is not None:
+            self.trace.step_ended(number, success=success)
         await self._publish(StepEvent(number=number, duration_s=duration, success=success))
 
     async def plan(self, items: list[str], reflection: str | None = None) -> None:
@@ -122,7 +131,10 @@ class RunContext:
         model). Cancellation of the run still propagates.
         """
         await self._publish(ToolCallEvent(id=call_id, name=name, arguments=arguments))
-        outcome = await self.tools.call(name, arguments)
+        with tracing.tool_span(self.trace, name=name, call_id=call_id, arguments=arguments) as span:
+            outcome = await self.tools.call(name, arguments)
+            if span is not None:
+                span.done(outcome.output, success=outcome.success)
         await self._publish(
             ToolResultEvent(id=call_id, output=outcome.output, success=outcome.success)
         )

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.agents.live_runs import LiveRunRegistry
 from app.core.lifecycle import stop_task
+from app.observability import tracing
 from app.store.redis_client import listen_forever
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,7 @@ class ControlRequest(BaseModel):
     request_id: str | None = None  # the input request answered (action "input")
     value: Any = None
     reason: str | None = None  # why a cancel (the run's error code): interrupted, rolled_back
+    trace: dict[str, str] | None = None  # the asking request's trace context (tracing on)
 
 
 class ControlReply(BaseModel):
@@ -132,8 +134,18 @@ class RunControlBus:
                 future.set_result(message.reply)
             return
         assert self._handler is not None  # noqa: S101 - set by start()
-        try:
-            reply = self._handler(message.request)
+        request = message.request
+        try:  # process run-control: continues the asking request's trace
+            with tracing.consumer_span(
+                "run-control",
+                message_id=message.id,
+                carrier=request.trace,
+                attributes={
+                    "agent_service.run.id": request.run_id,
+                    "agent_service.control.action": request.action,
+                },
+            ):
+                reply = self._handler(request)
         except Exception as exc:
             log.warning("run_control_message_failed", error=type(exc).__name__)
             return
@@ -151,6 +163,7 @@ class RunControlBus:
         if live.owner != request.principal_id:
             return ControlReply(outcome="run_not_found")
         await self._wait_listening()
+        request = request.model_copy(update={"trace": tracing.current_carrier()})
         message = _RequestMessage(id=uuid.uuid4().hex, reply_to=self._inbox, request=request)
         future: asyncio.Future[ControlReply] = asyncio.get_running_loop().create_future()
         self._pending[message.id] = future

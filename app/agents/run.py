@@ -39,6 +39,7 @@ from app.agents.journal import RunJournal
 from app.agents.protocol import Agent, AgentInput
 from app.core.clock import utcnow
 from app.llm.protocol import LLMError
+from app.observability import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -202,6 +203,13 @@ class Run:
         agent_name = self.agent.name
         metrics.ACTIVE_RUNS.labels(agent_name).inc()
         terminal: RunCompleted | ErrorEvent
+        # invoke_agent {agent}: a child of the request (or task) that started the run.
+        trace = self.ctx.trace = tracing.start_run(
+            agent=agent_name,
+            run_id=self.run_id,
+            session_id=self.session_id,
+            provider=self.ctx.llm.provider,
+        )
         try:
             if self._opening is None:  # not opened through a journal: logged as any event
                 self.journal.log(self.opening())
@@ -241,6 +249,10 @@ class Run:
             usage = self.ctx.llm.usage
             metrics.RUN_TOKENS.labels(agent_name, "prompt").inc(usage.prompt_tokens)
             metrics.RUN_TOKENS.labels(agent_name, "completion").inc(usage.completion_tokens)
+        if trace is not None:
+            failed = self.error is not None and self.status in ("failed", "timeout")
+            error_code = self.error.code if failed and self.error else None  # cancel: no error
+            trace.ended(status=self.status, usage=self.ctx.llm.usage, error_code=error_code)
         await self._end(terminal)
 
     async def _end(self, terminal: RunCompleted | ErrorEvent) -> None:

@@ -39,6 +39,11 @@ class RunLLM:
         self.calls = 0
         self.cached_calls = 0
 
+    @property
+    def provider(self) -> str:
+        """The provider's name (traces name it on the run's span)."""
+        return str(getattr(self._llm, "name", ""))
+
     def _account(self, response: LLMResponse) -> None:
         self.calls += 1
         self.cached_calls += int(response.cached)

@@ -27,6 +27,7 @@ from app.core.oidc_settings import OidcSettings
 from app.core.production import production_refusal, production_warnings
 from app.core.protocol_settings import ProtocolSettings
 from app.core.run_settings import RunSettings
+from app.core.tracing_settings import TracingSettings as Tracing
 
 # The placeholder earlier versions defaulted to. It is public, so it is refused everywhere;
 # development without SECRET_KEY generates a random key (app/security/keyring.py).
@@ -41,8 +42,8 @@ _CACHE_LOCAL = (
 _CACHE_LOCAL_MAX = "Answers one process keeps for CACHE_LOCAL_SECONDS (LRU)."
 
 
-class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings, ProtocolSettings):
-    # Groups of their own: app/core/{limits,run,oidc,protocol}_settings.py.
+class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings, ProtocolSettings, Tracing):
+    # Groups of their own: app/core/{limits,run,oidc,protocol,tracing}_settings.py.
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",

@@ -29,6 +29,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.core.config import Settings
 from app.core.problems import PROBLEM_CONTENT_TYPE, problem_body
+from app.observability.tracing import PEER_SCOPE_KEY
 
 
 class _HeadRefused(Exception):
@@ -40,6 +41,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_headers: ClassVar[int] = 100
     head_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
+    keep_peer: ClassVar[bool] = False  # tracing believes a traceparent from trusted proxies
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,6 +77,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().handle_websocket_upgrade()
 
     # -- parser callbacks ------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self.keep_peer:
+            # The direct peer, before uvicorn's proxy-headers middleware puts the forwarded
+            # client in scope["client"] (app/observability/tracing_http.py).
+            self.scope[PEER_SCOPE_KEY] = self.client  # type: ignore[literal-required]
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.max_headers:
@@ -166,5 +175,6 @@ def guarded_protocol(settings: Settings) -> type[GuardedHttpToolsProtocol]:
             "max_headers": settings.SERVER_MAX_HEADERS,
             "head_timeout": settings.SERVER_HEADER_TIMEOUT_SECONDS,
             "body_timeout": settings.SERVER_BODY_TIMEOUT_SECONDS,
+            "keep_peer": settings.TRACING_ENABLED and settings.TRACING_TRUST_INCOMING == "proxies",
         },
     )

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability.logging import configure_logging
+from app.observability.tracing import configure_tracing, shutdown_tracing
 from app.services import build_services
 
 log = structlog.get_logger("app.worker")
@@ -27,6 +28,7 @@ async def run_worker(settings: Settings) -> int:
         log.error("worker_needs_redis", hint="set REDIS_URL to the Redis the API uses")
         return 2
     try:
+        configure_tracing(settings, role="worker")  # before the services: the LLM client
         services = build_services(settings, run_worker=True)
     except ConfigError as exc:  # a bad AGENTS/TOOLS/LLM_PROVIDER entry: one line, no traceback
         sys.stderr.write(f"{exc}\n")
@@ -48,6 +50,7 @@ async def run_worker(settings: Settings) -> int:
     async with services.running(bootstrap=False):
         await stop.wait()
         log.info("worker_stopping", grace_seconds=settings.WORKER_SHUTDOWN_GRACE_SECONDS)
+    await shutdown_tracing()  # the spans of the last tasks, before the process exits
     log.info("worker_stopped")
     return 0
 

@@ -21,21 +21,23 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
 
 from app.llm import metrics
-from app.llm.cache_store import CacheStore, CacheUnavailable
+from app.llm.cache_store import CacheStore, CacheUnavailable, MemoryCacheStore
 from app.llm.protocol import LLMError, LLMProvider, provider_defaults
 from app.llm.types import LLMDelta, LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
+from app.observability import tracing
 
 log = structlog.get_logger(__name__)
 
 CacheScope = Literal["global", "principal"]
 
+_NO_SPAN: nullcontext[None] = nullcontext()  # stateless, shared by every lookup
 KEY_VERSION = 2  # bump when the key or the stored format changes (2: the partition)
 _PIECES = re.compile(r"\S+\s*|\s+")
 
@@ -167,6 +169,8 @@ class CachedLLM:
         # repeated hit reuses the items (never changed by anyone) instead of decoding again.
         self._replays: OrderedDict[str, tuple[str, list[LLMStreamItem]]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Redis round trips get a span in traces; an in-process dict lookup does not.
+        self._store_span = "llmcache" if not isinstance(store, MemoryCacheStore) else None
 
     @property
     def name(self) -> str:
@@ -187,10 +191,22 @@ class CachedLLM:
                     return item.response
         raise LLMError("LLM stream ended without a final answer", code="llm_bad_response")
 
-    async def stream(
+    def stream(
         self, request: LLMRequest, *, bypass: bool = False, principal_id: str = ""
     ) -> AsyncGenerator[LLMStreamItem, None]:
+        """The answer as a stream; traced as ``chat {model}`` when tracing is on."""
         request = self._with_defaults(request)
+        return tracing.traced_chat(
+            self._stream(request, bypass=bypass, principal_id=principal_id),
+            provider=self.provider.name,
+            request=request,
+            server=getattr(self.provider, "host", None),
+            cacheable=self.cacheable(request, bypass=bypass),
+        )
+
+    async def _stream(
+        self, request: LLMRequest, *, bypass: bool, principal_id: str
+    ) -> AsyncGenerator[LLMStreamItem, None]:
         if not self.cacheable(request, bypass=bypass):
             metrics.record_cache("bypass")
             async with aclosing(metrics.instrumented(self.provider, request)) as items:
@@ -240,6 +256,11 @@ class CachedLLM:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.provider.aclose()
 
+    def _span(self, operation: str) -> AbstractContextManager[object]:
+        if self._store_span is None:
+            return _NO_SPAN
+        return tracing.redis_span(operation, self._store_span)
+
     def _with_defaults(self, request: LLMRequest) -> LLMRequest:
         # Fill what the caller left open, so the key and the cacheability check see the
         # values the provider will really use.
@@ -260,7 +281,8 @@ class CachedLLM:
     ) -> tuple[Literal["hit", "miss", "error"], list[LLMStreamItem] | None]:
         """The stored answer's replay, or why there is none (a miss, or the store failed)."""
         try:
-            stored = await self.store.get(key)
+            with self._span("GET"):
+                stored = await self.store.get(key)
         except CacheUnavailable:
             return "error", None
         if stored is None:
@@ -332,7 +354,8 @@ class CachedLLM:
             return
         value = response.model_dump_json(exclude={"cached"})
         try:
-            await self.store.set(key, value, self._ttl)
+            with self._span("SET"):
+                await self.store.set(key, value, self._ttl)
         except CacheUnavailable:
             pass  # counted by the breaker; the answer is still served
 

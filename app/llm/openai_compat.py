@@ -6,7 +6,8 @@ the gap between chunks rather than the whole answer. One ``httpx.AsyncClient`` p
 built in the lifespan (docs/architecture.md). Retries (429, 5xx, connection errors) only happen
 before the first item is yielded: once text reached the caller a retry would duplicate it.
 The request is sent inside ``async with client.stream(...)``, so closing this generator or
-cancelling the task that consumes it closes the upstream connection at once.
+cancelling the task that consumes it closes the upstream connection at once. With tracing
+on, the client is instrumented: each attempt is a client span and carries ``traceparent``.
 
 Failures are classified in app/llm/openai_failures.py (what the client reads, whether
 retrying helps) and logged once, when final, by app/llm/failures.py; each retry logs one
@@ -36,6 +37,7 @@ from app.llm.openai_failures import (
 from app.llm.openai_wire import read_events, wire_message
 from app.llm.protocol import LLMError, RequestDefaults
 from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem
+from app.observability import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,8 @@ class OpenAICompatProvider:
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        # Tracing on: a client span per request, and traceparent to the upstream.
+        tracing.instrument_httpx(self._client)
 
     @classmethod
     def from_settings(cls, settings: OpenAISettings) -> OpenAICompatProvider:

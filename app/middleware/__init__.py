@@ -2,10 +2,11 @@
 
 Order matters: the error dialect first (any later layer may answer with an error, in the
 shape of the path's protocol); request context next so every later line carries the request
-id; access log and metrics outside auth and rate limiting so 401s and 429s are logged and
-counted; the failed-authentication limit just outside auth, so an IP past it is refused
-before its credentials are checked and every 401 auth gives is counted; auth before the rate
-limiter so limits are keyed by the verified principal.
+id; the trace's server span next, so access log lines, metrics' exemplars and the runs a
+request starts name it; access log and metrics outside auth and rate limiting so 401s and
+429s are logged and counted; the failed-authentication limit just outside auth, so an IP
+past it is refused before its credentials are checked and every 401 auth gives is counted;
+auth before the rate limiter so limits are keyed by the verified principal.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.middleware.metrics import MetricsMiddleware
 from app.middleware.rate_limit import RateLimitMiddleware
 from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
+from app.middleware.tracing import TracingMiddleware
 from app.security.authenticator import Authenticator
 from app.store.auth_failures import AuthFailureLimiter
 from app.store.rate_limits import RequestRateLimiter
@@ -41,14 +43,19 @@ def build_middleware(
     # The password login (app/api/deps.py TOKEN_PATH): anonymous, keyed by client address.
     login_paths = frozenset({f"{settings.API_PREFIX}/auth/token"})
     chain: list[Middleware] = []
-    if settings.PROTOCOL_OPENAI_ENABLED:  # the one surface with an error shape of its own
+    # Surfaces with an error shape of their own (OpenAI's, A2A's JSON-RPC errors).
+    if settings.PROTOCOL_OPENAI_ENABLED or settings.PROTOCOL_A2A_ENABLED:
         chain.append(Middleware(ErrorDialectMiddleware, routes=routes))
     if settings.REQUEST_CONTEXT_ENABLED:
         chain.append(Middleware(RequestContextMiddleware))
+    if settings.TRACING_ENABLED:
+        chain.append(Middleware(TracingMiddleware, routes=routes))
     if settings.ACCESS_LOG_ENABLED:
         chain.append(Middleware(AccessLogMiddleware, routes=routes))
     if settings.ENABLE_METRICS:
-        chain.append(Middleware(MetricsMiddleware, routes=routes))
+        chain.append(
+            Middleware(MetricsMiddleware, routes=routes, exemplars=settings.TRACING_ENABLED)
+        )
     if settings.SECURITY_HEADERS_ENABLED:
         chain.append(Middleware(SecurityHeadersMiddleware, hsts_seconds=settings.HSTS_SECONDS))
     if settings.MAX_REQUEST_BODY_BYTES:
@@ -68,6 +75,8 @@ def build_middleware(
                     "Idempotency-Key",
                     "Last-Event-ID",
                     "Cache-Control",
+                    "traceparent",
+                    "tracestate",
                 ],
                 expose_headers=[
                     "X-Request-ID",
@@ -92,7 +101,10 @@ def build_middleware(
     if settings.AUTH_ENABLED:
         chain.append(
             Middleware(
-                AuthenticationMiddleware, authenticator=authenticator, anonymous_paths=login_paths
+                AuthenticationMiddleware,
+                authenticator=authenticator,
+                anonymous_paths=login_paths,
+                public_url=settings.PUBLIC_URL,
             )
         )
     if settings.RATE_LIMIT_ENABLED:

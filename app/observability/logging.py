@@ -3,7 +3,8 @@
 Every stdlib logger (uvicorn, gunicorn, libraries) goes through the same ProcessorFormatter, so
 one redaction processor covers all output, and server lines lose their query strings (a
 WebSocket ``?token=``). uvicorn's own access logger is silenced: our access-log middleware
-logs requests instead.
+logs requests instead. With TRACING_ENABLED every line written while a span is active
+carries its ``trace_id`` and ``span_id`` (app/observability/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 
 from app.core.config import Settings
 from app.observability.redaction import redact_processor, strip_query_strings
+from app.observability.tracing import add_trace_ids
 
 
 def _add_pid(
@@ -38,6 +40,11 @@ _SHARED_PROCESSORS: list[Any] = [
 ]
 
 
+def _shared_processors(settings: Settings) -> list[Any]:
+    # Off: not in the chain at all (no per-line lookup of a span that cannot exist).
+    return [*_SHARED_PROCESSORS, add_trace_ids] if settings.TRACING_ENABLED else _SHARED_PROCESSORS
+
+
 def _renderer(settings: Settings) -> Any:
     use_json = settings.LOG_FORMAT == "json" or (
         settings.LOG_FORMAT == "auto" and settings.is_production
@@ -51,7 +58,7 @@ def logging_config_dict(settings: Settings) -> dict[str, Any]:
     """A dictConfig usable by us and by gunicorn's ``logconfig_dict``."""
     formatter = {
         "()": structlog.stdlib.ProcessorFormatter,
-        "foreign_pre_chain": _SHARED_PROCESSORS,
+        "foreign_pre_chain": _shared_processors(settings),
         "processors": [
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -102,6 +109,7 @@ def _build_access_logger(settings: Settings) -> Any:
             _add_pid,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([add_trace_ids] if settings.TRACING_ENABLED else []),
             redact_processor,
             _renderer(settings),
         ],
@@ -116,7 +124,7 @@ def configure_logging(settings: Settings) -> None:
     _access_logger = _build_access_logger(settings)
     structlog.configure(
         processors=[
-            *_SHARED_PROCESSORS,
+            *_shared_processors(settings),
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -20,6 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import choose_encoder
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -50,13 +51,18 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def render_latest() -> tuple[bytes, str]:
-    """Blocking file reads in multiprocess mode: call it from a worker thread."""
+def render_latest(accept: str = "") -> tuple[bytes, str]:
+    """Blocking file reads in multiprocess mode: call it from a worker thread. The
+    OpenMetrics format when the scraper asks for it (``Accept``; Prometheus does): only it
+    shows exemplars (the trace ids of app/middleware/metrics.py); else the text format."""
+    registry = REGISTRY
     if multiprocess_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    if "application/openmetrics-text" in accept:
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 # Per-principal caps (app/store/concurrency.py, the task backends).

@@ -86,6 +86,9 @@ class RunRecord(BaseModel):
     cancel_requested: bool = False
     pause_requested: bool = False
     answer: RunAnswer | None = None
+    # The submitting request's trace context (traceparent...), which the worker continues;
+    # None when tracing is off (app/observability/tracing.py).
+    trace_context: dict[str, str] | None = None
 
     @property
     def finished(self) -> bool:
@@ -112,7 +115,7 @@ class RunUpdate(TypedDict, total=False):
     answer: RunAnswer | None
 
 
-_JSON_FIELDS = ("params", "result", "usage", "pending_input", "answer")
+_JSON_FIELDS = ("params", "result", "usage", "pending_input", "answer", "trace_context")
 # Fields whose None is stored ("" in Redis) and read back as None; any other empty field
 # falls back to the model default.
 _NULLABLE = frozenset(
@@ -127,6 +130,7 @@ _NULLABLE = frozenset(
         "pending_input",
         "worker",
         "answer",
+        "trace_context",
     }
 )
 

@@ -17,6 +17,7 @@ from app.agents.service import RunService
 from app.agents.sessions import SessionService
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.observability import tracing
 from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
 from app.store.concurrency import TooManyConcurrentRuns
@@ -74,21 +75,25 @@ class TaskService:
         self._agents.require(agent)
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
-        record = RunRecord(
-            id=uuid.uuid4().hex,
-            owner=owner.id,
-            agent=agent,
-            input=input,
-            session_id=session_id,
-            max_steps=max_steps,
-            params=params,
-        )
-        idempotency = None
-        if idempotency_key is not None:
-            idempotency = IdempotencyKey(idempotency_key, task_fingerprint(record))
-        submission = await self.backend.submit(
-            record, idempotency=idempotency, max_active=self._max_active
-        )
+        task_id = uuid.uuid4().hex
+        # send tasks: the worker's spans continue from here (the context is in the record).
+        with tracing.producer_span("tasks", message_id=task_id):
+            record = RunRecord(
+                id=task_id,
+                owner=owner.id,
+                agent=agent,
+                input=input,
+                session_id=session_id,
+                max_steps=max_steps,
+                params=params,
+                trace_context=tracing.current_carrier(),
+            )
+            idempotency = None
+            if idempotency_key is not None:
+                idempotency = IdempotencyKey(idempotency_key, task_fingerprint(record))
+            submission = await self.backend.submit(
+                record, idempotency=idempotency, max_active=self._max_active
+            )
         if submission.outcome == "over_cap":
             CONCURRENCY_REJECTIONS.labels(kind="tasks").inc()
             raise TooManyConcurrentRuns(

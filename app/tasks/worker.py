@@ -50,11 +50,13 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.lifecycle import raise_if_cancelling
+from app.observability import tracing
 from app.security.principals import Principal
 from app.store.run_records import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
     PendingInputInfo,
+    RunRecord,
     RunResult,
     RunStatus,
     StatusSet,
@@ -210,7 +212,10 @@ class TaskWorker:
     # -- running one task -------------------------------------------------------------------
     async def _execute(self, delivery: Delivery) -> None:
         try:
-            await self._execute_unsafe(delivery)
+            record = await self._backend.store.get(delivery.task_id)
+            carrier = record.trace_context if record is not None else None  # the submitter's
+            with tracing.consumer_span("tasks", message_id=delivery.task_id, carrier=carrier):
+                await self._execute_unsafe(delivery, record)
         except Exception as exc:  # storage failed mid-task: leave it for redelivery
             raise_if_cancelling()
             log.warning(
@@ -220,9 +225,8 @@ class TaskWorker:
             if active is not None:
                 active.run.cancel("worker_error", abandon=True)
 
-    async def _execute_unsafe(self, delivery: Delivery) -> None:
+    async def _execute_unsafe(self, delivery: Delivery, record: RunRecord | None) -> None:
         backend, task_id = self._backend, delivery.task_id
-        record = await backend.store.get(task_id)
         if record is None or record.status in TERMINAL_STATUSES:
             await backend.ack(delivery)
             return

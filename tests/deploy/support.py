@@ -24,6 +24,30 @@ NAMESPACE = "agents"
 
 SETTINGS_FIELDS = frozenset(Settings.model_fields)
 APP_ENV = SETTINGS_FIELDS | GUNICORN_ENV
+# Standard OpenTelemetry variables, read by the SDK itself when TRACING_ENABLED
+# (app/observability/tracing_setup.py, tracing_genai.py): deployments may set these too.
+OTEL_ENV = frozenset(
+    {
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_PROPAGATORS",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "OTEL_SDK_DISABLED",
+    }
+)
 SECRET_KEYS = ("SECRET_KEY", "ADMIN_PASSWORD", "API_KEY_PEPPER", "REDIS_URL", "OPENAI_API_KEY")
 # Random-looking: production refuses repeated patterns such as ("0123456789abcdef" * 3).
 STRONG_SECRET = "3f9a1c7e52b84d06e1a9c3f7b52d8e04a6c1f93b7d25e80c"

@@ -12,6 +12,7 @@ from app.core.settings_loader import load_settings
 from tests.deploy.support import (
     APP_ENV,
     DOCKER_DIR,
+    OTEL_ENV,
     ROOT,
     SETTINGS_FIELDS,
     STRONG_SECRET,
@@ -53,7 +54,7 @@ def interpolate(value: str, given: dict[str, str]) -> str:
 
 
 def test_every_service_is_defined(compose: dict[str, Any]) -> None:
-    assert {"api", "worker", "redis", "prometheus", "grafana"} <= set(compose["services"])
+    assert {"api", "worker", "redis", "prometheus", "grafana", "jaeger"} <= set(compose["services"])
 
 
 def test_published_ports(compose: dict[str, Any]) -> None:
@@ -63,11 +64,12 @@ def test_published_ports(compose: dict[str, Any]) -> None:
     assert container_ports("api") == {8000}
     assert container_ports("prometheus") == {9090}
     assert container_ports("grafana") == {3000}
+    assert container_ports("jaeger") == {16686}  # the UI; OTLP stays on the compose network
     # Internal services are not published.
     assert container_ports("redis") == set()
     assert container_ports("worker") == set()
     # Published on loopback only.
-    for name in ("api", "prometheus", "grafana"):
+    for name in ("api", "prometheus", "grafana", "jaeger"):
         assert all(str(p).startswith("127.0.0.1:") for p in compose["services"][name]["ports"])
 
 
@@ -115,7 +117,7 @@ def test_app_env_names_are_settings_or_gunicorn_variables(
 ) -> None:
     env = environment(compose["services"][name])
     assert env, f"{name} sets no environment"
-    assert set(env) <= APP_ENV, set(env) - APP_ENV
+    assert set(env) <= APP_ENV | OTEL_ENV, set(env) - APP_ENV - OTEL_ENV
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -160,7 +162,7 @@ def shell_defaults(env: dict[str, str]) -> dict[str, str]:
 def test_worker_env_names_are_settings_fields(compose: dict[str, Any]) -> None:
     # The worker runs `agent-service worker`, not gunicorn: only Settings fields apply to it.
     env = environment(compose["services"]["worker"])
-    assert set(env) <= SETTINGS_FIELDS, set(env) - SETTINGS_FIELDS
+    assert set(env) <= SETTINGS_FIELDS | OTEL_ENV, set(env) - SETTINGS_FIELDS - OTEL_ENV
 
 
 def test_api_leaves_the_tasks_to_the_worker_service(
@@ -261,7 +263,8 @@ def test_grafana_provisions_the_datasource_and_dashboard(compose: dict[str, Any]
         (DOCKER_DIR / "grafana/provisioning/datasources/prometheus.yml").read_text()
     )["datasources"]
     assert [(d["type"], d["url"]) for d in datasources] == [
-        ("prometheus", "http://prometheus:9090")
+        ("prometheus", "http://prometheus:9090"),
+        ("jaeger", "http://jaeger:16686"),
     ]
     provider_files = list((DOCKER_DIR / "grafana/provisioning/dashboards").glob("*.yml"))
     paths = [

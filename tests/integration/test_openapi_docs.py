@@ -27,6 +27,24 @@ STREAMS = {
 }
 # A readiness probe's 503 carries the per-dependency report, not a problem (app/api/health.py).
 NOT_PROBLEMS = {("/health/ready", "get", "503"), ("/health", "get", "503")}
+# Protocol surfaces whose clients parse errors in their own shape (their error dialect):
+# path prefix -> the schema their errors are documented with, as plain JSON.
+DIALECTS = {
+    "/v1/models": "OpenAIErrorBody",
+    "/v1/chat/completions": "OpenAIErrorBody",
+    "/v1/responses": "OpenAIErrorBody",
+    "/a2a": "JsonRpcErrorResponse",
+}
+
+
+def _error_shape(path: str) -> tuple[str, str]:
+    """The content type and schema a path's errors are documented (and sent) with."""
+    for prefix, schema in DIALECTS.items():
+        if path.startswith(prefix):
+            return "application/json", schema
+    return PROBLEM_CONTENT_TYPE, "Problem"
+
+
 AGENT_EVENT_TYPES = {member.model_fields["type"].default for member in get_args(get_args(Event)[0])}
 
 
@@ -88,9 +106,10 @@ async def test_every_error_response_is_a_problem_with_its_schema(client: AppClie
             if int(status) < 400 or (path, method, status) in NOT_PROBLEMS:
                 continue
             where = f"{method.upper()} {path} {status}"
-            assert list(response["content"]) == [PROBLEM_CONTENT_TYPE], where
-            media = response["content"][PROBLEM_CONTENT_TYPE]
-            assert media["schema"] == {"$ref": REF + "Problem"}, where
+            content_type, schema = _error_shape(path)
+            assert list(response["content"]) == [content_type], where
+            media = response["content"][content_type]
+            assert media["schema"] == {"$ref": REF + schema}, where
             assert response["description"], where
             for example in media.get("examples", {}).values():
                 assert example["value"]["status"] == int(status), where

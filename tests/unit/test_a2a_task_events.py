@@ -16,6 +16,7 @@ from app.agents.events import (
     TokenEvent,
 )
 from app.agents.feed import LoggedEvent
+from app.protocols.a2a.proto_json import to_dict
 from app.protocols.a2a.task_events import TaskEvents, Update
 from app.protocols.a2a.task_view import TaskLinks, record_status, task_of
 from app.store.run_records import PendingInputInfo, RunRecord
@@ -85,8 +86,8 @@ def test_a_question_is_input_required_with_how_to_answer_then_working_again() ->
     )
     text, how = question.status.message.parts
     assert text.text == "Which?"
-    assert how.data.struct_value["input_required"]["request_id"] == "q1"
-    assert list(how.data.struct_value["input_required"]["choices"]) == ["a", "b"]
+    asked_for = to_dict(how.data)["input_required"]
+    assert asked_for["request_id"] == "q1" and asked_for["choices"] == ["a", "b"]
     assert states(feed(events, TokenEvent(text="ok"))) == [S.TASK_STATE_WORKING]
     assert events.stopped is None
 
@@ -111,6 +112,7 @@ def test_records_map_onto_tasks() -> None:
     assert record_status(asking).message.parts[0].text == "Sure?"
     task = task_of(record(status="paused"), LINKS, history_length=0)
     assert task.status.state == S.TASK_STATE_WORKING and list(task.history) == []
-    assert task.metadata["links"]["task"] == f"https://agents.example.com/v1/tasks/{'a' * 32}"
+    links = to_dict(task.metadata)["links"]
+    assert links["task"] == f"https://agents.example.com/v1/tasks/{'a' * 32}"
     failed = record_status(record(status="failed", error_code="llm_error", error_message="Down."))
     assert failed.state == S.TASK_STATE_FAILED and failed.message.metadata["code"] == "llm_error"

@@ -32,6 +32,7 @@ from app.protocols.a2a.call import CALL_KEY, A2ACall, A2ARuntime, CallContextBui
 from app.protocols.a2a.cards import card_json
 from app.protocols.a2a.errors import A2A_PATH
 from app.protocols.a2a.handler import RunsRequestHandler
+from app.protocols.a2a.openapi import jsonrpc_errors
 from app.protocols.a2a.task_view import TaskLinks
 from app.security.scopes import Scope
 from app.services import AppServices
@@ -119,7 +120,7 @@ def build_router(runtime: A2ARuntime) -> APIRouter:
         """The card of A2A_DEFAULT_AGENT (unset: the first agent by name). Public."""
         return _card(services, request, _default_agent(services))
 
-    @router.get(A2A_PATH, summary="Every agent's A2A card")
+    @router.get(A2A_PATH, summary="Every agent's A2A card", responses=jsonrpc_errors())
     async def all_cards(request: Request, services: ServicesDep) -> dict[str, Any]:
         """`{items, total}`: the card of each agent served, as at its own card URL. Public."""
         settings = services.settings
@@ -130,7 +131,7 @@ def build_router(runtime: A2ARuntime) -> APIRouter:
     @router.get(
         A2A_PATH + "/{agent}/.well-known/agent-card.json",
         summary="One agent's A2A card",
-        responses=problems(docs={404: AGENT_NOT_FOUND}),
+        responses=jsonrpc_errors(),
     )
     async def agent_card(agent: str, request: Request, services: ServicesDep) -> JSONResponse:
         """The agent's A2A card: its JSON-RPC URL, skills, capabilities and security schemes.
@@ -141,7 +142,7 @@ def build_router(runtime: A2ARuntime) -> APIRouter:
         A2A_PATH + "/{agent}",
         summary="A2A JSON-RPC",
         openapi_extra={"requestBody": _RPC_BODY},
-        responses=problems(401, 403, docs={404: AGENT_NOT_FOUND}),
+        responses=jsonrpc_errors(401, 403),
     )
     async def jsonrpc(agent: str, request: Request, services: ServicesDep) -> Response:
         """A2A 1.0's JSON-RPC binding (send `A2A-Version: 1.0`): SendMessage,

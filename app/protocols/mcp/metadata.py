@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from app.api.deps import SettingsDep
+from app.api.responses import problems
 from app.core.config import Settings
 from app.protocols.mcp.challenge import MCP_PATH, METADATA_PATH, base_url
 from app.security.scopes import Scope
@@ -52,7 +53,13 @@ def protected_resource(settings: Settings, base: str) -> ProtectedResource:
 
 # Both spellings: RFC 9728 inserts the resource's path after the well-known prefix, and MCP
 # clients try that first, then the bare one.
-@router.get(METADATA_PATH, response_model=ProtectedResource, response_model_exclude_none=True)
+@router.get(
+    METADATA_PATH,
+    response_model=ProtectedResource,
+    response_model_exclude_none=True,
+    summary="The MCP endpoint's protected-resource metadata",
+    responses=problems(),
+)
 @router.get(
     METADATA_PATH + MCP_PATH,
     response_model=ProtectedResource,

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from app.api.responses import ALWAYS
+
 REF = "#/components/schemas/{model}"
 
 
@@ -29,10 +31,11 @@ class OpenAIErrorBody(BaseModel):
 
 
 def openai_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries for these statuses (and 500) in OpenAI's error shape."""
+    """``responses=`` entries for these statuses (and those any route may answer: a bad
+    body, the size limit, the rate limit, 5xx) in OpenAI's error shape."""
     return {
         status: {"model": OpenAIErrorBody, "description": HTTPStatus(status).phrase}
-        for status in (*statuses, 500)
+        for status in sorted({*statuses, *ALWAYS})
     }
 
 

@@ -153,6 +153,9 @@ and may take 5 s more to be handed back. */}}
 {{- fail "config.WORKER_SHUTDOWN_GRACE_SECONDS must stay below shutdown.gracefulTimeoutSeconds - 5: the API pods run tasks in-process (worker.enabled=false) and gunicorn stops them after its graceful timeout" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.tracing.enabled (not .Values.tracing.otlpEndpoint) }}
+{{- fail "tracing.enabled needs tracing.otlpEndpoint: the OTLP/HTTP endpoint of a collector (e.g. http://otel-collector.monitoring:4318)" }}
+{{- end }}
 {{- if .Values.existingSecret }}
 {{- range $key, $value := .Values.secrets }}
 {{- if $value }}
@@ -215,6 +218,21 @@ missing from an existing Secret is a clear error (SECRET_KEY) or simply unset (t
       key: REDIS_URL
       optional: true
 {{- end }}
+{{- with .Values.tracing }}{{ if .enabled }}
+# OpenTelemetry (app/observability/tracing.py); the SDK reads the OTEL_* variables itself.
+- name: TRACING_ENABLED
+  value: "true"
+- name: TRACING_TRUST_INCOMING
+  value: {{ .trustIncoming | quote }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ compact (list (printf "k8s.namespace.name=%s" $.Release.Namespace) .resourceAttributes) | join "," | quote }}
+{{- end }}{{ end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

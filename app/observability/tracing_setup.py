@@ -1,0 +1,238 @@
+"""The tracer provider, built from the standard OpenTelemetry environment; imported only when
+TRACING_ENABLED (it needs the ``tracing`` extra).
+
+What the SDK reads itself: ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (over our
+defaults: service.name ``agent-service`` or ``agent-service-worker``), ``OTEL_TRACES_SAMPLER``
+and ``OTEL_TRACES_SAMPLER_ARG`` (default parentbased_always_on), ``OTEL_BSP_*`` (batching),
+``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``, ``_TIMEOUT``, ``_COMPRESSION``,
+``OTEL_PROPAGATORS`` (default tracecontext,baggage). What we read: ``OTEL_TRACES_EXPORTER``
+(otlp, console or none; a list is allowed) and ``OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL``
+(http/protobuf, the one protocol the extra ships). Spans are exported from a background
+thread (BatchSpanProcessor): a request only queues its ended spans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncGenerator, Iterator, Mapping, MutableMapping
+from typing import Any, TypeVar
+
+import httpx
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Span, SpanKind
+
+from app.core.config import Settings
+from app.core.settings_loader import ConfigError
+from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
+from app.observability.tracing_http import ServerSpans, TrustedPeers
+from app.observability.tracing_llm import traced_stream
+from app.observability.tracing_runs import RunTrace
+
+T = TypeVar("T")
+SCOPE = "agent-service"
+SERVICE_NAMES = {"api": "agent-service", "worker": "agent-service-worker"}
+
+
+def build(settings: Settings, *, role: str) -> Tracing:
+    provider = TracerProvider(resource=_resource(settings, role))  # sampler: OTEL_TRACES_*
+    for name in _exporter_names():
+        if name == "otlp":
+            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
+        elif name == "console":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    # Libraries with their own OpenTelemetry spans (a framework an adapter serves) join our
+    # traces through the global provider; it can be set once per process.
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    return Tracing(
+        provider,
+        genai=GenAIConventions.from_env(),
+        server=ServerSpans(
+            provider.get_tracer(SCOPE),
+            trust=settings.TRACING_TRUST_INCOMING,
+            trusted=TrustedPeers(settings.FORWARDED_ALLOW_IPS),
+        ),
+    )
+
+
+def _resource(settings: Settings, role: str) -> Resource:
+    ours = {
+        "service.name": SERVICE_NAMES.get(role, SCOPE),
+        "service.version": settings.API_VERSION,
+        "deployment.environment.name": settings.ENVIRONMENT,
+    }
+    # Resource.create puts explicit attributes over the environment's; we want the reverse.
+    return Resource.create(ours).merge(OTELResourceDetector().detect())
+
+
+def _exporter_names() -> list[str]:
+    names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")]
+    unknown = sorted(set(names) - {"otlp", "console", "none", ""})
+    if unknown:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER: {', '.join(unknown)} is not available; use otlp, console "
+            "or none"
+        )
+    return names
+
+
+def _otlp_exporter() -> SpanExporter:
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    )
+    if protocol.strip() not in ("", "http/protobuf"):
+        raise ConfigError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: the tracing extra exports OTLP over "
+            "http/protobuf only (point it at the collector's HTTP port, 4318)"
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
+
+
+class Tracing:
+    """The active tracing of this process: what app/observability/tracing.py delegates to."""
+
+    def __init__(
+        self, provider: TracerProvider, *, genai: GenAIConventions, server: ServerSpans
+    ) -> None:
+        self.provider = provider
+        self.tracer = provider.get_tracer(SCOPE)
+        self.genai = genai
+        self.server = server
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()  # flushes what the batch processor holds
+
+    # -- propagation ------------------------------------------------------------------------
+    def inject(self, headers: MutableMapping[str, str]) -> None:
+        propagate.inject(headers)
+
+    def carrier(self) -> dict[str, str] | None:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier or None
+
+    # -- spans ------------------------------------------------------------------------------
+    @staticmethod
+    def unsampled() -> bool:
+        """The current span exists and is not recorded: its children would not be either
+        (every standard sampler follows an in-process parent that was not sampled, or
+        decides by the same trace id), so they are not made at all. This keeps a 1 %
+        sampler from paying for the 99 % it drops: only the request's root span is."""
+        span = trace.get_current_span()
+        return span.get_span_context().is_valid and not span.is_recording()
+
+    @contextlib.contextmanager
+    def producer(self, destination: str, *, message_id: str) -> Iterator[Span | None]:
+        if self.unsampled():  # the context to store is the current one, as it is
+            yield None
+            return
+        attributes = {
+            "messaging.operation.type": "send",
+            "messaging.destination.name": destination,
+            "messaging.message.id": message_id,
+        }
+        with self.tracer.start_as_current_span(
+            f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def consumer(
+        self,
+        destination: str,
+        *,
+        message_id: str,
+        carrier: Mapping[str, str] | None,
+        attributes: Mapping[str, str | int],
+    ) -> Iterator[Span]:
+        # The stored context is the parent; nothing ambient in this process is.
+        parent = propagate.extract(dict(carrier or {}), context=otel_context.Context())
+        with self.tracer.start_as_current_span(
+            f"process {destination}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.destination.name": destination,
+                "messaging.message.id": message_id,
+                **attributes,
+            },
+        ) as span:
+            yield span
+
+    @contextlib.contextmanager
+    def redis(self, operation: str, target: str) -> Iterator[Span | None]:
+        if self.unsampled():
+            yield None
+            return
+        attributes = {"db.system.name": "redis", "db.operation.name": operation}
+        with self.tracer.start_as_current_span(
+            f"{operation} {target}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            yield span
+
+    def start_run(
+        self, *, agent: str, run_id: str, session_id: str | None, provider: str
+    ) -> RunTrace | None:
+        if self.unsampled():
+            return None
+        return RunTrace(
+            self.tracer,
+            self.genai,
+            attributes=self.genai.agent_attributes(
+                agent=agent, run_id=run_id, session_id=session_id, provider=provider
+            ),
+        )
+
+    def chat(
+        self,
+        items: AsyncGenerator[T, None],
+        *,
+        provider: str,
+        request: ChatRequestLike,
+        server: str | None,
+        cacheable: bool,
+    ) -> AsyncGenerator[T, None]:
+        if self.unsampled():
+            return items
+        return traced_stream(
+            self.tracer,
+            self.genai,
+            items,
+            provider=provider,
+            request=request,
+            server=server,
+            cacheable=cacheable,
+        )
+
+    def instrument_httpx(self, client: httpx.AsyncClient) -> None:
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=self.provider)
+
+    # -- logs and metrics -------------------------------------------------------------------
+    def add_ids(self, event_dict: MutableMapping[str, Any]) -> None:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict["trace_id"] = format(context.trace_id, "032x")
+            event_dict["span_id"] = format(context.span_id, "016x")
+
+    def exemplar(self) -> dict[str, str] | None:
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid or not context.trace_flags.sampled:
+            return None
+        return {
+            "trace_id": format(context.trace_id, "032x"),
+            "span_id": format(context.span_id, "016x"),
+        }
