@@ -77,6 +77,9 @@ def build_middleware(
                     "Cache-Control",
                     "traceparent",
                     "tracestate",
+                    "Mcp-Session-Id",  # MCP's streamable HTTP, from a browser client
+                    "MCP-Protocol-Version",
+                    "A2A-Version",
                 ],
                 expose_headers=[
                     "X-Request-ID",
@@ -86,6 +89,7 @@ def build_middleware(
                     "Retry-After",
                     "X-Cache",
                     "Location",
+                    "Mcp-Session-Id",
                 ],
             )
         )

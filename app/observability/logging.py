@@ -85,6 +85,8 @@ def logging_config_dict(settings: Settings) -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
             "gunicorn.error": {"handlers": [], "propagate": True},
             "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            # The MCP SDK logs every message it handles at INFO; the access log has them.
+            "mcp": {"handlers": [], "propagate": True, "level": "WARNING"},
         },
     }
 

@@ -454,8 +454,10 @@ def test_http_route_attaches_to_the_gateway(chart: Chart) -> None:
         {"name": one(objects, "Service")["metadata"]["name"], "port": 80}
     ]
     assert rule["timeouts"] == {"request": "3600s"}
-    # The API prefix only, as for the ingress: /metrics, /health and /docs stay inside.
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+    # The API prefix and the protocol surfaces, as for the ingress: /metrics, /health and
+    # /docs stay inside.
+    published = ["/v1", "/a2a", "/mcp", "/.well-known"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": p}} for p in published]
 
 
 # --- scaling and disruption ----------------------------------------------------------------------
@@ -803,7 +805,8 @@ def test_production_values_render_a_hardened_release(production_objects: list[Ma
         for rule in ingress["spec"]["rules"]
         for p in rule["http"]["paths"]
     }
-    assert ("/v1", "Prefix") in paths
+    assert {("/v1", "Prefix"), ("/a2a", "Prefix"), ("/mcp", "Exact")} <= paths
+    assert ("/.well-known", "Prefix") in paths  # agent cards, MCP's OAuth metadata
     assert ("/", "Prefix") not in paths
     assert not any(path.startswith(("/metrics", "/health")) for path, _ in paths)
     assert one(objs, "NetworkPolicy")
