@@ -86,18 +86,59 @@ CONFIG: dict[str, Any] = {
                 }
             },
         },
+        {
+            # JSON-RPC answers a malformed call in-band: HTTP 200 carrying a JSON-RPC error
+            # (-32700 parse error, -32600 invalid request), as A2A's JSON-RPC binding does;
+            # _dialect_error does not see those, so the body is checked here.
+            "include-path": "/a2a/{agent}",
+            "include-method": "POST",
+            "checks": {
+                "negative_data_rejection": {
+                    "expected-statuses": ["200", "400", "401", "403", "404", "413", "422", "429"]
+                }
+            },
+        },
     ],
     # A hung request fails here instead of running into pytest-timeout.
     "request-timeout": 10,
 }
 
 
+# Protocol surfaces whose clients parse errors in their own shape (app/core/problems.py's
+# error dialects): OpenAI's {"error": {...}}, and a JSON-RPC error object under /a2a.
+OPENAI_PATHS = ("/v1/models", "/v1/chat/completions", "/v1/responses")
+
+
+def _dialect_error(path: str, status: int, body: Any) -> bool:
+    """Check a dialect's error body; False when the path has no dialect."""
+    if path.startswith(OPENAI_PATHS):
+        error = body.get("error") if isinstance(body, dict) else None
+        assert isinstance(error, dict), f"{status}: not OpenAI's error shape: {body}"
+        assert isinstance(error.get("message"), str) and isinstance(error.get("type"), str)
+        expected = "server_error" if status >= 500 else None
+        assert expected is None or error["type"] == expected, f"{status}: type {error['type']}"
+    elif path.startswith("/a2a"):
+        assert isinstance(body, dict) and body.get("jsonrpc") == "2.0", body
+        assert isinstance(body["error"]["code"], int) and body["error"]["message"], body
+    else:
+        return False
+    if status == 500:
+        assert "internal error" in json.dumps(body), "a 500 leaks internals"
+    return True
+
+
 def problem_json_errors(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """Every error, whether a handler or a middleware answered, is an RFC 9457 problem+json."""
+    """Every error, whether a handler or a middleware answered, is an RFC 9457 problem+json,
+    or, on a protocol surface with an error shape of its own, that shape."""
     if response.status_code < 400:
         return None
     content_types = response.headers.get("content-type", [])
     media_type = content_types[0].split(";")[0].strip().lower() if content_types else ""
+    if case.path.startswith((*OPENAI_PATHS, "/a2a")):
+        assert media_type == "application/json", f"{response.status_code}: {media_type!r}"
+        if case.method.upper() != "HEAD":
+            assert _dialect_error(case.path, response.status_code, json.loads(response.content))
+        return True
     assert media_type == PROBLEM_CONTENT_TYPE, (
         f"{response.status_code} answered with Content-Type {media_type or '(none)'!r}, "
         f"not {PROBLEM_CONTENT_TYPE}"
@@ -144,4 +185,9 @@ schema = schemathesis.pytest.from_fixture("openapi_schema").exclude(path=SSE_PAT
 
 @schema.parametrize()
 def test_no_server_error_and_contract_holds(case: Case[Any]) -> None:
-    case.call_and_validate(additional_checks=[problem_json_errors])
+    response = case.call_and_validate(additional_checks=[problem_json_errors])
+    content_types = response.headers.get("content-type", [])
+    json_answer = bool(content_types) and content_types[0].startswith("application/json")
+    if case.path == "/a2a/{agent}" and response.status_code == 200 and json_answer:
+        body = response.json()  # a JSON-RPC response: a result or an error, never neither
+        assert body.get("jsonrpc") == "2.0" and ("result" in body) != ("error" in body), body

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import app.observability as observability
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability import tracing
@@ -46,7 +47,10 @@ def test_with_tracing_off_nothing_of_the_sdk_is_imported_and_no_middleware_runs(
 def test_tracing_on_without_the_extra_is_one_config_error_naming_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Forget the setup module wherever an earlier test left it: `from package import module`
+    # finds an imported submodule as the package's attribute without looking at sys.modules.
     monkeypatch.delitem(sys.modules, "app.observability.tracing_setup", raising=False)
+    monkeypatch.delattr(observability, "tracing_setup", raising=False)
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # as if not installed
     monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)
     with pytest.raises(ConfigError) as raised:
