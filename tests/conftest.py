@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from app.core.config import Settings
 from app.main import create_app
 from app.services import AppServices, build_services
+from app.store.redis_client import build_redis
 from tests.support.redis_server import RedisServer
 
 ADMIN_PASSWORD = "admin-test-password"
@@ -118,6 +119,23 @@ async def any_client(
     """The same test against both store backends."""
     async with app_client(make_settings(**store_backend)) as http:
         yield http
+
+
+@pytest.fixture
+async def redis(
+    redis_server: RedisServer, make_settings: SettingsFactory, key_prefix: str
+) -> AsyncIterator[Redis]:
+    """The service's own Redis client (build_redis) on the private redis-server, for a test
+    that drives a store directly; the test's keys (under its prefix) are deleted after."""
+    redis_server.start()
+    client = build_redis(make_settings(REDIS_URL=redis_server.url))
+    try:
+        yield client
+    finally:
+        leftovers = [key async for key in client.scan_iter(match=f"{key_prefix}*")]
+        if leftovers:
+            await client.delete(*leftovers)
+        await client.aclose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ is never inherited."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -15,30 +14,12 @@ from app.agents.sessions import SessionService
 from app.core.errors import AppError
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
-from app.store.redis_client import build_redis
 from app.store.session_backends import MemorySessionStore, RedisSessionStore
 from app.store.sessions import SessionStore
-from tests.conftest import SettingsFactory
-from tests.support.redis_server import RedisServer
 
 ALICE = Principal(id="user:alice", kind="user", name="alice", scopes=frozenset())
 BOB = Principal(id="user:bob", kind="user", name="bob", scopes=frozenset())
 THREAD = "5b2f6f0e-2a34-4c1e-9a55-0c1d2e3f4a5b"
-
-
-@pytest.fixture
-async def redis(
-    redis_server: RedisServer, make_settings: SettingsFactory, key_prefix: str
-) -> AsyncIterator[Redis]:
-    redis_server.start()
-    client = build_redis(make_settings(REDIS_URL=redis_server.url))
-    try:
-        yield client
-    finally:
-        leftovers = [key async for key in client.scan_iter(match=f"{key_prefix}*")]
-        if leftovers:
-            await client.delete(*leftovers)
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -20,32 +20,14 @@ from app.agents.sessions import IfBusy, SessionService
 from app.core.errors import Conflict, NotFound
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
-from app.store.redis_client import build_redis
 from app.store.session_backends import MemorySessionStore, RedisSessionStore
 from app.store.sessions import SessionStore
-from tests.conftest import SettingsFactory
-from tests.support.redis_server import RedisServer
 
 ALICE = Principal.for_user("alice")
 LOCK_SECONDS = 60
 WAIT = 10.0  # seconds a waiter may wait; every test ends far sooner
 # Long enough that only an explicit abandon (not a ticket's expiry) can unblock the queue.
 TICKET_SECONDS = 30.0
-
-
-@pytest.fixture
-async def redis(
-    redis_server: RedisServer, make_settings: SettingsFactory, key_prefix: str
-) -> AsyncIterator[Redis]:
-    redis_server.start()
-    client = build_redis(make_settings(REDIS_URL=redis_server.url))
-    try:
-        yield client
-    finally:
-        leftovers = [key async for key in client.scan_iter(match=f"{key_prefix}*")]
-        if leftovers:
-            await client.delete(*leftovers)
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

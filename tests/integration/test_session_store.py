@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
 from app.llm.types import ChatMessage, ToolCall
-from app.store.redis_client import build_redis
 from app.store.session_backends import (
     MemorySessionStore,
     RedisSessionStore,
@@ -19,7 +18,6 @@ from app.store.session_backends import (
 )
 from app.store.sessions import SessionStore
 from tests.conftest import SettingsFactory
-from tests.support.redis_server import RedisServer
 
 StoreFactory = Callable[..., SessionStore]
 TTL = 1.0  # seconds; the settings refuse < 60, the backends take any value for tests
@@ -27,21 +25,6 @@ TTL = 1.0  # seconds; the settings refuse < 60, the backends take any value for 
 
 def user(text: str) -> ChatMessage:
     return ChatMessage(role="user", content=text)
-
-
-@pytest.fixture
-async def redis(
-    redis_server: RedisServer, make_settings: SettingsFactory, key_prefix: str
-) -> AsyncIterator[Redis]:
-    redis_server.start()
-    client = build_redis(make_settings(REDIS_URL=redis_server.url))
-    try:
-        yield client
-    finally:
-        leftovers = [key async for key in client.scan_iter(match=f"{key_prefix}*")]
-        if leftovers:
-            await client.delete(*leftovers)
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -43,20 +43,27 @@ def routed_paths(ingress: Manifest) -> set[tuple[str, str]]:
     }
 
 
-def test_the_default_ingress_routes_only_the_api_prefix(chart: Chart) -> None:
+# The API prefix and the protocol surfaces (A2A, MCP, agent cards and MCP's OAuth metadata
+# under /.well-known): nothing else is published by default.
+PUBLISHED = {("/v1", "Prefix"), ("/a2a", "Prefix"), ("/mcp", "Exact"), ("/.well-known", "Prefix")}
+
+
+def test_the_default_ingress_routes_only_the_api_and_protocol_paths(chart: Chart) -> None:
     paths = routed_paths(one(render(chart, BEHIND_INGRESS), "Ingress"))
-    assert paths == {("/v1", "Prefix")}
+    assert paths == PUBLISHED
     # Nothing that would reach the ops endpoints or the docs from outside.
     assert all(not path.startswith(NOT_PUBLIC) and path != "/" for path, _ in paths)
 
 
-def test_the_default_gateway_route_matches_only_the_api_prefix(chart: Chart) -> None:
+def test_the_default_gateway_route_matches_only_the_api_and_protocol_paths(chart: Chart) -> None:
     values = {
         "gatewayAPI": {"enabled": True, "parentRefs": [{"name": "public"}]},
         "trustedProxies": [POD_RANGE],
     }
     [rule] = one(render(chart, values), "HTTPRoute")["spec"]["rules"]
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
+    prefixes = [match["path"]["value"] for match in rule["matches"]]
+    assert prefixes == ["/v1", "/a2a", "/mcp", "/.well-known"]
+    assert {match["path"]["type"] for match in rule["matches"]} == {"PathPrefix"}
 
 
 def test_docs_are_off_and_the_pods_start_without_a_production_warning(
