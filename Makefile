@@ -13,8 +13,9 @@ LOCK_DEV := requirements/dev.txt
 # Stamps are named after what they installed, so a changed lock or pyproject.toml (even an
 # older one checked out again) reinstalls.
 digest = $(shell cat $(1) 2>/dev/null | sha1sum | cut -c1-12)
-RUNTIME_STAMP := $(VENV)/.runtime-$(call digest,pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME))
-DEV_STAMP := $(VENV)/.dev-$(call digest,pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME) $(LOCK_DEV))
+CLIENT := clients/python
+RUNTIME_STAMP := $(VENV)/.runtime-$(call digest,pyproject.toml $(CLIENT)/pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME))
+DEV_STAMP := $(VENV)/.dev-$(call digest,pyproject.toml $(CLIENT)/pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME) $(LOCK_DEV))
 PIP := $(BIN)/python -m pip install --quiet
 
 # The lock tool, pinned: only `make lock` installs and runs it.
@@ -31,10 +32,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # The project itself is not in the lock: installed without deps, built by the locked setuptools.
-$(RUNTIME_STAMP): $(BIN)/python pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME)
+# So is our Python client (clients/python: httpx and pydantic, both locked), which the CLI's
+# run/chat/tasks verbs use.
+$(RUNTIME_STAMP): $(BIN)/python pyproject.toml $(CLIENT)/pyproject.toml $(LOCK_BUILD) $(LOCK_RUNTIME)
 	$(PIP) --require-hashes -r $(LOCK_BUILD)
 	$(PIP) --require-hashes -r $(LOCK_RUNTIME)
-	$(PIP) --no-deps --no-build-isolation -e .
+	$(PIP) --no-deps --no-build-isolation -e . -e $(CLIENT)
 	rm -f $(VENV)/.runtime-* && touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP) $(LOCK_DEV)
@@ -83,8 +86,8 @@ test: install redis-server chromium
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 lint: install
-	$(BIN)/ruff check app tests bench docker
-	$(BIN)/ruff format --check app tests bench docker
+	$(BIN)/ruff check app tests bench docker clients/python
+	$(BIN)/ruff format --check app tests bench docker clients/python
 	$(BIN)/mypy
 
 # wrk is the load generator when present (a C client leaves the server more CPU).

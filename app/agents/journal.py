@@ -10,6 +10,7 @@ this process go on without them.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -54,6 +55,9 @@ class RunJournal:
         # they were: the service then has nothing left to release.
         self.also_on_finish: list[tuple[str, ...]] = []
         self.also_sent = False
+        # A task's record is its worker's: the worker writes a question there (as asked()
+        # does for a foreground run) before any reader sees the event.
+        self.on_asked: Callable[[InputRequired], Awaitable[None]] | None = None
         kind: RunKind = "run" if keeps_record else "task"
         self._writer = None
         if store is not None:
@@ -92,6 +96,9 @@ class RunJournal:
             self._writer.abandon()
 
     async def asked(self, event: InputRequired) -> None:
+        if self.on_asked is not None:
+            await self.on_asked(event)
+            return
         pending = PendingInputInfo(
             request_id=event.request_id, kind=event.kind, prompt=event.prompt, choices=event.choices
         )

@@ -7,7 +7,7 @@ import asyncio
 import builtins
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -16,6 +16,7 @@ from app.agents.context import RunContext
 from app.agents.control import RunControl
 from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
 from app.agents.errors import InvalidInput
+from app.agents.events import InputRequired
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
 from app.agents.journal import RunJournal, end_lost_run
@@ -83,10 +84,12 @@ class RunService:
         run_id: str | None = None,
         foreground: bool = True,
         after_seq: int = 0,
+        on_asked: Callable[[InputRequired], Awaitable[None]] | None = None,
     ) -> Run:
         """Start a run. A background task passes its task id as the run id, the last seq of
         its log, and ``foreground=False``: tasks are capped by MAX_ACTIVE_TASKS_PER_PRINCIPAL
-        instead, and their worker keeps their record. Raises TooManyConcurrentRuns when the
+        instead, and their worker keeps their record (``on_asked`` writes a question to it
+        before any reader sees the event). Raises TooManyConcurrentRuns when the
         principal is at its cap, and the session's errors (busy, not found)."""
         agent = self.agents.require(request.agent)
         run_id = run_id or uuid.uuid4().hex
@@ -108,6 +111,7 @@ class RunService:
                 keeps_record=foreground,
                 batcher=self._log_batcher,
             )
+            journal.on_asked = on_asked
             if run_id in self._counted:  # its slot goes back with the record's end
                 journal.also_on_finish = self._slots.release_commands(request.principal.id, run_id)
             run = self._build(request, agent, run_id, session_id, history, journal, after_seq)

@@ -1,4 +1,5 @@
-"""`agent-service serve|worker|api-keys|users|settings` — the console script."""
+"""`agent-service serve|worker|api-keys|users|settings|run|chat|tasks` — the console script
+(run, chat and tasks are the Python client's verbs: app/entrypoints/cli_client.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError, load_settings
+from app.entrypoints.cli_client import CLIENT_COMMANDS, add_client_commands, run_client_command
 
 if TYPE_CHECKING:
     from app.store.records import UserRecord
@@ -208,11 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     user_actions.add_parser("list")
     for action in ("disable", "enable", "delete", "set-password", "revoke-tokens"):
         user_actions.add_parser(action).add_argument("username")
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:  # a client of a running service: no server settings
+        return run_client_command(args)
     if args.command == "settings":
         from app.core.settings_docs import env_example, markdown_table
 

@@ -1,26 +1,25 @@
 """The worker loop: take deliveries, run them as agent runs, persist every event.
 
 At-least-once: a delivery is acknowledged only after the task reached an end state. The run
-writes the task's event log itself (app/agents/journal.py), going on after what earlier
-attempts wrote; the worker keeps the record in step with the events. While a
-task runs, a heartbeat renews its lease and re-applies the client's requests (cancel, pause,
-answers: app/tasks/requests.py) so a missed nudge costs at most one beat. A delivery whose
-worker died is reclaimed after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS
-deliveries it fails with ``worker_lost``. On shutdown the worker stops taking work, lets
-running tasks finish within WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for
-immediate redelivery.
+writes the task's event log itself (app/agents/journal.py), going on after what earlier attempts
+wrote; the worker keeps the record in step with the events. While a task runs, a heartbeat
+renews its lease and re-applies the client's requests (cancel, pause, answers:
+app/tasks/requests.py) so a missed nudge costs at most one beat. A delivery whose worker died is
+reclaimed after TASK_LEASE_SECONDS by any live worker; after MAX_ATTEMPTS deliveries it fails
+with ``worker_lost``. On shutdown the worker stops taking work, lets running tasks finish within
+WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for immediate redelivery.
 
 Parking: a task whose agent waits for a human (an open input request, or a pause that took
-effect at a checkpoint) does not count against WORKER_CONCURRENCY, so one principal's
-unanswered questions cannot hold every slot. Its pending input is on the record, its events
-in the log, and its lease is still renewed. The agent itself stays a live coroutine here:
-a Python coroutine cannot be serialised mid-run, and re-running the agent from the start to
-reach the question again would repeat its tool calls (side effects) and, with a
-non-deterministic model, ask a different question. So an answer resumes the task on the
-worker holding it, at once (briefly above WORKER_CONCURRENCY: no new work is taken until
-it is back under); if that worker dies, the task is redelivered after the lease and re-run
-from the start like any other lost task. At most WORKER_MAX_PARKED tasks are parked per
-worker; past that, waiting tasks count again (a parked coroutine costs memory, not CPU).
+effect at a checkpoint) does not count against WORKER_CONCURRENCY, so one principal's unanswered
+questions cannot hold every slot. Its pending input is on the record, its events in the log, and
+its lease is still renewed. The agent itself stays a live coroutine here: a Python coroutine
+cannot be serialised mid-run, and re-running the agent from the start to reach the question
+again would repeat its tool calls (side effects) and, with a non-deterministic model, ask a
+different question. So an answer resumes the task on the worker holding it, at once (briefly
+above WORKER_CONCURRENCY: no new work is taken until it is back under); if that worker dies, the
+task is redelivered after the lease and re-run from the start like any other lost task. At most
+WORKER_MAX_PARKED tasks are parked per worker; past that, waiting tasks count again (a parked
+coroutine costs memory, not CPU).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 
@@ -66,6 +66,8 @@ from app.tasks.backend import Delivery, TaskBackend
 from app.tasks.requests import PAUSING, ClientRequests
 
 log = structlog.get_logger(__name__)
+
+PENDING_FIELDS = {"request_id", "kind", "prompt", "choices"}  # of an InputRequired event
 
 QUEUED: StatusSet = frozenset({"queued"})
 NOT_FINISHED = QUEUED | LIVE_STATUSES
@@ -127,8 +129,7 @@ class TaskWorker:
         finally:
             for helper in helpers:
                 helper.cancel()
-            # Bounded: a helper stuck in a client library must not hold up shutdown.
-            await asyncio.wait(helpers, timeout=2)
+            await asyncio.wait(helpers, timeout=2)  # bounded: one stuck in a client library
 
     async def shutdown(self) -> None:
         """Stop taking work; let running tasks finish in the grace period; release the rest."""
@@ -277,7 +278,11 @@ class TaskWorker:
             # The log goes on after what earlier attempts (or a cancel) wrote.
             after_seq = await backend.store.last_seq(task_id)
             run = await self._runs.start(
-                request, run_id=task_id, foreground=False, after_seq=after_seq
+                request,
+                run_id=task_id,
+                foreground=False,
+                after_seq=after_seq,
+                on_asked=partial(self._asked, task_id),
             )
         except AppError as exc:  # agent gone, input not fitting its model, session busy/gone
             await self._finish(task_id, ErrorEvent(code=exc.code, message=exc.detail))
@@ -288,9 +293,7 @@ class TaskWorker:
         self._requests.hold(task_id, run)
         metrics.TASKS_RUNNING.inc()
         try:
-            # Requests made before the run was registered here (a pause kept across a
-            # redelivery, or sent while the run was starting) apply now.
-            await self._requests.apply(task_id)
+            await self._requests.apply(task_id)  # made before it was held here (a pause kept)
             # The run logs its own events; the worker keeps the task's record in step.
             async for event in run.events():
                 if active.releasing and isinstance(event, ErrorEvent):
@@ -309,6 +312,18 @@ class TaskWorker:
             return
         await backend.ack(delivery)
 
+    async def _asked(self, task_id: str, event: InputRequired) -> None:
+        """The question on the record before any reader sees it (an answer sent at once is
+        accepted). A pause asked for waits too (pause_requested) until the next checkpoint."""
+        pending = PendingInputInfo(**event.model_dump(include=PENDING_FIELDS))
+        async with self._requests.lock(task_id):
+            await self._backend.store.transition(
+                task_id,
+                to="input_required",
+                allowed_from=PAUSING,
+                changes={"pending_input": pending},
+            )
+
     async def _apply(self, task_id: str, active: _Active, event: Event) -> None:
         backend = self._backend
         if isinstance(event, StepEvent):
@@ -319,22 +334,7 @@ class TaskWorker:
             active.reasoning.append(f"Called {event.name} with {event.arguments}")
         elif isinstance(event, ToolResultEvent):
             active.reasoning.append(f"Tool result: {event.output}")
-        elif isinstance(event, InputRequired):
-            pending = PendingInputInfo(
-                request_id=event.request_id,
-                kind=event.kind,
-                prompt=event.prompt,
-                choices=event.choices,
-            )
-            # The agent waits for the answer, not at a checkpoint: a pause asked for goes on
-            # waiting (pause_requested on the record) until the checkpoint after it.
-            async with self._requests.lock(task_id):
-                await backend.store.transition(
-                    task_id,
-                    to="input_required",
-                    allowed_from=PAUSING,
-                    changes={"pending_input": pending},
-                )
+        elif isinstance(event, InputRequired):  # the record says so already (_asked)
             self._slot_freed.set()  # parked: its slot may take other work meanwhile
             await self._requests.apply(task_id)  # an answer may already be waiting
         elif isinstance(event, RunCompleted):

@@ -263,6 +263,7 @@ def test_dockerignore_is_an_allow_list_that_keeps_secrets_out() -> None:
         "requirements/runtime.txt",
         "README.md",
         "app",
+        "clients/python",  # the CLI's run/chat/tasks verbs use our client
         "docker/gunicorn.conf.py",
     }
     never = (".env", ".venv", ".git", "tests", "bench/results", ".pytest_cache", "requirements")

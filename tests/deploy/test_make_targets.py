@@ -93,8 +93,9 @@ def test_lock_is_one_command_with_a_pinned_tool(tmp_path: Path) -> None:
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """The Makefile and its inputs, with a venv whose runtime install looks done."""
-    for name in ("Makefile", "pyproject.toml", "requirements"):
+    for name in ("Makefile", "pyproject.toml", "requirements", "clients/python/pyproject.toml"):
         source = ROOT / name
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, tmp_path / name)
         else:

@@ -1,0 +1,73 @@
+"""Every operation of the service's OpenAPI document -> the client method that calls it, or
+why none does ("not covered: ..."). tests/unit/test_python_client_manifest.py fails when the
+server has an operation missing here or a method named here does not exist on both clients."""
+
+from __future__ import annotations
+
+PROTOCOL = "not covered: a protocol surface, use that protocol's own client"
+PROBE = "not covered: an orchestrator's probe; health() reports the same"
+
+OPERATIONS: dict[str, str] = {
+    "GET /health": "health",
+    "GET /health/live": PROBE,
+    "GET /health/ready": PROBE,
+    "POST /v1/auth/token": "login",
+    "POST /v1/auth/logout": "logout",
+    "GET /v1/auth/me": "me",
+    "GET /v1/auth/api-keys": "list_api_keys",
+    "POST /v1/auth/api-keys": "create_api_key",
+    "DELETE /v1/auth/api-keys/{key_id}": "revoke_api_key",
+    "GET /v1/auth/users": "list_users",
+    "POST /v1/auth/users": "create_user",
+    "GET /v1/auth/users/{username}": "get_user",
+    "PATCH /v1/auth/users/{username}": "set_user_scopes",
+    "DELETE /v1/auth/users/{username}": "delete_user",
+    "POST /v1/auth/users/{username}/disable": "disable_user",
+    "POST /v1/auth/users/{username}/enable": "enable_user",
+    "PUT /v1/auth/users/{username}/password": "set_user_password",
+    "POST /v1/auth/users/{username}/revoke-tokens": "revoke_user_tokens",
+    "GET /v1/agents": "list_agents",
+    "GET /v1/agents/{agent}": "get_agent",
+    "POST /v1/agents/{agent}/invoke": "invoke",
+    "POST /v1/agents/{agent}/stream": "stream",
+    "GET /v1/runs": "list_runs",
+    "GET /v1/runs/{run_id}": "get_run",
+    "GET /v1/runs/{run_id}/events": "follow_run",
+    "POST /v1/runs/{run_id}/input": "answer_run",
+    "POST /v1/runs/{run_id}/cancel": "cancel_run",
+    "POST /v1/sessions": "create_session",
+    "GET /v1/sessions": "list_sessions",
+    "GET /v1/sessions/{session_id}": "get_session",
+    "DELETE /v1/sessions/{session_id}": "delete_session",
+    "GET /v1/sessions/{session_id}/messages": "list_session_messages",
+    "POST /v1/tasks": "submit_task",
+    "GET /v1/tasks": "list_tasks",
+    "GET /v1/tasks/{task_id}": "get_task",
+    "DELETE /v1/tasks/{task_id}": "cancel_task",
+    "GET /v1/tasks/{task_id}/result": "get_task_result",
+    "POST /v1/tasks/{task_id}/control": "control_task",
+    "POST /v1/tasks/{task_id}/input": "answer_task",
+    "GET /v1/tasks/{task_id}/steps": "task_steps",
+    "GET /v1/tasks/{task_id}/tools": "task_tools",
+    "GET /v1/tasks/{task_id}/plan": "task_plan",
+    "GET /v1/tasks/{task_id}/events": "follow_task",
+    "GET /v1/tasks/{task_id}/memory": "get_task_memory",
+    "GET /v1/stream/tasks/{task_id}": "not covered: one URL for SSE or a WebSocket; "
+    "its SSE is GET /v1/tasks/{task_id}/events, which follow_task calls",
+    "GET /v1/tools": "list_tools",
+    # Protocol surfaces (app/protocols/): OpenAI, AG-UI, A2A, MCP.
+    "GET /v1/models": PROTOCOL,
+    "GET /v1/models/{model}": PROTOCOL,
+    "POST /v1/chat/completions": PROTOCOL,
+    "POST /v1/responses": PROTOCOL,
+    "GET /v1/responses/{response_id}": PROTOCOL,
+    "DELETE /v1/responses/{response_id}": PROTOCOL,
+    "POST /v1/responses/{response_id}/cancel": PROTOCOL,
+    "POST /v1/agents/{agent}/ag-ui": PROTOCOL,
+    "GET /v1/agents/{agent}/ag-ui/runs/{run_id}": PROTOCOL,
+    "GET /.well-known/agent-card.json": PROTOCOL,
+    "GET /a2a": PROTOCOL,
+    "GET /a2a/{agent}/.well-known/agent-card.json": PROTOCOL,
+    "POST /a2a/{agent}": PROTOCOL,
+    "GET /.well-known/oauth-protected-resource": PROTOCOL,
+}

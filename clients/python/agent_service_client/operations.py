@@ -1,0 +1,175 @@
+"""The API's plain JSON operations, written once for both clients: ``R`` is what sending a
+call gives, ``Json`` for Client and ``Awaitable[Json]`` for AsyncClient. Streams, invoke and
+waiting are in each client, since they differ in more than awaiting."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from agent_service_client.calls import Call, Json, paging, seg, task_body
+
+R = TypeVar("R")
+Answer = str | bool
+
+
+class Operations(Generic[R]):
+    def _json(self, call: Call) -> R:
+        raise NotImplementedError
+
+    # -- service ---------------------------------------------------------------------------
+    def health(self) -> R:
+        return self._json(Call("GET", "/health", authenticated=False))
+
+    def me(self) -> R:
+        return self._json(Call("GET", "/v1/auth/me"))
+
+    def logout(self) -> R:
+        return self._json(Call("POST", "/v1/auth/logout"))
+
+    # -- agents and tools --------------------------------------------------------------------
+    def list_agents(self) -> R:
+        return self._json(Call("GET", "/v1/agents"))
+
+    def get_agent(self, agent: str) -> R:
+        return self._json(Call("GET", f"/v1/agents/{seg(agent)}"))
+
+    def list_tools(self, *, limit: int | None = None, offset: int | None = None) -> R:
+        return self._json(Call("GET", "/v1/tools", params=paging(limit, offset)))
+
+    # -- runs --------------------------------------------------------------------------------
+    def list_runs(
+        self,
+        *,
+        session_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> R:
+        params = paging(limit, offset, session_id=session_id, status=status)
+        return self._json(Call("GET", "/v1/runs", params=params))
+
+    def get_run(self, run_id: str) -> R:
+        return self._json(Call("GET", f"/v1/runs/{seg(run_id)}"))
+
+    def answer_run(self, run_id: str, request_id: str, value: Answer) -> R:
+        body = {"request_id": request_id, "value": value}
+        return self._json(Call("POST", f"/v1/runs/{seg(run_id)}/input", json=body))
+
+    def cancel_run(self, run_id: str) -> R:
+        return self._json(Call("POST", f"/v1/runs/{seg(run_id)}/cancel"))
+
+    # -- sessions ----------------------------------------------------------------------------
+    def create_session(self, agent: str) -> R:
+        return self._json(Call("POST", "/v1/sessions", json={"agent": agent}))
+
+    def list_sessions(self, *, limit: int | None = None, offset: int | None = None) -> R:
+        return self._json(Call("GET", "/v1/sessions", params=paging(limit, offset)))
+
+    def get_session(self, session_id: str) -> R:
+        return self._json(Call("GET", f"/v1/sessions/{seg(session_id)}"))
+
+    def delete_session(self, session_id: str) -> R:
+        return self._json(Call("DELETE", f"/v1/sessions/{seg(session_id)}"))
+
+    def list_session_messages(
+        self, session_id: str, *, limit: int | None = None, offset: int | None = None
+    ) -> R:
+        path = f"/v1/sessions/{seg(session_id)}/messages"
+        return self._json(Call("GET", path, params=paging(limit, offset)))
+
+    # -- background tasks --------------------------------------------------------------------
+    def submit_task(
+        self,
+        agent: str,
+        input: str | Json,  # noqa: A002 - the API's name for it
+        *,
+        idempotency_key: str | None = None,
+        session_id: str | None = None,
+        params: Json | None = None,
+        max_steps: int | None = None,
+    ) -> R:
+        """With ``idempotency_key`` a retried submit (by this client after a lost answer, or
+        by you) returns the first task instead of starting a second one."""
+        body = task_body(agent, input, session_id=session_id, params=params, max_steps=max_steps)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json(Call("POST", "/v1/tasks", json=body, headers=headers))
+
+    def list_tasks(
+        self, *, status: str | None = None, limit: int | None = None, offset: int | None = None
+    ) -> R:
+        return self._json(Call("GET", "/v1/tasks", params=paging(limit, offset, status=status)))
+
+    def get_task(self, task_id: str) -> R:
+        return self._json(Call("GET", f"/v1/tasks/{seg(task_id)}"))
+
+    def cancel_task(self, task_id: str) -> R:
+        return self._json(Call("DELETE", f"/v1/tasks/{seg(task_id)}"))
+
+    def control_task(self, task_id: str, action: Literal["pause", "resume", "stop"]) -> R:
+        body = {"action": action}
+        return self._json(Call("POST", f"/v1/tasks/{seg(task_id)}/control", json=body))
+
+    def answer_task(self, task_id: str, request_id: str, value: Answer) -> R:
+        """Answers the question the task's ``input_required`` event asked. A server older
+        than the client could send the event moments before the task's record said it waits
+        (409 no_input_pending): that answer is tried again for up to ~2 s."""
+        body = {"request_id": request_id, "value": value}
+        path = f"/v1/tasks/{seg(task_id)}/input"
+        return self._json(Call("POST", path, json=body, settling=frozenset({"no_input_pending"})))
+
+    def task_steps(self, task_id: str, *, limit: int | None = None, offset: int | None = None) -> R:
+        path = f"/v1/tasks/{seg(task_id)}/steps"
+        return self._json(Call("GET", path, params=paging(limit, offset)))
+
+    def task_tools(self, task_id: str, *, limit: int | None = None) -> R:
+        path = f"/v1/tasks/{seg(task_id)}/tools"
+        return self._json(Call("GET", path, params={"limit": limit}))
+
+    def task_plan(self, task_id: str) -> R:
+        return self._json(Call("GET", f"/v1/tasks/{seg(task_id)}/plan"))
+
+    def get_task_memory(self, task_id: str) -> R:
+        return self._json(Call("GET", f"/v1/tasks/{seg(task_id)}/memory"))
+
+    # -- API keys and users (admin) ----------------------------------------------------------
+    def list_api_keys(self) -> R:
+        return self._json(Call("GET", "/v1/auth/api-keys"))
+
+    def create_api_key(self, name: str, scopes: list[str], *, expires_in: int | None = None) -> R:
+        body: dict[str, Any] = {"name": name, "scopes": scopes}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        return self._json(Call("POST", "/v1/auth/api-keys", json=body))
+
+    def revoke_api_key(self, key_id: str) -> R:
+        return self._json(Call("DELETE", f"/v1/auth/api-keys/{seg(key_id)}"))
+
+    def list_users(self) -> R:
+        return self._json(Call("GET", "/v1/auth/users"))
+
+    def create_user(self, username: str, password: str, scopes: list[str]) -> R:
+        body = {"username": username, "password": password, "scopes": scopes}
+        return self._json(Call("POST", "/v1/auth/users", json=body))
+
+    def get_user(self, username: str) -> R:
+        return self._json(Call("GET", f"/v1/auth/users/{seg(username)}"))
+
+    def set_user_scopes(self, username: str, scopes: list[str]) -> R:
+        path = f"/v1/auth/users/{seg(username)}"
+        return self._json(Call("PATCH", path, json={"scopes": scopes}))
+
+    def delete_user(self, username: str) -> R:
+        return self._json(Call("DELETE", f"/v1/auth/users/{seg(username)}"))
+
+    def disable_user(self, username: str) -> R:
+        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/disable"))
+
+    def enable_user(self, username: str) -> R:
+        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/enable"))
+
+    def set_user_password(self, username: str, password: str) -> R:
+        path = f"/v1/auth/users/{seg(username)}/password"
+        return self._json(Call("PUT", path, json={"password": password}))
+
+    def revoke_user_tokens(self, username: str) -> R:
+        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/revoke-tokens"))
