@@ -1,7 +1,7 @@
 """The server's run events, as typed models (a discriminated union on ``type``).
 
 The same models as the server's app/agents/events.py, field for field: this package must
-install alone, so they are declared here, and tests/unit/test_python_client_drift.py fails
+install alone, so they are declared here, and tests/unit/test_python_client_contract.py fails
 when the two JSON schemas differ. Besides the run's events a stream may carry
 ``events_missed`` (resumed from before what the server retains).
 """

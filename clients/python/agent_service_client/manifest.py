@@ -1,5 +1,5 @@
 """Every operation of the service's OpenAPI document -> the client method that calls it, or
-why none does ("not covered: ..."). tests/unit/test_python_client_manifest.py fails when the
+why none does ("not covered: ..."). tests/unit/test_python_client_contract.py fails when the
 server has an operation missing here or a method named here does not exist on both clients."""
 
 from __future__ import annotations
