@@ -1,4 +1,4 @@
-"""GET / (the playground page) and GET /static/{name} (its script and style sheet).
+"""GET / (the playground page) and GET /static/{name} (its scripts and style sheet).
 
 A router rather than ``app.mount(StaticFiles)``: the RouteTable (route templates for metrics,
 logs and rate-limit buckets) only knows routers included in app/api/router.py. Only the files
@@ -24,6 +24,9 @@ _ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "playground.js": "text/javascript; charset=utf-8",
     "playground-agui.js": "text/javascript; charset=utf-8",  # the AG-UI transport
+    # The TypeScript client's bundle (clients/typescript, `npm run build:playground`), an ES
+    # module playground.js imports: committed, so serving the page needs no node.
+    "agent-service-client.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
 }
 _CACHE_CONTROL = "no-cache"  # revalidate: a redeploy must not leave a stale script behind

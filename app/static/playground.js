@@ -1,17 +1,22 @@
 /* agent-service playground: sign in, pick an agent, stream its reply over SSE.
  *
- * Plain browser JavaScript, no build step, no third-party code; it runs under the page CSP
- * (scripts from 'self', connect-src 'self'). EventSource cannot POST or send an
- * Authorization header, so the stream is read with fetch() + ReadableStream and a small
- * SSE parser. The bearer token lives in this closure only (never in localStorage).
+ * An ES module, no build step of its own: the native routes (sign-in, agents, sessions, the
+ * event stream, input answers, cancel) go through the TypeScript client
+ * (clients/typescript, its bundle committed as /static/agent-service-client.js), so the
+ * browser and the SDK cannot drift. It runs under the page CSP (scripts from 'self',
+ * connect-src 'self'). The AG-UI transport (playground-agui.js) keeps its own fetch +
+ * ReadableStream reader below. The bearer token lives in the client object only (never in
+ * localStorage).
  */
+import { AgentServiceClient, ApiError } from "/static/agent-service-client.js";
+
 (function () {
   "use strict";
 
   const API = "/v1";
+  const client = new AgentServiceClient(); // this origin; holds the token after login()
 
   // ---- state (memory only) ----------------------------------------------------------------
-  let token = null;
   let agents = [];
   const sessions = new Map(); // agent name -> session id
   const threads = new Map(); // agent name -> AG-UI thread id (a session id the page chose)
@@ -78,7 +83,7 @@
 
   function authHeaders(extra) {
     const headers = Object.assign({}, extra || {});
-    if (token) headers.Authorization = "Bearer " + token;
+    if (client.token) headers.Authorization = "Bearer " + client.token;
     return headers;
   }
 
@@ -110,6 +115,29 @@
     return problem;
   }
 
+  // An ApiError of the client (or any thrown error) as {status, title, detail, code}.
+  function problemOf(err) {
+    if (err instanceof ApiError) {
+      const problem = { status: err.status, title: err.title, code: err.code };
+      if (err.errors.length) problem.detail = err.errors.map((item) => item.msg || JSON.stringify(item)).join("; ");
+      else if (err.detail) problem.detail = err.detail;
+      return problem;
+    }
+    return { title: "Network error", detail: String(err && err.message) };
+  }
+
+  // A call through the client; a 401 with a token means the sign-in went stale.
+  async function call(action) {
+    try {
+      return await action();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401 && client.token) {
+        signOut("Your sign-in is no longer valid; sign in again.");
+      }
+      throw err;
+    }
+  }
+
   function renderProblem(target, problem, prefix) {
     target.replaceChildren();
     const head = [prefix, problem.title].filter(Boolean).join(": ");
@@ -118,16 +146,6 @@
     if (problem.detail) target.append(" ", node("span", { text: problem.detail }));
     if (problem.code) target.append(" ", node("code", { dataset: { testid: "error-code" }, text: problem.code }));
     show(target, true);
-  }
-
-  async function api(path, options) {
-    const opts = Object.assign({}, options || {});
-    opts.headers = authHeaders(opts.headers);
-    const response = await fetch(API + path, opts);
-    if (response.status === 401 && token) {
-      signOut("Your sign-in is no longer valid; sign in again.");
-    }
-    return response;
   }
 
   // ---- sign in / out ------------------------------------------------------------------------
@@ -142,35 +160,30 @@
     }
     el.signinButton.disabled = true;
     try {
-      const response = await fetch(API + "/auth/token", {
-        method: "POST",
-        headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
-        body: new URLSearchParams({ username: username, password: password }).toString(),
-      });
-      if (!response.ok) {
-        renderProblem(el.signinError, await readProblem(response), "Sign-in failed");
-        el.password.select();
-        return;
-      }
-      const body = await response.json();
-      token = body.access_token;
+      await client.login(username, password);
+    } catch (err) {
+      renderProblem(el.signinError, problemOf(err), err instanceof ApiError ? "Sign-in failed" : "");
+      if (err instanceof ApiError) el.password.select();
+      el.signinButton.disabled = false;
+      return;
+    }
+    try {
       el.password.value = "";
       await afterSignIn();
-    } catch (err) {
-      renderProblem(el.signinError, { title: "Network error", detail: String(err && err.message) });
     } finally {
       el.signinButton.disabled = false;
     }
   }
 
   async function afterSignIn() {
-    const me = await api("/auth/me");
-    if (!me.ok) {
-      renderProblem(el.signinError, await readProblem(me), "Could not read your identity");
-      token = null;
+    let principal;
+    try {
+      principal = await client.me();
+    } catch (err) {
+      renderProblem(el.signinError, problemOf(err), "Could not read your identity");
+      client.token = null;
       return;
     }
-    const principal = await me.json();
     el.whoami.replaceChildren(
       "Signed in as ",
       node("strong", { dataset: { testid: "whoami-name" }, text: principal.name }),
@@ -186,7 +199,7 @@
 
   function signOut(reason) {
     if (run && run.live && run.controller) run.controller.abort();
-    token = null;
+    client.token = null;
     agents = [];
     sessions.clear();
     el.agentSelect.replaceChildren();
@@ -200,12 +213,13 @@
 
   // ---- agents -------------------------------------------------------------------------------
   async function loadAgents() {
-    const response = await api("/agents");
-    if (!response.ok) {
-      renderProblem(el.runError, await readProblem(response), "Could not list agents");
+    let body;
+    try {
+      body = await call(() => client.listAgents());
+    } catch (err) {
+      renderProblem(el.runError, problemOf(err), "Could not list agents");
       return;
     }
-    const body = await response.json();
     agents = body.items || [];
     el.agentSelect.replaceChildren(
       ...agents.map((agent) => node("option", { value: agent.name, text: agent.name }))
@@ -249,16 +263,13 @@
 
   async function ensureSession(agent) {
     if (sessions.has(agent)) return sessions.get(agent);
-    const response = await api("/sessions", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ agent: agent }),
-    });
-    if (!response.ok) {
-      renderProblem(el.runError, await readProblem(response), "Could not create a session");
+    let body;
+    try {
+      body = await call(() => client.createSession({ agent: agent }));
+    } catch (err) {
+      renderProblem(el.runError, problemOf(err), "Could not create a session");
       return null;
     }
-    const body = await response.json();
     sessions.set(agent, body.id);
     renderSession();
     return body.id;
@@ -469,21 +480,12 @@
     controls.forEach((control) => { control.disabled = true; });
     show(el.inputError, false);
     try {
-      const response = await api("/runs/" + encodeURIComponent(run.runId) + "/input", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ request_id: requestId, value: value }),
-      });
-      if (!response.ok) {
-        renderProblem(el.inputError, await readProblem(response), "Answer refused");
-        controls.forEach((control) => { control.disabled = false; });
-        return;
-      }
+      await call(() => client.answerRun(run.runId, requestId, value));
       logEvent("input", "answered " + JSON.stringify(value));
       if (el.inputRequest.dataset.requestId === requestId) hideInputRequest();
       if (run.live && !run.cancelRequested) setState("streaming");
     } catch (err) {
-      renderProblem(el.inputError, { title: "Network error", detail: String(err && err.message) });
+      renderProblem(el.inputError, problemOf(err), err instanceof ApiError ? "Answer refused" : "");
       controls.forEach((control) => { control.disabled = false; });
     }
   }
@@ -503,7 +505,12 @@
       logEvent(frame.event, "unparsable data: " + short(frame.data));
       return;
     }
-    const type = data.type || frame.event;
+    onEvent(data, frame.event);
+  }
+
+  // One typed event of the run (from the client's stream, or translated from AG-UI).
+  function onEvent(data, frameType) {
+    const type = data.type || frameType;
     const seq = data.seq;
     switch (type) {
       case "run_started":
@@ -637,9 +644,50 @@
     }
   }
 
+  // The native route through the client: a dropped connection is resumed with
+  // Last-Event-ID (the client's backoff), an abort closes it (the server cancels the run).
   async function stream(current, agent, body) {
-    const url = API + "/agents/" + encodeURIComponent(agent) + "/stream";
-    return postStream(current, url, body, onFrame);
+    let events;
+    try {
+      events = await call(() =>
+        client.stream(agent, body, {
+          signal: current.controller.signal,
+          onReconnect: (info) => {
+            if (run === current) logEvent("reconnect", "attempt " + info.attempt + " after #" + (info.lastEventId || "0"));
+          },
+        })
+      );
+    } catch (err) {
+      if (current.controller.signal.aborted) {
+        renderProblem(el.runError, { title: "Cancelled", detail: "The request was stopped before the run started." });
+        setState("cancelled");
+      } else if (err instanceof ApiError) {
+        renderProblem(el.runError, problemOf(err), "The run could not start");
+        setState("error");
+      } else {
+        renderProblem(el.runError, problemOf(err));
+        setState("error");
+      }
+      return;
+    }
+    current.runId = events.runId;
+    if (current.runId) el.runId.textContent = current.runId;
+    if (!current.cancelRequested) setState("streaming");
+    try {
+      for await (const event of events) {
+        if (run === current) onEvent(event, event.type);
+      }
+    } catch (err) {
+      if (!current.terminal) {
+        if (current.controller.signal.aborted) {
+          renderProblem(el.runError, { title: "Cancelled", detail: "The connection was closed; the server stops the run." });
+          setState("cancelled");
+        } else {
+          renderProblem(el.runError, { title: "The stream broke", detail: String(err && err.message) });
+          setState("error");
+        }
+      }
+    }
   }
 
   // AG-UI: a thread of the page's choosing (a fresh one per message without a session); the
@@ -749,14 +797,12 @@
       return;
     }
     try {
-      const response = await api("/runs/" + encodeURIComponent(current.runId) + "/cancel", { method: "POST" });
-      if (!response.ok && current.live) {
-        const problem = await readProblem(response);
-        logEvent("cancel", "refused: " + (problem.code || problem.status) + "; closing the stream");
+      await call(() => client.cancelRun(current.runId));
+    } catch (err) {
+      if (current.live) {
+        if (err instanceof ApiError) logEvent("cancel", "refused: " + err.code + "; closing the stream");
         current.controller.abort();
       }
-    } catch (_err) {
-      current.controller.abort();
     }
     if (current.answer) {  // AG-UI, between runs: no stream to end, the run was cancelled
       current.terminal = true;

@@ -6,10 +6,8 @@ file lock shared by the xdist workers). Without node or npm the tests fail, they
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -23,6 +21,7 @@ from ag_ui.core import Event, EventType
 from pydantic import TypeAdapter
 
 from tests.e2e.conftest import login
+from tests.support import npm
 from tests.support.server_process import ROOT, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("agui-js")]
@@ -32,29 +31,11 @@ EVENTS: TypeAdapter[Any] = TypeAdapter(Event)
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed: the AG-UI client tests need node 20+ and npm")
-    return path
+    return npm.tool(name)
 
 
 def _installed() -> None:
-    """node_modules from the lock file, installed when missing or older than the lock."""
-    npm = _tool("npm")
-    marker = JS_DIR / "node_modules" / ".package-lock.json"
-    lock = JS_DIR / "package-lock.json"
-    with lock.open("rb") as handle:  # locking the lock file itself: no file of our own
-        fcntl.flock(handle, fcntl.LOCK_EX)  # another xdist worker may be installing
-        if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
-            return
-        done = subprocess.run(  # noqa: S603 - a fixed command
-            [npm, "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    npm.installed(JS_DIR)
 
 
 @pytest.fixture(scope="module")
