@@ -13,6 +13,10 @@ import time
 from tests.support.server_process import ROOT
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class CliSession:
     def __init__(self, *args: str, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
@@ -23,6 +27,10 @@ class CliSession:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As a terminal's foreground process: Ctrl-C (SIGINT) is delivered. A shell that
+            # started the test run in the background (`cmd &`) ignores SIGINT, and children
+            # inherit that, so the CLI would never see the interrupt the test sends.
+            preexec_fn=_default_sigint,
         )
         self.stdout = ""
         self.stderr = ""
