@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from bench.middleware_overhead import ROOT
+from bench.result_files import save_results
 
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "agent_path"
 S3_IDEAL = 256 / 0.2  # connections / model latency: req/s with no overhead at all
 
@@ -193,9 +191,4 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 
 def write_results(result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS_DIR / f"{RESULT_NAME}.json"
-    md_path = RESULTS_DIR / f"{RESULT_NAME}.md"
-    json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(markdown)
-    return json_path.relative_to(ROOT), md_path.relative_to(ROOT)
+    return save_results(RESULT_NAME, result, markdown)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
-import json
 import os
 import platform
 import re
@@ -54,11 +53,11 @@ from typing import Any
 import httpx
 
 from app.core.config import Settings
+from bench.result_files import save_results
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "middleware_overhead"
 ROUTE = "/v1/auth/me"
 TARGET_RATIO = 0.5
@@ -604,14 +603,8 @@ def _redacted_command(cfg: Config, url: str, headers: dict[str, str]) -> str:
 
 
 def write_results(result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS_DIR / f"{RESULT_NAME}.json"
-    md_path = RESULTS_DIR / f"{RESULT_NAME}.md"
-    for path, text in ((json_path, json.dumps(result, indent=2) + "\n"), (md_path, markdown)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return json_path, md_path
+    json_path, md_path = save_results(RESULT_NAME, result, markdown)
+    return ROOT / json_path, ROOT / md_path
 
 
 HTTPX_CAVEAT = (

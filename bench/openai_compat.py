@@ -30,7 +30,6 @@ Results: bench/results/openai_compat.json and .md.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import statistics
@@ -44,7 +43,6 @@ import httpx
 from bench import sse_load
 from bench.agent_path_servers import US_ENV, PinnedServer, Pinning
 from bench.middleware_overhead import (
-    ROOT,
     BenchError,
     _common_env,
     _env_int,
@@ -52,11 +50,11 @@ from bench.middleware_overhead import (
     _login,
     machine_info,
 )
+from bench.result_files import save_results
 from bench.run_log_readers import machine_busy, run_async
 from bench.security_overhead import cpu_seconds
 from tests.support.redis_server import RedisServer
 
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "openai_compat"
 TARGET_RATIO = 0.90
 HOST = "127.0.0.1"
@@ -275,10 +273,8 @@ def main() -> int:
         "target_ratio": TARGET_RATIO,
         "target_met": cmp["ratio_tokens_per_s"] >= TARGET_RATIO,
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result)
-    (RESULTS_DIR / f"{RESULT_NAME}.md").write_text(markdown)
+    save_results(RESULT_NAME, result, markdown)
     print(markdown)
     return 0
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import statistics
@@ -60,7 +59,6 @@ import httpx
 
 from bench import sse_load
 from bench.middleware_overhead import (
-    ROOT,
     BenchError,
     _common_env,
     _env_int,
@@ -68,6 +66,7 @@ from bench.middleware_overhead import (
     _make_server,
     machine_info,
 )
+from bench.result_files import save_results
 from bench.run_log_readers import (
     HOST,
     bench_headers,
@@ -80,7 +79,6 @@ from bench.security_overhead import cpu_seconds
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "run_log"
 TARGET_RATIO = 0.80
 TARGET_P99_MS = 20.0
@@ -335,10 +333,8 @@ def main() -> int:
             "lateness_met": follow["lateness_ms"]["p99"] < TARGET_P99_MS,
         },
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result)
-    (RESULTS_DIR / f"{RESULT_NAME}.md").write_text(markdown)
+    save_results(RESULT_NAME, result, markdown)
     print(markdown)
     return 0
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
 import statistics
@@ -57,9 +56,9 @@ from bench.middleware_overhead import (
     summarise,
     verify_client_counts,
 )
+from bench.result_files import save_results
 from tests.support.redis_server import RedisServer
 
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "security_overhead"
 DEFAULT_BASELINE = "c7b72fb"  # main before the security hardening (issue 9)
 TARGET_RATIO = 0.90
@@ -221,10 +220,8 @@ def main() -> int:
     except BenchError as exc:
         print(f"BENCH FAILED: {exc}", file=sys.stderr)
         return 1
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result)
-    (RESULTS_DIR / f"{RESULT_NAME}.md").write_text(markdown)
+    save_results(RESULT_NAME, result, markdown)
     print(markdown)
     return 0
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import statistics
@@ -42,7 +41,6 @@ import httpx
 
 from bench.middleware_overhead import (
     FULL_ENV,
-    ROOT,
     BenchError,
     _common_env,
     _git,
@@ -50,11 +48,11 @@ from bench.middleware_overhead import (
     _make_server,
     machine_info,
 )
+from bench.result_files import save_results
 from bench.security_overhead import cpu_seconds
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.server_process import ServerProcess
 
-RESULTS_DIR = ROOT / "bench" / "results"
 RESULT_NAME = "tracing_overhead"
 ROUTE = "/v1/agents/chat/invoke"
 BODY = {"input": "How do I measure the cost of tracing?"}
@@ -237,10 +235,8 @@ def main() -> int:
     except BenchError as exc:
         print(f"BENCH FAILED: {exc}", file=sys.stderr)
         return 1
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{RESULT_NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = render_markdown(result)
-    (RESULTS_DIR / f"{RESULT_NAME}.md").write_text(markdown)
+    save_results(RESULT_NAME, result, markdown)
     print(markdown)
     return 0
 

@@ -14,7 +14,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 import anyio
 from fastapi.sse import format_sse_event
@@ -49,23 +49,28 @@ WRITE_BYTES = 64 * 1024
 async def follow_frames(
     batches: AsyncGenerator[list[FollowItem], None],
 ) -> AsyncGenerator[bytes, None]:
-    """The frames of each batch of events that were ready together, joined: one write (one
-    pass through the middleware's send wrappers and one socket write) instead of one each."""
+    """The frames of each batch of events that were ready together, joined (``joined``)."""
     try:
         async for batch in batches:
-            chunk: list[bytes] = []
-            size = 0
-            for item in batch:
-                frame = encode_item(item)
-                chunk.append(frame)
-                size += len(frame)
-                if size >= WRITE_BYTES:
-                    yield b"".join(chunk)
-                    chunk, size = [], 0
-            if chunk:
-                yield b"".join(chunk)
+            for write in joined([encode_item(item) for item in batch]):
+                yield write
     finally:
         await batches.aclose()
+
+
+def joined(frames: list[bytes]) -> Iterator[bytes]:
+    """Frames in writes of about WRITE_BYTES: one pass through the middleware's send wrappers
+    and one socket write for a batch, instead of one each."""
+    chunk: list[bytes] = []
+    size = 0
+    for frame in frames:
+        chunk.append(frame)
+        size += len(frame)
+        if size >= WRITE_BYTES:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield b"".join(chunk)
 
 
 # ASCII digits only, and few enough for any sequence number: str.isdigit() also accepts '²'

@@ -32,7 +32,7 @@ from app.agents.events import ErrorEvent, InputRequired, RunCompleted
 from app.agents.feed import LoggedEvent
 from app.agents.followers import EventsMissed, FollowItem
 from app.api.run_requests import run_error
-from app.api.sse import WRITE_BYTES
+from app.api.sse import joined
 from app.protocols.openai.errors import error_type
 
 DONE = b"data: [DONE]\n\n"
@@ -178,36 +178,31 @@ async def chunk_frames(
     prefix: str,
     handed_off: Callable[[], None],
 ) -> AsyncGenerator[bytes, None]:
-    """The frames of each batch of events that were ready together, joined into writes of
-    up to WRITE_BYTES. ``handed_off`` is called when the stream ends at an input request:
+    """The frames of each batch of events that were ready together, joined (app/api/sse.py
+    ``joined``). ``handed_off`` is called when the stream ends at an input request:
     the run lives on, waiting for an answer, after its client has gone."""
     try:
         async for batch in batches:
-            out: list[bytes] = []
-            size = 0
+            frames: list[bytes] = []
+            ended = False
             for item in batch:
                 if isinstance(item, EventsMissed):  # only a reader that fell behind
                     continue
                 kind = item.type
                 if kind == "token":
-                    frame = encoder.content(token_text_json(item.json))
+                    frames.append(encoder.content(token_text_json(item.json)))
                 elif kind in STEP_TYPES:
-                    frame = encoder.step(item.json)
+                    frames.append(encoder.step(item.json))
                 elif kind == "run_started":
-                    frame = encoder.opening(run_id, session_id)
+                    frames.append(encoder.opening(run_id, session_id))
                 elif kind in ("run_completed", "error", "input_required"):
-                    out.append(_ending(item, encoder, run_id, session_id, prefix, handed_off))
-                    yield b"".join(out)
-                    return
-                else:
-                    continue
-                out.append(frame)
-                size += len(frame)
-                if size >= WRITE_BYTES:
-                    yield b"".join(out)
-                    out, size = [], 0
-            if out:
-                yield b"".join(out)
+                    frames.append(_ending(item, encoder, run_id, session_id, prefix, handed_off))
+                    ended = True
+                    break
+            for write in joined(frames):
+                yield write
+            if ended:
+                return
     finally:
         await batches.aclose()
 
