@@ -11,6 +11,7 @@ before routing (rate limit) and for answers given before routing (401, 413, 429)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter
@@ -18,6 +19,8 @@ from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
 from app.core.problems import ErrorDialect
+
+AuthChallenge = Callable[[Scope], str]  # the WWW-Authenticate value of a 401 on one path
 
 _CACHE_KEY = "agent_service.route_template"
 
@@ -40,10 +43,19 @@ class RouteTable:
     def __init__(self) -> None:
         self._entries: list[_Entry] = []
         self._dialects: list[tuple[str, ErrorDialect]] = []
+        self._challenges: dict[str, AuthChallenge] = {}
 
     def add_error_dialect(self, prefix: str, dialect: ErrorDialect) -> None:
         """Errors on paths under ``prefix`` leave in ``dialect``'s shape (app/core/problems.py)."""
         self._dialects.append((prefix, dialect))
+
+    def add_auth_challenge(self, path: str, challenge: AuthChallenge) -> None:
+        """A 401 on ``path`` says how to authenticate with this WWW-Authenticate value (MCP's
+        names its protected-resource metadata) instead of the plain Bearer challenge."""
+        self._challenges[path] = challenge
+
+    def auth_challenge_for(self, path: str) -> AuthChallenge | None:
+        return self._challenges.get(path)
 
     def error_dialect_for(self, path: str) -> ErrorDialect | None:
         for prefix, dialect in self._dialects:

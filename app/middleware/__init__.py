@@ -108,7 +108,7 @@ def build_middleware(
                 AuthenticationMiddleware,
                 authenticator=authenticator,
                 anonymous_paths=login_paths,
-                public_url=settings.PUBLIC_URL,
+                routes=routes,
             )
         )
     if settings.RATE_LIMIT_ENABLED:

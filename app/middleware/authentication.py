@@ -18,31 +18,16 @@ from urllib.parse import parse_qsl
 
 import structlog
 from redis.exceptions import RedisError
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.problems import send_problem
-from app.core.routing import OPS_PATHS
+from app.core.routing import OPS_PATHS, RouteTable
 from app.observability import metrics
 from app.security.authenticator import AuthenticationFailed, Authenticator
 
 log = structlog.get_logger(__name__)
 
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="agent-service"'}
-# MCP clients find how to authenticate from a 401's resource_metadata (MCP authorization spec,
-# RFC 9728); app/protocols/mcp/challenge.py says the same for anonymous callers.
-_MCP_PATH = "/mcp"
-_RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
-
-
-def _challenge(scope: Scope, public_url: str | None) -> dict[str, str]:
-    if scope["path"] != _MCP_PATH:
-        return _WWW_AUTHENTICATE
-    base = (public_url or str(HTTPConnection(scope).base_url)).rstrip("/")
-    return {
-        "WWW-Authenticate": f'Bearer realm="agent-service", '
-        f'resource_metadata="{base}{_RESOURCE_METADATA_PATH}"'
-    }
 
 
 def carries_credentials(scope: Scope) -> bool:
@@ -79,12 +64,12 @@ class AuthenticationMiddleware:
         *,
         authenticator: Authenticator,
         anonymous_paths: frozenset[str] = frozenset(),
-        public_url: str | None = None,
+        routes: RouteTable | None = None,
     ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.anonymous_paths = OPS_PATHS | anonymous_paths
-        self.public_url = public_url  # PUBLIC_URL, for the MCP challenge
+        self.routes = routes  # a path's own challenge (MCP's names its metadata)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.anonymous_paths:
@@ -114,7 +99,11 @@ class AuthenticationMiddleware:
             return
         await self.app(scope, receive, send)
 
+    def _challenge(self, scope: Scope) -> dict[str, str]:
+        challenge = self.routes.auth_challenge_for(scope["path"]) if self.routes else None
+        return {"WWW-Authenticate": challenge(scope)} if challenge else _WWW_AUTHENTICATE
+
     async def _deny(self, scope: Scope, send: Send, *, status: int, code: str, detail: str) -> None:
         # A WebSocket handshake gets the same problem+json answer (see send_problem).
-        headers = _challenge(scope, self.public_url) if status == 401 else {"Retry-After": "1"}
+        headers = self._challenge(scope) if status == 401 else {"Retry-After": "1"}
         await send_problem(send, scope, status=status, code=code, detail=detail, headers=headers)

@@ -28,6 +28,7 @@ from app.api.deps import ServicesDep, authorize
 from app.api.responses import AGENT_NOT_FOUND, problems
 from app.core.config import Settings
 from app.core.errors import NotFound
+from app.core.urls import public_base_url
 from app.protocols.a2a.call import CALL_KEY, A2ACall, A2ARuntime, CallContextBuilder
 from app.protocols.a2a.cards import card_json
 from app.protocols.a2a.errors import A2A_PATH
@@ -82,7 +83,7 @@ _RPC_BODY = {
 
 
 def base_url_of(request: Request, settings: Settings) -> str:
-    return (settings.PUBLIC_URL or str(request.base_url)).rstrip("/")
+    return public_base_url(request.scope, settings.PUBLIC_URL)
 
 
 def _default_agent(services: AppServices) -> str:

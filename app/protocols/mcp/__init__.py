@@ -16,7 +16,7 @@ from app.core.config import Settings
 from app.core.routing import RouteTable
 from app.protocols import Lifespan
 from app.protocols.mcp import metadata
-from app.protocols.mcp.challenge import MCP_PATH
+from app.protocols.mcp.challenge import MCP_PATH, www_authenticate
 from app.protocols.mcp.endpoint import McpEndpoint
 from app.protocols.mcp.server import build_server
 
@@ -31,6 +31,8 @@ def mount(app: FastAPI, settings: Settings, routes: RouteTable) -> list[Lifespan
         Route(MCP_PATH, endpoint=endpoint, methods=METHODS, include_in_schema=False)
     )
     routes.add(MCP_PATH, set(METHODS))
+    # Every 401 on /mcp (the authentication middleware's too) names the metadata document.
+    routes.add_auth_challenge(MCP_PATH, lambda scope: www_authenticate(scope, settings.PUBLIC_URL))
     app.include_router(metadata.router)
     routes.add_router(metadata.router)
     return [endpoint.running]

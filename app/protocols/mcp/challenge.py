@@ -3,26 +3,20 @@ named in the ``WWW-Authenticate`` header of every 401 on /mcp (MCP authorization
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection
 from starlette.types import Scope
+
+from app.core.urls import public_base_url
 
 MCP_PATH = "/mcp"
 METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
-def base_url(scope: Scope, public_url: str | None) -> str:
-    """PUBLIC_URL (the ingress's address) when set, else the request's own base URL."""
-    if public_url:
-        return public_url.rstrip("/")
-    return str(HTTPConnection(scope).base_url).rstrip("/")
-
-
 def resource_url(scope: Scope, public_url: str | None) -> str:
-    return base_url(scope, public_url) + MCP_PATH
+    return public_base_url(scope, public_url) + MCP_PATH
 
 
 def metadata_url(scope: Scope, public_url: str | None) -> str:
-    return base_url(scope, public_url) + METADATA_PATH
+    return public_base_url(scope, public_url) + METADATA_PATH
 
 
 def www_authenticate(scope: Scope, public_url: str | None) -> str:

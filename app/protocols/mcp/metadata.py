@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 from app.api.deps import SettingsDep
 from app.api.responses import problems
 from app.core.config import Settings
-from app.protocols.mcp.challenge import MCP_PATH, METADATA_PATH, base_url
+from app.core.urls import public_base_url
+from app.protocols.mcp.challenge import MCP_PATH, METADATA_PATH
 from app.security.scopes import Scope
 
 router = APIRouter(tags=["mcp"])
@@ -72,4 +73,4 @@ async def resource_metadata(
     """OAuth 2.0 protected-resource metadata (RFC 9728) of the MCP endpoint: its URL, the
     identity providers whose tokens it accepts, and the scopes. No credentials needed."""
     response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
-    return protected_resource(settings, base_url(request.scope, settings.PUBLIC_URL))
+    return protected_resource(settings, public_base_url(request.scope, settings.PUBLIC_URL))
