@@ -101,6 +101,7 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.middleware_overhead
 	$(BIN)/python -m bench.security_overhead
 	$(BIN)/python -m bench.task_throughput
+	$(BIN)/python -m bench.redis_topologies
 	$(BIN)/python -m bench.run_log
 	$(BIN)/python -m bench.agent_path
 	$(BIN)/python -m bench.agent_microbench
@@ -110,6 +111,8 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.adapter_llamaindex
 	$(BIN)/python -m bench.openai_compat
 	$(BIN)/python -m bench.tracing_overhead
+	$(BIN)/python -m bench.tracing_microbench
+	$(BIN)/python -m bench.budget_microbench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -26,6 +26,7 @@ from app.agents.service import RunService
 from app.agents.sessions import SessionService
 from app.agents.tools.loader import build_tool_registry
 from app.agents.tools.registry import ToolRegistry
+from app.agents.usage import UsageMeter
 from app.core.config import Settings
 from app.core.lifecycle import stop_task
 from app.core.urls import without_credentials
@@ -48,12 +49,17 @@ from app.store.run_store import RunStore
 from app.store.run_store_memory import MemoryRunStore
 from app.store.run_store_redis import RedisRunStore
 from app.store.session_backends import build_agent_state_store, build_session_store
+from app.store.usage_ledger import Budgets, MemoryUsageLedger, UsageLedger
+from app.store.usage_ledger_redis import RedisUsageLedger
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
 from app.tasks.backend import TaskBackend
 from app.tasks.memory_backend import MemoryTaskBackend
 from app.tasks.redis_backend import RedisTaskBackend
 from app.tasks.service import TaskService
 from app.tasks.worker import TaskWorker
+from app.webhooks.dispatcher import WebhookDispatcher
+from app.webhooks.service import WebhookService
+from app.webhooks.setup import build_webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +87,10 @@ class AppServices:
     tasks: TaskService
     bus: RunControlBus | None
     worker: TaskWorker | None
+    webhooks: WebhookService | None = None  # None: WEBHOOKS_ENABLED is off
+    webhook_dispatcher: WebhookDispatcher | None = None  # where tasks run
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _dispatcher_task: asyncio.Task[None] | None = field(default=None, init=False)
     _used: bool = field(default=False, init=False)
 
     @asynccontextmanager
@@ -97,6 +106,10 @@ class AppServices:
                 self.bus.start(self.runs.apply_locally)
             if self.worker is not None:
                 self._worker_task = asyncio.create_task(self.worker.serve(), name="task-worker")
+            if self.webhook_dispatcher is not None:
+                self._dispatcher_task = asyncio.create_task(
+                    self.webhook_dispatcher.serve(), name="webhook-dispatcher"
+                )
             if self.settings.AUTH_ENABLED and bootstrap:
                 await self._bootstrap_admin()
             yield self
@@ -108,12 +121,20 @@ class AppServices:
         if self.worker is not None:
             await self.worker.shutdown()
         await stop_task(self._worker_task)
+        await stop_task(self._dispatcher_task)
+        if self.webhook_dispatcher is not None:
+            await self.webhook_dispatcher.aclose()  # in flight: their leases run out
+        await self.tasks.backend.aclose()
         await self.runs.aclose()
+        await self.runs.meter.aclose()  # the last calls' usage, written
         if self.bus is not None:
             await self.bus.aclose()
         await self.llm.aclose()
         await self.principal_changes.aclose()
         await self.authenticator.aclose()  # the OIDC key fetcher's HTTP client
+        await self.rate_limiter.aclose()  # the limits storage's own cluster/Sentinel client
+        if self.auth_failures is not None:
+            await self.auth_failures.aclose()
         for client in (self.blocking_redis, self.redis):
             if client is not None:
                 await client.aclose()
@@ -173,6 +194,23 @@ def build_run_storage(
     return store, RedisTaskBackend(redis, blocking=blocking, store=store)
 
 
+def build_usage_meter(settings: Settings, redis: Redis | None) -> UsageMeter:
+    ledger: UsageLedger = (
+        MemoryUsageLedger()
+        if redis is None
+        else RedisUsageLedger(redis, prefix=settings.REDIS_KEY_PREFIX)
+    )
+    return UsageMeter(
+        ledger,
+        budgets=Budgets(
+            per_day=settings.BUDGET_TOKENS_PER_DAY, per_month=settings.BUDGET_TOKENS_PER_MONTH
+        ),
+        reserve_tokens=settings.BUDGET_RESERVE_TOKENS,
+        retention_days=settings.USAGE_RETENTION_DAYS,
+        lease_seconds=settings.RUN_TIMEOUT_SECONDS,
+    )
+
+
 def worker_name(settings: Settings) -> str:
     return settings.WORKER_ID or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -213,12 +251,16 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         store=run_store,
         bus=bus,
         slots=build_run_slots(settings, redis),
+        meter=build_usage_meter(settings, redis),
     )
     worker = None
     if settings.WORKER_ENABLED if run_worker is None else run_worker:
         worker = TaskWorker(
             settings=settings, backend=task_backend, runs=runs, consumer=worker_name(settings)
         )
+    webhooks = None
+    if settings.WEBHOOKS_ENABLED:
+        webhooks = build_webhooks(settings, redis, run_store, dispatch=worker is not None)
     return AppServices(
         settings=settings,
         redis=redis,
@@ -254,6 +296,8 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         ),
         bus=bus,
         worker=worker,
+        webhooks=webhooks.service if webhooks is not None else None,
+        webhook_dispatcher=webhooks.dispatcher if webhooks is not None else None,
     )
 
 

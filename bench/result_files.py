@@ -4,6 +4,8 @@ written to a temporary file first and renamed, so an interrupted run never leave
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +23,19 @@ def save_results(name: str, result: dict[str, Any], markdown: str) -> tuple[Path
         tmp.write_text(text)
         tmp.replace(path)
     return json_path.relative_to(ROOT), md_path.relative_to(ROOT)
+
+
+def report(
+    name: str, produce: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], str]
+) -> int:
+    """Run a benchmark, save its result and print its table: the exit status (1, and why on
+    stderr, when it raised RuntimeError)."""
+    try:
+        result = produce()
+    except RuntimeError as exc:
+        print(f"BENCH FAILED: {exc}", file=sys.stderr)
+        return 1
+    markdown = render(result)
+    save_results(name, result, markdown)
+    print(markdown)
+    return 0

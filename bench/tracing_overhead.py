@@ -14,7 +14,9 @@ request makes its model call). They differ only in tracing:
   OTLP/HTTP to a receiver on loopback that decodes every request (tests/support);
 - ``on_1``: the same at ``traceidratio`` 0.01.
 
-Rounds alternate off, on_100, on_1, so the drift of a busy machine hits all alike. Read
+Rounds alternate off, on_100, on_1, so the drift of a busy machine hits all alike; after a
+traced scenario the next waits until its exporter sent its last batch (it would otherwise
+share the cores with the next measurement). Read
 the server's CPU time per request (user + system of its process from /proc, during the
 measured load only, the exporter's thread included): on a shared machine req/s swings with
 whatever else runs, CPU per request barely does. Cost = CPU per request on / off - 1.
@@ -50,6 +52,7 @@ from bench.middleware_overhead import (
 )
 from bench.result_files import save_results
 from bench.security_overhead import cpu_seconds
+from bench.tracing_floor import library_floor
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.server_process import ServerProcess
 
@@ -115,6 +118,18 @@ def measure(server: ServerProcess, token: str, *, seconds: int, connections: int
     return Measurement(requests, elapsed, used / max(requests, 1) * 1e6)
 
 
+def _settle(receiver: OtlpReceiver, quiet: float = 6.0, limit: float = 20.0) -> None:
+    """Wait until the receiver got nothing for ``quiet`` s (longer than the batch processor's
+    5 s schedule): a traced server's exporter thread must not run during another server's
+    measurement, on a machine whose two cores the load generator already shares."""
+    deadline = time.monotonic() + limit
+    count, since = len(receiver.spans), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        if len(receiver.spans) != count:
+            count, since = len(receiver.spans), time.monotonic()
+
+
 def _scenario_env(name: str, receiver: OtlpReceiver) -> dict[str, str]:
     if name == "off":
         return {"TRACING_ENABLED": "false"}
@@ -146,12 +161,20 @@ def run(*, seconds: int, rounds: int, connections: int) -> dict[str, Any]:
                     servers[name], tokens[name], seconds=seconds, connections=connections
                 )
                 results[name].append(measured)
+                if name != "off":  # its last batch goes out now, not during the next one
+                    _settle(receiver)
                 print(
                     f"round {index} {name:<7} {measured.requests_per_sec:8.1f} req/s  "
                     f"server CPU {measured.cpu_us_per_request:8.1f} us/request",
                     flush=True,
                 )
         spans = len(receiver.spans)
+        # Every invoke makes exactly one server span, warm-ups and both sampled scenarios
+        # alike: spans per invoke is the spans of those traces over their server spans.
+        invoke_span = f"POST {ROUTE.replace('chat', '{agent}')}"
+        invoke_traces = {s.trace_id for s in receiver.spans if s.name == invoke_span}
+        traced = [s for s in receiver.spans if s.trace_id in invoke_traces]
+        attributes = statistics.mean(len(span.attributes) for span in traced or receiver.spans)
     finally:
         for server in servers.values():
             with contextlib.suppress(Exception):
@@ -168,6 +191,21 @@ def run(*, seconds: int, rounds: int, connections: int) -> dict[str, Any]:
         n: round(statistics.median(m.requests_per_sec for m in ms), 1) for n, ms in results.items()
     }
     cost = {name: round(cpu[name] / cpu["off"] - 1, 4) for name in TARGETS}
+    per_request = len(traced) / max(len(invoke_traces), 1)
+    measured_floor = library_floor(round(attributes))
+    span_us = measured_floor.sdk_us
+    library_us, encoding_us = measured_floor.library_encoding_us, measured_floor.our_encoding_us
+    floor = {
+        "spans_per_request": round(per_request, 2),
+        "mean_attributes_per_span": round(attributes, 1),
+        "sdk_us_per_span": round(span_us, 1),
+        "sdk_us_per_request": round(span_us * per_request, 1),
+        "cost": round(span_us * per_request / cpu["off"], 4),
+        "library_encoding_us_per_span": round(library_us, 1),
+        "encoding_us_per_span": round(encoding_us, 1),
+        "encoding_us_per_request": round(encoding_us * per_request, 1),
+        "with_encoding_cost": round((span_us + encoding_us) * per_request / cpu["off"], 4),
+    }
     return {
         "benchmark": RESULT_NAME,
         "command": "python -m bench.tracing_overhead",
@@ -187,6 +225,7 @@ def run(*, seconds: int, rounds: int, connections: int) -> dict[str, Any]:
         },
         "medians": {"requests_per_sec": rps, "cpu_us_per_request": cpu},
         "spans_received": spans,
+        "sdk_floor": floor,
         "cost": cost,
         "definition": {"cost": "median CPU us/request (on) / median CPU us/request (off) - 1"},
         "target": {
@@ -221,7 +260,23 @@ def render_markdown(result: dict[str, Any]) -> str:
             )
             + " |"
         )
-    lines += ["", f"{result['spans_received']} spans reached the OTLP receiver.", ""]
+    floor = result["sdk_floor"]
+    lines += [
+        "",
+        f"{result['spans_received']} spans reached the OTLP receiver "
+        f"({floor['spans_per_request']} per request, {floor['mean_attributes_per_span']} "
+        "attributes each on average).",
+        "",
+        f"The libraries' floor (`bench/tracing_floor.py`, same run): starting and ending one "
+        f"such span costs {floor['sdk_us_per_span']} us of CPU in the SDK alone (no export), "
+        f"{floor['sdk_us_per_request']} us per request = {floor['cost']:+.1%} of the off "
+        f"request; our OTLP protobuf encoding adds {floor['encoding_us_per_span']} us per span "
+        f"(the OTLP exporter's own encoder: {floor['library_encoding_us_per_span']} us), "
+        f"{floor['encoding_us_per_request']} us per request: together "
+        f"{floor['with_encoding_cost']:+.1%} before the rest of our span code runs or a byte "
+        "is sent.",
+        "",
+    ]
     return "\n".join(lines)
 
 

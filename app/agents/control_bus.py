@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app.agents.live_runs import LiveRunRegistry
 from app.core.lifecycle import stop_task
 from app.observability import tracing
-from app.store.redis_client import listen_forever
+from app.store.redis_client import listen_forever, subscribable
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +109,7 @@ class RunControlBus:
         )
 
     async def _listen(self) -> None:
+        await subscribable(self._redis)
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(self._inbox)

@@ -28,6 +28,7 @@ from app.store.run_records import (
     RunStatus,
     RunUpdate,
     StatusSet,
+    kept_output,
 )
 from app.store.run_store import FirstEventsNotLogged, RunStore
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 ASKING: StatusSet = frozenset({"running"})
+ENDED_AS: dict[str, RunStatus] = {"cancelled": "cancelled", "incomplete": "incomplete"}
 ANSWERED: StatusSet = frozenset({"input_required"})
 
 
@@ -135,9 +137,10 @@ class RunJournal:
                 execution_time=terminal.execution_time,
             )
         else:
-            status = "cancelled" if run.status == "cancelled" else "failed"
+            status = ENDED_AS.get(run.status, "failed")
             changes["error_code"] = terminal.code
             changes["error_message"] = terminal.message
+            changes.update(kept_output(status, run.partial_output, run.ctx.llm.usage))
         try:
             await self._store.finish(
                 self._run_id,

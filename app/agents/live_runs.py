@@ -7,8 +7,9 @@ seconds). While the record is live and the heartbeat exists, the holder has the 
 per run, no round trip to announce or retire one (the record's end says it ended).
 
 A run without a record (RUN_LOG_ENABLED=false, or its record could not be written) is
-announced on its own: ``{prefix}runs:live:{run_id}`` = ``{"owner", "holder"}``, refreshed with
-the heartbeat (re-created if Redis lost it) and deleted when the run ends.
+announced on its own: ``{prefix}runs:live:{<run_id>}`` = ``{"owner", "holder"}`` (the run's
+hash tag: one slot with its record), refreshed with the heartbeat (re-created if Redis lost
+it) and deleted when the run ends.
 
 A killed process stops refreshing, so its runs are unreachable within the TTL; until then its
 inbox has no subscriber, which the sender sees at once. Redis failures here never stop a run:
@@ -18,6 +19,7 @@ the run goes on, reachable from its own process, and the next refresh repairs th
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -41,8 +43,9 @@ return 0
 """
 
 
-# The holder of a live run: from its record (live status, heartbeat alive), else from the
-# run's own key (runs without a record). KEYS: record, live key; ARGV: heartbeat key prefix.
+# The holder of a live run: from its record (live status; the caller then checks the
+# holder's heartbeat, another slot), else from the run's own key (runs without a record).
+# KEYS: record, live key. Replies {1, entry}: from the record; {0, entry}: the run's key.
 _LOOKUP = """
 local found = redis.call('HMGET', KEYS[1], 'owner', 'holder', 'status')
 local holder, status = found[2], found[3]
@@ -51,12 +54,11 @@ if holder and holder ~= '' then
       and status ~= 'pause_requested' then
     return false
   end
-  if redis.call('EXISTS', ARGV[1] .. holder) == 0 then
-    return false
-  end
-  return cjson.encode({owner = found[1], holder = holder})
+  return {1, cjson.encode({owner = found[1], holder = holder})}
 end
-return redis.call('GET', KEYS[2])
+local entry = redis.call('GET', KEYS[2])
+if not entry then return false end
+return {0, entry}
 """
 
 
@@ -80,10 +82,10 @@ class LiveRunRegistry:
         self._task: asyncio.Task[None] | None = None
 
     def _key(self, run_id: str) -> str:
-        return f"{self._prefix}runs:live:{run_id}"
+        return self._records.live(run_id)
 
-    def _heartbeat_key(self) -> str:
-        return f"{self._prefix}runs:holder:{self.holder}"
+    def _heartbeat_key(self, holder: str | None = None) -> str:
+        return f"{self._prefix}runs:holder:{holder or self.holder}"
 
     def _entry(self, owner: str) -> str:
         return LiveRun(owner=owner, holder=self.holder).model_dump_json()
@@ -115,16 +117,16 @@ class LiveRunRegistry:
 
     async def lookup(self, run_id: str) -> LiveRun | None:
         """Where the run lives, or None when no process holds it. Raises RedisError."""
-        raw = await self._lookup(
-            keys=[self._records.record(run_id), self._key(run_id)],
-            args=[f"{self._prefix}runs:holder:"],
-        )
-        if not raw:
+        reply: Any = await self._lookup(keys=[self._records.record(run_id), self._key(run_id)])
+        if not reply:
             return None
         try:
-            return LiveRun.model_validate_json(raw)
+            live = LiveRun.model_validate_json(reply[1])
         except ValidationError:
             return None
+        if int(reply[0]) and not await self._redis.exists(self._heartbeat_key(live.holder)):
+            return None  # the record's holder is gone: nobody holds the run
+        return live
 
     async def _refresh_forever(self) -> None:
         while True:  # the heartbeat first: records naming this holder count from now

@@ -35,3 +35,16 @@ RUN_READERS_BEHIND = Counter(
     "agent_run_readers_behind_total",
     "Times a run's reader fell out of the in-process buffer and read from the log instead.",
 )
+BUDGET_REJECTIONS = Counter(
+    "budget_rejections_total",
+    "Runs refused (429 budget_exhausted) or stopped (budget_exceeded) by a token budget.",
+    ["window"],
+)
+BUDGET_CHECK_FAILURES = Counter(
+    "budget_checks_failed_total",
+    "Budget checks skipped because the usage ledger could not be read (Redis down).",
+)
+USAGE_WRITE_FAILURES = Counter(
+    "usage_ledger_write_failures_total",
+    "Usage ledger writes that failed (their calls' usage is missing from GET /v1/usage).",
+)

@@ -37,6 +37,7 @@ from app.agents.events import (
 from app.agents.feed import LoggedEvent, RunFeed
 from app.agents.journal import RunJournal
 from app.agents.protocol import Agent, AgentInput
+from app.agents.usage import BudgetExceeded
 from app.core.clock import utcnow
 from app.llm.protocol import LLMError
 from app.observability import tracing
@@ -195,6 +196,11 @@ class Run:
         so a next question is recorded after this answer, never before."""
         self.control.answer(request_id, value)
 
+    @property
+    def partial_output(self) -> str:
+        """The text the run streamed so far."""
+        return "".join(self._tokens)
+
     async def wait(self) -> None:
         if self._task is not None:
             await asyncio.shield(self._task)
@@ -227,6 +233,14 @@ class Run:
         except TimeoutError:
             self.status = "timeout"
             terminal = self._failure("run_timeout", f"The run exceeded {self._timeout:g} s.")
+        except BudgetExceeded as exc:  # stopped at a token budget, what it made kept
+            self.status = "incomplete"
+            if self._tokens:
+                await self._on_complete(self, "".join(self._tokens))
+            retryable = exc.retry_after is not None  # after the budget's reset
+            terminal = self._failure(
+                exc.code, exc.message, retryable=retryable, retry_after=exc.retry_after
+            )
         except RunFailure as exc:
             self.status = "failed"
             terminal = self._failure(exc.code, exc.message)

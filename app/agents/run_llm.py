@@ -3,17 +3,36 @@
 It adds up usage across calls, knows whether every answer came from the cache (X-Cache),
 and applies the request's ``Cache-Control: no-cache`` to every call the agent makes. Every
 call names the run's principal, which partitions the cache when CACHE_SCOPE=principal.
+With a usage meter (app/agents/usage.py) each call holds budget first and is recorded in
+the ledger after; a call past BUDGET_TOKENS_PER_RUN (this run's own billable tokens) or past
+the principal's budgets raises BudgetExceeded, which ends the run ``incomplete``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from app.agents.usage import BudgetExceeded, UsageMeter, estimate_prompt_tokens
+from app.core.clock import utcnow
 from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, Usage
+from app.store.usage_ledger import Hold
 
 CacheStatus = Literal["HIT", "MISS", "BYPASS"]
+NO_HOLD = Hold(0, utcnow())  # nothing held: releasing it changes nothing
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetedCall:
+    request: LLMRequest  # max_tokens lowered to what the budgets leave, when they limit it
+    hold: Hold
+    stop: BudgetExceeded | None = None  # raised when the answer ran into that limit
+
+    def check(self, response: LLMResponse | None) -> None:
+        if self.stop is not None and response is not None and response.finish_reason == "length":
+            raise self.stop
 
 
 class CachingLLM(Protocol):
@@ -30,12 +49,23 @@ class CachingLLM(Protocol):
 
 class RunLLM:
     def __init__(
-        self, llm: CachingLLM, *, bypass_cache: bool = False, principal_id: str = ""
+        self,
+        llm: CachingLLM,
+        *,
+        bypass_cache: bool = False,
+        principal_id: str = "",
+        meter: UsageMeter | None = None,
+        agent: str = "",
+        run_budget: int = 0,
     ) -> None:
         self._llm = llm
         self._bypass = bypass_cache
         self._principal_id = principal_id
+        self._meter = meter
+        self._agent = agent
+        self._run_budget = run_budget  # 0: none
         self.usage = Usage()
+        self.billable_tokens = 0  # not answered from the cache: what a budget counts
         self.calls = 0
         self.cached_calls = 0
 
@@ -48,28 +78,90 @@ class RunLLM:
         self.calls += 1
         self.cached_calls += int(response.cached)
         self.usage = self.usage + response.usage
+        if not response.cached:
+            self.billable_tokens += response.usage.prompt_tokens + response.usage.completion_tokens
 
-    def add_external(self, usage: Usage, *, cached: bool = False) -> None:
+    def add_external(self, usage: Usage, *, cached: bool = False, model: str = "") -> None:
         """A call made by the agent's own client (a framework adapter), counted like ours."""
         self.calls += 1
         self.cached_calls += int(cached)
         self.usage = self.usage + usage
+        if not cached:
+            self.billable_tokens += usage.prompt_tokens + usage.completion_tokens
+        if self._meter is not None:  # recorded with the next batch (nothing was held)
+            self._meter.record(self._principal_id, self._agent, model, usage, cached)
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        response = await self._llm.complete(
-            request, bypass=self._bypass, principal_id=self._principal_id
-        )
+        call = await self._hold(request)
+        response = None
+        try:
+            response = await self._llm.complete(
+                call.request, bypass=self._bypass, principal_id=self._principal_id
+            )
+        finally:
+            self._settled(call, response)
         self._account(response)
+        call.check(response)
         return response
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[LLMStreamItem]:
-        # aclosing: an agent that stops reading early closes the upstream call now, not at GC.
-        upstream = self._llm.stream(request, bypass=self._bypass, principal_id=self._principal_id)
-        async with aclosing(upstream) as items:  # type: ignore[type-var]
-            async for item in items:
-                if isinstance(item, LLMFinal):
-                    self._account(item.response)
-                yield item
+        call = await self._hold(request)
+        final = None
+        try:
+            # aclosing: an agent that stops reading early closes the upstream call now.
+            upstream = self._llm.stream(
+                call.request, bypass=self._bypass, principal_id=self._principal_id
+            )
+            async with aclosing(upstream) as items:  # type: ignore[type-var]
+                async for item in items:
+                    if isinstance(item, LLMFinal):
+                        final = item.response
+                        self._account(final)
+                    yield item
+        finally:
+            self._settled(call, final)
+        call.check(final)
+
+    async def _hold(self, request: LLMRequest) -> BudgetedCall:
+        """Budget for one call: refused (BudgetExceeded) when less than its prompt is left,
+        else held, and its completion capped (max_tokens) at what is left, so the call stops
+        at the budget mid-answer (and the run with it) rather than past it."""
+        meter = self._meter
+        if not self._run_budget and (meter is None or not meter.budgets.any):
+            return BudgetedCall(request, NO_HOLD)
+        prompt = estimate_prompt_tokens(request.messages)
+        reserve = meter.reserve_tokens if meter is not None else 1024
+        wanted = room = prompt + (request.max_tokens or reserve)
+        limit: str = "run"
+        if self._run_budget:
+            room = min(room, self._run_budget - self.billable_tokens)
+            if room <= prompt:
+                raise BudgetExceeded("run", None)
+        hold = NO_HOLD
+        if meter is not None and meter.budgets.any:
+            hold = await meter.hold(self._principal_id, room, least=prompt + 1)
+            if hold.tokens and hold.tokens < room:
+                room, limit = hold.tokens, meter.budgets.window
+        if room >= wanted:
+            return BudgetedCall(request, hold)
+        capped = request.model_copy(update={"max_tokens": room - prompt})
+        stop = BudgetExceeded(limit, meter.retry_after(limit) if meter is not None else None)
+        return BudgetedCall(capped, hold, stop)
+
+    def _settled(self, call: BudgetedCall, response: LLMResponse | None) -> None:
+        """A call's end, answered or not (no answer: its hold goes back, nothing is used)."""
+        request, hold = call.request, call.hold
+        if response is None:
+            self._settle(request.model or "", Usage(), False, hold)
+        else:
+            model = response.model or request.model or ""
+            self._settle(model, response.usage, response.cached, hold)
+
+    def _settle(self, model: str, usage: Usage, cached: bool, hold: Hold) -> None:
+        if self._meter is not None:
+            self._meter.settle(
+                self._principal_id, self._agent, model=model, usage=usage, cached=cached, hold=hold
+            )
 
     @property
     def all_cached(self) -> bool:

@@ -28,6 +28,7 @@ from app.agents.run_llm import CachingLLM, RunLLM
 from app.agents.run_request import RunRequest, new_record
 from app.agents.sessions import SessionService
 from app.agents.tools.registry import ToolRegistry
+from app.agents.usage import UsageMeter
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.errors import NotFound, Unprocessable
@@ -59,8 +60,10 @@ class RunService:
         store: RunStore,
         bus: RunControlBus | None = None,
         slots: SlotLimiter | None = None,
+        meter: UsageMeter,
     ) -> None:
         self._settings = settings
+        self.meter = meter  # budgets and the usage ledger (app/agents/usage.py)
         self.agents = agents
         self.tools = tools
         self._llm = llm
@@ -90,8 +93,11 @@ class RunService:
         its log, and ``foreground=False``: tasks are capped by MAX_ACTIVE_TASKS_PER_PRINCIPAL
         instead, and their worker keeps their record (``on_asked`` writes a question to it
         before any reader sees the event). Raises TooManyConcurrentRuns when the
-        principal is at its cap, and the session's errors (busy, not found)."""
+        principal is at its cap, BudgetExhausted when one of its token budgets is spent, and
+        the session's errors (busy, not found)."""
         agent = self.agents.require(request.agent)
+        if foreground:  # a task was checked when submitted
+            await self.meter.check(request.principal.id)
         run_id = run_id or uuid.uuid4().hex
         counted = foreground and self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL > 0
         if counted:
@@ -157,7 +163,12 @@ class RunService:
             session_id=session_id,
             history=history,
             llm=RunLLM(
-                self._llm, bypass_cache=request.bypass_cache, principal_id=request.principal.id
+                self._llm,
+                bypass_cache=request.bypass_cache,
+                principal_id=request.principal.id,
+                meter=self.meter,
+                agent=agent.name,
+                run_budget=settings.BUDGET_TOKENS_PER_RUN,
             ),
             tools=self.tools,
             max_steps=request.max_steps or settings.MAX_STEPS,

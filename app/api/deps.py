@@ -103,4 +103,5 @@ SessionsReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope
 SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_WRITE])]
 TasksReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_READ])]
 TasksWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_WRITE])]
+WebhooksDep = Annotated[Principal, Security(current_principal, scopes=[Scope.WEBHOOKS])]
 AdminDep = Annotated[Principal, Security(current_principal, scopes=[Scope.ADMIN])]

@@ -24,7 +24,9 @@ from app.api import (
     tasks,
     tasks_ws,
     tools,
+    usage,
     users,
+    webhooks,
 )
 from app.api.deps import TOKEN_PATH
 from app.core.config import Settings
@@ -48,8 +50,11 @@ def _routers(settings: Settings) -> list[tuple[str, APIRouter]]:
         tasks_ws.router,
         stream_routes.router,
         tools.router,
+        usage.router,
     ):
         routers.append((settings.API_PREFIX, router))
+    if settings.WEBHOOKS_ENABLED:
+        routers.append((settings.API_PREFIX, webhooks.router))
     return routers
 
 

@@ -60,6 +60,7 @@ _STATUS_BY_CODE = {
     "max_steps_exceeded": 422,
     "invalid_params": 422,
     "cancelled": 409,
+    "budget_exceeded": 429,
     "client_disconnected": 499,
     "shutdown": 503,
 }

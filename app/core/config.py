@@ -14,6 +14,7 @@ from limits import RateLimitItem, parse
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.budget_settings import BudgetSettings
 from app.core.gunicorn_env import GUNICORN_ENV
 from app.core.limits_settings import LimitSettings
 from app.core.llm_settings import (
@@ -26,8 +27,10 @@ from app.core.llm_settings import (
 from app.core.oidc_settings import OidcSettings
 from app.core.production import production_refusal, production_warnings
 from app.core.protocol_settings import ProtocolSettings
+from app.core.redis_settings import RedisSettings
 from app.core.run_settings import RunSettings
 from app.core.tracing_settings import TracingSettings as Tracing
+from app.core.webhook_settings import WebhookSettings
 
 # The placeholder earlier versions defaulted to. It is public, so it is refused everywhere;
 # development without SECRET_KEY generates a random key (app/security/keyring.py).
@@ -42,8 +45,19 @@ _CACHE_LOCAL = (
 _CACHE_LOCAL_MAX = "Answers one process keeps for CACHE_LOCAL_SECONDS (LRU)."
 
 
-class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings, ProtocolSettings, Tracing):
-    # Groups of their own: app/core/{limits,run,oidc,protocol,tracing}_settings.py.
+class Settings(
+    BaseSettings,
+    RedisSettings,
+    LimitSettings,
+    RunSettings,
+    OidcSettings,
+    ProtocolSettings,
+    Tracing,
+    WebhookSettings,
+    BudgetSettings,
+):
+    # Groups of their own: app/core/{redis,limits,run,oidc,protocol,tracing,webhook,budget}
+    # _settings.py.
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -128,21 +142,6 @@ class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings, ProtocolS
                 "tokens with it. Unset it (development generates a key) or set a random value."
             )
         return value
-
-    # --- Redis -------------------------------------------------------------------------------
-    REDIS_URL: str | None = Field(
-        None, description="redis:// URL; unset = in-memory stores (one process only)."
-    )
-    REDIS_KEY_PREFIX: str = Field("agent-service:", description="Prefix of every Redis key.")
-    REDIS_SOCKET_TIMEOUT: float = Field(0.25, gt=0, description="Seconds per Redis command.")
-    REDIS_CONNECT_TIMEOUT: float = Field(0.25, gt=0, description="Seconds to open a connection.")
-    REDIS_MAX_CONNECTIONS: int = Field(64, ge=1, description="Pool size per process.")
-    REDIS_POOL_TIMEOUT: float = Field(
-        0.5, gt=0, description="Seconds to wait for a free pooled connection."
-    )
-    REDIS_HEALTH_CHECK_INTERVAL: int = Field(
-        15, ge=0, description="Seconds between PINGs on idle pooled connections."
-    )
 
     # --- Rate limiting -----------------------------------------------------------------------
     RATE_LIMIT_ENABLED: bool = Field(True, description="Enforce request rate limits.")
@@ -309,9 +308,7 @@ class Settings(BaseSettings, LimitSettings, RunSettings, OidcSettings, ProtocolS
             parse(limit)  # raises ValueError on a malformed limit string
         return value
 
-    @field_validator(
-        "REDIS_URL", "JWT_ISSUER", "JWT_AUDIENCE", "PROMETHEUS_MULTIPROC_DIR", mode="before"
-    )
+    @field_validator("JWT_ISSUER", "JWT_AUDIENCE", "PROMETHEUS_MULTIPROC_DIR", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

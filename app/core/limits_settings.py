@@ -37,6 +37,13 @@ class LimitSettings(BaseModel):
         description="Tasks waiting for input (or paused) one worker holds without counting "
         "them against WORKER_CONCURRENCY; past it they count again (bounds memory).",
     )
+    WORKER_DEQUEUE_BLOCK_MS: int = Field(
+        1000,
+        ge=10,
+        le=4000,  # under the blocking client's 5 s socket timeout (app/store/redis_client.py)
+        description="How long an idle worker's queue read waits for work before it reads "
+        "again (ms). On a Redis Cluster a stopping worker waits out at most this.",
+    )
 
     # --- Failed-authentication limit and transport limits ---------------------------
     # The failure limiter: app/middleware/auth_failures.py (counts in Redis, like rate limits).

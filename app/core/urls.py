@@ -11,9 +11,9 @@ from starlette.types import Scope
 
 def without_credentials(url: str) -> str:
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+    # netloc may list several hosts (redis+cluster://a:1,b:2): drop only the userinfo.
+    hosts = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, hosts, parts.path, "", ""))
 
 
 def public_base_url(scope: Scope, public_url: str | None) -> str:

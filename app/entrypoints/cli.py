@@ -1,4 +1,5 @@
-"""`agent-service serve|worker|api-keys|users|settings|run|chat|tasks` — the console script
+"""`agent-service serve|worker|api-keys|users|settings|redis-migrate|run|chat|tasks` — the
+console script
 (run, chat and tasks are the Python client's verbs: app/entrypoints/cli_client.py)."""
 
 from __future__ import annotations
@@ -210,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_actions.add_parser("list")
     for action in ("disable", "enable", "delete", "set-password", "revoke-tokens"):
         user_actions.add_parser(action).add_argument("username")
+    migrate = commands.add_parser(
+        "redis-migrate", help="move an older version's Redis keys to the cluster-safe layout"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    migrate.add_argument("--drop-unfinished-tasks", action="store_true")
     add_client_commands(commands)
     return parser
 
@@ -239,6 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(settings)
     if args.command == "users":
         return asyncio.run(_users(settings, args))
+    if args.command == "redis-migrate":
+        from app.entrypoints.redis_migrate import run_command
+
+        return asyncio.run(
+            run_command(
+                settings, dry_run=args.dry_run, drop_unfinished_tasks=args.drop_unfinished_tasks
+            )
+        )
     return asyncio.run(_api_keys(settings, args))
 
 

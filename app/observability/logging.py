@@ -111,8 +111,9 @@ def _build_access_logger(settings: Settings) -> Any:
             _add_pid,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            *([add_trace_ids] if settings.TRACING_ENABLED else []),
             redact_processor,
+            # After the redaction: hex ids hold no secret, so the line's scan skips them.
+            *([add_trace_ids] if settings.TRACING_ENABLED else []),
             _renderer(settings),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

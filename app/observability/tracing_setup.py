@@ -96,9 +96,9 @@ def _otlp_exporter() -> SpanExporter:
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: the tracing extra exports OTLP over "
             "http/protobuf only (point it at the collector's HTTP port, 4318)"
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from app.observability.otlp_export import FastOTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return FastOTLPSpanExporter()
 
 
 class Tracing:

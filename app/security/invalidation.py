@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from app.core.lifecycle import stop_task
 from app.security.revocation import UserCheck
-from app.store.redis_client import listen_forever
+from app.store.redis_client import listen_forever, subscribable
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +68,7 @@ class InvalidationBus:
 
     async def _listen(self) -> None:
         assert self._redis is not None and self._check is not None  # noqa: S101 - see start()
+        await subscribable(self._redis)  # a cluster client's slot map, before SUBSCRIBE
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(self._channel)

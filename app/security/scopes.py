@@ -12,6 +12,7 @@ class Scope(StrEnum):
     SESSIONS_WRITE = "sessions:write"
     TASKS_READ = "tasks:read"
     TASKS_WRITE = "tasks:write"
+    WEBHOOKS = "webhooks"
     ADMIN = "admin"
 
     @property
@@ -25,6 +26,7 @@ _DESCRIPTIONS = {
     Scope.SESSIONS_WRITE: "Create and delete own sessions.",
     Scope.TASKS_READ: "Read own background tasks.",
     Scope.TASKS_WRITE: "Submit and control own background tasks.",
+    Scope.WEBHOOKS: "Manage own webhook subscriptions and read their deliveries.",
     Scope.ADMIN: "Manage API keys; implies every other scope.",
 }
 

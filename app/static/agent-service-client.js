@@ -249,7 +249,8 @@ var AgentServiceClient = class _AgentServiceClient {
     if (query) {
       const params = new URLSearchParams();
       for (const [key, value] of Object.entries(query)) {
-        if (value !== void 0 && value !== null) params.set(key, String(value));
+        if (Array.isArray(value)) for (const item of value) params.append(key, String(item));
+        else if (value !== void 0 && value !== null) params.set(key, String(value));
       }
       const text = params.toString();
       if (text) url += `?${text}`;
@@ -437,6 +438,40 @@ var AgentServiceClient = class _AgentServiceClient {
       query,
       ...options
     });
+  }
+  // ---- usage and budgets ------------------------------------------------------------------
+  /** Model tokens by UTC day, grouped (`group_by`); `principal` (admin): another's, or `*`. */
+  usage(query = {}, options = {}) {
+    return this.json("GET", "/v1/usage", { query, ...options });
+  }
+  budget(options = {}) {
+    return this.json("GET", "/v1/usage/budget", options);
+  }
+  // ---- webhooks ---------------------------------------------------------------------------
+  /** Subscribes a URL to run and task events; the answer holds the signing secret, once. */
+  createWebhook(body, options = {}) {
+    return this.json("POST", "/v1/webhooks", { json: body, ...options });
+  }
+  listWebhooks(options = {}) {
+    return this.json("GET", "/v1/webhooks", options);
+  }
+  getWebhook(webhookId, options = {}) {
+    return this.json("GET", `/v1/webhooks/${_AgentServiceClient.segment(webhookId)}`, options);
+  }
+  async deleteWebhook(webhookId, options = {}) {
+    await this.raw("DELETE", `/v1/webhooks/${_AgentServiceClient.segment(webhookId)}`, options);
+  }
+  listWebhookDeliveries(webhookId, query = {}, options = {}) {
+    return this.json("GET", `/v1/webhooks/${_AgentServiceClient.segment(webhookId)}/deliveries`, {
+      query,
+      ...options
+    });
+  }
+  /** Queues an ended delivery again, with its webhook-id and body. */
+  retryWebhookDelivery(webhookId, deliveryId, options = {}) {
+    const hook = _AgentServiceClient.segment(webhookId);
+    const delivery = _AgentServiceClient.segment(deliveryId);
+    return this.json("POST", `/v1/webhooks/${hook}/deliveries/${delivery}/retry`, options);
   }
   // ---- tasks ------------------------------------------------------------------------------
   /** Submits a background task. The Idempotency-Key (a fresh one unless given) makes a

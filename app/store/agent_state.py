@@ -1,9 +1,10 @@
 """Framework state kept with a session: a LangGraph thread's checkpoints, a LlamaIndex
 workflow's context, an SDK's message items. Opaque bytes under a name, per session.
 
-Redis layout: one hash ``{REDIS_KEY_PREFIX}sessions:state:<session_id>`` (field = name,
-value base64), its expiry pushed to SESSION_TTL_SECONDS on every write, so it lives as long
-as an active session and goes with an idle one; deleting the session deletes it too.
+Redis layout: one hash ``{REDIS_KEY_PREFIX}sessions:{<session_id>}:state`` (field = name,
+value base64; the session's hash tag, ``app.store.session_redis``), its expiry pushed to
+SESSION_TTL_SECONDS on every write, so it lives as long as an active session and goes with
+an idle one; deleting the session deletes it too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from typing import Protocol
 
 from redis.asyncio import Redis
+
+from app.store.session_redis import SessionKeys
 
 
 class AgentStateStore(Protocol):
@@ -47,11 +50,11 @@ class MemoryAgentStateStore:
 class RedisAgentStateStore:
     def __init__(self, redis: Redis, *, prefix: str, ttl_seconds: float) -> None:
         self._redis = redis
-        self._prefix = f"{prefix}sessions:state:"
+        self._keys = SessionKeys(prefix)
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
 
     def key(self, session_id: str) -> str:
-        return f"{self._prefix}{session_id}"
+        return self._keys.state(session_id)
 
     async def load(self, session_id: str, name: str) -> bytes | None:
         value = await self._redis.hget(self.key(session_id), name)

@@ -1,8 +1,15 @@
 """API key store: records looked up by keyed hash in one round trip.
 
-Redis layout (under the key prefix): ``apikeys:hash:<digest>`` holds the record JSON for the
-hot-path lookup; ``apikeys:id:<id>`` holds ``<digest> <record JSON>`` for listing and revoking;
+Redis layout (under the key prefix): ``apikeys:hash:{<digest>}`` holds the record JSON for the
+hot-path lookup; ``apikeys:id:{<id>}`` holds ``<digest> <record JSON>`` for listing and revoking;
 ``apikeys:ids`` is the set of ids. Revoking deletes the hash entry, so a revoked key fails at once.
+
+Each key carries the hash tag of what it is looked up by, so the three live in different
+slots on a cluster and each is written by its own command, in an order whose crash leftovers
+never leave a working key that cannot be listed or revoked: creating writes the id entry and
+the id set first and the hash entry last; revoking deletes the hash entry first and marks
+the id entry after (a crash leaves a dead key still shown live, and revoking it again
+finishes the job).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 from app.core.clock import utcnow
+from app.store.keyspace import tag
 from app.store.records import ApiKeyRecord
 
 
@@ -70,18 +78,19 @@ class RedisApiKeyStore:
         self._prefix = f"{prefix}apikeys:"
 
     def _hash_key(self, key_hash: str) -> str:
-        return f"{self._prefix}hash:{key_hash}"
+        return f"{self._prefix}hash:{tag(key_hash)}"
 
     def _id_key(self, key_id: str) -> str:
-        return f"{self._prefix}id:{key_id}"
+        return f"{self._prefix}id:{tag(key_id)}"
 
     async def create(self, record: ApiKeyRecord, *, key_hash: str) -> None:
         payload = record.model_dump_json()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._hash_key(key_hash), payload)
+        # Listable and revocable first, working last: see the module docstring.
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._id_key(record.id), f"{key_hash} {payload}")
             pipe.sadd(f"{self._prefix}ids", record.id)
             await pipe.execute()
+        await self._redis.set(self._hash_key(key_hash), payload)
 
     async def get_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         raw = await self._redis.get(self._hash_key(key_hash))
@@ -96,7 +105,11 @@ class RedisApiKeyStore:
         ids = sorted(str(member) for member in await self._redis.smembers(f"{self._prefix}ids"))
         if not ids:
             return []
-        rows = await self._redis.mget([self._id_key(key_id) for key_id in ids])
+        # One GET per key, pipelined: the entries live in many slots (MGET needs one).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key_id in ids:
+                pipe.get(self._id_key(key_id))
+            rows = await pipe.execute()
         records = [
             ApiKeyRecord.model_validate_json(str(row).split(" ", 1)[1]) for row in rows if row
         ]
@@ -110,8 +123,7 @@ class RedisApiKeyStore:
         record = ApiKeyRecord.model_validate_json(payload)
         if record.revoked_at is None:
             record = record.model_copy(update={"revoked_at": utcnow()})
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self._hash_key(key_hash))
-                pipe.set(self._id_key(key_id), f"{key_hash} {record.model_dump_json()}")
-                await pipe.execute()
+            # The key stops working first, then is shown revoked: see the module docstring.
+            await self._redis.delete(self._hash_key(key_hash))
+            await self._redis.set(self._id_key(key_id), f"{key_hash} {record.model_dump_json()}")
         return record

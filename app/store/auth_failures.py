@@ -19,13 +19,13 @@ from collections import OrderedDict
 
 import structlog
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
 from redis.asyncio import Redis
 
 from app.core.circuit_breaker import CircuitBreaker
 from app.core.config import Settings
 from app.observability import metrics
+from app.store.limits_storage import build_limits_storage, close_limits_storage
 
 log = structlog.get_logger(__name__)
 
@@ -40,22 +40,19 @@ class AuthFailureLimiter:
 
     def __init__(self, *, settings: Settings, item: RateLimitItem, redis: Redis | None) -> None:
         self.item = item
-        storage: Storage
-        if redis is not None and settings.REDIS_URL:
-            storage = RedisStorage(
-                "async+" + settings.REDIS_URL,
-                implementation="redispy",
-                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-                key_prefix=f"{settings.REDIS_KEY_PREFIX}authfail",
-            )
-        else:
-            storage = MemoryStorage()
+        self._storage = build_limits_storage(
+            settings, redis, key_prefix=f"{settings.REDIS_KEY_PREFIX}authfail"
+        )
         # A moving window: a burst at a window edge cannot buy a second allowance.
-        self._limiter: RateLimiter = MovingWindowRateLimiter(storage)
+        self._limiter: RateLimiter = MovingWindowRateLimiter(self._storage)
         self._fail_open = settings.RATE_LIMIT_FAIL_OPEN
         self._breaker = CircuitBreaker(failure_threshold=3, reset_timeout=2.0)
         self._blocked: OrderedDict[str, float] = OrderedDict()  # ip -> monotonic until
         self._clear: OrderedDict[str, float] = OrderedDict()  # ip -> monotonic until
+
+    async def aclose(self) -> None:
+        """Close the storage's own Redis clients (a cluster's or Sentinel's)."""
+        await close_limits_storage(self._storage)
 
     async def retry_after(self, ip: str) -> int | None:
         """Seconds until ``ip`` may try credentials again; None when it may now."""

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItem
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import STRATEGIES, RateLimiter
 from redis.asyncio import Redis
 
 from app.core.circuit_breaker import CircuitBreaker
 from app.core.config import Settings
 from app.observability import metrics
+from app.store.limits_storage import build_limits_storage, close_limits_storage
 
 log = structlog.get_logger(__name__)
 
@@ -91,20 +91,17 @@ class RequestRateLimiter:
         self._fail_open = settings.RATE_LIMIT_FAIL_OPEN
         self._default = settings.default_rate_limit
         self._routes = settings.route_rate_limits
-        storage: Storage
-        if redis is not None and settings.REDIS_URL:
-            storage = RedisStorage(
-                "async+" + settings.REDIS_URL,
-                implementation="redispy",
-                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-                key_prefix=f"{settings.REDIS_KEY_PREFIX}ratelimit",
-            )
-        else:
-            storage = MemoryStorage()
+        self._storage = build_limits_storage(
+            settings, redis, key_prefix=f"{settings.REDIS_KEY_PREFIX}ratelimit"
+        )
         strategy = STRATEGIES[settings.RATE_LIMIT_STRATEGY]
         # STRATEGIES is typed with the abstract base; every entry in it is concrete.
-        self._limiter: RateLimiter = strategy(storage)  # type: ignore[abstract]
+        self._limiter: RateLimiter = strategy(self._storage)  # type: ignore[abstract]
         self._breaker = CircuitBreaker(failure_threshold=3, reset_timeout=2.0)
+
+    async def aclose(self) -> None:
+        """Close the storage's own Redis clients (a cluster's or Sentinel's)."""
+        await close_limits_storage(self._storage)
 
     def limit_for(self, method: str, route: str) -> RateLimitItem:
         return self._routes.get(f"{method} {route}", self._default)

@@ -3,25 +3,39 @@
 docs/decisions.md: a GET against a hung Redis took 59.6 s with defaults, and the default pool fails
 past 100 commands in flight. So: short socket and connect timeouts, one quick retry, health
 checks on idle connections, and a blocking pool that waits briefly for a free connection.
+
+``REDIS_URL`` may name one Redis, a cluster or a Sentinel-watched primary
+(``app/core/redis_url.py``); every form gets the same timeouts and retry. A cluster client is
+handed out typed as ``Redis``: ``RedisCluster`` answers the same command methods (it is not a
+subclass), every key layout we use is single-slot per operation (docs/architecture.md
+"Storage"), and the suite runs against a real cluster to prove the calls we make.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import structlog
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from app.core.config import Settings
 from app.core.lifecycle import raise_if_cancelling
+from app.core.redis_url import RedisTarget, parse_redis_url
 
 log = structlog.get_logger(__name__)
 
 BLOCKING_SOCKET_TIMEOUT = 5.0
+# Redis Enterprise's handshake, off for every client we build (build_redis says why).
+MAINT_NOTIFICATIONS_OFF = MaintNotificationsConfig(enabled=False)
 
 
 def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
@@ -30,17 +44,79 @@ def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
     short one."""
     if not settings.REDIS_URL:
         raise ValueError("REDIS_URL is not set")
+    target = parse_redis_url(settings.REDIS_URL)
+    options: dict[str, Any] = {
+        "socket_timeout": BLOCKING_SOCKET_TIMEOUT if blocking else settings.REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
+        "health_check_interval": settings.REDIS_HEALTH_CHECK_INTERVAL,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        "decode_responses": True,
+        # Maintenance notifications are a Redis Enterprise/Cloud handshake (CLIENT
+        # MAINT_NOTIFICATIONS): one more round trip per connection, refused by open-source
+        # Redis, and on a cluster it raced fresh connections ("Connection closed by server").
+        "maint_notifications_config": MAINT_NOTIFICATIONS_OFF,
+    }
+    if target.mode == "cluster":
+        return _cluster(target, settings, options)
+    if target.mode == "sentinel":
+        return _sentinel_primary(target, settings, options)
     pool = BlockingConnectionPool.from_url(
         settings.REDIS_URL,
         max_connections=settings.REDIS_MAX_CONNECTIONS,
         timeout=settings.REDIS_POOL_TIMEOUT,
-        socket_timeout=BLOCKING_SOCKET_TIMEOUT if blocking else settings.REDIS_SOCKET_TIMEOUT,
-        socket_connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
-        health_check_interval=settings.REDIS_HEALTH_CHECK_INTERVAL,
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
-        decode_responses=True,
+        **options,
     )
     return Redis(connection_pool=pool)
+
+
+def _cluster(target: RedisTarget, settings: Settings, options: dict[str, Any]) -> Redis:
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,  # per node
+        **options,
+    )
+    return cast(Redis, client)
+
+
+def _sentinel_primary(target: RedisTarget, settings: Settings, options: dict[str, Any]) -> Redis:
+    if target.primary_name is None:  # parse_redis_url never leaves it out
+        raise ValueError("a Sentinel target needs the primary's name")
+    credentials: dict[str, Any] = {"username": target.username, "password": target.password}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.nodes),
+        sentinel_kwargs={
+            "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,
+            **credentials,
+        },
+        **options,
+    )
+    # The pool asks the sentinels for the primary on every new connection and drops its
+    # connections when a failover moves it, so the client follows the new primary.
+    client: Redis = sentinel.master_for(
+        target.primary_name,
+        db=target.db,
+        ssl=target.tls,
+        max_connections=settings.REDIS_MAX_CONNECTIONS,
+        **credentials,
+    )
+    return client
+
+
+async def subscribable(redis: Redis) -> None:
+    """Make sure a cluster client knows its slot map before a SUBSCRIBE: its pub/sub picks the
+    channel's node from that map without fetching it (a fresh client fails with KeyError).
+    A no-op once known, and on one Redis. An unreachable cluster raises a RedisError here,
+    which the listener's retry loop expects."""
+    if not isinstance(redis, RedisCluster):
+        return
+    try:
+        await redis.initialize()
+    except RedisClusterException as exc:
+        raise RedisConnectionError(str(exc)) from exc
 
 
 async def listen_forever(
@@ -53,7 +129,7 @@ async def listen_forever(
     while True:
         try:
             await listen()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise_if_cancelling()
             on_disconnect()
             log.warning(event, error=type(exc).__name__)

@@ -21,6 +21,7 @@ RunKind = Literal["run", "task"]
 
 # pause_requested: the client asked for a pause and the run goes on to its next checkpoint;
 # paused: the run waits at a checkpoint. A run that ends first never shows paused.
+# incomplete: stopped at a token budget (error_code budget_exceeded), its output so far kept.
 RunStatus = Literal[
     "queued",
     "running",
@@ -30,9 +31,10 @@ RunStatus = Literal[
     "completed",
     "failed",
     "cancelled",
+    "incomplete",
 ]
 StatusSet = frozenset[RunStatus]
-TERMINAL_STATUSES: StatusSet = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_STATUSES: StatusSet = frozenset({"completed", "failed", "cancelled", "incomplete"})
 LIVE_STATUSES: StatusSet = frozenset({"running", "pause_requested", "paused", "input_required"})
 
 
@@ -113,6 +115,17 @@ class RunUpdate(TypedDict, total=False):
     cancel_requested: bool
     pause_requested: bool
     answer: RunAnswer | None
+
+
+# A task's final status by the code of the error that ended it (anything else: failed).
+TASK_ENDINGS: dict[str, RunStatus] = {"cancelled": "cancelled", "budget_exceeded": "incomplete"}
+
+
+def kept_output(status: RunStatus, output: str, usage: Usage | None = None) -> RunUpdate:
+    """An incomplete run's result: what it produced before its budget stopped it."""
+    if status != "incomplete":
+        return {}
+    return {"result": RunResult(output=output, usage=usage or Usage())}
 
 
 _JSON_FIELDS = ("params", "result", "usage", "pending_input", "answer", "trace_context")

@@ -12,16 +12,49 @@ failing a lost run) uses ``append_event``, which takes the next number. At most
 ``events_max`` events are kept per run (the oldest go first); records and logs are kept for
 their kind's retention: RUN_RETENTION_SECONDS for foreground runs (there may be hundreds a
 second), TASK_RETENTION_SECONDS for tasks.
+
+In Redis (``RunKeys``, under the key prefix; ``{x}`` is a hash tag, app/store/keyspace.py: one
+run's keys share one Redis Cluster slot, and so does the task queue's scheduling state):
+
+``run:{<id>}``              hash: the record (nested values as JSON)
+``run:{<id>}:events``       stream of events; entry id ``<seq>-0`` is the event's seq
+``run:{<id>}:seq``          the last event seq
+``runs:live:{<id>}``        a record-less live run's holder (app/agents/live_runs.py)
+``runs:owner:<owner>``      sorted set of the owner's run ids (foreground and tasks) by start
+``runs:session:<id>``       sorted set of the session's run ids by start
+``tasks:owner:<owner>``     sorted set of the owner's task ids by submit time
+``{tasks}:<part>``          the task queue (app/tasks/redis_backend.py has its parts)
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
+
+from app.core.lifecycle import raise_if_cancelling
+from app.store.keyspace import tag
 from app.store.run_records import RunKind, RunRecord, RunStatus, RunUpdate, StatusSet
+
+log = structlog.get_logger(__name__)
+
+# Told of every status a run moved to through ``transition`` or ``finish`` (the webhook outbox,
+# app/webhooks/outbox.py), after the move is stored: the record it reads says so.
+StatusObserver = Callable[[str, RunStatus], Awaitable[None]]
+
+
+async def tell_observer(observer: StatusObserver | None, run_id: str, status: RunStatus) -> None:
+    """Never fails the move it follows: what the observer could not do is logged."""
+    if observer is None:
+        return
+    try:
+        await observer(run_id, status)
+    except Exception as exc:
+        raise_if_cancelling()
+        log.warning("run_status_observer_failed", run_id=run_id, error=type(exc).__name__)
 
 
 class FirstEventsNotLogged(Exception):
@@ -57,14 +90,54 @@ class RunQuery:
     session_id: str | None = None
 
 
+class RunKeys:
+    """Key names of runs and of the task queue, shared with the task backend and the
+    live-run registry."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def record(self, run_id: str) -> str:
+        return f"{self.prefix}run:{tag(run_id)}"
+
+    def events(self, run_id: str) -> str:
+        return f"{self.prefix}run:{tag(run_id)}:events"
+
+    def seq(self, run_id: str) -> str:
+        return f"{self.prefix}run:{tag(run_id)}:seq"
+
+    def live(self, run_id: str) -> str:
+        """A record-less live run's holder (app/agents/live_runs.py)."""
+        return f"{self.prefix}runs:live:{tag(run_id)}"
+
+    def owner_index(self, owner: str) -> str:
+        return f"{self.prefix}runs:owner:{owner}"
+
+    def session_index(self, session_id: str) -> str:
+        return f"{self.prefix}runs:session:{session_id}"
+
+    def task_index(self, owner: str) -> str:
+        return f"{self.prefix}tasks:owner:{owner}"
+
+    def queue(self, part: str) -> str:
+        """The task queue's scheduling state: one tag, so its scripts stay atomic (one slot,
+        the queue's scaling bound)."""
+        return f"{self.prefix}{tag('tasks')}:{part}"
+
+    def active(self, owner: str) -> str:
+        return self.queue(f"active:{owner}")
+
+
 class RunStore(Protocol):
+    observer: StatusObserver | None  # told of each status a run moved to (see StatusObserver)
+
     # -- records ----------------------------------------------------------------------------
     async def create(
         self, record: RunRecord, events: builtins.list[StoredEvent] | None = None
     ) -> None:
         """Store a foreground run's record and index it (owner, session), and its first
         events with it (one round trip). Tasks are stored by the task backend's submit,
-        atomically with their queue entry."""
+        before their queue entry (app/tasks/redis_backend.py says why that order)."""
         ...
 
     async def get(self, run_id: str) -> RunRecord | None: ...

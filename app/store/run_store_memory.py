@@ -24,7 +24,7 @@ from app.store.run_records import (
     RunUpdate,
     StatusSet,
 )
-from app.store.run_store import RunBatch, RunQuery, StoredEvent
+from app.store.run_store import RunBatch, RunQuery, StatusObserver, StoredEvent, tell_observer
 
 WAIT_BATCH = 500
 
@@ -45,6 +45,7 @@ class MemoryRunStore:
         self._seq: dict[str, int] = {}
         self._event_added: dict[str, asyncio.Event] = {}
         self._forgotten: list[Callable[[str], None]] = []
+        self.observer: StatusObserver | None = None
 
     def on_forget(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(run_id)`` when a finished run is dropped (the task backend drops
@@ -108,6 +109,7 @@ class MemoryRunStore:
         if to in TERMINAL_STATUSES:
             deadline = time.monotonic() + self._retention[record.kind]
             heapq.heappush(self._expiries, (deadline, run_id))
+        await tell_observer(self.observer, run_id, to)
         return True
 
     async def update_if(self, run_id: str, *, status_in: StatusSet, changes: RunUpdate) -> bool:

@@ -1,18 +1,11 @@
-"""Run records and event logs in Redis. Layout under the key prefix:
+"""Run records and event logs in Redis; the key layout is RunKeys' (app/store/run_store.py).
 
-``run:<id>``               hash: the record (nested values as JSON)
-``run:<id>:events``        stream of events; entry id ``<seq>-0`` is the event's seq
-``run:<id>:seq``           the last event seq
-``runs:owner:<owner>``     sorted set of the owner's run ids (foreground and tasks) by start
-``runs:session:<id>``      sorted set of the session's run ids by start
-``tasks:active:<owner>``   the owner's unfinished tasks (kept by the task backend; a
-                           terminal transition removes the task in the same script)
-
-A run's keys expire its kind's retention after their last write (RUN_RETENTION_SECONDS for a
-foreground run, TASK_RETENTION_SECONDS for a task); the indexes drop members older than the
-longer one whenever one is added, so a busy owner's index stays bounded. A filtered listing
-reads at most the newest ``FILTER_SCAN`` entries of its index.
-Multi-key scripts assume one Redis (not Cluster).
+A script touches one run's keys only (one hash tag, one Redis Cluster slot); the indexes are
+other entities, written by commands of their own in the same pipeline. A run's keys expire
+its kind's retention after their last write (RUN_RETENTION_SECONDS for a foreground run,
+TASK_RETENTION_SECONDS for a task); the indexes drop members older than the longer one
+whenever one is added, so a busy owner's index stays bounded. A filtered listing reads at
+most the newest ``FILTER_SCAN`` entries of its index.
 """
 
 from __future__ import annotations
@@ -22,8 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from redis.typing import EncodableT
 
 from app.store.run_records import (
@@ -37,105 +31,21 @@ from app.store.run_records import (
     from_fields,
     to_fields,
 )
-from app.store.run_store import FirstEventsNotLogged, RunBatch, RunQuery, StoredEvent
+from app.store.run_scripts import APPEND_EVENT, APPEND_EVENTS, CREATE, TRANSITION
+from app.store.run_store import (
+    FirstEventsNotLogged,
+    RunBatch,
+    RunQuery,
+    StatusObserver,
+    StoredEvent,
+    tell_observer,
+)
+from app.store.run_store import RunKeys as RunKeys  # the key names, where they always were
+
+log = structlog.get_logger(__name__)
 
 WAIT_BATCH = 500
 FILTER_SCAN = 1000  # a status or kind filter reads this many of the newest records at most
-
-# ARGV[1]: the new status ('' keeps it); ARGV[2]: the allowed statuses; ARGV[3]: the
-# owners' active-task-set key prefix when the new status is terminal, else ''; ARGV[4]: the
-# run id; then field, value...
-TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 0 end
-for allowed in string.gmatch(ARGV[2], '[^,]+') do
-  if allowed == current then
-    redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-    if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[1]) end
-    if ARGV[3] ~= '' then
-      local owner = redis.call('HGET', KEYS[1], 'owner')
-      if owner then redis.call('SREM', ARGV[3] .. owner, ARGV[4]) end
-    end
-    return 1
-  end
-end
-return 0
-"""
-
-# KEYS: events, seq. ARGV: max events kept, retention, event json. Returns the new seq.
-APPEND_EVENT = """
-local seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return seq
-"""
-
-# KEYS: events, seq. ARGV: max events kept, retention, the seqs joined by ',', the events'
-# JSON joined by '\n' (JSON text never holds a raw newline): two arguments for any batch,
-# since encoding one argument per event was most of the client's cost. Skips events at or
-# below the stored seq (a late write from a run another process took over).
-APPEND_EVENTS = """
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local seqs = {}
-for seq in string.gmatch(ARGV[3], '[^,]+') do seqs[#seqs + 1] = tonumber(seq) end
-local i = 0
-for json in string.gmatch(ARGV[4], '[^\\n]+') do
-  i = i + 1
-  if seqs[i] > last then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seqs[i] .. '-0', 'e', json)
-    last = seqs[i]
-  end
-end
-redis.call('SET', KEYS[2], last, 'EX', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return last
-"""
-
-# KEYS: record, owner index, session index ('' = none). ARGV: record TTL, index TTL, the
-# oldest score an index keeps, run id, start score, then field, value... One call, not a
-# seven-command transaction: a foreground run pays it before its first event.
-CREATE = """
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-for i = 2, 3 do
-  if KEYS[i] ~= '' then
-    redis.call('ZADD', KEYS[i], ARGV[5], ARGV[4])
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[3])
-    redis.call('EXPIRE', KEYS[i], ARGV[2])
-  end
-end
-return 1
-"""
-
-
-class RunKeys:
-    """Key names, shared with the task backend's scripts."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def record(self, run_id: str) -> str:
-        return f"{self.prefix}run:{run_id}"
-
-    def events(self, run_id: str) -> str:
-        return f"{self.prefix}run:{run_id}:events"
-
-    def seq(self, run_id: str) -> str:
-        return f"{self.prefix}run:{run_id}:seq"
-
-    def owner_index(self, owner: str) -> str:
-        return f"{self.prefix}runs:owner:{owner}"
-
-    def session_index(self, session_id: str) -> str:
-        return f"{self.prefix}runs:session:{session_id}"
-
-    def task_index(self, owner: str) -> str:
-        return f"{self.prefix}tasks:owner:{owner}"
-
-    @property
-    def active_prefix(self) -> str:
-        return f"{self.prefix}tasks:active:"
 
 
 class RedisRunStore:
@@ -159,45 +69,83 @@ class RedisRunStore:
         self._append = redis.register_script(APPEND_EVENT)
         self._append_many = redis.register_script(APPEND_EVENTS)
         self._create = redis.register_script(CREATE)
+        self.observer: StatusObserver | None = None
 
     # -- records ----------------------------------------------------------------------------
     async def create(
         self, record: RunRecord, events: builtins.list[StoredEvent] | None = None
     ) -> None:
-        keys, kept_longest = self.keys, max(self.retention, self.run_retention)
-        flat = [item for pair in to_fields(record).items() for item in pair]
-        session = record.session_id
-        create_keys = [
-            keys.record(record.id),
-            keys.owner_index(record.owner),
-            keys.session_index(session) if session is not None else "",
-        ]
-        create_args: builtins.list[EncodableT] = [
-            self._retention_of(record.kind),
-            kept_longest,
-            time.time() - kept_longest,
-            record.id,
-            record.submitted_at.timestamp(),
-            *flat,
-        ]
-        if not events:
-            await self._create(keys=create_keys, args=create_args)
-            return
-        # The record and the run's first events in one round trip (EVALSHA straight, as in
-        # finish; a Redis that lost its scripts answers NOSCRIPT and each part runs alone).
-        append_keys = [keys.events(record.id), keys.seq(record.id)]
+        # One round trip: the record, its indexes, its first events. The record goes first
+        # (on a cluster the nodes apply their parts in parallel): a crash may leave an index
+        # member without its record, which listings skip like an expired one, or a record
+        # not yet indexed, readable by id; both expire.
+        create_keys, create_args = [self.keys.record(record.id)], self._record_args(record)
+        append_keys = [self.keys.events(record.id), self.keys.seq(record.id)]
+        indexes = self.index_commands(record)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._create.sha, 3, *create_keys, *create_args)
-            pipe.evalsha(self._append_many.sha, 2, *append_keys, *self._batch(events, record.kind))
-            created, appended = await pipe.execute(raise_on_error=False)
+            # EVALSHA straight (as in finish); a Redis that lost its scripts answers
+            # NOSCRIPT and that part runs alone, which loads it.
+            _evalsha(pipe, self._create, create_keys, create_args)
+            for command in indexes:
+                pipe.execute_command(*command)
+            if events:
+                _evalsha(pipe, self._append_many, append_keys, self._batch(events, record.kind))
+            replies = await pipe.execute(raise_on_error=False)
+        created = replies[0]
         if _no_script(created):
             await self._create(keys=create_keys, args=create_args)
         elif isinstance(created, Exception):
             raise created
+        failed = [reply for reply in replies[1 : 1 + len(indexes)] if isinstance(reply, Exception)]
+        if failed:
+            raise failed[0]
+        if not events:
+            return
+        appended = replies[-1]
         if _no_script(appended):
             await self.append_events(record.id, events, kind=record.kind)
         elif isinstance(appended, Exception):  # the record stands: the log misses its start
             raise FirstEventsNotLogged(len(events)) from appended
+
+    def _record_args(self, record: RunRecord) -> builtins.list[EncodableT]:
+        flat = [item for pair in to_fields(record).items() for item in pair]
+        return [self._retention_of(record.kind), *flat]
+
+    async def put_record(self, record: RunRecord) -> None:
+        """Store the record alone (a task's, before the queue admits it)."""
+        await self._create(keys=[self.keys.record(record.id)], args=self._record_args(record))
+
+    def record_commands(self, record: RunRecord) -> builtins.list[tuple[EncodableT, ...]]:
+        """``put_record`` as plain commands, for a pipeline that carries more: no script
+        that Redis may have lost, so what follows them never runs without the record."""
+        key, (ttl, *flat) = self.keys.record(record.id), self._record_args(record)
+        return [("HSET", key, *flat), ("EXPIRE", key, ttl)]
+
+    async def delete_record(self, run_id: str) -> None:
+        await self._redis.delete(self.keys.record(run_id))
+
+    def index_commands(self, record: RunRecord) -> builtins.list[tuple[EncodableT, ...]]:
+        """The commands that list the run in its owner's (and a task's), and its session's,
+        indexes: one key each, so any pipeline may carry them."""
+        kept = max(self.retention, self.run_retention)
+        indexes = self.index_keys(record)
+        score, oldest = record.submitted_at.timestamp(), time.time() - kept
+        commands: builtins.list[tuple[EncodableT, ...]] = []
+        for index in indexes:
+            commands += [
+                ("ZADD", index, score, record.id),
+                ("ZREMRANGEBYSCORE", index, "-inf", f"({oldest}"),
+                ("EXPIRE", index, kept),
+            ]
+        return commands
+
+    def index_keys(self, record: RunRecord) -> builtins.list[str]:
+        indexes = [self.keys.owner_index(record.owner)]
+        if record.kind == "task":
+            indexes.append(self.keys.task_index(record.owner))
+        if record.session_id is not None:
+            indexes.append(self.keys.session_index(record.session_id))
+        return indexes
 
     def _retention_of(self, kind: RunKind) -> int:
         return self.run_retention if kind == "run" else self.retention
@@ -259,18 +207,32 @@ class RedisRunStore:
     async def _set_if(
         self, run_id: str, to: RunStatus | None, allowed: StatusSet, changes: RunUpdate
     ) -> bool:
-        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
-        finishing = to is not None and to in TERMINAL_STATUSES
-        moved = await self._transition(
-            keys=[self.keys.record(run_id)],
-            args=[
-                to or "",
-                ",".join(sorted(allowed)),
-                self.keys.active_prefix if finishing else "",
-                run_id,
-                *flat,
-            ],
+        reply = await self._transition(
+            keys=[self.keys.record(run_id)], args=self._transition_args(to, allowed, changes)
         )
+        return await self._moved(run_id, reply, to)
+
+    def _transition_args(
+        self, to: RunStatus | None, allowed: StatusSet, changes: RunUpdate
+    ) -> builtins.list[EncodableT]:
+        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
+        finishing = "1" if to is not None and to in TERMINAL_STATUSES else ""
+        return [to or "", ",".join(sorted(allowed)), finishing, *flat]
+
+    async def _moved(self, run_id: str, reply: Any, to: RunStatus | None) -> bool:
+        """TRANSITION's reply; a task that has just finished leaves its owner's active set
+        here, a command of its own (another slot). A crash or an error between the two
+        leaves the member until the owner's next submission at its cap, which reads the
+        members' records and drops the finished ones, or until its score (the record's
+        expiry) passes."""
+        moved, owner = int(reply[0]), str(reply[1] or "")
+        if moved and owner:
+            try:
+                await self._redis.zrem(self.keys.active(owner), run_id)
+            except RedisError as exc:
+                log.warning("active_task_release_failed", run_id=run_id, error=type(exc).__name__)
+        if moved and to is not None:
+            await tell_observer(self.observer, run_id, to)
         return bool(moved)
 
     # -- events -----------------------------------------------------------------------------
@@ -297,9 +259,7 @@ class RedisRunStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for batch in batches:
                 keys = [self.keys.events(batch.run_id), self.keys.seq(batch.run_id)]
-                pipe.evalsha(
-                    self._append_many.sha, 2, *keys, *self._batch(batch.events, batch.kind)
-                )
+                _evalsha(pipe, self._append_many, keys, self._batch(batch.events, batch.kind))
             replies = await pipe.execute(raise_on_error=False)
         outcomes: builtins.list[Exception | None] = []
         for batch, reply in zip(batches, replies, strict=True):
@@ -331,16 +291,15 @@ class RedisRunStore:
         changes: RunUpdate,
         also: Sequence[tuple[str, ...]] = (),
     ) -> bool:
-        flat = [item for pair in changes_to_fields(changes).items() for item in pair]
-        transition_args = [to, ",".join(sorted(allowed_from)), self.keys.active_prefix, run_id]
+        transition_args = self._transition_args(to, allowed_from, changes)
         append_keys = [self.keys.events(run_id), self.keys.seq(run_id)]
         # EVALSHA straight into the pipeline: the script objects would add a SCRIPT EXISTS
         # round trip to every execute. A Redis that lost its scripts (restart) answers
         # NOSCRIPT; then each part runs on its own, which loads it.
         async with self._redis.pipeline(transaction=False) as pipe:
             if events:
-                pipe.evalsha(self._append_many.sha, 2, *append_keys, *self._batch(events, kind))
-            pipe.evalsha(self._transition.sha, 1, self.keys.record(run_id), *transition_args, *flat)
+                _evalsha(pipe, self._append_many, append_keys, self._batch(events, kind))
+            _evalsha(pipe, self._transition, [self.keys.record(run_id)], transition_args)
             for command in also:
                 pipe.execute_command(*command)
             replies = await pipe.execute(raise_on_error=False)
@@ -353,7 +312,7 @@ class RedisRunStore:
             return await self._set_if(run_id, to, allowed_from, changes)
         if isinstance(moved, Exception):
             raise moved
-        return bool(moved)
+        return await self._moved(run_id, moved, to)  # a task: one more round trip, its cap
 
     async def last_seq(self, run_id: str) -> int:
         return int(await self._redis.get(self.keys.seq(run_id)) or 0)
@@ -381,6 +340,11 @@ class RedisRunStore:
     async def first_retained_seq(self, run_id: str) -> int | None:
         entries: Any = await self._redis.xrange(self.keys.events(run_id), count=1)
         return int(entries[0][0].split("-")[0]) if entries else None
+
+
+def _evalsha(pipe: Any, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    # As a raw command: a cluster pipeline refuses ``evalsha()`` but routes this by its keys.
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _no_script(reply: object) -> bool:

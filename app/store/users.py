@@ -4,9 +4,13 @@ Besides the user records it keeps each user's signed-out tokens (jti -> exp), so
 per-request user check (app/security/revocation.py) reads a user and the tokens it signed
 out in one round trip.
 
-Redis layout (under the key prefix): ``users:<name>`` holds the record JSON, ``user-names``
-the set of names (for listing), ``user-signed-out:<name>`` a sorted set of jti scored by
-the token's exp; expired members are trimmed on every write and ignored on read.
+Redis layout (under the key prefix): ``users:{<name>}`` holds the record JSON and
+``users:{<name>}:signed-out`` a sorted set of jti scored by the token's exp (expired members
+are trimmed on every write and ignored on read): one user's keys share its hash tag, so they
+live in one slot on a cluster. ``user-names`` is the set of names (for listing), another
+entity, so it is written by its own command: a name is added before its record and removed
+after it, so the set always names every user (a crash in between leaves a name without a
+record, which the listing skips).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from app.store.keyspace import tag
 from app.store.records import UserRecord
 
 # Changes one user; the store applies it atomically (a retried read-modify-write).
@@ -110,27 +115,27 @@ class RedisUserStore:
     def __init__(self, redis: Redis, *, prefix: str) -> None:
         self._redis = redis
         self._prefix = f"{prefix}users:"
-        # Outside ``users:`` so no user name can collide with them.
+        # Outside ``users:`` so no user name can collide with it.
         self._names = f"{prefix}user-names"
-        self._signed_out = f"{prefix}user-signed-out:"
 
     def _key(self, username: str) -> str:
-        return self._prefix + username
+        return self._prefix + tag(username)
 
     def _signed_out_key(self, username: str) -> str:
-        return self._signed_out + username
+        return self._key(username) + ":signed-out"
 
     async def get(self, username: str) -> UserRecord | None:
         raw = await self._redis.get(self._key(username))
         return UserRecord.model_validate_json(raw) if raw else None
 
     async def create(self, user: UserRecord, *, overwrite: bool = False) -> bool:
+        # Listed before the record exists (see the module docstring), and either way:
+        # records written before the name set existed join it here.
+        await self._redis.sadd(self._names, user.username)
         # SET NX makes "first writer wins" atomic across gunicorn workers and replicas.
         stored = await self._redis.set(
             self._key(user.username), user.model_dump_json(), nx=not overwrite
         )
-        # Listed either way: records written before the name set existed join it here.
-        await self._redis.sadd(self._names, user.username)
         return bool(stored)
 
     async def list(self) -> list[UserRecord]:
@@ -138,7 +143,11 @@ class RedisUserStore:
         names = sorted(str(name) for name in await self._redis.smembers(self._names))
         if not names:
             return []
-        rows = await self._redis.mget([self._key(name) for name in names])
+        # One GET per user, pipelined: the records live in many slots (MGET needs one).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(self._key(name))
+            rows = await pipe.execute()
         return [UserRecord.model_validate_json(row) for row in rows if row]
 
     async def update(self, username: str, change: UserChange) -> UserRecord | None:
@@ -162,11 +171,12 @@ class RedisUserStore:
         raise RuntimeError(f"user {username!r} kept changing; gave up after {_WATCH_RETRIES}")
 
     async def delete(self, username: str) -> UserRecord | None:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:  # the user's slot
             pipe.get(self._key(username))
             pipe.delete(self._key(username), self._signed_out_key(username))
-            pipe.srem(self._names, username)
-            raw, _, _ = await pipe.execute()
+            raw, _ = await pipe.execute()
+        # After the record: see the module docstring.
+        await self._redis.srem(self._names, username)
         return UserRecord.model_validate_json(raw) if raw else None
 
     async def sign_out(self, username: str, jti: str, *, expires_at: float) -> None:

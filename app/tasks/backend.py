@@ -9,7 +9,7 @@ process with no Redis (`make run`).
 Fairness, in both: a new task waits in its owner's own queue, and tasks are handed out one
 owner at a time, round-robin, so one principal's backlog delays another's task by at most
 one task per waiting principal, not by the whole backlog. ``submit`` also enforces the
-owner's cap on active (not finished) tasks, atomically with storing the task.
+owner's cap on active (not finished) tasks, atomically with queueing the task.
 """
 
 from __future__ import annotations
@@ -62,15 +62,27 @@ class TaskBackend(Protocol):
     async def submit(
         self, record: RunRecord, *, idempotency: IdempotencyKey | None, max_active: int = 0
     ) -> Submission:
-        """Store and enqueue atomically, unless this owner's key was already used (for
+        """Store and enqueue, unless this owner's key was already used (for
         IDEMPOTENCY_TTL_SECONDS): then the earlier task, replayed or key_reused by whether
         the fingerprints match; or unless the owner has ``max_active`` (> 0) unfinished
-        tasks already: over_cap. A task stops counting when it reaches a terminal status."""
+        tasks already: over_cap. A refused task leaves nothing stored (Redis: its record is
+        written first, then checked and queued in one script, and deleted if refused). A
+        task stops counting when it reaches a terminal status."""
         ...
 
     # -- queue ------------------------------------------------------------------------------
     async def dequeue(self, *, consumer: str, count: int, block_ms: int) -> builtins.list[Delivery]:
         """Up to ``count`` deliveries, owners served round-robin; waits up to block_ms."""
+        ...
+
+    async def interrupt_dequeue(self) -> None:
+        """A stopping worker's: end a waiting dequeue now, empty-handed, in a way that cannot
+        lose a delivery (in memory: a flag; one Redis: ``CLIENT UNBLOCK .. TIMEOUT``, as if the
+        block had timed out; a cluster's read ends within its block_ms)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the backend holds of its clients (the clients are closed after)."""
         ...
 
     async def reclaim(

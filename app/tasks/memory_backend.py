@@ -42,6 +42,7 @@ class MemoryTaskBackend:
         self._owners: deque[str] = deque()  # owners with waiting tasks, in turn
         self._released: deque[str] = deque()  # given back by a stopping worker: first
         self._work_added = asyncio.Event()
+        self._interrupted = False  # the worker is stopping: take nothing more
         self._in_flight: dict[str, tuple[Delivery, float]] = {}  # id -> (delivery, last beat)
         self._ids = itertools.count(1)
         self._listeners: list[Callable[[str], Awaitable[None]]] = []
@@ -91,12 +92,21 @@ class MemoryTaskBackend:
                 await asyncio.wait_for(self._work_added.wait(), block_ms / 1000)
             except TimeoutError:
                 return []
+        if self._interrupted:
+            return []
         batch: builtins.list[Delivery] = []
         while len(batch) < count and (task_id := self._next_task()) is not None:
             delivery = Delivery(id=str(next(self._ids)), task_id=task_id)
             self._in_flight[delivery.id] = (delivery, time.monotonic())
             batch.append(delivery)
         return batch
+
+    async def interrupt_dequeue(self) -> None:
+        self._interrupted = True
+        self._work_added.set()
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
     def _next_task(self) -> str | None:
         """A released delivery first, else the next owner's oldest waiting task."""

@@ -73,6 +73,7 @@ class TaskService:
         idempotency_key: str | None,
     ) -> tuple[RunRecord, bool]:
         self._agents.require(agent)
+        await self._runs.meter.check(owner.id)  # a spent budget refuses the task now
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
         task_id = uuid.uuid4().hex

@@ -11,7 +11,11 @@ all, with exponential backoff and jitter (a ``Retry-After`` in seconds is honour
 backoff ceiling). Anything else (a 3xx, since redirects are not followed; a 4xx) fails at
 once: the receiver said no. URLs are checked before each delivery: http(s) only, and unless
 ``allow_private``, a host that resolves to a loopback, private, link-local or otherwise
-non-public address is refused, so a client cannot aim the service at internal endpoints.
+non-public address (outside ``allowed_networks``) is refused, so a client cannot aim the
+service at internal endpoints. The host is resolved once and the request goes to the address
+that was checked (``Host`` and TLS SNI keep the name), so a name cannot resolve to a public
+address for the check and a private one for the connection (DNS rebinding). An attempt is
+bounded in time as a whole, and the answer's body is never read (only its status counts).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 MAX_URL_LENGTH = 2048
+RESOLVE_TIMEOUT_SECONDS = 5.0  # a resolver that hangs must not hold a request or a worker
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,7 @@ class WebhookPolicy:
     backoff_seconds: float = 0.5  # before the second attempt; doubles after each
     max_backoff_seconds: float = 30.0
     allow_private: bool = False  # loopback, private and link-local targets (tests, one host)
+    allowed_networks: tuple[Network, ...] = ()  # non-public networks allowed all the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +71,29 @@ class UnsafeWebhookUrl(ValueError):
     """The URL may not be called: not http(s), unparseable, or a non-public address."""
 
 
-async def check_webhook_url(url: str, *, allow_private: bool) -> None:
-    """Raise UnsafeWebhookUrl unless the URL is one the service may POST to. Resolves the
-    host with the loop's resolver (never blocking the loop)."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one attempt goes: the URL with its host replaced by the address that was checked
+    (when it was resolved), and the ``Host`` header and TLS server name that keep the name."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+
+async def check_webhook_url(
+    url: str, *, allow_private: bool, allowed_networks: tuple[Network, ...] = ()
+) -> None:
+    """Raise UnsafeWebhookUrl unless the URL is one the service may POST to."""
+    await resolve_webhook_url(url, allow_private=allow_private, allowed_networks=allowed_networks)
+
+
+async def resolve_webhook_url(
+    url: str, *, allow_private: bool, allowed_networks: tuple[Network, ...] = ()
+) -> Target:
+    """The checked target of ``url``, or UnsafeWebhookUrl. Resolves the host with the loop's
+    resolver (never blocking the loop); every address it resolves to must be public or in
+    ``allowed_networks``, and the first is the one to connect to."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeWebhookUrl(f"the URL is longer than {MAX_URL_LENGTH} characters")
     try:
@@ -79,17 +106,43 @@ async def check_webhook_url(url: str, *, allow_private: bool) -> None:
     if parsed.username or parsed.password:
         raise UnsafeWebhookUrl("the URL must not carry credentials; use authentication")
     if allow_private:
-        return
+        return Target(url)
     port = port or (443 if parsed.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parsed.hostname, port, type=socket.SOCK_STREAM
-        )
-    except OSError:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parsed.hostname, port, type=socket.SOCK_STREAM
+            )
+    except (OSError, TimeoutError, UnicodeError):
         raise UnsafeWebhookUrl("the host cannot be resolved") from None
-    for info in infos:
-        if not _is_public(str(info[4][0])):
+    addresses = [str(info[4][0]) for info in infos]
+    if not addresses:
+        raise UnsafeWebhookUrl("the host cannot be resolved")
+    for address in addresses:
+        if not (_is_public(address) or _in(address, allowed_networks)):
             raise UnsafeWebhookUrl("the host resolves to a non-public address")
+    return _pinned(parsed, addresses[0], port)
+
+
+def _pinned(parsed: urllib.parse.SplitResult, address: str, port: int) -> Target:
+    hostname = parsed.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    url = urllib.parse.urlunsplit(parsed._replace(netloc=f"{literal}:{port}"))
+    host = parsed.netloc.rpartition("@")[2]  # as written, with its port if it had one
+    # Connection: close, so a pooled connection made for one name never carries another
+    # name's request (two receivers may share an address, each with its own certificate).
+    headers = {"Host": host, "Connection": "close"}
+    if parsed.scheme == "https":
+        return Target(url, headers, {"sni_hostname": hostname})
+    return Target(url, headers)
+
+
+def _in(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def _is_public(address: str) -> bool:
@@ -129,17 +182,12 @@ class WebhookDelivery:
     async def deliver(self, hook: Webhook) -> DeliveryResult:
         """POST until the receiver answers 2xx, the answer is final, or attempts run out.
         Never raises (but is cancellable)."""
-        try:
-            await check_webhook_url(hook.url, allow_private=self.policy.allow_private)
-        except UnsafeWebhookUrl as exc:
-            log.warning("webhook_refused", label=hook.label, reason=str(exc))
-            return DeliveryResult(delivered=False, attempts=0, error="refused_url")
         result = DeliveryResult(delivered=False, attempts=0)
         for attempt in range(1, self.policy.attempts + 1):
-            result, retry_after = await self._attempt(hook, attempt)
+            result, retry_after = await self.attempt(hook, attempt)
             if result.delivered or retry_after is None or attempt == self.policy.attempts:
                 break
-            await self._sleep(self._delay(attempt, retry_after))
+            await self._sleep(self.backoff(attempt, retry_after))
         event = "webhook_delivered" if result.delivered else "webhook_failed"
         log.info(
             event,
@@ -157,12 +205,32 @@ class WebhookDelivery:
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _attempt(self, hook: Webhook, attempt: int) -> tuple[DeliveryResult, float | None]:
-        """The result, and whether to retry (the Retry-After asked for, 0 for none given)."""
-        headers = {"Content-Type": "application/json", **hook.headers}
+    async def attempt(self, hook: Webhook, attempt: int) -> tuple[DeliveryResult, float | None]:
+        """One POST (the URL checked first): the result, and whether to retry (the
+        Retry-After asked for, 0 for none given; None: do not retry). Never raises."""
+        policy = self.policy
         try:
-            response = await self._client.post(hook.url, content=hook.body, headers=headers)
-        except httpx.HTTPError as exc:  # connect, read, timeout: the receiver may come back
+            target = await resolve_webhook_url(
+                hook.url,
+                allow_private=policy.allow_private,
+                allowed_networks=policy.allowed_networks,
+            )
+        except UnsafeWebhookUrl as exc:
+            log.warning("webhook_refused", label=hook.label, reason=str(exc))
+            return DeliveryResult(False, attempt - 1, error="refused_url"), None  # none sent
+        headers = {"Content-Type": "application/json", **hook.headers, **target.headers}
+        request = self._client.build_request(
+            "POST",
+            target.url,
+            content=hook.body,
+            headers=headers,
+            extensions=dict(target.extensions),
+        )
+        try:
+            async with asyncio.timeout(policy.timeout_seconds):  # the whole attempt
+                response = await self._client.send(request, stream=True)
+                await response.aclose()  # the status is the answer: the body is never read
+        except (httpx.HTTPError, TimeoutError) as exc:  # the receiver may come back
             raise_if_cancelling()
             return DeliveryResult(False, attempt, error=type(exc).__name__), 0.0
         status = response.status_code
@@ -173,7 +241,9 @@ class WebhookDelivery:
             return result, _retry_after(response.headers.get("Retry-After"))
         return result, None
 
-    def _delay(self, attempt: int, retry_after: float) -> float:
+    def backoff(self, attempt: int, retry_after: float = 0.0) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, 50-100 %
+        jitter, at least what the receiver asked for, never past the ceiling."""
         policy = self.policy
         backoff = min(policy.backoff_seconds * 2.0 ** (attempt - 1), policy.max_backoff_seconds)
         jittered = backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography

@@ -11,15 +11,11 @@ WORKER_SHUTDOWN_GRACE_SECONDS, then gives the rest back for immediate redelivery
 
 Parking: a task whose agent waits for a human (an open input request, or a pause that took
 effect at a checkpoint) does not count against WORKER_CONCURRENCY, so one principal's unanswered
-questions cannot hold every slot. Its pending input is on the record, its events in the log, and
-its lease is still renewed. The agent itself stays a live coroutine here: a Python coroutine
-cannot be serialised mid-run, and re-running the agent from the start to reach the question
-again would repeat its tool calls (side effects) and, with a non-deterministic model, ask a
-different question. So an answer resumes the task on the worker holding it, at once (briefly
-above WORKER_CONCURRENCY: no new work is taken until it is back under); if that worker dies, the
-task is redelivered after the lease and re-run from the start like any other lost task. At most
-WORKER_MAX_PARKED tasks are parked per worker; past that, waiting tasks count again (a parked
-coroutine costs memory, not CPU).
+questions cannot hold every slot; its lease is still renewed. The agent stays a live coroutine
+here: a coroutine cannot be serialised mid-run, and re-running the agent to reach the question
+again would repeat its tool calls and, with a non-deterministic model, ask another question.
+So an answer resumes it on its worker at once; if that worker dies, it is redelivered after
+the lease and re-run. At most WORKER_MAX_PARKED tasks are parked per worker.
 """
 
 from __future__ import annotations
@@ -54,12 +50,13 @@ from app.observability import tracing
 from app.security.principals import Principal
 from app.store.run_records import (
     LIVE_STATUSES,
+    TASK_ENDINGS,
     TERMINAL_STATUSES,
     PendingInputInfo,
     RunRecord,
     RunResult,
-    RunStatus,
     StatusSet,
+    kept_output,
 )
 from app.tasks import metrics
 from app.tasks.backend import Delivery, TaskBackend
@@ -71,7 +68,6 @@ PENDING_FIELDS = {"request_id", "kind", "prompt", "choices"}  # of an InputRequi
 
 QUEUED: StatusSet = frozenset({"queued"})
 NOT_FINISHED = QUEUED | LIVE_STATUSES
-DEQUEUE_BLOCK_MS = 1000
 
 
 @dataclass
@@ -117,6 +113,7 @@ class TaskWorker:
         self._consuming_stopped = asyncio.Event()
         self._requests = ClientRequests(backend, on_parked=self._slot_freed.set)
         self._lease = settings.TASK_LEASE_SECONDS
+        self._block_ms = settings.WORKER_DEQUEUE_BLOCK_MS
 
     # -- lifecycle --------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -134,10 +131,10 @@ class TaskWorker:
     async def shutdown(self) -> None:
         """Stop taking work; let running tasks finish in the grace period; release the rest."""
         self._stopping.set()
-        # The loop may be inside a blocking read: wait for it to end first, or a task we
-        # release could be handed straight back to this stopping worker.
+        await self._backend.interrupt_dequeue()
+        # A blocking read must end first, or a released task could come straight back here.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._consuming_stopped.wait(), DEQUEUE_BLOCK_MS / 1000 + 1)
+            await asyncio.wait_for(self._consuming_stopped.wait(), self._block_ms / 1000 + 1)
         if self._tasks:
             _, pending = await asyncio.wait(
                 set(self._tasks), timeout=self._settings.WORKER_SHUTDOWN_GRACE_SECONDS
@@ -185,7 +182,7 @@ class TaskWorker:
                     deliveries += await self._backend.dequeue(
                         consumer=self.consumer,
                         count=free - len(deliveries),
-                        block_ms=DEQUEUE_BLOCK_MS,
+                        block_ms=self._block_ms,
                     )
                 metrics.QUEUE_DEPTH.set(await self._backend.queue_depth())
                 backoff = 0.1
@@ -360,10 +357,12 @@ class TaskWorker:
             )
             metrics.TASKS_FINISHED.labels("completed").inc()
         elif isinstance(event, ErrorEvent):
-            await self._finish(task_id, event, append=False)
+            await self._finish(task_id, event, append=False, output=active.run.partial_output)
 
-    async def _finish(self, task_id: str, error: ErrorEvent, *, append: bool = True) -> None:
-        status: RunStatus = "cancelled" if error.code == "cancelled" else "failed"
+    async def _finish(
+        self, task_id: str, error: ErrorEvent, *, append: bool = True, output: str = ""
+    ) -> None:
+        status = TASK_ENDINGS.get(error.code, "failed")
         if append:
             await self._backend.store.append_event(task_id, error.model_dump_json())
         moved = await self._backend.store.transition(
@@ -376,6 +375,7 @@ class TaskWorker:
                 "finished_at": utcnow(),
                 "pending_input": None,
                 "pause_requested": False,
+                **kept_output(status, output),
             },
         )
         if moved:

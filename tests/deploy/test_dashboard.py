@@ -22,6 +22,7 @@ METRIC_MODULES = (
     "app.agents.metrics",
     "app.llm.metrics",
     "app.tasks.metrics",
+    "app.webhooks.metrics",
 )
 # The series a family of each type exposes (prometheus_client names a counter's family
 # without its _total suffix; _created series are left out on purpose: not for dashboards).

@@ -12,7 +12,8 @@ from agent_service_client import Client
 from tests.support.cli_session import CliSession
 from tests.support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cli-client")]
 
 PASSWORD = "admin-test-password"
 # Every CLI process signs in, more often than the login route's 10 a minute allows.

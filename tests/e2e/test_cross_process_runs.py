@@ -1,4 +1,5 @@
-"""A live run held by one process is reached through another (Redis pub/sub)."""
+"""A live run held by one process is reached through another (Redis pub/sub), on one Redis
+and on a cluster."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import login
-from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 from tests.support.sse import Frame, parse_lines
 
@@ -38,12 +38,9 @@ def _next_of(frames: Iterator[Frame], *events: str) -> Frame:
 # With a run log the holder is named in the run's record; without one the run is announced
 # under a key of its own (app/agents/live_runs.py): both must be reachable.
 @pytest.mark.parametrize("run_log", ["true", "false"])
-def test_input_and_cancel_reach_a_run_held_by_another_process(
-    redis_server: RedisServer, run_log: str
-) -> None:
-    redis_server.start()
+def test_input_and_cancel_reach_a_run_held_by_another_process(redis_url: str, run_log: str) -> None:
     env = {
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"e2e-cross-{run_log}:",
         "RUN_LOG_ENABLED": run_log,
     }

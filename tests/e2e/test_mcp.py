@@ -32,7 +32,8 @@ from tests.support.mcp_client import (
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mcp")]
 
 PUBLIC_URL = "https://agents.example.com"
 ISSUER = "https://idp.example.com/realms/agents"
@@ -286,6 +287,7 @@ def test_the_protected_resource_metadata_names_the_issuer_and_scopes(api: Api) -
                 "sessions:write",
                 "tasks:read",
                 "tasks:write",
+                "webhooks",
                 "admin",
             ],
             "bearer_methods_supported": ["header"],

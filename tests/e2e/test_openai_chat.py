@@ -18,7 +18,8 @@ from tests.e2e.conftest import login
 from tests.support.openai_agents import AGENTS
 from tests.support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("openai-chat")]
 
 ENV = {
     "AGENTS": ",".join(AGENTS),

@@ -22,7 +22,8 @@ from tests.support.cutting_proxy import CuttingProxy
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("python-client")]
 
 PASSWORD = "admin-test-password"
 # Instant tokens; few events kept per run, so a late follower is told what it missed.

@@ -19,6 +19,9 @@ from tests.e2e.conftest import login
 from tests.support.server_process import ServerProcess
 from tests.support.sse import Frame, parse_lines
 
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = pytest.mark.xdist_group("streaming")
+
 
 def _stream(server: ServerProcess, token: str, agent: str, body: dict[str, Any]) -> httpx.Response:
     client = httpx.Client(base_url=server.url, timeout=30)

@@ -28,6 +28,10 @@ def test_a_task_socket_is_counted_and_told_to_reconnect_on_shutdown() -> None:
         "OFFLINE_TOKENS_PER_SECOND": "5",
         "OFFLINE_RESPONSE_TOKENS": "200",  # 40 s: still running when the server stops
         "SHUTDOWN_STREAM_GRACE_SECONDS": "1",
+        # The socket is told before the app's lifespan ends; then the embedded worker would
+        # give the still-running task its default 20 s grace before releasing it, time this
+        # test (about the socket, not the task) only waited out in stop().
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
         "CACHE_ENABLED": "false",
     }
     server = ServerProcess(env=env).start()

@@ -1,7 +1,7 @@
 """Background tasks across real processes: API replicas with WORKER_ENABLED=false and
-`python -m app.entrypoints.cli worker` processes sharing a private redis-server. Workers are
-killed with SIGKILL (a crashed pod) or stopped with SIGTERM (a rolling update); no task may
-be lost."""
+`python -m app.entrypoints.cli worker` processes sharing a private redis-server (some tests
+also on the private Redis Cluster). Workers are killed with SIGKILL (a crashed pod) or
+stopped with SIGTERM (a rolling update); no task may be lost."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.conftest import login
 from tests.support.redis_server import RedisServer
+from tests.support.redis_topologies import RedisClusterTopology
 from tests.support.server_process import ServerProcess
 from tests.support.sse import Frame, parse_lines
 from tests.support.worker_process import WorkerProcess
@@ -33,10 +34,10 @@ FAST = {"OFFLINE_TOKENS_PER_SECOND": "0", "OFFLINE_RESPONSE_TOKENS": "100"}
 class Cluster:
     """Processes on one private Redis under one key prefix; all stopped at the end."""
 
-    def __init__(self, stack: ExitStack, redis: RedisServer, **settings: str) -> None:
+    def __init__(self, stack: ExitStack, redis_url: str, **settings: str) -> None:
         self._stack = stack
         self.env = {
-            "REDIS_URL": redis.url,
+            "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": f"e2e-tasks-{uuid.uuid4().hex[:10]}:",
             "WORKER_ENABLED": "false",
             "RATE_LIMIT_ENABLED": "false",  # the tests poll; rate limits have their own tests
@@ -56,13 +57,24 @@ class Cluster:
 ClusterFactory = Callable[..., Cluster]
 
 
+# For a test that runs on both Redis topologies: a private redis-server, the Redis Cluster.
+ON_BOTH = pytest.mark.parametrize("cluster", ["redis", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def cluster() -> Iterator[ClusterFactory]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterFactory]:
+    """Processes on a private redis-server, or (param "cluster") on the session's private
+    Redis Cluster, each Cluster under a key prefix of its own."""
     with ExitStack() as stack:
-        redis = RedisServer()
-        stack.callback(redis.close)
-        redis.start()
-        yield lambda **settings: Cluster(stack, redis, **settings)
+        if getattr(request, "param", "redis") == "cluster":
+            topology: RedisClusterTopology = request.getfixturevalue("redis_cluster")
+            url = topology.url
+        else:
+            redis = RedisServer()
+            stack.callback(redis.close)
+            redis.start()
+            url = redis.url
+        yield lambda **settings: Cluster(stack, url, **settings)
 
 
 def _auth(api: ServerProcess) -> Auth:
@@ -183,9 +195,11 @@ def _attempts(frames: list[Frame]) -> list[list[Frame]]:
 # -- the happy path, from any replica ---------------------------------------------------------
 
 
+@ON_BOTH
 def test_submit_poll_result_and_resume_events_on_another_replica(cluster: ClusterFactory) -> None:
     c = cluster()
-    worker = c.worker(OFFLINE_TOKENS_PER_SECOND="20", OFFLINE_RESPONSE_TOKENS="40")
+    # 4 s of answer: still running after the checks below on a loaded machine
+    worker = c.worker(OFFLINE_TOKENS_PER_SECOND="10", OFFLINE_RESPONSE_TOKENS="40")
     first, second = c.api(), c.api()
     worker.wait_ready()
     auth = _auth(first)
@@ -244,6 +258,7 @@ def test_an_idle_worker_picks_a_task_up_at_once(cluster: ClusterFactory) -> None
 # -- a worker dies: lease, redelivery, bounded attempts ---------------------------------------
 
 
+@ON_BOTH
 def test_a_killed_workers_task_is_completed_by_another_worker(cluster: ClusterFactory) -> None:
     c = cluster(TASK_LEASE_SECONDS="2")
     doomed = c.worker(**SLOW)
@@ -413,6 +428,7 @@ def test_cancel_stops_a_running_task_and_its_llm_call_within_a_second(
 # -- a worker stopped on purpose hands its task over at once ----------------------------------
 
 
+@ON_BOTH
 def test_sigterm_releases_a_running_task_to_another_worker_at_once(cluster: ClusterFactory) -> None:
     # A 30 s lease: only the release on shutdown can explain a quick handover.
     c = cluster(TASK_LEASE_SECONDS="30", WORKER_SHUTDOWN_GRACE_SECONDS="1")

@@ -5,29 +5,39 @@ is never inherited."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from app.agents.registry import build_registry
 from app.agents.sessions import SessionService
 from app.core.errors import AppError
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
+from app.store.redis_client import build_redis
 from app.store.session_backends import MemorySessionStore, RedisSessionStore
 from app.store.sessions import SessionStore
+from tests.conftest import SettingsFactory
 
 ALICE = Principal(id="user:alice", kind="user", name="alice", scopes=frozenset())
 BOB = Principal(id="user:bob", kind="user", name="bob", scopes=frozenset())
 THREAD = "5b2f6f0e-2a34-4c1e-9a55-0c1d2e3f4a5b"
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, key_prefix: str) -> SessionStore:
-    if request.param == "memory":
-        return MemorySessionStore(max_messages=50, ttl_seconds=0.5)
-    redis: Redis = request.getfixturevalue("redis")
-    return RedisSessionStore(redis, prefix=key_prefix, max_messages=50, ttl_seconds=0.5)
+@pytest.fixture
+async def store(
+    store_backend: dict[str, Any], make_settings: SettingsFactory, key_prefix: str
+) -> AsyncIterator[SessionStore]:
+    """Each backend in turn: memory, the single Redis, the cluster."""
+    if not store_backend:
+        yield MemorySessionStore(max_messages=50, ttl_seconds=0.5)
+        return
+    redis = build_redis(make_settings(**store_backend))
+    try:
+        yield RedisSessionStore(redis, prefix=key_prefix, max_messages=50, ttl_seconds=0.5)
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -20,8 +21,10 @@ from app.agents.sessions import IfBusy, SessionService
 from app.core.errors import Conflict, NotFound
 from app.llm.types import ChatMessage
 from app.security.principals import Principal
+from app.store.redis_client import build_redis
 from app.store.session_backends import MemorySessionStore, RedisSessionStore
 from app.store.sessions import SessionStore
+from tests.conftest import SettingsFactory
 
 ALICE = Principal.for_user("alice")
 LOCK_SECONDS = 60
@@ -30,12 +33,19 @@ WAIT = 10.0  # seconds a waiter may wait; every test ends far sooner
 TICKET_SECONDS = 30.0
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, key_prefix: str) -> SessionStore:
-    if request.param == "memory":
-        return MemorySessionStore(max_messages=50, ttl_seconds=60)
-    redis: Redis = request.getfixturevalue("redis")
-    return RedisSessionStore(redis, prefix=key_prefix, max_messages=50, ttl_seconds=60)
+@pytest.fixture
+async def store(
+    store_backend: dict[str, Any], make_settings: SettingsFactory, key_prefix: str
+) -> AsyncIterator[SessionStore]:
+    """Each backend in turn: memory, the single Redis, the cluster."""
+    if not store_backend:
+        yield MemorySessionStore(max_messages=50, ttl_seconds=60)
+        return
+    redis = build_redis(make_settings(**store_backend))
+    try:
+        yield RedisSessionStore(redis, prefix=key_prefix, max_messages=50, ttl_seconds=60)
+    finally:
+        await redis.aclose()
 
 
 def replica(store: SessionStore) -> SessionService:
@@ -272,7 +282,7 @@ async def test_a_session_deleted_while_waiting_is_not_found(
     assert await sessions.holder(session_id=session_id) is None  # it did not keep the lock
 
 
-async def test_redis_a_deleted_ticket_key_frees_the_queue_at_once(
+async def test_redis_a_dropped_ticket_frees_the_queue_at_once(
     redis: Redis, key_prefix: str
 ) -> None:
     store = RedisSessionStore(redis, prefix=key_prefix, max_messages=50, ttl_seconds=60)
@@ -283,10 +293,10 @@ async def test_redis_a_deleted_ticket_key_frees_the_queue_at_once(
     )
     waiter = asyncio.create_task(claim(sessions, session_id, "w1", "enqueue"))
     await until_waiting(store, session_id, ["ghost", "w1"])
-    base = f"{key_prefix}sessions:"
-    assert await redis.zrange(f"{base}queue:{session_id}", 0, -1) == ["ghost", "w1"]
-    await redis.delete(f"{base}ticket:{session_id}:ghost")  # its replica died long ago
+    base = f"{key_prefix}sessions:{{{session_id}}}:"
+    assert await redis.zrange(f"{base}queue", 0, -1) == ["ghost", "w1"]
+    await redis.zrem(f"{base}tickets", "ghost")  # its replica died long ago
     await sessions.release_run(session_id=session_id, run_id="r0")
     await asyncio.wait_for(waiter, 3)
     assert await sessions.holder(session_id=session_id) == "w1"
-    assert await redis.exists(f"{base}queue:{session_id}") == 0  # the dead ticket was dropped
+    assert await redis.exists(f"{base}queue", f"{base}tickets") == 0  # the dead ticket went

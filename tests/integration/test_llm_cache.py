@@ -358,9 +358,15 @@ async def run_sequential(llm: CachedLLM, count: int, tag: str) -> float:
 async def test_redis_stopped_then_restarted(
     make_settings: SettingsFactory, own_redis: RedisServer, key_prefix: str
 ) -> None:
-    settings = make_settings(REDIS_URL=own_redis.url)
+    # A stopped Redis refuses connections at once: the subject is that refusal and the
+    # recovery, not a loaded machine's 0.25 s timeouts (which once failed the warm-up write).
+    settings = make_settings(
+        REDIS_URL=own_redis.url, REDIS_SOCKET_TIMEOUT=2.0, REDIS_CONNECT_TIMEOUT=2.0
+    )
     redis = build_redis(settings)
-    store = RedisCacheStore(redis, prefix=f"{key_prefix}llmcache:", reset_timeout=0.5)
+    store = RedisCacheStore(
+        redis, prefix=f"{key_prefix}llmcache:", reset_timeout=0.5, op_timeout=2.0
+    )
     llm = CachedLLM(CountingProvider(), store=store, ttl=60)
     baseline = CachedLLM(CountingProvider(), store=MemoryCacheStore(), ttl=60, enabled=False)
     no_redis = await run_sequential(baseline, 50, "baseline")

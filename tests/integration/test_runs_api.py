@@ -1,5 +1,5 @@
 """GET /v1/runs, /v1/runs/{id}: every run has a record its owner can read, in-process against
-both store backends (memory, and a private redis-server).
+both store backends (memory, and a private redis-server or Redis Cluster).
 
 The WebSocket tests drive the app with Starlette's TestClient (httpx's ASGITransport cannot
 upgrade); the stream route is driven concurrently with the polls that watch its record.
@@ -20,9 +20,16 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from app.main import create_app
 from app.services import build_services
-from tests.conftest import ADMIN_PASSWORD, AppClient, SettingsFactory, app_client, login
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    REDIS_TOPOLOGIES,
+    AppClient,
+    SettingsFactory,
+    app_client,
+    login,
+    redis_url_for,
+)
 from tests.integration.test_auth_api import assert_problem
-from tests.support.redis_server import RedisServer
 from tests.support.sse import parse_lines
 
 with warnings.catch_warnings():  # its notice that httpx2 will replace httpx; httpx serves
@@ -33,15 +40,15 @@ Auth = dict[str, str]
 LIVE = frozenset({"running", "input_required"})
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_TOPOLOGIES])
 async def any_client(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
 ) -> AsyncIterator[AppClient]:
-    """Both store backends, without rate limits: these tests poll records."""
+    """Both store backends (Redis: single and cluster), without rate limits: these tests
+    poll records."""
     overrides: dict[str, Any] = {"RATE_LIMIT_ENABLED": False}
-    if request.param == "redis":
-        redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
+    if request.param != "memory":
+        overrides["REDIS_URL"] = redis_url_for(request, str(request.param))
     async with app_client(make_settings(**overrides)) as http:
         yield http
 
@@ -274,14 +281,13 @@ async def test_a_background_task_is_a_run_of_kind_task(any_client: AppClient) ->
 # -- WebSocket: the disconnect policy -------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_TOPOLOGIES])
 def socket_app(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory, redis_server: RedisServer
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
 ) -> Iterator[tuple[TestClient, Auth]]:
     overrides: dict[str, Any] = {}
-    if request.param == "redis":
-        redis_server.start()
-        overrides["REDIS_URL"] = redis_server.url
+    if request.param != "memory":
+        overrides["REDIS_URL"] = redis_url_for(request, str(request.param))
     # Paced: a chat answer streams for about a second, so the socket closes mid-run.
     settings = make_settings(RATE_LIMIT_ENABLED=False, OFFLINE_TOKENS_PER_SECOND=30, **overrides)
     app = create_app(settings, services=build_services(settings))

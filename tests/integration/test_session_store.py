@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from app.llm.types import ChatMessage, ToolCall
+from app.store.redis_client import build_redis
 from app.store.session_backends import (
     MemorySessionStore,
     RedisSessionStore,
@@ -27,9 +30,12 @@ def user(text: str) -> ChatMessage:
     return ChatMessage(role="user", content=text)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request: pytest.FixtureRequest, key_prefix: str) -> StoreFactory:
-    redis: Redis | None = request.getfixturevalue("redis") if request.param == "redis" else None
+@pytest.fixture
+async def make_store(
+    store_backend: dict[str, Any], make_settings: SettingsFactory, key_prefix: str
+) -> AsyncIterator[StoreFactory]:
+    """Stores of each backend in turn: memory, the single Redis, the cluster."""
+    redis = build_redis(make_settings(**store_backend)) if store_backend else None
 
     def factory(*, ttl_seconds: float = 60, max_messages: int = 50) -> SessionStore:
         if redis is None:
@@ -38,7 +44,11 @@ def make_store(request: pytest.FixtureRequest, key_prefix: str) -> StoreFactory:
             redis, prefix=key_prefix, max_messages=max_messages, ttl_seconds=ttl_seconds
         )
 
-    return factory
+    try:
+        yield factory
+    finally:
+        if redis is not None:
+            await redis.aclose()
 
 
 @pytest.fixture
@@ -235,11 +245,11 @@ async def test_redis_keys_live_under_the_prefix_and_vanish_on_expiry(
     base = f"{key_prefix}sessions:"
     assert keys == sorted(
         [
-            f"{base}rec:{session.id}",
-            f"{base}msgs:{session.id}",
-            f"{base}lock:{session.id}",
-            f"{base}owner:user:alice",
-            f"{base}expiry:user:alice",
+            f"{base}{{{session.id}}}:rec",
+            f"{base}{{{session.id}}}:msgs",
+            f"{base}{{{session.id}}}:lock",
+            f"{base}owner:{{user:alice}}",
+            f"{base}expiry:{{user:alice}}",
         ]
     )
     ttls = [await redis.pttl(key) for key in keys]
@@ -256,12 +266,12 @@ async def test_redis_list_prunes_expired_ids_from_the_owner_index(
     doomed = await short.create(owner="user:alice", agent="echo")
     kept = await long.create(owner="user:alice", agent="echo")  # keeps the index alive
     await asyncio.sleep(TTL + 0.3)
-    index = f"{key_prefix}sessions:owner:user:alice"
+    index = f"{key_prefix}sessions:owner:{{user:alice}}"
     assert await redis.zscore(index, doomed.id) is not None  # not pruned yet
     items, total = await long.list(owner="user:alice", limit=10, offset=0)
     assert (total, [s.id for s in items]) == (1, [kept.id])
     assert await redis.zrange(index, 0, -1) == [kept.id]
-    assert await redis.zrange(f"{key_prefix}sessions:expiry:user:alice", 0, -1) == [kept.id]
+    assert await redis.zrange(f"{key_prefix}sessions:expiry:{{user:alice}}", 0, -1) == [kept.id]
 
 
 async def test_build_session_store_picks_the_backend(
@@ -270,3 +280,22 @@ async def test_build_session_store_picks_the_backend(
     settings = make_settings()
     assert isinstance(build_session_store(settings, None), MemorySessionStore)
     assert isinstance(build_session_store(settings, redis), RedisSessionStore)
+
+
+async def test_redis_index_entries_without_their_own_record_are_skipped_then_pruned(
+    redis: Redis, key_prefix: str
+) -> None:
+    # The owner's index is written before a record and removed after it (another slot on a
+    # cluster): a crash in between leaves an entry without its record.
+    store = RedisSessionStore(redis, prefix=key_prefix, max_messages=5, ttl_seconds=60)
+    kept = await store.create(owner="user:alice", agent="echo")
+    bobs = await store.create(owner="user:bob", agent="echo")
+    assert await store.create_with_id(session_id=bobs.id, owner="user:alice", agent="e") is None
+    index = store.keys.owner("user:alice")
+    assert await redis.zrange(index, 0, -1) == [kept.id]  # the losing claim took its entry back
+    now = time.time()
+    await redis.zadd(index, {"creating": now, "crashed": now - 3600, bobs.id: now - 3600})
+    items, total = await store.list(owner="user:alice", limit=10, offset=0)
+    assert ([s.id for s in items], total) == ([kept.id], 1)
+    # A young entry may be a creation under way: it stays; the others are pruned.
+    assert sorted(await redis.zrange(index, 0, -1)) == sorted([kept.id, "creating"])

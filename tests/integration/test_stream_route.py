@@ -28,6 +28,9 @@ from tests.support import memory_agents
 from tests.support.server_process import ServerProcess
 from tests.support.sse import Frame, parse_lines
 
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = pytest.mark.xdist_group("stream-route")
+
 KEEPER = "tests.support.memory_agents:keeper"
 SSE = {"Accept": "text/event-stream"}
 FINISHED = frozenset({"completed", "failed", "cancelled"})

@@ -1,5 +1,6 @@
 """Background task routes in-process (full middleware chain, embedded worker), against both
-task backends: memory (one process) and Redis (the private redis-server)."""
+task backends: memory (one process) and Redis (the private redis-server, and the private
+Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ import pytest
 from redis.asyncio import Redis
 
 from app.tasks.worker import TaskWorker
-from tests.conftest import AppClient, SettingsFactory, app_client, login
+from tests.conftest import (
+    REDIS_TOPOLOGIES,
+    AppClient,
+    SettingsFactory,
+    app_client,
+    login,
+    redis_url_for,
+)
 from tests.integration.test_auth_api import assert_problem
 from tests.support.redis_server import RedisServer
 from tests.support.sse import parse_lines
@@ -31,14 +39,17 @@ OpenApp = Callable[..., AbstractAsyncContextManager[AppClient]]
 # -- fixtures and helpers --------------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_TOPOLOGIES])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def open_app(backend: str, make_settings: SettingsFactory, redis_server: RedisServer) -> OpenApp:
+def open_app(
+    backend: str, make_settings: SettingsFactory, request: pytest.FixtureRequest
+) -> OpenApp:
     """An app on the chosen backend; keyword arguments override settings."""
+    redis_url = None if backend == "memory" else redis_url_for(request, backend)
 
     @asynccontextmanager
     async def opener(**overrides: Any) -> AsyncIterator[AppClient]:
@@ -47,9 +58,8 @@ def open_app(backend: str, make_settings: SettingsFactory, redis_server: RedisSe
             "TASK_LEASE_SECONDS": 3,  # a missed nudge costs at most one 1 s heartbeat
             "WORKER_SHUTDOWN_GRACE_SECONDS": 0.2,  # live tasks must not hold up app shutdown
         }
-        if backend == "redis":
-            redis_server.start()
-            values["REDIS_URL"] = redis_server.url
+        if redis_url is not None:
+            values["REDIS_URL"] = redis_url
         values.update(overrides)
         async with app_client(make_settings(**values)) as client:
             yield client

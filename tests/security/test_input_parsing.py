@@ -21,6 +21,9 @@ from tests.security.conftest import bearer, login
 from tests.support.server_process import ServerProcess
 from tests.support.sse import parse_lines
 
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = pytest.mark.xdist_group("input-parsing")
+
 # Header values as raw bytes: what a hostile client really sends (latin-1 on the wire).
 BAD_EVENT_IDS: list[bytes] = [
     b"\xb2",  # superscript two: isdigit() is true

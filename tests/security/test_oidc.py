@@ -34,7 +34,8 @@ from tests.security.conftest import bearer
 from tests.support.fake_idp import FakeIdP, SigningKey, new_key
 from tests.support.server_process import ServerProcess
 
-pytestmark = pytest.mark.e2e
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("oidc")]
 
 AUDIENCE = "agent-service"
 ROLE_SCOPES = {

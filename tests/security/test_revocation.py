@@ -23,9 +23,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import REDIS_TOPOLOGIES, redis_url_for
 from tests.security.conftest import bearer, login
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ROOT, ServerProcess
+
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = pytest.mark.xdist_group("revocation")
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct-horse-battery"
@@ -38,9 +42,9 @@ GENEROUS_LIMITS = {
 }
 
 
-def _env(redis: RedisServer, prefix: str, **extra: str) -> dict[str, str]:
+def _env(redis: RedisServer | str, prefix: str, **extra: str) -> dict[str, str]:
     return {
-        "REDIS_URL": redis.url,
+        "REDIS_URL": redis if isinstance(redis, str) else redis.url,
         "REDIS_KEY_PREFIX": prefix,
         "USER_CHECK_TTL_SECONDS": "60",
         **GENEROUS_LIMITS,
@@ -94,10 +98,11 @@ def refused_within(check: Callable[[], httpx.Response], code: str, bound: float)
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def pair(redis_server: RedisServer) -> Iterator[Pair]:
-    redis_server.start()
-    env = _env(redis_server, f"revocation-{uuid.uuid4().hex[:8]}:")
+@pytest.fixture(scope="module", params=REDIS_TOPOLOGIES)
+def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+    """Two replicas on one Redis, then on a cluster (where the change notices travel by
+    classic pub/sub, broadcast to every node)."""
+    env = _env(redis_url_for(request, str(request.param)), f"revocation-{uuid.uuid4().hex[:8]}:")
     with ServerProcess(env=env) as a, ServerProcess(env=env) as b:
         yield Pair(a, b, env)
 

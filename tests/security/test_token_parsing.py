@@ -14,6 +14,9 @@ import pytest
 
 from tests.support.server_process import ServerProcess
 
+# One worker runs the module: its servers start once (module fixtures), not per worker.
+pytestmark = pytest.mark.xdist_group("token-parsing")
+
 
 def _segment(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

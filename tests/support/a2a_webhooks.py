@@ -23,6 +23,7 @@ class Received:
 class WebhookReceiver:
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.received: asyncio.Queue[Received] = asyncio.Queue()
+        self.attempts: list[tuple[int, Received]] = []  # every request, with the status answered
         self._statuses = list(statuses or [])  # answered in turn, then 200
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
@@ -61,8 +62,10 @@ class WebhookReceiver:
                     headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status = self._statuses.pop(0) if self._statuses else 200
+                got = Received(path=path, headers=headers, body=body)
+                self.attempts.append((status, got))
                 if status == 200:
-                    await self.received.put(Received(path=path, headers=headers, body=body))
+                    await self.received.put(got)
                 writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):

@@ -73,7 +73,7 @@ class ServerProcess:
             str(self.port),
         ]
 
-    def start(self, timeout: float = 20) -> ServerProcess:
+    def start(self, timeout: float = 60) -> ServerProcess:
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command(), cwd=self.cwd, env=self.env, stdout=log_file, stderr=subprocess.STDOUT

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 from redis import Redis
+from redis.sentinel import Sentinel
 
+from app.core.redis_url import parse_redis_url
 from tests.support.ports import free_port
 from tests.support.server_process import ROOT, TEST_ENV
 
@@ -132,11 +134,29 @@ class WorkerProcess:
 
 
 def _queue_readers(redis_url: str) -> set[str]:
-    """Ids of connections whose last command was XREADGROUP: workers reading a queue.
+    """Ids of connections whose last command was XREADGROUP: workers reading a queue (on a
+    cluster, those of every node the URL names; under Sentinel, the primary's), each prefixed
+    by its node.
 
     A new id after launch is the new worker's (wait for one worker at a time)."""
-    client = Redis.from_url(redis_url, decode_responses=True, socket_timeout=2)
-    try:
-        return {info["id"] for info in client.client_list() if info.get("cmd") == "xreadgroup"}
-    finally:
-        client.close()
+    readers: set[str] = set()
+    for node in _data_nodes(redis_url):
+        client = Redis.from_url(node, decode_responses=True, socket_timeout=2)
+        try:
+            infos = client.client_list()
+        finally:
+            client.close()
+        readers |= {f"{node}/{info['id']}" for info in infos if info.get("cmd") == "xreadgroup"}
+    return readers
+
+
+def _data_nodes(redis_url: str) -> list[str]:
+    target = parse_redis_url(redis_url)
+    if target.mode == "cluster":
+        return [f"redis://{host}:{port}" for host, port in target.nodes]
+    if target.mode == "sentinel":
+        assert target.primary_name is not None
+        sentinels = Sentinel(list(target.nodes), socket_timeout=2)  # type: ignore[no-untyped-call]
+        host, port = sentinels.discover_master(target.primary_name)  # type: ignore[no-untyped-call]
+        return [f"redis://{host}:{port}/{target.db}"]
+    return [redis_url]

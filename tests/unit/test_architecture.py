@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app"
-FRAMEWORK_FREE = ("agents", "llm", "store", "tasks", "security", "observability")
+FRAMEWORK_FREE = ("agents", "llm", "store", "tasks", "security", "observability", "webhooks")
 FORBIDDEN = ("fastapi", "starlette")
 
 # Who may import whom (package -> packages it may use). A layer uses only layers below it.
@@ -26,9 +26,29 @@ ALLOWED: dict[str, set[str]] = {
     "llm": {"core", "observability"},
     "agents": {"core", "observability", "llm", "store", "security"},
     "tasks": {"core", "observability", "llm", "store", "security", "agents"},
+    "webhooks": {"core", "observability", "llm", "store", "tasks"},
     "middleware": {"core", "observability", "security", "store"},
-    "services": {"core", "observability", "llm", "store", "security", "agents", "tasks"},
-    "api": {"core", "observability", "llm", "store", "security", "agents", "tasks", "services"},
+    "services": {
+        "core",
+        "observability",
+        "llm",
+        "store",
+        "security",
+        "agents",
+        "tasks",
+        "webhooks",
+    },
+    "api": {
+        "core",
+        "observability",
+        "llm",
+        "store",
+        "security",
+        "agents",
+        "tasks",
+        "webhooks",
+        "services",
+    },
     "protocols": {
         "core",
         "observability",

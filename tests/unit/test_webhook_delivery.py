@@ -4,6 +4,7 @@ retried and what is not, the bound, redirects, and the URL check."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 import pytest
 
@@ -14,6 +15,7 @@ from app.tasks.webhook_delivery import (
     WebhookDelivery,
     WebhookPolicy,
     check_webhook_url,
+    resolve_webhook_url,
 )
 from tests.support.a2a_webhooks import WebhookReceiver
 
@@ -125,3 +127,37 @@ async def test_submit_delivers_in_the_background() -> None:
         finally:
             await delivery.aclose()
     assert got.body == b"[]"
+
+
+LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+async def test_an_allowed_network_lets_a_name_through_pinned_to_the_address_checked() -> None:
+    target = await resolve_webhook_url(
+        "https://localhost:8443/hook?x=1", allow_private=False, allowed_networks=LOOPBACK_NETS
+    )
+    # localhost may resolve to ::1 first on some hosts: either loopback address is checked.
+    assert target.url in ("https://127.0.0.1:8443/hook?x=1", "https://[::1]:8443/hook?x=1")
+    assert target.headers == {"Host": "localhost:8443", "Connection": "close"}
+    assert target.extensions == {"sni_hostname": "localhost"}
+    with pytest.raises(UnsafeWebhookUrl):  # outside the allowed networks
+        await check_webhook_url(
+            "http://10.0.0.8/x", allow_private=False, allowed_networks=LOOPBACK_NETS
+        )
+
+
+async def test_a_pinned_delivery_reaches_the_receiver_under_the_name_it_was_given() -> None:
+    policy = WebhookPolicy(attempts=1, allowed_networks=LOOPBACK_NETS)
+    async with WebhookReceiver() as receiver:
+        delivery = WebhookDelivery(policy=policy)
+        try:
+            url = f"http://127.0.0.1.nip.invalid:{receiver.port}/h"  # cannot resolve: refused
+            refused = await delivery.deliver(Webhook(url=url, body=b"{}"))
+            named = receiver.url.replace("127.0.0.1", "localhost")
+            result, retry = await delivery.attempt(Webhook(url=named, body=b"{}"), 1)
+            got = await receiver.next(timeout=5)
+        finally:
+            await delivery.aclose()
+    assert refused.error == "refused_url" and refused.attempts == 0
+    assert result.delivered and retry is None
+    assert got.headers["host"] == f"localhost:{receiver.port}"

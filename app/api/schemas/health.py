@@ -18,6 +18,14 @@ class DependencyCheck(BaseModel):
     error: str = Field(
         "", description="Only when down: the type of the error the check met, e.g. TimeoutError."
     )
+    detail: str = Field(
+        "",
+        description=(
+            "Only when down, when known: which node failed or what it reported, e.g. "
+            "'10.0.0.7:6379 did not answer' or '10.0.0.5:6379 reports cluster_state:fail' "
+            "(Redis Cluster), 'the node the sentinels name answers as slave' (Sentinel)."
+        ),
+    )
 
 
 class Readiness(BaseModel):
@@ -30,6 +38,16 @@ class Readiness(BaseModel):
                 {
                     "status": "unavailable",
                     "checks": {"redis": {"status": "down", "error": "TimeoutError"}},
+                },
+                {
+                    "status": "unavailable",
+                    "checks": {
+                        "redis": {
+                            "status": "down",
+                            "error": "ConnectionError",
+                            "detail": "10.0.0.7:6379 did not answer",
+                        }
+                    },
                 },
             ]
         }

@@ -28,6 +28,7 @@ STATES: dict[RunStatus, TaskState] = {
     "completed": TaskState.TASK_STATE_COMPLETED,
     "failed": TaskState.TASK_STATE_FAILED,
     "cancelled": TaskState.TASK_STATE_CANCELED,
+    "incomplete": TaskState.TASK_STATE_FAILED,  # stopped at a token budget (A2A has no such state)
 }
 TERMINAL_STATES = frozenset(
     {
@@ -119,7 +120,7 @@ def record_status(record: RunRecord) -> TaskStatus:
     status = TaskStatus(state=STATES[record.status], timestamp=record.updated_at)
     if record.status == "input_required" and record.pending_input is not None:
         status.message.CopyFrom(question_message(record.id, context_id, record.pending_input))
-    elif record.status in ("failed", "cancelled"):
+    elif record.status in ("failed", "cancelled", "incomplete"):
         detail = record.error_message or record.status
         status.message.CopyFrom(
             failure_message(record.id, context_id, record.error_code or record.status, detail)

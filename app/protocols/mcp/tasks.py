@@ -49,6 +49,7 @@ _STATUS: dict[RunStatus, types.TaskStatus] = {
     "completed": "completed",
     "failed": "failed",
     "cancelled": "cancelled",
+    "incomplete": "failed",  # stopped at a token budget (MCP has no such status)
 }
 
 

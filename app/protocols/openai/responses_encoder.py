@@ -376,6 +376,11 @@ class ResponseEncoder:
             self._incomplete = {"reason": "cancelled"}
             out.append(self._lifecycle("response.incomplete"))
             return out
+        if event.code == "budget_exceeded":  # stopped at a token budget: what it made stands
+            self.status = "incomplete"
+            self._incomplete = {"reason": "budget_exceeded"}
+            out.append(self._lifecycle("response.incomplete"))
+            return out
         self.status = "failed"
         self._error = {
             "code": _ERROR_CODES.get(event.code, "server_error"),

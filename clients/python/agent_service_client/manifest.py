@@ -55,6 +55,14 @@ OPERATIONS: dict[str, str] = {
     "GET /v1/stream/tasks/{task_id}": "not covered: one URL for SSE or a WebSocket; "
     "its SSE is GET /v1/tasks/{task_id}/events, which follow_task calls",
     "GET /v1/tools": "list_tools",
+    "GET /v1/usage": "usage",
+    "GET /v1/usage/budget": "budget",
+    "POST /v1/webhooks": "create_webhook",
+    "GET /v1/webhooks": "list_webhooks",
+    "GET /v1/webhooks/{webhook_id}": "get_webhook",
+    "DELETE /v1/webhooks/{webhook_id}": "delete_webhook",
+    "GET /v1/webhooks/{webhook_id}/deliveries": "list_webhook_deliveries",
+    "POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": "retry_webhook_delivery",
     # Protocol surfaces (app/protocols/): OpenAI, AG-UI, A2A, MCP.
     "GET /v1/models": PROTOCOL,
     "GET /v1/models/{model}": PROTOCOL,

@@ -77,6 +77,54 @@ class Operations(Generic[R]):
         path = f"/v1/sessions/{seg(session_id)}/messages"
         return self._json(Call("GET", path, params=paging(limit, offset)))
 
+    # -- usage and budgets -------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        from_: str | None = None,
+        to: str | None = None,
+        group_by: list[str] | None = None,
+        principal: str | None = None,
+    ) -> R:
+        """Model tokens by UTC day (``from_``/``to``: YYYY-MM-DD), grouped by any of day,
+        agent, model, cached, principal; ``principal`` (admin): another's id, or ``*``."""
+        params = {"from": from_, "to": to, "group_by": group_by, "principal": principal}
+        return self._json(Call("GET", "/v1/usage", params=params))
+
+    def budget(self) -> R:
+        return self._json(Call("GET", "/v1/usage/budget"))
+
+    # -- webhooks ----------------------------------------------------------------------------
+    def create_webhook(self, url: str, events: list[str], *, description: str = "") -> R:
+        """Subscribes ``url`` to ``events`` (run.completed, task.failed, ...); the answer
+        holds the signing ``secret``, shown this once."""
+        body = {"url": url, "events": events, "description": description}
+        return self._json(Call("POST", "/v1/webhooks", json=body))
+
+    def list_webhooks(self) -> R:
+        return self._json(Call("GET", "/v1/webhooks"))
+
+    def get_webhook(self, webhook_id: str) -> R:
+        return self._json(Call("GET", f"/v1/webhooks/{seg(webhook_id)}"))
+
+    def delete_webhook(self, webhook_id: str) -> R:
+        return self._json(Call("DELETE", f"/v1/webhooks/{seg(webhook_id)}"))
+
+    def list_webhook_deliveries(
+        self,
+        webhook_id: str,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> R:
+        path = f"/v1/webhooks/{seg(webhook_id)}/deliveries"
+        return self._json(Call("GET", path, params=paging(limit, offset, status=status)))
+
+    def retry_webhook_delivery(self, webhook_id: str, delivery_id: str) -> R:
+        path = f"/v1/webhooks/{seg(webhook_id)}/deliveries/{seg(delivery_id)}/retry"
+        return self._json(Call("POST", path))
+
     # -- background tasks --------------------------------------------------------------------
     def submit_task(
         self,

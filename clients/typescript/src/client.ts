@@ -37,6 +37,14 @@ import type {
   UserInfo,
   UserList,
   UserScopesUpdate,
+  BudgetReport,
+  DeliveryInfo,
+  DeliveryList,
+  UsageReport,
+  WebhookCreate,
+  WebhookCreated,
+  WebhookInfo,
+  WebhookList,
 } from "./types.js";
 
 export interface ClientOptions {
@@ -54,7 +62,7 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-type Query = Record<string, string | number | boolean | null | undefined>;
+type Query = Record<string, string | number | boolean | readonly string[] | null | undefined>;
 
 /** A run's event stream, with the ids the server named when it started. */
 export class RunStream extends EventStream<RunEvent> {
@@ -93,7 +101,8 @@ export class AgentServiceClient {
     if (query) {
       const params = new URLSearchParams();
       for (const [key, value] of Object.entries(query)) {
-        if (value !== undefined && value !== null) params.set(key, String(value));
+        if (Array.isArray(value)) for (const item of value) params.append(key, String(item));
+        else if (value !== undefined && value !== null) params.set(key, String(value));
       }
       const text = params.toString();
       if (text) url += `?${text}`;
@@ -332,6 +341,54 @@ export class AgentServiceClient {
       query: query as Query,
       ...options,
     });
+  }
+
+  // ---- usage and budgets ------------------------------------------------------------------
+
+  /** Model tokens by UTC day, grouped (`group_by`); `principal` (admin): another's, or `*`. */
+  usage(query: QueryOf<"/v1/usage", "get"> = {}, options: RequestOptions = {}): Promise<UsageReport> {
+    return this.json("GET", "/v1/usage", { query: query as Query, ...options });
+  }
+
+  budget(options: RequestOptions = {}): Promise<BudgetReport> {
+    return this.json("GET", "/v1/usage/budget", options);
+  }
+
+  // ---- webhooks ---------------------------------------------------------------------------
+
+  /** Subscribes a URL to run and task events; the answer holds the signing secret, once. */
+  createWebhook(body: WebhookCreate, options: RequestOptions = {}): Promise<WebhookCreated> {
+    return this.json("POST", "/v1/webhooks", { json: body, ...options });
+  }
+
+  listWebhooks(options: RequestOptions = {}): Promise<WebhookList> {
+    return this.json("GET", "/v1/webhooks", options);
+  }
+
+  getWebhook(webhookId: string, options: RequestOptions = {}): Promise<WebhookInfo> {
+    return this.json("GET", `/v1/webhooks/${AgentServiceClient.segment(webhookId)}`, options);
+  }
+
+  async deleteWebhook(webhookId: string, options: RequestOptions = {}): Promise<void> {
+    await this.raw("DELETE", `/v1/webhooks/${AgentServiceClient.segment(webhookId)}`, options);
+  }
+
+  listWebhookDeliveries(
+    webhookId: string,
+    query: QueryOf<"/v1/webhooks/{webhook_id}/deliveries", "get"> = {},
+    options: RequestOptions = {},
+  ): Promise<DeliveryList> {
+    return this.json("GET", `/v1/webhooks/${AgentServiceClient.segment(webhookId)}/deliveries`, {
+      query: query as Query,
+      ...options,
+    });
+  }
+
+  /** Queues an ended delivery again, with its webhook-id and body. */
+  retryWebhookDelivery(webhookId: string, deliveryId: string, options: RequestOptions = {}): Promise<DeliveryInfo> {
+    const hook = AgentServiceClient.segment(webhookId);
+    const delivery = AgentServiceClient.segment(deliveryId);
+    return this.json("POST", `/v1/webhooks/${hook}/deliveries/${delivery}/retry`, options);
   }
 
   // ---- tasks ------------------------------------------------------------------------------

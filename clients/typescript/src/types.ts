@@ -36,6 +36,14 @@ export type TaskControl = Schemas["TaskControl"];
 export type TaskMemory = Schemas["TaskMemory"];
 export type EventList = Schemas["EventList"];
 export type ToolList = Schemas["ToolList"];
+export type UsageReport = Schemas["UsageReport"];
+export type BudgetReport = Schemas["BudgetReport"];
+export type WebhookCreate = Schemas["WebhookCreate"];
+export type WebhookCreated = Schemas["WebhookCreated"];
+export type WebhookInfo = Schemas["WebhookInfo"];
+export type WebhookList = Schemas["WebhookList"];
+export type DeliveryInfo = Schemas["DeliveryInfo"];
+export type DeliveryList = Schemas["DeliveryList"];
 export type Liveness = Schemas["Liveness"];
 export type Readiness = Schemas["Readiness"];
 

@@ -160,9 +160,11 @@ export interface paths {
         };
         /**
          * Readiness: required dependencies answer
-         * @description Pings each configured dependency (Redis) with a 0.5 s timeout: 200 when all answer,
-         *     503 when one is down, so the load balancer stops sending traffic until it recovers. No
-         *     credentials, never rate limited, not access-logged.
+         * @description Checks each configured dependency (Redis) with a 0.5 s timeout: 200 when all answer,
+         *     503 when one is down, so the load balancer stops sending traffic until it recovers. A
+         *     Redis Cluster is ready when every primary answers and every slot is served; a Sentinel
+         *     setup when the named primary answers as a primary (so a failover reads as down, then up
+         *     by itself). No credentials, never rate limited, not access-logged.
          */
         get: operations["ready_health_ready_get"];
         put?: never;
@@ -1272,6 +1274,151 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Token usage, grouped
+         * @description Model tokens by UTC day (`from`, `to`: dates, default today; at most 366 days),
+         *     grouped by any of `day`, `agent`, `model`, `cached`, `principal` (repeat `group_by`;
+         *     default day, agent, model). Calls answered from the LLM cache are counted apart
+         *     (`cached`) and are not billable. The caller's own usage; with `admin`, `principal=<id>`
+         *     for another's or `principal=*` for everyone's. Usage reaches the ledger within a second
+         *     of each call.
+         */
+        get: operations["usage_v1_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's token budgets and what is left
+         * @description The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH: 0 = none),
+         *     what its runs and tasks spent of them (billable tokens), what calls in flight hold, what
+         *     is left and when each window resets; and the per-run budget.
+         */
+        get: operations["budget_v1_usage_budget_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List own webhooks
+         * @description The caller's subscriptions, oldest first (their secrets are never shown again).
+         */
+        get: operations["list_webhooks_v1_webhooks_get"];
+        put?: never;
+        /**
+         * Subscribe a URL to run and task events
+         * @description From now on, each event of the caller's runs and tasks named in `events` is POSTed to
+         *     `url` as JSON (`{"type", "timestamp", "data"}`, `data` being the run as GET
+         *     /v1/runs/{id} shows it), signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+         *     `webhook-signature` under the `secret` returned here, once). Deliveries are made by the
+         *     workers, at least once, retried with exponential backoff and jitter for
+         *     WEBHOOK_RETRY_HORIZON_SECONDS (72 h); a receiver deduplicates by `webhook-id`, which
+         *     every attempt of one event repeats. A 2xx accepts; redirects are not followed.
+         */
+        post: operations["create_webhook_v1_webhooks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a webhook subscription
+         * @description Its URL, events and description (not its secret). Another principal's subscription,
+         *     or a malformed id, is 404 `webhook_not_found`.
+         */
+        get: operations["get_webhook_v1_webhooks__webhook_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook subscription
+         * @description Stops its deliveries (those still queued are dropped) and forgets its log.
+         */
+        delete: operations["delete_webhook_v1_webhooks__webhook_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A subscription's delivery log, newest first
+         * @description Its newest 1,000 deliveries (each kept WEBHOOK_DELIVERY_RETENTION_SECONDS after its
+         *     last change), with their attempts. `status=failed` lists the dead letters.
+         */
+        get: operations["list_deliveries_v1_webhooks__webhook_id__deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver an ended delivery again
+         * @description Queues it now, with the same `webhook-id` and body (a dead letter after the receiver
+         *     was fixed, or a delivered one the receiver lost). Past the retry horizon it gets this
+         *     one attempt.
+         */
+        post: operations["retry_delivery_v1_webhooks__webhook_id__deliveries__delivery_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1635,6 +1782,18 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** BudgetReport */
+        BudgetReport: {
+            day: components["schemas"]["WindowBudget"];
+            month: components["schemas"]["WindowBudget"];
+            /** Principal */
+            principal: string;
+            /**
+             * Run Limit
+             * @description BUDGET_TOKENS_PER_RUN: tokens one run may use; 0 = none.
+             */
+            run_limit: number;
+        };
         /** ChatCompletion */
         ChatCompletion: {
             agent_run: components["schemas"]["AgentRun"];
@@ -1812,8 +1971,96 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** DeliveryAttempt */
+        DeliveryAttempt: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Error */
+            error?: string | null;
+            /** Status */
+            status?: number | null;
+        };
+        /** DeliveryInfo */
+        DeliveryInfo: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Attempts Log
+             * @description The latest attempts (up to 20).
+             */
+            attempts_log: components["schemas"]["DeliveryAttempt"][];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Delivered At */
+            delivered_at: string | null;
+            /**
+             * Event
+             * @enum {string}
+             */
+            event: "run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required";
+            /**
+             * Id
+             * @description The message id: the `webhook-id` header of every attempt.
+             */
+            id: string;
+            /**
+             * Last Error
+             * @description Why the last attempt failed: `http_<status>`, `refused_url`, or the connection error's name.
+             */
+            last_error: string | null;
+            /**
+             * Last Status
+             * @description The receiver's last HTTP status, if any.
+             */
+            last_status: number | null;
+            /** Next Attempt At */
+            next_attempt_at: string | null;
+            /**
+             * Payload
+             * @description The body sent: `type`, `timestamp`, `data`.
+             */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** Run Id */
+            run_id: string;
+            /**
+             * Status
+             * @description `pending` (being tried), `delivered` (a 2xx came back) or `failed` (the dead letters: past the retry horizon, or refused for good; retry it with POST .../retry).
+             * @enum {string}
+             */
+            status: "pending" | "delivered" | "failed";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** DeliveryList */
+        DeliveryList: {
+            /** Items */
+            items: components["schemas"]["DeliveryInfo"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** DependencyCheck */
         DependencyCheck: {
+            /**
+             * Detail
+             * @description Only when down, when known: which node failed or what it reported, e.g. '10.0.0.7:6379 did not answer' or '10.0.0.5:6379 reports cluster_state:fail' (Redis Cluster), 'the node the sentinels name answers as slave' (Sentinel).
+             * @default
+             */
+            detail?: string;
             /**
              * Error
              * @description Only when down: the type of the error the check met, e.g. TimeoutError.
@@ -2535,6 +2782,16 @@ export interface components {
          *       },
          *       "status": "unavailable"
          *     }
+         * @example {
+         *       "checks": {
+         *         "redis": {
+         *           "detail": "10.0.0.7:6379 did not answer",
+         *           "error": "ConnectionError",
+         *           "status": "down"
+         *         }
+         *       },
+         *       "status": "unavailable"
+         *     }
          */
         Readiness: {
             /**
@@ -2720,7 +2977,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /** Steps Taken */
             steps_taken: number;
             /**
@@ -2853,7 +3110,7 @@ export interface components {
              * @default queued
              * @enum {string}
              */
-            status?: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status?: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /**
              * Steps Taken
              * @default 0
@@ -2937,7 +3194,7 @@ export interface components {
          * Scope
          * @enum {string}
          */
-        Scope: "agents:run" | "sessions:read" | "sessions:write" | "tasks:read" | "tasks:write" | "admin";
+        Scope: "agents:run" | "sessions:read" | "sessions:write" | "tasks:read" | "tasks:write" | "webhooks" | "admin";
         /** SessionCreate */
         SessionCreate: {
             /**
@@ -3156,7 +3413,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /** Steps Taken */
             steps_taken: number;
             /**
@@ -3221,7 +3478,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /** Task Id */
             task_id: string;
         };
@@ -3258,7 +3515,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /** Success */
             success: boolean;
             /** Task Id */
@@ -3283,7 +3540,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled";
+            status: "queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete";
             /**
              * Submitted At
              * Format: date-time
@@ -3543,6 +3800,62 @@ export interface components {
              */
             total_tokens?: number;
         };
+        /** UsageItem */
+        UsageItem: {
+            /** Agent */
+            agent?: string | null;
+            /**
+             * Billable Tokens
+             * @description Tokens of calls the cache did not answer.
+             */
+            billable_tokens: number;
+            /**
+             * Cached
+             * @description Answered from the LLM cache (no upstream cost).
+             */
+            cached?: boolean | null;
+            /** Calls */
+            calls: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Cost Usd
+             * @description What the billable tokens cost at MODEL_PRICES; null when a model in the group has no price.
+             */
+            cost_usd?: number | null;
+            /** Day */
+            day?: string | null;
+            /** Model */
+            model?: string | null;
+            /** Principal */
+            principal?: string | null;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /** UsageReport */
+        UsageReport: {
+            /**
+             * From
+             * Format: date
+             */
+            from: string;
+            /** Group By */
+            group_by: ("day" | "agent" | "model" | "cached" | "principal")[];
+            /**
+             * Items
+             * @description One per group, largest total first.
+             */
+            items: components["schemas"]["UsageItem"][];
+            /**
+             * To
+             * Format: date
+             */
+            to: string;
+            /** @description Everything in the range, all groups together. */
+            total: components["schemas"]["UsageItem"];
+        };
         /** UserCreate */
         UserCreate: {
             /**
@@ -3657,6 +3970,97 @@ export interface components {
             type: "video";
         } & {
             [key: string]: unknown;
+        };
+        /** WebhookCreate */
+        WebhookCreate: {
+            /**
+             * Description
+             * @description For you: what it is for.
+             * @default
+             */
+            description?: string;
+            /**
+             * Events
+             * @description The events to be told of: `run.completed`, `run.failed`, `run.cancelled`, `run.incomplete` (stopped at a token budget), `run.input_required` (foreground runs) and the same for `task.` (background tasks: a task's end is `task.completed`, never also `run.completed`).
+             */
+            events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
+            /**
+             * Url
+             * @description Where to POST: http(s), a public address (or one in WEBHOOK_ALLOWED_NETWORKS), no credentials in it.
+             * @example https://hooks.example.com/agent-service
+             */
+            url: string;
+        };
+        /** WebhookCreated */
+        WebhookCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Events */
+            events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
+            /** Id */
+            id: string;
+            /**
+             * Secret
+             * @description The signing secret (`whsec_...`), shown this once: verify each delivery's `webhook-signature` with it (Standard Webhooks; any of its libraries).
+             */
+            secret: string;
+            /** Url */
+            url: string;
+        };
+        /** WebhookInfo */
+        WebhookInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Description */
+            description: string;
+            /** Events */
+            events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+        };
+        /** WebhookList */
+        WebhookList: {
+            /** Items */
+            items: components["schemas"]["WebhookInfo"][];
+        };
+        /** WindowBudget */
+        WindowBudget: {
+            /**
+             * Held
+             * @description Tokens held by calls in flight (their usage replaces it).
+             */
+            held: number;
+            /**
+             * Limit
+             * @description Tokens allowed in the window; 0 = no budget.
+             */
+            limit: number;
+            /**
+             * Remaining
+             * @description What is left; null without a budget.
+             */
+            remaining: number | null;
+            /**
+             * Reset At
+             * Format: date-time
+             * @description When the window ends (UTC).
+             */
+            reset_at: string;
+            /**
+             * Spent
+             * @description Billable tokens of the calls that ended.
+             */
+            spent: number;
         };
     };
     responses: never;
@@ -7356,7 +7760,7 @@ export interface operations {
         parameters: {
             query?: {
                 session_id?: string | null;
-                status?: ("queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled") | null;
+                status?: ("queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete") | null;
                 limit?: number;
                 offset?: number;
             };
@@ -8561,7 +8965,7 @@ export interface operations {
     list_tasks_v1_tasks_get: {
         parameters: {
             query?: {
-                status?: ("queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled") | null;
+                status?: ("queued" | "running" | "pause_requested" | "paused" | "input_required" | "completed" | "failed" | "cancelled" | "incomplete") | null;
                 limit?: number;
                 offset?: number;
             };
@@ -9945,6 +10349,855 @@ export interface operations {
                 headers: {
                     /** @description Always `Bearer realm="agent-service"`. */
                     "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    usage_v1_usage_get: {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                group_by?: ("day" | "agent" | "model" | "cached" | "principal")[] | null;
+                principal?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another principal's usage, without the `admin` scope. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bad range: `to` before `from`, or longer than 366 days; or an unknown `group_by`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    budget_v1_usage_budget_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetReport"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_webhooks_v1_webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_webhook_v1_webhooks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller holds WEBHOOK_MAX_SUBSCRIPTIONS_PER_PRINCIPAL subscriptions already. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is invalid, or the URL may not be called: not http(s), credentials in it, a host that does not resolve, or one that resolves to a loopback, private or link-local address outside WEBHOOK_ALLOWED_NETWORKS. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_webhook_v1_webhooks__webhook_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookInfo"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No subscription with this id, or it is someone else's. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_webhook_v1_webhooks__webhook_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No subscription with this id, or it is someone else's. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_deliveries_v1_webhooks__webhook_id__deliveries_get: {
+        parameters: {
+            query?: {
+                status?: ("pending" | "delivered" | "failed") | null;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryList"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No subscription with this id, or it is someone else's. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retry_delivery_v1_webhooks__webhook_id__deliveries__delivery_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryInfo"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such subscription, or no delivery with this id in its log. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The delivery is still being tried. */
+            409: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -105,6 +105,36 @@ Secret holds REDIS_URL; it trusts that it does (documented in values.yaml). */}}
 {{- if or .Values.redis.enabled .Values.externalRedis.url .Values.existingSecret }}true{{- end }}
 {{- end }}
 
+{{/* Ports the pods open to an external Redis, one per line, for the NetworkPolicy egress rule:
+externalRedis.egress.ports, else read from externalRedis.url (app/core/redis_url.py's forms):
+each node's port (6379 when left out, 26379 for a sentinel) and, for Sentinel, 6379 for the
+data nodes the sentinels name. Empty for the in-chart Redis or when nothing is known. */}}
+{{- define "agent-service.externalRedisPorts" -}}
+{{- $ports := list }}
+{{- if .Values.redis.enabled }}
+{{- /* None: networkpolicy.yaml reaches the in-chart Redis by its pods. */}}
+{{- else if .Values.externalRedis.egress.ports }}
+{{- range .Values.externalRedis.egress.ports }}
+{{- $ports = append $ports (int .) }}
+{{- end }}
+{{- else if .Values.externalRedis.url }}
+{{- $url := .Values.externalRedis.url }}
+{{- $sentinel := hasSuffix "+sentinel" (lower (first (splitList "://" $url))) }}
+{{- /* After the scheme, drop the credentials (up to the last @), then the path. */}}
+{{- $rest := regexReplaceAll "^.*@" (regexReplaceAll "^[^:]*://" $url "") "" }}
+{{- range splitList "," (first (splitList "/" $rest)) }}
+{{- $port := regexFind ":[0-9]+$" (trim .) | trimPrefix ":" }}
+{{- $ports = append $ports (int (default (ternary "26379" "6379" $sentinel) $port)) }}
+{{- end }}
+{{- if $sentinel }}
+{{- $ports = append $ports 6379 }}
+{{- end }}
+{{- end }}
+{{- range uniq $ports }}
+{{ . }}
+{{- end }}
+{{- end }}
+
 {{/* Config value as a string. Helm reads numbers as float64, so 1048576 would print as
 1.048576e+06, which pydantic refuses for an int field: whole numbers print as integers. */}}
 {{- define "agent-service.envValue" -}}

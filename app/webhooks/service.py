@@ -1,0 +1,126 @@
+"""What the webhook routes do: subscriptions an owner manages, and their delivery logs.
+
+A subscription belongs to the principal that made it and hears only of that principal's runs
+and tasks. Another principal's subscription, or a malformed id, is a 404 like a missing one
+(``admin`` included: a subscription is as private as the runs it reports). Its URL is checked
+when it is made, as it is before every delivery (app/tasks/webhook_delivery.py).
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.tasks.webhook_delivery import Network, UnsafeWebhookUrl, check_webhook_url
+from app.webhooks.deliveries import DeliveryStore
+from app.webhooks.models import (
+    Delivery,
+    DeliveryStatus,
+    EventType,
+    Subscription,
+    new_subscription_id,
+)
+from app.webhooks.outbox import WebhookOutbox
+from app.webhooks.signing import new_secret
+from app.webhooks.subscriptions import SubscriptionStore
+
+SUBSCRIPTION_ID = re.compile(r"wh_[0-9a-f]{32}")
+MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
+
+
+def _not_found() -> NotFound:
+    return NotFound("No webhook subscription with this id.", code="webhook_not_found")
+
+
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        subscriptions: SubscriptionStore,
+        deliveries: DeliveryStore,
+        outbox: WebhookOutbox,
+        max_per_principal: int,
+        allowed_networks: tuple[Network, ...],
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+        self._outbox = outbox
+        self._max = max_per_principal
+        self._allowed = allowed_networks
+
+    async def create(
+        self, owner: str, *, url: str, events: builtins.list[EventType], description: str
+    ) -> Subscription:
+        try:
+            await check_webhook_url(url, allow_private=False, allowed_networks=self._allowed)
+        except UnsafeWebhookUrl as exc:
+            raise Unprocessable(
+                f"The webhook URL cannot be used: {exc}.",
+                code="webhook_url_refused",
+                extensions={"errors": [{"field": "body.url", "message": str(exc)}]},
+            ) from None
+        if await self.subscriptions.count(owner) >= self._max:
+            raise Conflict(
+                f"At most {self._max} webhook subscriptions per principal; delete one first.",
+                code="too_many_webhooks",
+            )
+        subscription = Subscription(
+            id=new_subscription_id(),
+            owner=owner,
+            url=url,
+            events=sorted(set(events)),
+            description=description,
+            secret=new_secret(),
+        )
+        await self.subscriptions.create(subscription)
+        self._outbox.subscribed()
+        return subscription
+
+    async def list(self, owner: str) -> list[Subscription]:
+        return await self.subscriptions.list(owner)
+
+    async def get(self, owner: str, subscription_id: str) -> Subscription:
+        if SUBSCRIPTION_ID.fullmatch(subscription_id) is None:
+            raise _not_found()
+        subscription = await self.subscriptions.get(subscription_id)
+        if subscription is None or subscription.owner != owner:
+            raise _not_found()
+        return subscription
+
+    async def delete(self, owner: str, subscription_id: str) -> None:
+        subscription = await self.get(owner, subscription_id)
+        await self.subscriptions.delete(subscription)
+        await self.deliveries.forget(subscription.id)
+
+    async def deliveries_of(
+        self,
+        owner: str,
+        subscription_id: str,
+        *,
+        status: DeliveryStatus | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[builtins.list[Delivery], int]:
+        subscription = await self.get(owner, subscription_id)
+        return await self.deliveries.list(
+            subscription.id, status=status, limit=limit, offset=offset
+        )
+
+    async def retry(self, owner: str, subscription_id: str, message_id: str) -> Delivery:
+        """Queue a delivery again, now, with its message id and body (a dead letter, or one
+        already delivered that the receiver asks for again)."""
+        subscription = await self.get(owner, subscription_id)
+        delivery = None
+        if MESSAGE_ID.fullmatch(message_id) is not None:
+            delivery = await self.deliveries.get(subscription.id, message_id)
+        if delivery is None:
+            raise NotFound("No delivery with this id.", code="webhook_delivery_not_found")
+        if delivery.status == "pending":
+            raise Conflict(
+                "This delivery is still being tried; it can be retried once it has ended.",
+                code="webhook_delivery_pending",
+            )
+        again = delivery.model_copy(update={"status": "pending", "next_attempt_at": None})
+        await self.deliveries.save(again, due_in=0.0)
+        return again

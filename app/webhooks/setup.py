@@ -1,0 +1,72 @@
+"""Builds the webhook parts of one process from Settings: the service the routes use, the
+outbox the run store tells of status changes, and (where tasks run) the dispatcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.core.config import Settings
+from app.store.run_store import RunStore
+from app.tasks.webhook_delivery import WebhookDelivery, WebhookPolicy
+from app.webhooks.deliveries import DeliveryStore, MemoryDeliveryStore
+from app.webhooks.deliveries_redis import RedisDeliveryStore
+from app.webhooks.dispatcher import WebhookDispatcher
+from app.webhooks.outbox import WebhookOutbox
+from app.webhooks.service import WebhookService
+from app.webhooks.subscriptions import (
+    MemorySubscriptionStore,
+    RedisSubscriptionStore,
+    SubscriptionStore,
+)
+
+
+@dataclass(slots=True)
+class Webhooks:
+    service: WebhookService
+    dispatcher: WebhookDispatcher | None  # only where tasks run (a worker)
+
+
+def build_webhooks(
+    settings: Settings, redis: Redis | None, runs: RunStore, *, dispatch: bool
+) -> Webhooks:
+    """Also makes ``runs`` tell the outbox of every status change."""
+    subscriptions: SubscriptionStore
+    deliveries: DeliveryStore
+    retention = settings.WEBHOOK_DELIVERY_RETENTION_SECONDS
+    if redis is None:
+        subscriptions = MemorySubscriptionStore()
+        deliveries = MemoryDeliveryStore(retention_seconds=retention)
+    else:
+        prefix = settings.REDIS_KEY_PREFIX
+        subscriptions = RedisSubscriptionStore(redis, prefix=prefix)
+        deliveries = RedisDeliveryStore(redis, prefix=prefix, retention_seconds=retention)
+    outbox = WebhookOutbox(runs=runs, subscriptions=subscriptions, deliveries=deliveries)
+    runs.observer = outbox.on_status
+    networks = settings.webhook_allowed_networks
+    dispatcher = None
+    if dispatch:
+        policy = WebhookPolicy(
+            attempts=1,  # one per claim: the retries are the dispatcher's, in the store
+            timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+            backoff_seconds=settings.WEBHOOK_BACKOFF_SECONDS,
+            max_backoff_seconds=settings.WEBHOOK_MAX_BACKOFF_SECONDS,
+            allowed_networks=networks,
+        )
+        dispatcher = WebhookDispatcher(
+            subscriptions=subscriptions,
+            deliveries=deliveries,
+            http=WebhookDelivery(policy=policy),
+            concurrency=settings.WEBHOOK_CONCURRENCY,
+            poll_seconds=settings.WEBHOOK_POLL_SECONDS,
+            horizon_seconds=settings.WEBHOOK_RETRY_HORIZON_SECONDS,
+        )
+    service = WebhookService(
+        subscriptions=subscriptions,
+        deliveries=deliveries,
+        outbox=outbox,
+        max_per_principal=settings.WEBHOOK_MAX_SUBSCRIPTIONS_PER_PRINCIPAL,
+        allowed_networks=networks,
+    )
+    return Webhooks(service=service, dispatcher=dispatcher)
