@@ -5,6 +5,7 @@ and the SDK's error classes for 401, 404 and 429."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -38,7 +39,21 @@ def server(redis_server: RedisServer) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def api_key(server: ServerProcess) -> str:
+def slow_server(redis_server: RedisServer) -> Iterator[ServerProcess]:
+    """Answers take 30 s: a cancel always lands while the response is queued or running,
+    however loaded the machine (on the 2 s server it once arrived after the end)."""
+    redis_server.start()
+    env = {
+        **ENV,
+        "OFFLINE_TOKENS_PER_SECOND": "2",
+        "REDIS_URL": redis_server.url,
+        "REDIS_KEY_PREFIX": f"e2e-{uuid.uuid4().hex}:",
+    }
+    with ServerProcess(env=env) as process:
+        yield process
+
+
+def make_api_key(server: ServerProcess) -> str:
     """An API key with agents:run and tasks:write, as an OpenAI client would hold one."""
     made = httpx.post(
         f"{server.url}/v1/auth/api-keys",
@@ -48,6 +63,11 @@ def api_key(server: ServerProcess) -> str:
     )
     assert made.status_code == 201, made.text
     return str(made.json()["key"])
+
+
+@pytest.fixture(scope="module")
+def api_key(server: ServerProcess) -> str:
+    return make_api_key(server)
 
 
 @pytest.fixture
@@ -85,14 +105,29 @@ def test_create_stream_and_retrieve_with_the_sync_client(client: OpenAI) -> None
     assert client.responses.retrieve(final.id).status == "completed"
 
 
-async def test_background_retrieve_and_cancel_with_the_async_client(aclient: AsyncOpenAI) -> None:
-    async with aclient:
-        queued = await aclient.responses.create(model="chat", input="Background", background=True)
+async def test_background_retrieve_and_cancel_with_the_async_client(
+    aclient: AsyncOpenAI, slow_server: ServerProcess
+) -> None:
+    slow = AsyncOpenAI(
+        base_url=f"{slow_server.url}/v1", api_key=make_api_key(slow_server), max_retries=0
+    )
+    async with slow:
+        queued = await slow.responses.create(model="chat", input="Background", background=True)
         assert queued.status == "queued" and queued.background
         started = time.monotonic()
-        cancelled = await aclient.responses.cancel(queued.id)
+        cancelled = await slow.responses.cancel(queued.id)
         assert cancelled.status == "cancelled" and time.monotonic() - started < 5
-        assert (await aclient.responses.retrieve(queued.id)).status == "cancelled"
+        assert (await slow.responses.retrieve(queued.id)).status == "cancelled"
+        # Once its worker is streaming the answer, a cancel stops it within seconds too.
+        running = await slow.responses.create(model="chat", input="Run then stop", background=True)
+        deadline = time.monotonic() + 20
+        while (await slow.responses.retrieve(running.id)).status == "queued":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        stopped = await slow.responses.cancel(running.id)
+        assert stopped.status == "cancelled" and time.monotonic() - started < 5
+    async with aclient:
         done = await aclient.responses.create(model="chat", input="Finish", background=True)
         events = await aclient.responses.retrieve(done.id, stream=True)
         kinds = [event.type async for event in events]
