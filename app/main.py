@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
             authenticator=services.authenticator,
             rate_limiter=services.rate_limiter,
             auth_failures=services.auth_failures,
+            tenant_limits=services.runs.limits,
         ),
         docs_url=None,  # /docs and /redoc: app/api/docs.py, assets served locally
         redoc_url=None,

@@ -39,6 +39,8 @@ from app.security.keyring import Keyring
 from app.security.oidc import build_oidc_verifier
 from app.security.passwords import PasswordHasher
 from app.security.revocation import UserCheck
+from app.security.tenant_limits import TenantLimits
+from app.security.tenants import TenantDirectory, TenantService
 from app.security.users import UserService
 from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
 from app.store.auth_failures import AuthFailureLimiter, build_auth_failure_limiter
@@ -49,6 +51,7 @@ from app.store.run_store import RunStore
 from app.store.run_store_memory import MemoryRunStore
 from app.store.run_store_redis import RedisRunStore
 from app.store.session_backends import build_agent_state_store, build_session_store
+from app.store.tenants import MemoryTenantStore, RedisTenantStore, TenantStore
 from app.store.usage_ledger import Budgets, MemoryUsageLedger, UsageLedger
 from app.store.usage_ledger_redis import RedisUsageLedger
 from app.store.users import MemoryUserStore, RedisUserStore, UserStore
@@ -76,6 +79,8 @@ class AppServices:
     user_check: UserCheck
     principal_changes: InvalidationBus
     user_admin: UserService
+    tenants: TenantDirectory
+    tenant_admin: TenantService
     authenticator: Authenticator
     rate_limiter: RequestRateLimiter
     auth_failures: AuthFailureLimiter | None = None  # None: AUTH_FAILURE_LIMIT is off
@@ -172,6 +177,12 @@ def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, Ap
     return RedisUserStore(redis, prefix=prefix), RedisApiKeyStore(redis, prefix=prefix)
 
 
+def build_tenant_store(settings: Settings, redis: Redis | None) -> TenantStore:
+    if redis is None:
+        return MemoryTenantStore()
+    return RedisTenantStore(redis, prefix=settings.REDIS_KEY_PREFIX)
+
+
 def build_run_storage(
     settings: Settings, redis: Redis | None, blocking: Redis | None
 ) -> tuple[RunStore, TaskBackend]:
@@ -230,7 +241,11 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         ttl_seconds=settings.USER_CHECK_TTL_SECONDS,
         fail_open=settings.USER_CHECK_FAIL_OPEN,
     )
-    principal_changes = InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=user_check)
+    tenant_store = build_tenant_store(settings, redis)
+    tenants = TenantDirectory(tenant_store, ttl_seconds=settings.USER_CHECK_TTL_SECONDS)
+    principal_changes = InvalidationBus(
+        redis, prefix=settings.REDIS_KEY_PREFIX, check=user_check, also=(tenants,)
+    )
     agents = build_registry(settings.AGENTS)
     tools = build_tool_registry(settings.TOOLS, timeout=settings.TOOL_TIMEOUT_SECONDS)
     llm = build_llm(settings, redis)
@@ -252,6 +267,7 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         bus=bus,
         slots=build_run_slots(settings, redis),
         meter=build_usage_meter(settings, redis),
+        limits=TenantLimits(settings, tenants),
     )
     worker = None
     if settings.WORKER_ENABLED if run_worker is None else run_worker:
@@ -274,11 +290,16 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         user_admin=UserService(
             users=users, api_keys=api_keys, hasher=hasher, bus=principal_changes
         ),
+        tenants=tenants,
+        tenant_admin=TenantService(
+            store=tenant_store, users=users, api_keys=api_keys, bus=principal_changes
+        ),
         authenticator=Authenticator(
             settings=settings,
             api_keys=api_keys,
             keys=keys,
             user_check=user_check,
+            tenants=tenants,
             oidc=build_oidc_verifier(settings),
         ),
         rate_limiter=RequestRateLimiter(settings=settings, redis=redis),
@@ -292,7 +313,6 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
             backend=task_backend,
             runs=runs,
             sessions=sessions,
-            max_active_per_principal=settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL,
         ),
         bus=bus,
         worker=worker,

@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 from app.agents.usage import BudgetExceeded, UsageMeter, estimate_prompt_tokens
 from app.core.clock import utcnow
 from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, Usage
-from app.store.usage_ledger import Hold
+from app.store.usage_ledger import Budgets, Hold
 
 CacheStatus = Literal["HIT", "MISS", "BYPASS"]
 NO_HOLD = Hold(0, utcnow())  # nothing held: releasing it changes nothing
@@ -57,6 +57,7 @@ class RunLLM:
         meter: UsageMeter | None = None,
         agent: str = "",
         run_budget: int = 0,
+        budgets: Budgets | None = None,
     ) -> None:
         self._llm = llm
         self._bypass = bypass_cache
@@ -64,6 +65,8 @@ class RunLLM:
         self._meter = meter
         self._agent = agent
         self._run_budget = run_budget  # 0: none
+        # The principal's budgets (its tenant's policy, else the deployment's settings).
+        self._budgets = budgets if budgets is not None else (meter.budgets if meter else None)
         self.usage = Usage()
         self.billable_tokens = 0  # not answered from the cache: what a budget counts
         self.calls = 0
@@ -126,8 +129,9 @@ class RunLLM:
         """Budget for one call: refused (BudgetExceeded) when less than its prompt is left,
         else held, and its completion capped (max_tokens) at what is left, so the call stops
         at the budget mid-answer (and the run with it) rather than past it."""
-        meter = self._meter
-        if not self._run_budget and (meter is None or not meter.budgets.any):
+        meter, budgets = self._meter, self._budgets
+        budgeted = meter is not None and budgets is not None and budgets.any
+        if not self._run_budget and not budgeted:
             return BudgetedCall(request, NO_HOLD)
         prompt = estimate_prompt_tokens(request.messages)
         reserve = meter.reserve_tokens if meter is not None else 1024
@@ -138,10 +142,10 @@ class RunLLM:
             if room <= prompt:
                 raise BudgetExceeded("run", None)
         hold = NO_HOLD
-        if meter is not None and meter.budgets.any:
-            hold = await meter.hold(self._principal_id, room, least=prompt + 1)
+        if budgeted and meter is not None and budgets is not None:
+            hold = await meter.hold(self._principal_id, room, least=prompt + 1, budgets=budgets)
             if hold.tokens and hold.tokens < room:
-                room, limit = hold.tokens, meter.budgets.window
+                room, limit = hold.tokens, budgets.window
         if room >= wanted:
             return BudgetedCall(request, hold)
         capped = request.model_copy(update={"max_tokens": room - prompt})

@@ -15,7 +15,7 @@ import structlog
 from app.agents.context import RunContext
 from app.agents.control import RunControl
 from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
-from app.agents.errors import InvalidInput
+from app.agents.errors import AgentNotFound, InvalidInput
 from app.agents.events import InputRequired
 from app.agents.feed import RunFeed
 from app.agents.followers import FollowItem, RunFollowers
@@ -35,6 +35,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.llm.types import ChatMessage
 from app.observability.metrics import CONCURRENCY_REJECTIONS
 from app.security.principals import Principal
+from app.security.tenant_limits import PrincipalLimits, TenantLimits
 from app.store.agent_state import SessionState
 from app.store.concurrency import MemorySlots, SlotLimiter, TooManyConcurrentRuns
 from app.store.run_records import RunRecord, RunStatus
@@ -61,9 +62,11 @@ class RunService:
         bus: RunControlBus | None = None,
         slots: SlotLimiter | None = None,
         meter: UsageMeter,
+        limits: TenantLimits,
     ) -> None:
         self._settings = settings
         self.meter = meter  # budgets and the usage ledger (app/agents/usage.py)
+        self.limits = limits  # each principal's, from its tenant's policy
         self.agents = agents
         self.tools = tools
         self._llm = llm
@@ -95,13 +98,16 @@ class RunService:
         before any reader sees the event). Raises TooManyConcurrentRuns when the
         principal is at its cap, BudgetExhausted when one of its token budgets is spent, and
         the session's errors (busy, not found)."""
+        limits = await self.limits.of(request.principal.tenant)
+        if not limits.allows(request.agent):  # as if it did not exist, for this tenant
+            raise AgentNotFound(request.agent)
         agent = self.agents.require(request.agent)
         if foreground:  # a task was checked when submitted
-            await self.meter.check(request.principal.id)
+            await self.meter.check(request.principal.id, limits.budgets)
         run_id = run_id or uuid.uuid4().hex
-        counted = foreground and self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL > 0
+        counted = foreground and limits.max_concurrent_runs > 0
         if counted:
-            await self._take_slot(request.principal.id, run_id)
+            await self._take_slot(request.principal.id, run_id, limits.max_concurrent_runs)
         session_id = request.session_id
         try:
             if session_id is None and foreground and request.store:
@@ -120,7 +126,9 @@ class RunService:
             journal.on_asked = on_asked
             if run_id in self._counted:  # its slot goes back with the record's end
                 journal.also_on_finish = self._slots.release_commands(request.principal.id, run_id)
-            run = self._build(request, agent, run_id, session_id, history, journal, after_seq)
+            run = self._build(
+                request, agent, run_id, session_id, history, journal, after_seq, limits
+            )
             record = new_record(request, agent.name, run_id, session_id, self.holder)
             await journal.open(record, run.opening())
         except BaseException:
@@ -147,6 +155,7 @@ class RunService:
         history: list[ChatMessage],
         journal: RunJournal,
         after_seq: int,
+        limits: PrincipalLimits,
     ) -> Run:
         settings = self._settings
         control = RunControl()
@@ -168,7 +177,8 @@ class RunService:
                 principal_id=request.principal.id,
                 meter=self.meter,
                 agent=agent.name,
-                run_budget=settings.BUDGET_TOKENS_PER_RUN,
+                run_budget=limits.run_budget,
+                budgets=limits.budgets,
             ),
             tools=self.tools,
             max_steps=request.max_steps or settings.MAX_STEPS,
@@ -213,8 +223,7 @@ class RunService:
     def _lock_seconds(self) -> int:
         return int(self._settings.RUN_TIMEOUT_SECONDS) + LOCK_MARGIN_SECONDS
 
-    async def _take_slot(self, owner: str, run_id: str) -> None:
-        limit = self._settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
+    async def _take_slot(self, owner: str, run_id: str, limit: int) -> None:
         if not await self._slots.acquire(owner, run_id, limit=limit):
             CONCURRENCY_REJECTIONS.labels(kind="runs").inc()
             raise TooManyConcurrentRuns(

@@ -112,11 +112,13 @@ class UsageMeter:
         self._checked: dict[str, tuple[float, Spend]] = {}  # principal -> (read at, spend)
         self._pool = ChunkPool(lease_seconds=lease_seconds)
 
-    async def check(self, principal: str) -> None:
+    async def check(self, principal: str, budgets: Budgets | None = None) -> None:
         """Before a run starts: 429 ``budget_exhausted`` while a budget is spent. Read at
         most every CHECK_SECONDS per principal and process (a gate for new runs only: every
-        model call is held exactly)."""
-        if not self.budgets.any:
+        model call is held exactly). ``budgets``: the principal's own (its tenant's policy),
+        else the deployment's."""
+        budgets = budgets or self.budgets
+        if not budgets.any:
             return
         now = utcnow()
         spend = self._checked.get(principal)
@@ -131,8 +133,8 @@ class UsageMeter:
                 self._checked.clear()
             self._checked[principal] = spend
         windows: tuple[tuple[Window, int], ...] = (
-            ("day", self.budgets.per_day),
-            ("month", self.budgets.per_month),
+            ("day", budgets.per_day),
+            ("month", budgets.per_month),
         )
         for window, limit in windows:
             if spend[1].used_up(window, limit):
@@ -142,13 +144,16 @@ class UsageMeter:
                     window, limit=limit, spent=spent, reset=resets_at(window, now)
                 )
 
-    async def hold(self, principal: str, amount: int, *, least: int) -> Hold:
+    async def hold(
+        self, principal: str, amount: int, *, least: int, budgets: Budgets | None = None
+    ) -> Hold:
         """Before a model call: hold up to ``amount`` tokens of the principal's budgets, at
         least ``least`` (its prompt and one token), or raise BudgetExceeded. Borrowed from
         this process's chunk of the budgets when it has room (no round trip), else a new
         chunk is held in Redis. While calls in flight hold what is left, wait for them (up
         to HOLD_WAIT_SECONDS)."""
-        if not self.budgets.any:
+        budgets = budgets or self.budgets
+        if not budgets.any:
             return Hold(0, utcnow())
         lent = self._pool.lend(principal, amount, least)
         if lent is not None:
@@ -160,9 +165,9 @@ class UsageMeter:
             try:
                 reservation = await self.ledger.reserve(
                     principal,
-                    chunk_size(self.budgets, amount),
+                    chunk_size(budgets, amount),
                     least=least,
-                    budgets=self.budgets,
+                    budgets=budgets,
                     at=now,
                     lease_seconds=self._lease * 2,  # its calls end before (ChunkPool)
                 )
@@ -179,24 +184,26 @@ class UsageMeter:
             self._keep_flushing()  # this process's own idle chunks end too
             await asyncio.sleep(pause)  # held by calls in flight: they end soon
             pause = min(pause * 2, 1.0)
-        window = await self._spent_window(principal, now, least)
+        window = await self._spent_window(principal, now, least, budgets)
         if reservation.lasting:  # what is left is too small for a call: so for new runs too
             await self.ledger.close(principal, window, now)
             self._checked.pop(principal, None)  # this process's next check reads it
         metrics.BUDGET_REJECTIONS.labels(window).inc()
         raise BudgetExceeded(window, (resets_at(window, now) - now).total_seconds())
 
-    async def _spent_window(self, principal: str, now: datetime, least: int) -> Window:
+    async def _spent_window(
+        self, principal: str, now: datetime, least: int, budgets: Budgets
+    ) -> Window:
         try:
             spend = await self.ledger.spent(principal, now)
         except Exception as exc:
             raise_if_cancelling()
             self._unchecked(exc)
-            return self.budgets.window
-        per_day = self.budgets.per_day
+            return budgets.window
+        per_day = budgets.per_day
         if per_day and per_day - spend.day - spend.held_day < least:
             return "day"
-        return "month" if self.budgets.per_month else "day"
+        return "month" if budgets.per_month else "day"
 
     def settle(
         self,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
+from app.agents.errors import AgentNotFound
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent, input_model_of, input_schema_for
 from app.agents.run_request import RunRequest
@@ -61,12 +62,14 @@ def _info(agent: Agent) -> AgentInfo:
 
 
 @router.get("", response_model=AgentList, responses=problems(401), summary="List the agents")
-async def list_agents(_principal: PrincipalDep, runs: RunServiceDep) -> AgentList:
+async def list_agents(principal: PrincipalDep, runs: RunServiceDep) -> AgentList:
     """Every registered agent: its name (used in the paths below), description, input schema
     and capabilities (`streaming`, `tools`, `human_input`). The input schema says what the
     run body's `input` is: a string, or for an agent with an input model an object with
-    its fields. Any authenticated caller, no scope needed."""
-    items = [_info(agent) for agent in runs.agents.all()]
+    its fields. Any authenticated caller, no scope needed; a tenant's principals see the
+    agents its policy allows."""
+    limits = await runs.limits.of(principal.tenant)
+    items = [_info(agent) for agent in runs.agents.all() if limits.allows(agent.name)]
     return AgentList(items=items, total=len(items))
 
 
@@ -76,9 +79,12 @@ async def list_agents(_principal: PrincipalDep, runs: RunServiceDep) -> AgentLis
     responses=problems(401, docs={404: AGENT_NOT_FOUND}),
     summary="Describe one agent",
 )
-async def get_agent(agent: str, _principal: PrincipalDep, runs: RunServiceDep) -> AgentInfo:
+async def get_agent(agent: str, principal: PrincipalDep, runs: RunServiceDep) -> AgentInfo:
     """One agent's description, input schema and capabilities. Any authenticated caller;
-    404 `agent_not_found` for a name that is not registered."""
+    404 `agent_not_found` for a name that is not registered (or that the caller's tenant
+    may not use)."""
+    if not (await runs.limits.of(principal.tenant)).allows(agent):
+        raise AgentNotFound(agent)
     return _info(runs.agents.require(agent))
 
 
@@ -127,7 +133,8 @@ async def invoke(
     new run. An agent that asks for human input (`approval`) answers 409
     `input_required_unsupported`: use the stream, the WebSocket or a background task. A run
     that fails answers with its error code: 502 for LLM failures, 504 `run_timeout`, 422
-    `max_steps_exceeded`.
+    `max_steps_exceeded`, 429 `budget_exceeded`; its `X-Run-ID` header names the run, whose
+    record keeps what it produced.
     """
     run = await runs.start(request)
     try:
@@ -146,7 +153,9 @@ async def invoke(
     completed = stop if isinstance(stop, RunCompleted) else None
     if completed is None:
         assert run.error is not None  # noqa: S101 - a run always ends with one of the two
-        raise run_error(run.error)
+        failure = run_error(run.error)
+        failure.headers["X-Run-ID"] = run.run_id  # its record keeps what it produced
+        raise failure
     response.headers["X-Cache"] = run.ctx.llm.cache_status
     return InvokeResponse(
         output=completed.output,

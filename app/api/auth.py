@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.deps import AdminDep, PrincipalDep, ServicesDep, SettingsDep
+from app.api.deps import PrincipalDep, ServicesDep, SettingsDep, TenantAdminDep
 from app.api.responses import (
     API_KEY_NOT_FOUND,
     LOGIN_UNAUTHORIZED,
@@ -26,6 +26,8 @@ from app.api.schemas.auth import (
     PrincipalResponse,
     TokenResponse,
 )
+from app.api.tenant_scope import managed_tenant, may_manage
+from app.api.users import TenantQuery
 from app.core.errors import AppError, NotFound, Unauthorized, Unprocessable
 from app.security.accounts import (
     authenticate_user,
@@ -34,7 +36,9 @@ from app.security.accounts import (
     revoke_api_key,
 )
 from app.security.passwords import MAX_PASSWORD_BYTES, PasswordTooLong
+from app.security.scopes import Scope
 from app.security.tokens import issue_access_token
+from app.security.users import refuse_admin_outside_default
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -132,7 +136,11 @@ async def me(principal: PrincipalDep) -> PrincipalResponse:
     """The principal behind the credentials sent: a user (`user:<name>`) signed in with a
     token, or an API key (`key:<id>`), with its scopes. Any valid credentials."""
     return PrincipalResponse(
-        id=principal.id, kind=principal.kind, name=principal.name, scopes=sorted(principal.scopes)
+        id=principal.id,
+        kind=principal.kind,
+        name=principal.name,
+        scopes=sorted(principal.scopes),
+        tenant=principal.tenant,
     )
 
 
@@ -144,14 +152,18 @@ async def me(principal: PrincipalDep) -> PrincipalResponse:
     summary="Create an API key (shown once)",
 )
 async def create_key(
-    body: ApiKeyCreate, principal: AdminDep, services: ServicesDep
+    body: ApiKeyCreate, principal: TenantAdminDep, services: ServicesDep
 ) -> ApiKeyCreated:
     """A new API key with the given scopes, for `X-API-Key`. The key itself is in this
     answer only: the service keeps just its hash. An API key is a principal of its own:
     sessions and tasks it creates belong to the key. It stops working at `expires_at`
     (or `expires_in` seconds from now; unset = never: 401 `api_key_expired`), and when the
-    user who made it is disabled or deleted (401 `api_key_revoked`). Needs the `admin`
-    scope; not idempotent (each call makes a new key)."""
+    user who made it is disabled or deleted (401 `api_key_revoked`). With `tenant_id` its
+    principal belongs to that tenant and cannot hold `admin`. Needs the `admin` scope, or
+    `tenant:admin` for its own tenant; not idempotent (each call makes a new key)."""
+    requested = body.tenant_id or principal.tenant
+    tenant = await managed_tenant(principal, requested, services.tenants)
+    refuse_admin_outside_default(tenant, body.scopes)
     created = await create_api_key(
         store=services.api_keys,
         pepper=services.keys.api_key_pepper,
@@ -159,6 +171,7 @@ async def create_key(
         scopes=frozenset(body.scopes),
         created_by=principal.id,
         expires_at=body.expiry(),
+        tenant=tenant,
     )
     return ApiKeyCreated(**created.record.model_dump(), key=created.plaintext)
 
@@ -169,11 +182,17 @@ async def create_key(
     responses=problems(401, 403),
     summary="List the API keys",
 )
-async def list_keys(_principal: AdminDep, services: ServicesDep) -> ApiKeyList:
-    """Every API key, revoked ones included (`revoked_at`), with its `expires_at` and who
-    made it, without the secret: only its first characters (`prefix`) to recognise it.
-    Needs the `admin` scope."""
+async def list_keys(
+    principal: TenantAdminDep, services: ServicesDep, tenant_id: TenantQuery = None
+) -> ApiKeyList:
+    """The API keys of one tenant (`admin` without `tenant_id`: of every tenant), revoked
+    ones included (`revoked_at`), with `expires_at` and who made them, without the secret:
+    only its first characters (`prefix`) to recognise it. Needs the `admin` scope, or
+    `tenant:admin` (its own tenant's)."""
     records = await services.api_keys.list()
+    if tenant_id is not None or Scope.ADMIN not in principal.scopes:
+        tenant = await managed_tenant(principal, tenant_id, services.tenants)
+        records = [record for record in records if record.tenant == tenant]
     items = [ApiKeyInfo(**record.model_dump()) for record in records]
     return ApiKeyList(items=items, total=len(items))
 
@@ -184,9 +203,13 @@ async def list_keys(_principal: AdminDep, services: ServicesDep) -> ApiKeyList:
     responses=problems(401, 403, docs={404: API_KEY_NOT_FOUND}),
     summary="Revoke an API key (idempotent)",
 )
-async def revoke_key(key_id: str, _principal: AdminDep, services: ServicesDep) -> ApiKeyInfo:
+async def revoke_key(key_id: str, principal: TenantAdminDep, services: ServicesDep) -> ApiKeyInfo:
     """Revokes the key at once: its next request gets 401 `api_key_invalid`. Revoking a
-    revoked key answers the same record again (idempotent). Needs the `admin` scope."""
+    revoked key answers the same record again (idempotent). Needs the `admin` scope, or
+    `tenant:admin` for a key of its own tenant."""
+    existing = await services.api_keys.get(key_id)
+    if existing is None or not may_manage(principal, existing.tenant):
+        raise NotFound("No API key with this id.")
     record = await revoke_api_key(
         store=services.api_keys, bus=services.principal_changes, key_id=key_id
     )

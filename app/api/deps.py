@@ -104,4 +104,5 @@ SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scop
 TasksReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_READ])]
 TasksWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TASKS_WRITE])]
 WebhooksDep = Annotated[Principal, Security(current_principal, scopes=[Scope.WEBHOOKS])]
+TenantAdminDep = Annotated[Principal, Security(current_principal, scopes=[Scope.TENANT_ADMIN])]
 AdminDep = Annotated[Principal, Security(current_principal, scopes=[Scope.ADMIN])]

@@ -1,6 +1,6 @@
 """Token usage and budgets: what a principal's runs and tasks used, from the usage ledger
 (app/agents/usage.py). Any principal reads its own; `admin` reads anyone's, or everyone's
-(`principal=*`)."""
+(`principal=*`); a `tenant:admin` those of its own tenant."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.api.schemas.usage import BudgetReport, GroupBy, UsageItem, UsageReport,
 from app.core.budget_settings import ModelPrice
 from app.core.clock import utcnow
 from app.core.errors import Forbidden, Unprocessable
+from app.core.tenancy import DEFAULT_TENANT, tenant_of
 from app.security.scopes import Scope
 from app.store.usage_ledger import UsageRow, Window, resets_at
 
@@ -52,16 +53,25 @@ async def usage(
     grouped by any of `day`, `agent`, `model`, `cached`, `principal` (repeat `group_by`;
     default day, agent, model). Calls answered from the LLM cache are counted apart
     (`cached`) and are not billable. The caller's own usage; with `admin`, `principal=<id>`
-    for another's or `principal=*` for everyone's. Usage reaches the ledger within a second
-    of each call."""
+    for another's or `principal=*` for everyone's (`tenant:admin`: within its tenant). Usage
+    reaches the ledger within a second of each call."""
     last = to or utcnow().date()
     first = from_ or last
     if last < first or (last - first).days >= MAX_DAYS:
         raise Unprocessable(f"`from` must be on or before `to`, at most {MAX_DAYS} days apart.")
     who = principal.id if of is None else of
+    tenant_wide = principal.has_scopes({Scope.TENANT_ADMIN}) and principal.tenant != DEFAULT_TENANT
     if who != principal.id and not principal.has_scopes({Scope.ADMIN}):
-        raise Forbidden("Reading another principal's usage needs admin.", code="insufficient_scope")
+        # A tenant:admin reads the principals of its own tenant (`*`: all of them).
+        if not tenant_wide or (who != "*" and tenant_of(who) != principal.tenant):
+            raise Forbidden(
+                "Reading another principal's usage needs admin (or tenant:admin, within "
+                "its own tenant).",
+                code="insufficient_scope",
+            )
     rows = await runs.meter.ledger.rows(None if who == "*" else [who], first, last)
+    if who == "*" and not principal.has_scopes({Scope.ADMIN}):
+        rows = [row for row in rows if tenant_of(row.principal) == principal.tenant]
     default: list[GroupBy] = ["day", "agent", "model"]
     groups = list(dict.fromkeys(group_by or default))
     prices = settings.MODEL_PRICES
@@ -132,7 +142,8 @@ async def budget(
     meter = runs.meter
     now = utcnow()
     spend = await meter.ledger.spent(principal.id, now)
-    budgets = meter.budgets
+    limits = await runs.limits.of(principal.tenant)  # its tenant's policy, else the settings
+    budgets = limits.budgets
 
     def window(limit: int, spent: int, held: int, name: Window) -> WindowBudget:
         remaining = max(limit - spent - held, 0) if limit else None
@@ -145,7 +156,7 @@ async def budget(
 
     return BudgetReport(
         principal=principal.id,
-        run_limit=settings.BUDGET_TOKENS_PER_RUN,
+        run_limit=limits.run_budget,
         day=window(budgets.per_day, spend.day, spend.held_day, "day"),
         month=window(budgets.per_month, spend.month, spend.held_month, "month"),
     )

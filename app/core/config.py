@@ -186,19 +186,10 @@ class Settings(
         description="Who shares cached LLM answers. global = every caller: the most hits, but "
         "whoever sends the same text as someone else gets X-Cache: HIT and the same answer, "
         "so learns what was asked (fine when all callers are one organisation). principal = "
-        "each user or API key has its own entries: no such oracle, fewer hits. tenant is "
-        "reserved (refused until tenants exist). Production warns about global.",
+        "each user or API key has its own entries: no such oracle, fewer hits. tenant = "
+        "every caller of one tenant. Tenants never share entries, whatever the scope (global "
+        "and tenant differ only in name). Production warns about global.",
     )
-
-    @field_validator("CACHE_SCOPE")
-    @classmethod
-    def _no_tenants_yet(cls, value: str) -> str:
-        if value == "tenant":
-            raise ValueError(
-                "CACHE_SCOPE=tenant is reserved: this version has no tenants yet. Use "
-                "principal (one partition per user or API key) or global (shared by all)."
-            )
-        return value
 
     # --- Background tasks --------------------------------------------------------------------
     WORKER_ENABLED: bool = Field(

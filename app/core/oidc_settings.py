@@ -42,6 +42,11 @@ class OidcSettings(BaseModel):
     OIDC_ROLES_CLAIM: str | None = Field(
         None, description="Dotted path of the roles claim, e.g. realm_access.roles; unset = none."
     )
+    OIDC_TENANT_CLAIM: str | None = Field(
+        None,
+        description="Dotted path of the claim naming the caller's tenant; unset or absent in "
+        "a token = the default tenant.",
+    )
     OIDC_ROLE_SCOPES: Annotated[dict[str, list[str]], NoDecode] = Field(
         default_factory=dict,
         description='Scopes granted per IdP role, JSON {"role": ["agents:run", ...]}.',
@@ -49,7 +54,8 @@ class OidcSettings(BaseModel):
     OIDC_PROVIDERS: Annotated[list[dict[str, Any]], NoDecode] = Field(
         default_factory=list,
         description="Several issuers, JSON list of {issuer, audience, jwks_url, algorithms, "
-        "alias, subject_claim, roles_claim, role_scopes}; instead of the OIDC_ISSUER group.",
+        "alias, subject_claim, roles_claim, tenant_claim, role_scopes}; instead of the "
+        "OIDC_ISSUER group.",
     )
     OIDC_JWKS_MIN_REFRESH_SECONDS: float = Field(
         30.0,

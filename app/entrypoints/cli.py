@@ -1,6 +1,7 @@
-"""`agent-service serve|worker|api-keys|users|settings|redis-migrate|run|chat|tasks` — the
-console script
-(run, chat and tasks are the Python client's verbs: app/entrypoints/cli_client.py)."""
+"""`agent-service serve|worker|api-keys|users|tenants|settings|redis-migrate|run|chat|tasks`
+— the console script
+(run, chat and tasks are the Python client's verbs: app/entrypoints/cli_client.py; tenants:
+app/entrypoints/cli_tenants.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError, load_settings
 from app.entrypoints.cli_client import CLIENT_COMMANDS, add_client_commands, run_client_command
+from app.entrypoints.cli_tenants import add_tenant_commands, require_tenant, run_tenants
 
 if TYPE_CHECKING:
     from app.store.records import UserRecord
@@ -64,11 +66,13 @@ def _needs_redis(settings: Settings, what: str, route: str) -> bool:
 
 
 async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app.core.errors import AppError
     from app.security.accounts import create_api_key, revoke_api_key
     from app.security.invalidation import InvalidationBus
     from app.security.keyring import Keyring
     from app.security.scopes import parse_scopes
-    from app.services import build_stores
+    from app.security.users import refuse_admin_outside_default
+    from app.services import build_stores, build_tenant_store
     from app.store.redis_client import build_redis
 
     if _needs_redis(settings, "a key", "POST /v1/auth/api-keys"):
@@ -85,6 +89,12 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
             except ValueError as exc:
                 sys.stderr.write(f"{exc}\n")
                 return 2
+            try:
+                tenant = await require_tenant(build_tenant_store(settings, redis), args.tenant)
+                refuse_admin_outside_default(tenant, scopes)
+            except AppError as exc:
+                sys.stderr.write(f"{exc.detail}\n")
+                return 1
             created = await create_api_key(
                 store=store,
                 pepper=keys.api_key_pepper,
@@ -92,6 +102,7 @@ async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
                 scopes=scopes,
                 created_by="cli",
                 expires_at=_expiry(args.expires_in),
+                tenant=tenant,
             )
             out = {**created.record.model_dump(mode="json"), "key": created.plaintext}
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
@@ -135,7 +146,7 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
     from app.security.passwords import PasswordHasher
     from app.security.scopes import parse_scopes
     from app.security.users import UserService
-    from app.services import build_stores
+    from app.services import build_stores, build_tenant_store
     from app.store.redis_client import build_redis
 
     if _needs_redis(settings, "a user", "/v1/auth/users"):
@@ -157,7 +168,10 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             if args.action == "create":
                 scopes = parse_scopes(args.scopes)
-                user = await service.create(args.username, password=_read_password(), scopes=scopes)
+                tenant = await require_tenant(build_tenant_store(settings, redis), args.tenant)
+                user = await service.create(
+                    args.username, password=_read_password(), scopes=scopes, tenant=tenant
+                )
             elif args.action == "set-password":
                 user = await service.set_password(args.username, _read_password())
             elif args.action == "delete":
@@ -196,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", nargs="+", required=True)
     create.add_argument("--expires-in", type=int, metavar="SECONDS", help="unset = never")
+    create.add_argument("--tenant", metavar="ID", help="the key's tenant (unset = default)")
     actions.add_parser("list")
     revoke = actions.add_parser("revoke")
     revoke.add_argument("key_id")
@@ -208,9 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     create_user = user_actions.add_parser("create")
     create_user.add_argument("username")
     create_user.add_argument("--scopes", nargs="+", required=True)
+    create_user.add_argument(
+        "--tenant", metavar="ID", help="the user's tenant: signs in as ID/USERNAME"
+    )
     user_actions.add_parser("list")
     for action in ("disable", "enable", "delete", "set-password", "revoke-tokens"):
         user_actions.add_parser(action).add_argument("username")
+    add_tenant_commands(commands)
     migrate = commands.add_parser(
         "redis-migrate", help="move an older version's Redis keys to the cluster-safe layout"
     )
@@ -245,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(settings)
     if args.command == "users":
         return asyncio.run(_users(settings, args))
+    if args.command == "tenants":
+        if _needs_redis(settings, "a tenant", "/v1/tenants"):
+            return 2
+        return asyncio.run(run_tenants(settings, args))
     if args.command == "redis-migrate":
         from app.entrypoints.redis_migrate import run_command
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
+from app.core.tenancy import DEFAULT_TENANT, tenant_of
 from app.llm import metrics
 from app.llm.cache_store import CacheStore, CacheUnavailable, MemoryCacheStore
 from app.llm.protocol import LLMError, LLMProvider, provider_defaults
@@ -35,7 +36,7 @@ from app.observability import tracing
 
 log = structlog.get_logger(__name__)
 
-CacheScope = Literal["global", "principal"]
+CacheScope = Literal["global", "principal", "tenant"]
 
 _NO_SPAN: nullcontext[None] = nullcontext()  # stateless, shared by every lookup
 KEY_VERSION = 2  # bump when the key or the stored format changes (2: the partition)
@@ -43,8 +44,12 @@ _PIECES = re.compile(r"\S+\s*|\s+")
 
 
 def cache_partition(scope: CacheScope, principal_id: str) -> str:
-    """Who may share an entry: everyone ("" for global) or this principal alone."""
-    return principal_id if scope == "principal" else ""
+    """Who may share an entry: this principal alone, or every caller of its tenant. Tenants
+    never share, whatever the scope ("" is the default tenant's, as before tenants)."""
+    if scope == "principal":
+        return principal_id
+    tenant = tenant_of(principal_id)
+    return "" if tenant == DEFAULT_TENANT else f"tenant:{tenant}"
 
 
 def cache_key(*, provider: str, request: LLMRequest, partition: str = "") -> str:

@@ -36,5 +36,5 @@ def build_llm(settings: Settings, redis: Redis | None) -> CachedLLM:
         store=build_cache_store(settings, redis),
         ttl=settings.CACHE_TTL,
         enabled=settings.CACHE_ENABLED,
-        scope="principal" if settings.CACHE_SCOPE == "principal" else "global",
+        scope=settings.CACHE_SCOPE,
     )

@@ -27,6 +27,7 @@ from app.middleware.request_context import RequestContextMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.middleware.tracing import TracingMiddleware
 from app.security.authenticator import Authenticator
+from app.security.tenant_limits import TenantLimits
 from app.store.auth_failures import AuthFailureLimiter
 from app.store.rate_limits import RequestRateLimiter
 
@@ -38,6 +39,7 @@ def build_middleware(
     authenticator: Authenticator,
     rate_limiter: RequestRateLimiter,
     auth_failures: AuthFailureLimiter | None = None,
+    tenant_limits: TenantLimits | None = None,
 ) -> list[Middleware]:
     """Each middleware gets its collaborators here, never from the app at request time."""
     # The password login (app/api/deps.py TOKEN_PATH): anonymous, keyed by client address.
@@ -118,6 +120,7 @@ def build_middleware(
                 limiter=rate_limiter,
                 routes=routes,
                 address_keyed_paths=login_paths,
+                tenants=tenant_limits,
             )
         )
     return chain

@@ -10,12 +10,15 @@ Only the response start is touched (to add headers), so streams pass through unb
 
 from __future__ import annotations
 
+from limits import RateLimitItem
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import send_problem
 from app.core.routing import OPS_PATHS, RouteTable
 from app.observability import metrics
+from app.security.principals import DEFAULT_TENANT
+from app.security.tenant_limits import TenantLimits
 from app.store.rate_limits import RateLimitBackendDown, RequestRateLimiter, bucket_identity
 
 
@@ -32,9 +35,11 @@ class RateLimitMiddleware:
         limiter: RequestRateLimiter,
         routes: RouteTable,
         address_keyed_paths: frozenset[str] = frozenset(),
+        tenants: TenantLimits | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
+        self.tenants = tenants  # a tenant's own default limit (its policy)
         self.routes = routes
         self.address_keyed_paths = address_keyed_paths
 
@@ -45,11 +50,13 @@ class RateLimitMiddleware:
         route = self.routes.template_for(scope)
         # A WebSocket handshake counts once, in a bucket of its own ("WS" + route).
         method = scope["method"] if scope["type"] == "http" else "WS"
+        by_address = scope["path"] in self.address_keyed_paths
         try:
             decision = await self.limiter.check(
-                identity=_identity(scope, by_address=scope["path"] in self.address_keyed_paths),
+                identity=_identity(scope, by_address=by_address),
                 method=method,
                 route=route,
+                default=None if by_address else await self._tenant_limit(scope),
             )
         except RateLimitBackendDown:
             await send_problem(
@@ -86,3 +93,9 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _tenant_limit(self, scope: Scope) -> RateLimitItem | None:
+        principal = scope.get("principal")
+        if self.tenants is None or principal is None or principal.tenant == DEFAULT_TENANT:
+            return None
+        return (await self.tenants.of(principal.tenant)).rate_limit

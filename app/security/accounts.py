@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.security import api_keys as api_key_format
 from app.security.invalidation import InvalidationBus
 from app.security.passwords import PasswordHasher
-from app.security.principals import Principal
+from app.security.principals import DEFAULT_TENANT, Principal
 from app.security.scopes import Scope
 from app.store.api_keys import ApiKeyStore
 from app.store.records import ApiKeyRecord, UserRecord, now_to_the_millisecond
@@ -98,6 +98,7 @@ async def create_api_key(
     scopes: frozenset[str],
     created_by: str,
     expires_at: datetime | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> CreatedApiKey:
     new_key = api_key_format.generate_api_key()
     record = ApiKeyRecord(
@@ -107,6 +108,7 @@ async def create_api_key(
         scopes=sorted(scopes),
         created_by=created_by,
         expires_at=expires_at,
+        tenant=tenant,
     )
     digest = api_key_format.hash_api_key(new_key.plaintext, pepper=pepper)
     await store.create(record, key_hash=digest)
@@ -119,9 +121,15 @@ async def revoke_api_key(
     """Revoke at once; keys this key made stop with it on every process (announced)."""
     record = await store.revoke(key_id)
     if record is not None:
-        await bus.publish(f"key:{key_id}")
+        await bus.publish(principal_for_key(record).id)
     return record
 
 
 def principal_for_user(user: UserRecord) -> Principal:
     return Principal.for_user(user.username, user.scopes)
+
+
+def principal_for_key(record: ApiKeyRecord) -> Principal:
+    return Principal.for_api_key(
+        record.id, name=record.name, scopes=record.scopes, tenant=record.tenant
+    )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from app.core.config import Settings
 from app.security import api_keys as api_key_format
+from app.security.accounts import principal_for_key
 from app.security.keyring import Keyring
 from app.security.oidc import OidcRefused, OidcVerifier
-from app.security.principals import Principal
+from app.security.principals import DEFAULT_TENANT, Principal
 from app.security.revocation import CredentialRevoked, UserCheck
+from app.security.tenants import TenantDirectory
 from app.security.token_cache import VerifiedTokenCache
 from app.security.tokens import TokenError, VerifiedToken, decode_access_token
 from app.store.api_keys import ApiKeyStore
@@ -34,8 +36,10 @@ class Authenticator:
         api_keys: ApiKeyStore,
         keys: Keyring,
         user_check: UserCheck,
+        tenants: TenantDirectory,
         oidc: OidcVerifier | None = None,
     ) -> None:
+        self._tenants = tenants
         self._settings = settings
         self._oidc = oidc
         self._api_keys = api_keys
@@ -44,6 +48,18 @@ class Authenticator:
         self._tokens = VerifiedTokenCache()
 
     async def authenticate(
+        self, *, authorization: str | None, api_key: str | None
+    ) -> Principal | None:
+        principal = await self._credentials(authorization=authorization, api_key=api_key)
+        if principal is not None and principal.tenant != DEFAULT_TENANT:
+            # A cached dict lookup on the hot path; a deleted tenant's principals stop here.
+            if await self._tenants.get(principal.tenant) is None:
+                raise AuthenticationFailed(
+                    "tenant_unknown", "The credential's tenant does not exist."
+                )
+        return principal
+
+    async def _credentials(
         self, *, authorization: str | None, api_key: str | None
     ) -> Principal | None:
         if api_key is not None:
@@ -116,4 +132,4 @@ class Authenticator:
             await self._user_check.check_api_key(record)
         except CredentialRevoked as exc:
             raise AuthenticationFailed(exc.code, exc.detail) from None
-        return Principal.for_api_key(record.id, name=record.name, scopes=record.scopes)
+        return principal_for_key(record)

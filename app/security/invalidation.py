@@ -13,6 +13,8 @@ and only the local drop happens.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Protocol
 
 import structlog
 from redis.asyncio import Redis
@@ -27,19 +29,34 @@ log = structlog.get_logger(__name__)
 SUBSCRIBE_WAIT_SECONDS = 1.0
 
 
+class Invalidated(Protocol):
+    """A per-process cache told of every message (a tenant's change: ``tenant:<id>``)."""
+
+    def invalidate(self, message: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class InvalidationBus:
-    def __init__(self, redis: Redis | None, *, prefix: str, check: UserCheck | None) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        prefix: str,
+        check: UserCheck | None,
+        also: Sequence[Invalidated] = (),
+    ) -> None:
         self._redis = redis
         self._channel = f"{prefix}auth:principal-changed"
         self._check = check
+        self._also = tuple(also)
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
     async def publish(self, principal_id: str) -> None:
         """Drop ``principal_id`` here now and tell the other processes. A failed publish is
         logged, not raised: the change is stored, and the TTL bounds what others miss."""
-        if self._check is not None:
-            self._check.invalidate(principal_id)
+        self._drop(principal_id)
         if self._redis is None:
             return
         try:
@@ -57,6 +74,12 @@ class InvalidationBus:
             await asyncio.wait_for(self.listening.wait(), SUBSCRIBE_WAIT_SECONDS)
         except TimeoutError:
             log.warning("principal_changes_not_subscribed_yet")
+
+    def _drop(self, message: str) -> None:
+        if self._check is not None:
+            self._check.invalidate(message)
+        for cache in self._also:
+            cache.invalidate(message)
 
     async def aclose(self) -> None:
         await stop_task(self._task)
@@ -77,11 +100,13 @@ class InvalidationBus:
             if confirmed is None or confirmed.get("type") != "subscribe":
                 raise ConnectionError("the subscription was not confirmed")
             self._check.clear()  # whatever was published while we were not listening
+            for cache in self._also:
+                cache.clear()
             self.listening.set()
             while True:
                 # A bounded wait: the pool's short socket timeout must not read as an error.
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is not None and message.get("type") == "message":
-                    self._check.invalidate(str(message["data"]))
+                    self._drop(str(message["data"]))
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -13,6 +13,7 @@ class Scope(StrEnum):
     TASKS_READ = "tasks:read"
     TASKS_WRITE = "tasks:write"
     WEBHOOKS = "webhooks"
+    TENANT_ADMIN = "tenant:admin"
     ADMIN = "admin"
 
     @property
@@ -27,7 +28,8 @@ _DESCRIPTIONS = {
     Scope.TASKS_READ: "Read own background tasks.",
     Scope.TASKS_WRITE: "Submit and control own background tasks.",
     Scope.WEBHOOKS: "Manage own webhook subscriptions and read their deliveries.",
-    Scope.ADMIN: "Manage API keys; implies every other scope.",
+    Scope.TENANT_ADMIN: "Manage own tenant's users and API keys; read own tenant and its usage.",
+    Scope.ADMIN: "Manage tenants, users and API keys; implies every other scope.",
 }
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.security.invalidation import InvalidationBus
 from app.security.passwords import PasswordHasher, PasswordTooLong, check_password_policy
-from app.security.principals import Principal
+from app.security.principals import DEFAULT_TENANT, Principal, qualified, split_qualified
+from app.security.scopes import Scope
 from app.store.api_keys import ApiKeyStore
 from app.store.records import UserRecord, now_to_the_millisecond
 from app.store.users import UserChange, UserStore
@@ -42,13 +43,24 @@ class UserService:
         self._hasher = hasher
         self._bus = bus
 
-    async def create(self, username: str, *, password: str, scopes: Iterable[str]) -> UserRecord:
+    async def create(
+        self,
+        username: str,
+        *,
+        password: str,
+        scopes: Iterable[str],
+        tenant: str = DEFAULT_TENANT,
+    ) -> UserRecord:
+        """``username`` is the name within ``tenant``; the record's is qualified by it
+        (``<tenant>/<name>``, what the user signs in with)."""
         if not _USERNAME.match(username):
             raise Unprocessable(
                 "username: 1-64 letters, digits or _.@- , starting with a letter or digit",
                 code="invalid_username",
             )
+        scopes = refuse_admin_outside_default(tenant, scopes)
         password_hash = await self._hash(password, username=username)
+        username = qualified(tenant, username)
         now = now_to_the_millisecond()
         record = UserRecord(
             username=username,
@@ -72,7 +84,8 @@ class UserService:
         return user
 
     async def set_scopes(self, username: str, scopes: Iterable[str]) -> UserRecord:
-        wanted = sorted(set(scopes))
+        tenant = split_qualified(username)[0]
+        wanted = sorted(set(refuse_admin_outside_default(tenant, scopes)))
         return await self._change(username, lambda user: user.model_copy(update={"scopes": wanted}))
 
     async def disable(self, username: str) -> UserRecord:
@@ -118,7 +131,8 @@ class UserService:
         for record in await self._api_keys.list():
             if record.created_by == principal_id and record.revoked_at is None:
                 await self._api_keys.revoke(record.id)
-                await self._bus.publish(f"key:{record.id}")
+                key = Principal.for_api_key(record.id, name=record.name, tenant=record.tenant)
+                await self._bus.publish(key.id)
         await self._bus.publish(principal_id)
         return user
 
@@ -136,9 +150,21 @@ class UserService:
 
     async def _hash(self, password: str, *, username: str) -> str:
         try:
-            check_password_policy(password, username=username)
+            check_password_policy(password, username=username.rpartition("/")[2])
         except PasswordTooLong as exc:
             raise Unprocessable(str(exc), code="password_too_long") from None
         except ValueError as exc:
             raise Unprocessable(str(exc), code="weak_password") from None
         return await self._hasher.hash(password)
+
+
+def refuse_admin_outside_default(tenant: str, scopes: Iterable[str]) -> list[str]:
+    """``admin`` reaches every tenant: only the default tenant's principals may hold it."""
+    wanted = list(scopes)
+    if tenant != DEFAULT_TENANT and Scope.ADMIN in wanted:
+        raise Unprocessable(
+            "A tenant's principals cannot hold 'admin' (it reaches every tenant); "
+            "use 'tenant:admin'.",
+            code="scope_not_allowed",
+        )
+    return wanted

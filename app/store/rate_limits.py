@@ -103,8 +103,11 @@ class RequestRateLimiter:
         """Close the storage's own Redis clients (a cluster's or Sentinel's)."""
         await close_limits_storage(self._storage)
 
-    def limit_for(self, method: str, route: str) -> RateLimitItem:
-        return self._routes.get(f"{method} {route}", self._default)
+    def limit_for(
+        self, method: str, route: str, default: RateLimitItem | None = None
+    ) -> RateLimitItem:
+        """The route's own limit, else ``default`` (a tenant's), else the deployment's."""
+        return self._routes.get(f"{method} {route}") or default or self._default
 
     def _batch(self, item: RateLimitItem) -> int:
         return max(1, min(self._batch_max, item.amount // 100))
@@ -140,8 +143,10 @@ class RequestRateLimiter:
         while len(self._reservations) > self.MAX_RESERVATIONS:
             self._reservations.popitem(last=False)
 
-    async def check(self, *, identity: str, method: str, route: str) -> Decision:
-        item = self.limit_for(method, route)
+    async def check(
+        self, *, identity: str, method: str, route: str, default: RateLimitItem | None = None
+    ) -> Decision:
+        item = self.limit_for(method, route, default)
         key = (identity, method, route)
         reserved = self._spend_reserved(key, item)
         if reserved is not None:

@@ -45,3 +45,24 @@ class ApiKeyRecord(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
+    tenant: str = "default"  # the tenant its principal belongs to (app/security/principals.py)
+
+
+class TenantPolicy(BaseModel):
+    """What a tenant's principals may do; None = the deployment's setting applies."""
+
+    rate_limit: str | None = None  # replaces RATE_LIMIT_DEFAULT for each of its principals
+    max_concurrent_runs: int | None = None  # per principal, replaces the setting
+    max_active_tasks: int | None = None  # per principal, replaces the setting
+    budget_tokens_per_run: int | None = None
+    budget_tokens_per_day: int | None = None  # per principal
+    budget_tokens_per_month: int | None = None  # per principal
+    allowed_agents: list[str] | None = None  # None: every agent the deployment serves
+
+
+class TenantRecord(BaseModel):
+    id: str
+    name: str
+    policy: TenantPolicy = Field(default_factory=TenantPolicy)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 from app.agents.control import coerce_answer
-from app.agents.errors import InvalidInput
+from app.agents.errors import AgentNotFound, InvalidInput
 from app.agents.events import ErrorEvent, Event
 from app.agents.feed import LoggedEvent
 from app.agents.followers import FollowItem
@@ -53,13 +53,11 @@ class TaskService:
         backend: TaskBackend,
         runs: RunService,
         sessions: SessionService,
-        max_active_per_principal: int = 0,
     ) -> None:
         self.backend = backend
         self._runs = runs  # a task is a run: its agents, and its events followed the same way
         self._agents = runs.agents
         self._sessions = sessions
-        self._max_active = max_active_per_principal  # MAX_ACTIVE_TASKS_PER_PRINCIPAL, 0 = none
 
     async def submit(
         self,
@@ -72,8 +70,11 @@ class TaskService:
         params: dict[str, Any],
         idempotency_key: str | None,
     ) -> tuple[RunRecord, bool]:
+        limits = await self._runs.limits.of(owner.tenant)  # its tenant's policy, or settings
+        if not limits.allows(agent):
+            raise AgentNotFound(agent)
         self._agents.require(agent)
-        await self._runs.meter.check(owner.id)  # a spent budget refuses the task now
+        await self._runs.meter.check(owner.id, limits.budgets)  # a spent budget refuses it now
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
         task_id = uuid.uuid4().hex
@@ -93,14 +94,14 @@ class TaskService:
             if idempotency_key is not None:
                 idempotency = IdempotencyKey(idempotency_key, task_fingerprint(record))
             submission = await self.backend.submit(
-                record, idempotency=idempotency, max_active=self._max_active
+                record, idempotency=idempotency, max_active=limits.max_active_tasks
             )
         if submission.outcome == "over_cap":
             CONCURRENCY_REJECTIONS.labels(kind="tasks").inc()
             raise TooManyConcurrentRuns(
-                f"You already have {self._max_active} tasks queued or running, the most one "
-                "principal may have; submit more when some have finished (or cancel some).",
-                limit=self._max_active,
+                f"You already have {limits.max_active_tasks} tasks queued or running, the most "
+                "one principal may have; submit more when some have finished (or cancel some).",
+                limit=limits.max_active_tasks,
                 retry_after=TASK_SLOT_RETRY_AFTER_SECONDS,
             )
         if submission.outcome == "key_reused":

@@ -30,6 +30,7 @@ from app.security.oidc.claims import scopes_from_claims
 from app.security.oidc.jwks import JwksCache
 from app.security.oidc.settings import OidcProvider, providers_from_settings
 from app.security.principals import Principal
+from tests.e2e.conftest import login
 from tests.security.conftest import bearer
 from tests.support.fake_idp import FakeIdP, SigningKey, new_key
 from tests.support.server_process import ServerProcess
@@ -123,6 +124,7 @@ def server(corp: FakeIdP, partner: FakeIdP) -> Iterator[ServerProcess]:
             "audience": AUDIENCE,
             "alias": "corp",
             "roles_claim": "realm_access.roles",  # Keycloak
+            "tenant_claim": "org",  # absent: the default tenant
             "role_scopes": ROLE_SCOPES,
         },
         {
@@ -162,6 +164,7 @@ def test_tokens_signed_with_rs256_es256_and_eddsa_are_accepted_as_a_namespaced_p
             "name": "alice",
             # scope claim (our names only) + the roles mapped by role_scopes
             "scopes": ["agents:run", "sessions:write", "tasks:read", "tasks:write"],
+            "tenant": "default",
         }
 
 
@@ -305,6 +308,51 @@ def test_a_background_task_of_an_external_principal_runs_as_that_owner(
     # Another issuer's 'carol' is another principal: the task is not theirs.
     other = partner.token(oid="carol", scp=["tasks:read"])
     assert httpx.get(f"{server.url}/v1/tasks/{task_id}", headers=bearer(other)).status_code == 404
+
+
+def test_the_tenant_claim_names_the_principals_tenant_which_must_exist(
+    server: ServerProcess, corp: FakeIdP
+) -> None:
+    tenant = f"org-{uuid.uuid4().hex[:6]}"
+    token = corp.token(sub="dana", org=tenant, realm_access={"roles": ["agent-user"]})
+    assert refused_with(me(server, token), "tenant_unknown")  # no such tenant (yet)
+    admin = bearer(login(server.url))
+    made = httpx.post(
+        f"{server.url}/v1/tenants", json={"id": tenant, "name": "Org"}, headers=admin, timeout=10
+    )
+    assert made.status_code == 201, made.text
+    response = me(server, token)
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == f"oidc:corp@{tenant}:dana"
+    assert response.json()["tenant"] == tenant
+    # The same subject without the claim is the default tenant's, another principal.
+    assert me(server, corp.token(sub="dana")).json()["id"] == "oidc:corp:dana"
+    # A value that cannot be a tenant id makes the token invalid, not some other tenant's.
+    assert refused_with(me(server, corp.token(sub="dana", org="Not A Tenant")), "token_invalid")
+    # A task of the tenant's principal runs as that owner (its worker parses the id back).
+    submitted = httpx.post(
+        f"{server.url}/v1/tasks",
+        json={"agent": "assistant", "input": "What is 6*7?"},
+        headers=bearer(token),
+        timeout=10,
+    )
+    assert submitted.status_code == 202, submitted.text
+    task_id = submitted.json()["task_id"]
+    result: dict[str, Any] = {}
+
+    def finished() -> bool:
+        answer = httpx.get(
+            f"{server.url}/v1/tasks/{task_id}/result", headers=bearer(token), timeout=10
+        )
+        result.update(answer.json())
+        return answer.status_code == 200
+
+    wait_for(finished, timeout=20)
+    assert result["status"] == "completed", result
+    # Deleted, its principals are refused at once.
+    gone = httpx.delete(f"{server.url}/v1/tenants/{tenant}", headers=admin, timeout=10)
+    assert gone.status_code == 204
+    assert refused_with(me(server, token), "tenant_unknown")
 
 
 # --- key rotation (explicit single-issuer settings) ------------------------------------------
@@ -496,6 +544,9 @@ def test_an_external_principal_id_parses_back_for_the_task_worker() -> None:
     built = Principal.for_external("corp", "auth0|6543:2")
     assert built.id == "oidc:corp:auth0|6543:2" and built.kind == "external"
     assert Principal.from_id(built.id) == built
-    for bad in ("oidc:", "oidc:corp", "oidc::sub", "oidc:corp:"):
+    tenant = Principal.for_external("corp", "a@b:c", tenant="acme")
+    assert tenant.id == "oidc:corp@acme:a@b:c" and tenant.tenant == "acme"
+    assert Principal.from_id(tenant.id) == tenant
+    for bad in ("oidc:", "oidc:corp", "oidc::sub", "oidc:corp:", "oidc:corp@default:x"):
         with pytest.raises(ValueError, match="not a principal id"):
             Principal.from_id(bad)

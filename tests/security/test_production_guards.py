@@ -101,13 +101,6 @@ def test_production_refuses_to_serve_with_an_unsafe_setting(
             assert value not in result.stderr + result.stdout
 
 
-def test_a_tenant_cache_scope_is_refused_until_tenants_exist() -> None:
-    result = serve({"ENVIRONMENT": "development", "CACHE_SCOPE": "tenant"})
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "CACHE_SCOPE=tenant is reserved" in result.stderr
-
-
 def startup_warnings(logs: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in logs.splitlines():

@@ -6,10 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
+from app.core.tenancy import tenant_of
+from app.security.principals import (
+    AUTH_DISABLED_PRINCIPAL,
+    DEFAULT_TENANT,
+    TENANT_PATTERN,
+    Principal,
+)
 from app.security.scopes import Scope, parse_scopes
 
-names = st.text(min_size=1, max_size=40).filter(lambda text: text.strip() == text)
+# A stored user name holds no '/' but the one after its tenant (USERNAME_PATTERN has none).
+names = st.text(min_size=1, max_size=40).filter(
+    lambda text: text.strip() == text and "/" not in text
+)
+tenants = st.from_regex(TENANT_PATTERN, fullmatch=True).filter(lambda t: t != DEFAULT_TENANT)
 
 
 @given(names)
@@ -50,3 +60,38 @@ def test_scopes_parse_from_names_and_unknown_names_are_listed() -> None:
 
 def test_every_scope_has_a_description() -> None:
     assert all(scope.description for scope in Scope)
+
+
+@given(tenants, names, st.text(alphabet="0123456789abcdef", min_size=8, max_size=8))
+def test_a_tenants_principals_carry_it_in_ids_that_parse_back(
+    tenant: str, name: str, key_id: str
+) -> None:
+    user = Principal.for_user(f"{tenant}/{name}", ["agents:run"])
+    key = Principal.for_api_key(key_id, name="k", tenant=tenant)
+    external = Principal.for_external("corp", name, tenant=tenant)
+    assert user.id == f"user:{tenant}/{name}" and key.id == f"key:{tenant}/{key_id}"
+    assert external.id == f"oidc:corp@{tenant}:{name}"
+    for built in (user, key, external):
+        assert built.tenant == tenant
+        assert tenant_of(built.id) == tenant  # what the LLM cache partitions by
+        parsed = Principal.from_id(built.id, built.scopes)
+        assert parsed.id == built.id and parsed.tenant == tenant
+    assert key.key_id == key_id
+    # The default tenant's ids are those from before tenants existed.
+    assert Principal.for_api_key(key_id, name="k").id == f"key:{key_id}"
+    assert tenant_of(f"key:{key_id}") == DEFAULT_TENANT
+
+
+def test_a_tenants_principal_never_holds_admin_whatever_it_was_given() -> None:
+    assert Principal.for_user("acme/root", ["admin", "agents:run"]).scopes == {"agents:run"}
+    assert (
+        Scope.ADMIN
+        not in Principal.for_api_key("k1", name="k", scopes=["admin"], tenant="a").scopes
+    )
+    assert Principal.for_user("root", ["admin"]).scopes == {"admin"}
+
+
+@pytest.mark.parametrize("bad", ["user:Bad Tenant/x", "user:default/x", "key:acme/", "user:/x"])
+def test_a_malformed_tenant_part_is_not_a_principal_id(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Principal.from_id(bad)

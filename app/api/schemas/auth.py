@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from app.core.clock import utcnow
+from app.security.principals import TENANT_PATTERN
 from app.security.scopes import Scope
 from app.security.users import USERNAME_PATTERN
 
@@ -26,6 +27,7 @@ class PrincipalResponse(BaseModel):
     kind: str
     name: str
     scopes: list[str]
+    tenant: str
 
 
 def _unique(value: list[Scope]) -> list[Scope]:
@@ -34,6 +36,12 @@ def _unique(value: list[Scope]) -> list[Scope]:
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w .:@-]+$")
+    tenant_id: str | None = Field(
+        None,
+        pattern=TENANT_PATTERN,
+        description="The tenant the key's principal belongs to (admin only; a tenant:admin's "
+        "keys are of its own). Unset = the caller's tenant.",
+    )
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_at: AwareDatetime | None = Field(
         None, description="When the key stops working (with a timezone); unset = never."
@@ -73,6 +81,7 @@ class ApiKeyInfo(BaseModel):
     created_at: datetime
     revoked_at: datetime | None = None
     expires_at: datetime | None = Field(None, description="When it stops working; null = never.")
+    tenant: str = "default"
 
 
 class ApiKeyCreated(ApiKeyInfo):
@@ -89,6 +98,12 @@ class ApiKeyList(BaseModel):
 
 class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=64, pattern=USERNAME_PATTERN)
+    tenant_id: str | None = Field(
+        None,
+        pattern=TENANT_PATTERN,
+        description="The tenant it belongs to (admin only; a tenant:admin's users are of its "
+        "own). It then signs in as `<tenant_id>/<username>`. Unset = the default tenant.",
+    )
     password: str = Field(
         max_length=1024,
         description="At least 12 characters, at most 72 bytes (bcrypt), not the username.",
@@ -112,7 +127,8 @@ class PasswordSet(BaseModel):
 
 
 class UserInfo(BaseModel):
-    username: str
+    username: str = Field(description="What it signs in with: `<tenant>/<name>` in a tenant.")
+    tenant: str
     scopes: list[str]
     disabled: bool
     created_at: datetime

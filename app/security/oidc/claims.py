@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.security.oidc.errors import invalid
 from app.security.oidc.settings import OidcProvider
+from app.security.principals import DEFAULT_TENANT, is_tenant_id
 from app.security.scopes import Scope
 
 _KNOWN = frozenset(scope.value for scope in Scope)
@@ -45,3 +47,16 @@ def scopes_from_claims(claims: Mapping[str, Any], provider: OidcProvider) -> fro
         for role in _names(claim_at(claims, provider.roles_claim), split=False):
             granted.update(provider.role_scopes.get(role, ()))
     return frozenset(granted)
+
+
+def tenant_from_claims(claims: Mapping[str, Any], provider: OidcProvider) -> str:
+    """The tenant named at ``tenant_claim``; the default tenant when none is configured or
+    the token has none. A value that is not a tenant id makes the token invalid (OidcRefused)."""
+    if not provider.tenant_claim:
+        return DEFAULT_TENANT
+    value = claim_at(claims, provider.tenant_claim)
+    if value is None:
+        return DEFAULT_TENANT
+    if not isinstance(value, str) or not is_tenant_id(value):
+        raise invalid("The access token's tenant claim does not name a tenant.")
+    return value

@@ -32,6 +32,7 @@ class OidcProvider(BaseModel):
     alias: str | None = None
     subject_claim: str = Field("sub", min_length=1)
     roles_claim: str | None = None
+    tenant_claim: str | None = None
     role_scopes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("algorithms")
@@ -82,6 +83,7 @@ def _single_provider(settings: Settings) -> dict[str, Any]:
         "alias": settings.OIDC_ALIAS,
         "subject_claim": settings.OIDC_SUBJECT_CLAIM,
         "roles_claim": settings.OIDC_ROLES_CLAIM,
+        "tenant_claim": settings.OIDC_TENANT_CLAIM,
         "role_scopes": settings.OIDC_ROLE_SCOPES,
     }
 

@@ -31,7 +31,7 @@ from jwt import (
 )
 
 from app.core.config import Settings
-from app.security.oidc.claims import scopes_from_claims
+from app.security.oidc.claims import scopes_from_claims, tenant_from_claims
 from app.security.oidc.errors import OidcRefused, invalid
 from app.security.oidc.jwks import JwksCache
 from app.security.oidc.settings import OidcProvider, providers_from_settings
@@ -132,7 +132,10 @@ class IssuerVerifier:
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_CHARS:
             raise invalid()
         principal = Principal.for_external(
-            self.provider.principal_alias, subject, scopes_from_claims(claims, self.provider)
+            self.provider.principal_alias,
+            subject,
+            scopes_from_claims(claims, self.provider),
+            tenant_from_claims(claims, self.provider),
         )
         return VerifiedExternal(principal, float(claims["exp"]), self.keys, kid)
 

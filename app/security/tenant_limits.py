@@ -1,0 +1,86 @@
+"""What applies to one principal: its tenant's policy over the deployment's settings.
+
+Read by the run and task services (allowed agents, caps, budgets) and the rate-limit
+middleware (the tenant's default request limit; RATE_LIMIT_ROUTES still win per route).
+
+The default tenant has no record and follows the settings (computed once). Another tenant's
+limits come from its record in the tenant directory (a per-process cache,
+app/security/tenants.py) and are rebuilt only when that record changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+
+from app.core.config import Settings
+from app.security.principals import DEFAULT_TENANT
+from app.security.tenants import TenantDirectory
+from app.store.records import TenantPolicy, TenantRecord
+from app.store.usage_ledger import Budgets
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalLimits:
+    allowed_agents: frozenset[str] | None  # None: every agent the deployment serves
+    max_concurrent_runs: int  # 0 = none
+    max_active_tasks: int  # 0 = none
+    budgets: Budgets
+    run_budget: int  # tokens per run, 0 = none
+    rate_limit: RateLimitItem | None  # None: RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW
+
+    def allows(self, agent: str) -> bool:
+        return self.allowed_agents is None or agent in self.allowed_agents
+
+
+def limits_for(settings: Settings, policy: TenantPolicy) -> PrincipalLimits:
+    def pick(own: int | None, setting: int) -> int:
+        return setting if own is None else own
+
+    allowed = policy.allowed_agents
+    return PrincipalLimits(
+        allowed_agents=frozenset(allowed) if allowed is not None else None,
+        max_concurrent_runs=pick(
+            policy.max_concurrent_runs, settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
+        ),
+        max_active_tasks=pick(policy.max_active_tasks, settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL),
+        budgets=Budgets(
+            per_day=pick(policy.budget_tokens_per_day, settings.BUDGET_TOKENS_PER_DAY),
+            per_month=pick(policy.budget_tokens_per_month, settings.BUDGET_TOKENS_PER_MONTH),
+        ),
+        run_budget=pick(policy.budget_tokens_per_run, settings.BUDGET_TOKENS_PER_RUN),
+        rate_limit=parse(policy.rate_limit) if policy.rate_limit else None,
+    )
+
+
+NOTHING_ALLOWED = PrincipalLimits(
+    allowed_agents=frozenset(),
+    max_concurrent_runs=0,
+    max_active_tasks=0,
+    budgets=Budgets(),
+    run_budget=0,
+    rate_limit=None,
+)
+
+
+class TenantLimits:
+    def __init__(self, settings: Settings, directory: TenantDirectory) -> None:
+        self._settings = settings
+        self.directory = directory
+        self.default = limits_for(settings, TenantPolicy())
+        self._built: dict[str, tuple[TenantRecord, PrincipalLimits]] = {}
+
+    async def of(self, tenant: str) -> PrincipalLimits:
+        """The limits of ``tenant``'s principals. A tenant deleted meanwhile (its principals
+        are refused at authentication) may run nothing: its queued tasks end at start."""
+        if tenant == DEFAULT_TENANT:
+            return self.default
+        record = await self.directory.get(tenant)
+        if record is None:
+            return NOTHING_ALLOWED
+        built = self._built.get(tenant)
+        if built is None or built[0] is not record:
+            built = (record, limits_for(self._settings, record.policy))
+            self._built[tenant] = built
+        return built[1]
