@@ -77,6 +77,10 @@ async def _child_windows(requests: int, windows: int) -> list[float]:
     async with LifespanManager(create_app(settings)) as manager:
         app = manager.app
         auth = await _token(app, password)
+        if os.environ.get("MICRO_TENANT"):  # a tenant's principal (bench/budget_microbench.py)
+            from bench.tenant_principal import tenant_token
+
+            auth = await tenant_token(app, auth)
         case = Case("invoke", app, "/v1/agents/chat/invoke", auth, tokens=TOKENS, cached=False)
         await case.prime()
         settle_heap()

@@ -312,45 +312,84 @@ var AgentServiceClient = class _AgentServiceClient {
   me(options = {}) {
     return this.json("GET", "/v1/auth/me", options);
   }
-  listApiKeys(options = {}) {
-    return this.json("GET", "/v1/auth/api-keys", options);
+  /** The API keys of one tenant (`tenant_id`; admin without it: of every tenant). */
+  listApiKeys(query = {}, options = {}) {
+    return this.json("GET", "/v1/auth/api-keys", { query, ...options });
   }
+  /** With `tenant_id` the key's principal belongs to that tenant (never `admin`). */
   createApiKey(body, options = {}) {
     return this.json("POST", "/v1/auth/api-keys", { json: body, ...options });
   }
   async revokeApiKey(keyId, options = {}) {
     await this.raw("DELETE", `/v1/auth/api-keys/${_AgentServiceClient.segment(keyId)}`, options);
   }
-  // ---- users (admin) ----------------------------------------------------------------------
-  listUsers(options = {}) {
-    return this.json("GET", "/v1/auth/users", options);
+  // ---- users (admin, or tenant:admin in its own tenant) -----------------------------------
+  // `tenant_id` (query): the tenant acted in, admin only (unset: the default tenant, or every
+  // tenant for listUsers); a tenant:admin always acts in its own.
+  listUsers(query = {}, options = {}) {
+    return this.json("GET", "/v1/auth/users", { query, ...options });
   }
+  /** With `tenant_id` the user signs in as `<tenant_id>/<username>` (never `admin`). */
   createUser(body, options = {}) {
     return this.json("POST", "/v1/auth/users", { json: body, ...options });
   }
-  getUser(username, options = {}) {
-    return this.json("GET", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, options);
+  getUser(username, query = {}, options = {}) {
+    return this.json("GET", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, { query, ...options });
   }
-  setUserScopes(username, body, options = {}) {
-    return this.json("PATCH", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, { json: body, ...options });
-  }
-  async deleteUser(username, options = {}) {
-    await this.raw("DELETE", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, options);
-  }
-  disableUser(username, options = {}) {
-    return this.json("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/disable`, options);
-  }
-  enableUser(username, options = {}) {
-    return this.json("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/enable`, options);
-  }
-  async setUserPassword(username, password, options = {}) {
-    await this.raw("PUT", `/v1/auth/users/${_AgentServiceClient.segment(username)}/password`, {
-      json: { password },
+  setUserScopes(username, body, query = {}, options = {}) {
+    return this.json("PATCH", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, {
+      json: body,
+      query,
       ...options
     });
   }
-  async revokeUserTokens(username, options = {}) {
-    await this.raw("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/revoke-tokens`, options);
+  async deleteUser(username, query = {}, options = {}) {
+    await this.raw("DELETE", `/v1/auth/users/${_AgentServiceClient.segment(username)}`, { query, ...options });
+  }
+  disableUser(username, query = {}, options = {}) {
+    return this.json("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/disable`, {
+      query,
+      ...options
+    });
+  }
+  enableUser(username, query = {}, options = {}) {
+    return this.json("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/enable`, {
+      query,
+      ...options
+    });
+  }
+  async setUserPassword(username, password, query = {}, options = {}) {
+    await this.raw("PUT", `/v1/auth/users/${_AgentServiceClient.segment(username)}/password`, {
+      json: { password },
+      query,
+      ...options
+    });
+  }
+  async revokeUserTokens(username, query = {}, options = {}) {
+    await this.raw("POST", `/v1/auth/users/${_AgentServiceClient.segment(username)}/revoke-tokens`, {
+      query,
+      ...options
+    });
+  }
+  // ---- tenants (admin; a tenant:admin reads its own) --------------------------------------
+  /** A tenant and its policy (unset fields: the deployment's settings); then make its users
+   * and API keys with `tenant_id`. */
+  createTenant(body, options = {}) {
+    return this.json("POST", "/v1/tenants", { json: body, ...options });
+  }
+  listTenants(options = {}) {
+    return this.json("GET", "/v1/tenants", options);
+  }
+  getTenant(tenantId, options = {}) {
+    return this.json("GET", `/v1/tenants/${_AgentServiceClient.segment(tenantId)}`, options);
+  }
+  /** Renames a tenant and/or replaces its whole policy (send every field to keep). */
+  updateTenant(tenantId, body, options = {}) {
+    return this.json("PATCH", `/v1/tenants/${_AgentServiceClient.segment(tenantId)}`, { json: body, ...options });
+  }
+  /** Deletes a tenant, its users and its API keys. */
+  async deleteTenant(tenantId, options = {}) {
+    await this.raw("DELETE", `/v1/tenants/${_AgentServiceClient.segment(tenantId)}`, options);
   }
   // ---- health -----------------------------------------------------------------------------
   health(options = {}) {

@@ -62,7 +62,18 @@ ALLOWED: dict[str, set[str]] = {
     },
     "sdk": {"core", "agents", "llm"},
     "main": {"core", "observability", "middleware", "api", "services", "protocols"},
-    "entrypoints": {"core", "observability", "security", "store", "services", "main"},
+    # The outermost layer: the CLI validates a tenant's policy with the API's own schema and
+    # the deployment's agents, as the /v1/tenants routes do.
+    "entrypoints": {
+        "core",
+        "observability",
+        "security",
+        "store",
+        "agents",
+        "api",
+        "services",
+        "main",
+    },
 }
 
 

@@ -179,45 +179,99 @@ class Operations(Generic[R]):
     def get_task_memory(self, task_id: str) -> R:
         return self._json(Call("GET", f"/v1/tasks/{seg(task_id)}/memory"))
 
-    # -- API keys and users (admin) ----------------------------------------------------------
-    def list_api_keys(self) -> R:
-        return self._json(Call("GET", "/v1/auth/api-keys"))
+    # -- API keys and users (admin, or tenant:admin in its own tenant) ----------------------
+    # ``tenant_id``: the tenant acted in (admin only; unset = the default tenant, or every
+    # tenant for a listing); a tenant:admin always acts in its own.
+    def list_api_keys(self, *, tenant_id: str | None = None) -> R:
+        return self._json(Call("GET", "/v1/auth/api-keys", params={"tenant_id": tenant_id}))
 
-    def create_api_key(self, name: str, scopes: list[str], *, expires_in: int | None = None) -> R:
+    def create_api_key(
+        self,
+        name: str,
+        scopes: list[str],
+        *,
+        expires_in: int | None = None,
+        tenant_id: str | None = None,
+    ) -> R:
+        """With ``tenant_id`` the key is a principal of that tenant (never ``admin``)."""
         body: dict[str, Any] = {"name": name, "scopes": scopes}
         if expires_in is not None:
             body["expires_in"] = expires_in
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
         return self._json(Call("POST", "/v1/auth/api-keys", json=body))
 
     def revoke_api_key(self, key_id: str) -> R:
         return self._json(Call("DELETE", f"/v1/auth/api-keys/{seg(key_id)}"))
 
-    def list_users(self) -> R:
-        return self._json(Call("GET", "/v1/auth/users"))
+    def list_users(self, *, tenant_id: str | None = None) -> R:
+        return self._json(Call("GET", "/v1/auth/users", params={"tenant_id": tenant_id}))
 
-    def create_user(self, username: str, password: str, scopes: list[str]) -> R:
-        body = {"username": username, "password": password, "scopes": scopes}
+    def create_user(
+        self, username: str, password: str, scopes: list[str], *, tenant_id: str | None = None
+    ) -> R:
+        """With ``tenant_id`` the user signs in as ``<tenant_id>/<username>`` (never
+        ``admin``); the user routes take ``username`` plus that ``tenant_id``."""
+        body: dict[str, Any] = {"username": username, "password": password, "scopes": scopes}
+        if tenant_id is not None:
+            body["tenant_id"] = tenant_id
         return self._json(Call("POST", "/v1/auth/users", json=body))
 
-    def get_user(self, username: str) -> R:
-        return self._json(Call("GET", f"/v1/auth/users/{seg(username)}"))
-
-    def set_user_scopes(self, username: str, scopes: list[str]) -> R:
+    def get_user(self, username: str, *, tenant_id: str | None = None) -> R:
         path = f"/v1/auth/users/{seg(username)}"
-        return self._json(Call("PATCH", path, json={"scopes": scopes}))
+        return self._json(Call("GET", path, params={"tenant_id": tenant_id}))
 
-    def delete_user(self, username: str) -> R:
-        return self._json(Call("DELETE", f"/v1/auth/users/{seg(username)}"))
+    def set_user_scopes(
+        self, username: str, scopes: list[str], *, tenant_id: str | None = None
+    ) -> R:
+        path = f"/v1/auth/users/{seg(username)}"
+        params = {"tenant_id": tenant_id}
+        return self._json(Call("PATCH", path, json={"scopes": scopes}, params=params))
 
-    def disable_user(self, username: str) -> R:
-        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/disable"))
+    def delete_user(self, username: str, *, tenant_id: str | None = None) -> R:
+        path = f"/v1/auth/users/{seg(username)}"
+        return self._json(Call("DELETE", path, params={"tenant_id": tenant_id}))
 
-    def enable_user(self, username: str) -> R:
-        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/enable"))
+    def disable_user(self, username: str, *, tenant_id: str | None = None) -> R:
+        path = f"/v1/auth/users/{seg(username)}/disable"
+        return self._json(Call("POST", path, params={"tenant_id": tenant_id}))
 
-    def set_user_password(self, username: str, password: str) -> R:
+    def enable_user(self, username: str, *, tenant_id: str | None = None) -> R:
+        path = f"/v1/auth/users/{seg(username)}/enable"
+        return self._json(Call("POST", path, params={"tenant_id": tenant_id}))
+
+    def set_user_password(self, username: str, password: str, *, tenant_id: str | None = None) -> R:
         path = f"/v1/auth/users/{seg(username)}/password"
-        return self._json(Call("PUT", path, json={"password": password}))
+        params = {"tenant_id": tenant_id}
+        return self._json(Call("PUT", path, json={"password": password}, params=params))
 
-    def revoke_user_tokens(self, username: str) -> R:
-        return self._json(Call("POST", f"/v1/auth/users/{seg(username)}/revoke-tokens"))
+    def revoke_user_tokens(self, username: str, *, tenant_id: str | None = None) -> R:
+        path = f"/v1/auth/users/{seg(username)}/revoke-tokens"
+        return self._json(Call("POST", path, params={"tenant_id": tenant_id}))
+
+    # -- tenants (admin; a tenant:admin reads its own) ---------------------------------------
+    def create_tenant(self, tenant_id: str, name: str, *, policy: Json | None = None) -> R:
+        """A tenant (``tenant_id``: 1-32 lowercase letters, digits or '-', never changed)
+        with its ``policy`` (rate_limit, max_concurrent_runs, max_active_tasks,
+        budget_tokens_per_run/_day/_month, allowed_agents; unset = the deployment's)."""
+        body: Json = {"id": tenant_id, "name": name}
+        if policy is not None:
+            body["policy"] = policy
+        return self._json(Call("POST", "/v1/tenants", json=body))
+
+    def list_tenants(self) -> R:
+        return self._json(Call("GET", "/v1/tenants"))
+
+    def get_tenant(self, tenant_id: str) -> R:
+        return self._json(Call("GET", f"/v1/tenants/{seg(tenant_id)}"))
+
+    def update_tenant(
+        self, tenant_id: str, *, name: str | None = None, policy: Json | None = None
+    ) -> R:
+        """Renames the tenant and/or replaces its whole ``policy`` (send every field to keep)."""
+        body = {k: v for k, v in {"name": name, "policy": policy}.items() if v is not None}
+        return self._json(Call("PATCH", f"/v1/tenants/{seg(tenant_id)}", json=body))
+
+    def delete_tenant(self, tenant_id: str) -> R:
+        """Deletes its users and revokes its API keys with it."""
+        return self._json(Call("DELETE", f"/v1/tenants/{seg(tenant_id)}"))

@@ -31,6 +31,10 @@ import type {
   TaskMemory,
   TaskResult,
   TaskSubmitted,
+  TenantCreate,
+  TenantInfo,
+  TenantList,
+  TenantUpdate,
   TokenResponse,
   ToolList,
   UserCreate,
@@ -177,10 +181,12 @@ export class AgentServiceClient {
     return this.json("GET", "/v1/auth/me", options);
   }
 
-  listApiKeys(options: RequestOptions = {}): Promise<ApiKeyList> {
-    return this.json("GET", "/v1/auth/api-keys", options);
+  /** The API keys of one tenant (`tenant_id`; admin without it: of every tenant). */
+  listApiKeys(query: QueryOf<"/v1/auth/api-keys", "get"> = {}, options: RequestOptions = {}): Promise<ApiKeyList> {
+    return this.json("GET", "/v1/auth/api-keys", { query: query as Query, ...options });
   }
 
+  /** With `tenant_id` the key's principal belongs to that tenant (never `admin`). */
   createApiKey(body: ApiKeyCreate, options: RequestOptions = {}): Promise<ApiKeyCreated> {
     return this.json("POST", "/v1/auth/api-keys", { json: body, ...options });
   }
@@ -189,45 +195,118 @@ export class AgentServiceClient {
     await this.raw("DELETE", `/v1/auth/api-keys/${AgentServiceClient.segment(keyId)}`, options);
   }
 
-  // ---- users (admin) ----------------------------------------------------------------------
+  // ---- users (admin, or tenant:admin in its own tenant) -----------------------------------
+  // `tenant_id` (query): the tenant acted in, admin only (unset: the default tenant, or every
+  // tenant for listUsers); a tenant:admin always acts in its own.
 
-  listUsers(options: RequestOptions = {}): Promise<UserList> {
-    return this.json("GET", "/v1/auth/users", options);
+  listUsers(query: QueryOf<"/v1/auth/users", "get"> = {}, options: RequestOptions = {}): Promise<UserList> {
+    return this.json("GET", "/v1/auth/users", { query: query as Query, ...options });
   }
 
+  /** With `tenant_id` the user signs in as `<tenant_id>/<username>` (never `admin`). */
   createUser(body: UserCreate, options: RequestOptions = {}): Promise<UserInfo> {
     return this.json("POST", "/v1/auth/users", { json: body, ...options });
   }
 
-  getUser(username: string, options: RequestOptions = {}): Promise<UserInfo> {
-    return this.json("GET", `/v1/auth/users/${AgentServiceClient.segment(username)}`, options);
+  getUser(
+    username: string,
+    query: QueryOf<"/v1/auth/users/{username}", "get"> = {},
+    options: RequestOptions = {},
+  ): Promise<UserInfo> {
+    return this.json("GET", `/v1/auth/users/${AgentServiceClient.segment(username)}`, { query: query as Query, ...options });
   }
 
-  setUserScopes(username: string, body: UserScopesUpdate, options: RequestOptions = {}): Promise<UserInfo> {
-    return this.json("PATCH", `/v1/auth/users/${AgentServiceClient.segment(username)}`, { json: body, ...options });
-  }
-
-  async deleteUser(username: string, options: RequestOptions = {}): Promise<void> {
-    await this.raw("DELETE", `/v1/auth/users/${AgentServiceClient.segment(username)}`, options);
-  }
-
-  disableUser(username: string, options: RequestOptions = {}): Promise<UserInfo> {
-    return this.json("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/disable`, options);
-  }
-
-  enableUser(username: string, options: RequestOptions = {}): Promise<UserInfo> {
-    return this.json("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/enable`, options);
-  }
-
-  async setUserPassword(username: string, password: string, options: RequestOptions = {}): Promise<void> {
-    await this.raw("PUT", `/v1/auth/users/${AgentServiceClient.segment(username)}/password`, {
-      json: { password },
+  setUserScopes(
+    username: string,
+    body: UserScopesUpdate,
+    query: QueryOf<"/v1/auth/users/{username}", "patch"> = {},
+    options: RequestOptions = {},
+  ): Promise<UserInfo> {
+    return this.json("PATCH", `/v1/auth/users/${AgentServiceClient.segment(username)}`, {
+      json: body,
+      query: query as Query,
       ...options,
     });
   }
 
-  async revokeUserTokens(username: string, options: RequestOptions = {}): Promise<void> {
-    await this.raw("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/revoke-tokens`, options);
+  async deleteUser(
+    username: string,
+    query: QueryOf<"/v1/auth/users/{username}", "delete"> = {},
+    options: RequestOptions = {},
+  ): Promise<void> {
+    await this.raw("DELETE", `/v1/auth/users/${AgentServiceClient.segment(username)}`, { query: query as Query, ...options });
+  }
+
+  disableUser(
+    username: string,
+    query: QueryOf<"/v1/auth/users/{username}/disable", "post"> = {},
+    options: RequestOptions = {},
+  ): Promise<UserInfo> {
+    return this.json("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/disable`, {
+      query: query as Query,
+      ...options,
+    });
+  }
+
+  enableUser(
+    username: string,
+    query: QueryOf<"/v1/auth/users/{username}/enable", "post"> = {},
+    options: RequestOptions = {},
+  ): Promise<UserInfo> {
+    return this.json("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/enable`, {
+      query: query as Query,
+      ...options,
+    });
+  }
+
+  async setUserPassword(
+    username: string,
+    password: string,
+    query: QueryOf<"/v1/auth/users/{username}/password", "put"> = {},
+    options: RequestOptions = {},
+  ): Promise<void> {
+    await this.raw("PUT", `/v1/auth/users/${AgentServiceClient.segment(username)}/password`, {
+      json: { password },
+      query: query as Query,
+      ...options,
+    });
+  }
+
+  async revokeUserTokens(
+    username: string,
+    query: QueryOf<"/v1/auth/users/{username}/revoke-tokens", "post"> = {},
+    options: RequestOptions = {},
+  ): Promise<void> {
+    await this.raw("POST", `/v1/auth/users/${AgentServiceClient.segment(username)}/revoke-tokens`, {
+      query: query as Query,
+      ...options,
+    });
+  }
+
+  // ---- tenants (admin; a tenant:admin reads its own) --------------------------------------
+
+  /** A tenant and its policy (unset fields: the deployment's settings); then make its users
+   * and API keys with `tenant_id`. */
+  createTenant(body: TenantCreate, options: RequestOptions = {}): Promise<TenantInfo> {
+    return this.json("POST", "/v1/tenants", { json: body, ...options });
+  }
+
+  listTenants(options: RequestOptions = {}): Promise<TenantList> {
+    return this.json("GET", "/v1/tenants", options);
+  }
+
+  getTenant(tenantId: string, options: RequestOptions = {}): Promise<TenantInfo> {
+    return this.json("GET", `/v1/tenants/${AgentServiceClient.segment(tenantId)}`, options);
+  }
+
+  /** Renames a tenant and/or replaces its whole policy (send every field to keep). */
+  updateTenant(tenantId: string, body: TenantUpdate, options: RequestOptions = {}): Promise<TenantInfo> {
+    return this.json("PATCH", `/v1/tenants/${AgentServiceClient.segment(tenantId)}`, { json: body, ...options });
+  }
+
+  /** Deletes a tenant, its users and its API keys. */
+  async deleteTenant(tenantId: string, options: RequestOptions = {}): Promise<void> {
+    await this.raw("DELETE", `/v1/tenants/${AgentServiceClient.segment(tenantId)}`, options);
   }
 
   // ---- health -----------------------------------------------------------------------------

@@ -187,7 +187,8 @@ export interface paths {
          * @description Every registered agent: its name (used in the paths below), description, input schema
          *     and capabilities (`streaming`, `tools`, `human_input`). The input schema says what the
          *     run body's `input` is: a string, or for an agent with an input model an object with
-         *     its fields. Any authenticated caller, no scope needed.
+         *     its fields. Any authenticated caller, no scope needed; a tenant's principals see the
+         *     agents its policy allows.
          */
         get: operations["list_agents_v1_agents_get"];
         put?: never;
@@ -208,7 +209,8 @@ export interface paths {
         /**
          * Describe one agent
          * @description One agent's description, input schema and capabilities. Any authenticated caller;
-         *     404 `agent_not_found` for a name that is not registered.
+         *     404 `agent_not_found` for a name that is not registered (or that the caller's tenant
+         *     may not use).
          */
         get: operations["get_agent_v1_agents__agent__get"];
         put?: never;
@@ -293,7 +295,8 @@ export interface paths {
          *     new run. An agent that asks for human input (`approval`) answers 409
          *     `input_required_unsupported`: use the stream, the WebSocket or a background task. A run
          *     that fails answers with its error code: 502 for LLM failures, 504 `run_timeout`, 422
-         *     `max_steps_exceeded`.
+         *     `max_steps_exceeded`, 429 `budget_exceeded`; its `X-Run-ID` header names the run, whose
+         *     record keeps what it produced.
          */
         post: operations["invoke_v1_agents__agent__invoke_post"];
         delete?: never;
@@ -342,9 +345,10 @@ export interface paths {
         };
         /**
          * List the API keys
-         * @description Every API key, revoked ones included (`revoked_at`), with its `expires_at` and who
-         *     made it, without the secret: only its first characters (`prefix`) to recognise it.
-         *     Needs the `admin` scope.
+         * @description The API keys of one tenant (`admin` without `tenant_id`: of every tenant), revoked
+         *     ones included (`revoked_at`), with `expires_at` and who made them, without the secret:
+         *     only its first characters (`prefix`) to recognise it. Needs the `admin` scope, or
+         *     `tenant:admin` (its own tenant's).
          */
         get: operations["list_keys_v1_auth_api_keys_get"];
         put?: never;
@@ -354,8 +358,9 @@ export interface paths {
          *     answer only: the service keeps just its hash. An API key is a principal of its own:
          *     sessions and tasks it creates belong to the key. It stops working at `expires_at`
          *     (or `expires_in` seconds from now; unset = never: 401 `api_key_expired`), and when the
-         *     user who made it is disabled or deleted (401 `api_key_revoked`). Needs the `admin`
-         *     scope; not idempotent (each call makes a new key).
+         *     user who made it is disabled or deleted (401 `api_key_revoked`). With `tenant_id` its
+         *     principal belongs to that tenant and cannot hold `admin`. Needs the `admin` scope, or
+         *     `tenant:admin` for its own tenant; not idempotent (each call makes a new key).
          */
         post: operations["create_key_v1_auth_api_keys_post"];
         delete?: never;
@@ -377,7 +382,8 @@ export interface paths {
         /**
          * Revoke an API key (idempotent)
          * @description Revokes the key at once: its next request gets 401 `api_key_invalid`. Revoking a
-         *     revoked key answers the same record again (idempotent). Needs the `admin` scope.
+         *     revoked key answers the same record again (idempotent). Needs the `admin` scope, or
+         *     `tenant:admin` for a key of its own tenant.
          */
         delete: operations["revoke_key_v1_auth_api_keys__key_id__delete"];
         options?: never;
@@ -467,13 +473,16 @@ export interface paths {
         };
         /**
          * List the users
-         * @description Every user, disabled ones included, never a password hash. Needs `admin`.
+         * @description The users of one tenant (`admin` without `tenant_id`: of every tenant), disabled
+         *     ones included, never a password hash. Needs `admin`, or `tenant:admin` (its own).
          */
         get: operations["list_users_v1_auth_users_get"];
         put?: never;
         /**
          * Create a user
-         * @description A user who signs in with POST /v1/auth/token and holds `scopes`. Needs `admin`.
+         * @description A user who signs in with POST /v1/auth/token and holds `scopes`; in tenant
+         *     `tenant_id` it signs in as `<tenant_id>/<username>` and cannot hold `admin`. Needs
+         *     `admin`, or `tenant:admin` for its own tenant.
          */
         post: operations["create_user_v1_auth_users_post"];
         delete?: never;
@@ -491,7 +500,8 @@ export interface paths {
         };
         /**
          * Read a user
-         * @description One user's scopes, state and when its credentials last changed. Needs `admin`.
+         * @description One user's scopes, state and when its credentials last changed. Needs `admin`, or
+         *     `tenant:admin` (its own tenant).
          */
         get: operations["get_user_v1_auth_users__username__get"];
         put?: never;
@@ -499,7 +509,8 @@ export interface paths {
         /**
          * Delete a user (ends its tokens, revokes its API keys)
          * @description Removes the user; its tokens get 401 `token_revoked` and the API keys it made are
-         *     revoked for good (a later user of the same name does not inherit them). Needs `admin`.
+         *     revoked for good (a later user of the same name does not inherit them). Needs `admin`,
+         *     or `tenant:admin` (its own tenant).
          */
         delete: operations["delete_user_v1_auth_users__username__delete"];
         options?: never;
@@ -507,7 +518,7 @@ export interface paths {
         /**
          * Set a user's scopes
          * @description Replaces the scopes. Tokens already issued keep only the scopes the user still
-         *     holds, on every replica at once. Needs `admin`.
+         *     holds, on every replica at once. Needs `admin`, or `tenant:admin` (its own tenant).
          */
         patch: operations["set_scopes_v1_auth_users__username__patch"];
         trace?: never;
@@ -524,7 +535,8 @@ export interface paths {
         /**
          * Disable a user (ends its tokens and API keys)
          * @description The user can no longer sign in; its tokens get 401 `token_revoked` and the API keys
-         *     it made 401 `api_key_revoked`, on every replica at once. Idempotent. Needs `admin`.
+         *     it made 401 `api_key_revoked`, on every replica at once. Idempotent. Needs `admin`, or
+         *     `tenant:admin` (its own tenant).
          */
         post: operations["disable_user_v1_auth_users__username__disable_post"];
         delete?: never;
@@ -545,7 +557,7 @@ export interface paths {
         /**
          * Enable a user again
          * @description The user may sign in again and its API keys work again; tokens issued before the
-         *     disable stay refused. Idempotent. Needs `admin`.
+         *     disable stay refused. Idempotent. Needs `admin`, or `tenant:admin` (its own tenant).
          */
         post: operations["enable_user_v1_auth_users__username__enable_post"];
         delete?: never;
@@ -565,7 +577,7 @@ export interface paths {
         /**
          * Set a user's password (ends its tokens)
          * @description Replaces the password; every token issued before gets 401 `token_revoked`.
-         *     Needs `admin`.
+         *     Needs `admin`, or `tenant:admin` (its own tenant).
          */
         put: operations["set_password_v1_auth_users__username__password_put"];
         post?: never;
@@ -587,7 +599,7 @@ export interface paths {
         /**
          * Revoke every token of a user
          * @description Every token issued to the user until now gets 401 `token_revoked`; the user may
-         *     sign in again. API keys are not affected. Needs `admin`.
+         *     sign in again. API keys are not affected. Needs `admin`, or `tenant:admin` (its own tenant).
          */
         post: operations["revoke_tokens_v1_auth_users__username__revoke_tokens_post"];
         delete?: never;
@@ -1252,6 +1264,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List tenants
+         * @description Every tenant but the default one (which has no record). Needs `admin`.
+         */
+        get: operations["list_tenants_v1_tenants_get"];
+        put?: never;
+        /**
+         * Create a tenant
+         * @description A tenant with its policy. Then make its users (POST /v1/auth/users with
+         *     `tenant_id`) or API keys (POST /v1/auth/api-keys with `tenant_id`). Needs `admin`.
+         */
+        post: operations["create_tenant_v1_tenants_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{tenant_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read a tenant
+         * @description One tenant and its policy. `admin` reads any; `tenant:admin` its own only.
+         */
+        get: operations["get_tenant_v1_tenants__tenant_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a tenant (its users and API keys with it)
+         * @description Its principals get 401 `tenant_unknown` at once on every process, its users are
+         *     deleted and its API keys revoked (a tenant made later with the same id inherits no
+         *     credential); its queued tasks end without running. Needs `admin`.
+         */
+        delete: operations["delete_tenant_v1_tenants__tenant_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename a tenant or replace its policy
+         * @description The new policy applies to the tenant's principals on every process at once (new
+         *     runs and requests; runs in flight keep what they started with). Needs `admin`.
+         */
+        patch: operations["update_tenant_v1_tenants__tenant_id__patch"];
+        trace?: never;
+    };
     "/v1/tools": {
         parameters: {
             query?: never;
@@ -1287,8 +1355,8 @@ export interface paths {
          *     grouped by any of `day`, `agent`, `model`, `cached`, `principal` (repeat `group_by`;
          *     default day, agent, model). Calls answered from the LLM cache are counted apart
          *     (`cached`) and are not billable. The caller's own usage; with `admin`, `principal=<id>`
-         *     for another's or `principal=*` for everyone's. Usage reaches the ledger within a second
-         *     of each call.
+         *     for another's or `principal=*` for everyone's (`tenant:admin`: within its tenant). Usage
+         *     reaches the ledger within a second of each call.
          */
         get: operations["usage_v1_usage_get"];
         put?: never;
@@ -1634,6 +1702,11 @@ export interface components {
             name: string;
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
+            /**
+             * Tenant Id
+             * @description The tenant the key's principal belongs to (admin only; a tenant:admin's keys are of its own). Unset = the caller's tenant.
+             */
+            tenant_id?: string | null;
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -1670,6 +1743,11 @@ export interface components {
             revoked_at?: string | null;
             /** Scopes */
             scopes: string[];
+            /**
+             * Tenant
+             * @default default
+             */
+            tenant?: string;
         };
         /** ApiKeyInfo */
         ApiKeyInfo: {
@@ -1701,6 +1779,11 @@ export interface components {
             revoked_at?: string | null;
             /** Scopes */
             scopes: string[];
+            /**
+             * Tenant
+             * @default default
+             */
+            tenant?: string;
         };
         /** ApiKeyList */
         ApiKeyList: {
@@ -2674,6 +2757,8 @@ export interface components {
             name: string;
             /** Scopes */
             scopes: string[];
+            /** Tenant */
+            tenant: string;
         };
         /**
          * Problem
@@ -3194,7 +3279,7 @@ export interface components {
          * Scope
          * @enum {string}
          */
-        Scope: "agents:run" | "sessions:read" | "sessions:write" | "tasks:read" | "tasks:write" | "webhooks" | "admin";
+        Scope: "agents:run" | "sessions:read" | "sessions:write" | "tasks:read" | "tasks:write" | "webhooks" | "tenant:admin" | "admin";
         /** SessionCreate */
         SessionCreate: {
             /**
@@ -3549,6 +3634,95 @@ export interface components {
             /** Task Id */
             task_id: string;
         };
+        /** TenantCreate */
+        TenantCreate: {
+            /**
+             * Id
+             * @description 1-32 lowercase letters, digits or '-'; part of its principals' ids (`user:<tenant>/<name>`, `key:<tenant>/<id>`), never changed. `default` is taken.
+             * @example acme
+             */
+            id: string;
+            /**
+             * Name
+             * @example Acme Corp
+             */
+            name: string;
+            policy?: components["schemas"]["TenantPolicyBody"];
+        };
+        /** TenantInfo */
+        TenantInfo: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            policy: components["schemas"]["TenantPolicyBody"];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** TenantList */
+        TenantList: {
+            /** Items */
+            items: components["schemas"]["TenantInfo"][];
+            /** Total */
+            total: number;
+        };
+        /**
+         * TenantPolicyBody
+         * @description What a tenant's principals may do. Every field null = the deployment's setting.
+         */
+        TenantPolicyBody: {
+            /**
+             * Allowed Agents
+             * @description The agents its principals may see and run; null = every agent served.
+             */
+            allowed_agents?: string[] | null;
+            /**
+             * Budget Tokens Per Day
+             * @description Per principal, 0 = none. null = the deployment's setting.
+             */
+            budget_tokens_per_day?: number | null;
+            /**
+             * Budget Tokens Per Month
+             * @description Per principal, 0 = none. null = the deployment's setting.
+             */
+            budget_tokens_per_month?: number | null;
+            /**
+             * Budget Tokens Per Run
+             * @description 0 = none. null = the deployment's setting.
+             */
+            budget_tokens_per_run?: number | null;
+            /**
+             * Max Active Tasks
+             * @description Tasks queued or running per principal, 0 = no cap. null = the deployment's setting.
+             */
+            max_active_tasks?: number | null;
+            /**
+             * Max Concurrent Runs
+             * @description Foreground runs at once per principal, 0 = no cap. null = the deployment's setting.
+             */
+            max_concurrent_runs?: number | null;
+            /**
+             * Rate Limit
+             * @description Requests per principal, e.g. `600/minute` (replaces RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW; RATE_LIMIT_ROUTES still apply). null = the deployment's setting.
+             * @example 600/minute
+             */
+            rate_limit?: string | null;
+        };
+        /** TenantUpdate */
+        TenantUpdate: {
+            /** Name */
+            name?: string | null;
+            /** @description Replaces the whole policy (send every field you want kept). */
+            policy?: components["schemas"]["TenantPolicyBody"] | null;
+        };
         /**
          * TextPart
          * @description A text part.
@@ -3865,6 +4039,11 @@ export interface components {
             password: string;
             /** Scopes */
             scopes: components["schemas"]["Scope"][];
+            /**
+             * Tenant Id
+             * @description The tenant it belongs to (admin only; a tenant:admin's users are of its own). It then signs in as `<tenant_id>/<username>`. Unset = the default tenant.
+             */
+            tenant_id?: string | null;
             /** Username */
             username: string;
         };
@@ -3884,7 +4063,12 @@ export interface components {
             disabled: boolean;
             /** Scopes */
             scopes: string[];
-            /** Username */
+            /** Tenant */
+            tenant: string;
+            /**
+             * Username
+             * @description What it signs in with: `<tenant>/<name>` in a tenant.
+             */
             username: string;
         };
         /** UserList */
@@ -5332,7 +5516,10 @@ export interface operations {
     };
     list_keys_v1_auth_api_keys_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -5910,7 +6097,10 @@ export interface operations {
     };
     list_users_v1_auth_users_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -6119,7 +6309,10 @@ export interface operations {
     };
     get_user_v1_auth_users__username__get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6228,7 +6421,10 @@ export interface operations {
     };
     delete_user_v1_auth_users__username__delete: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6344,7 +6540,10 @@ export interface operations {
     };
     set_scopes_v1_auth_users__username__patch: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6457,7 +6656,10 @@ export interface operations {
     };
     disable_user_v1_auth_users__username__disable_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6575,7 +6777,10 @@ export interface operations {
     };
     enable_user_v1_auth_users__username__enable_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6684,7 +6889,10 @@ export interface operations {
     };
     set_password_v1_auth_users__username__password_put: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6797,7 +7005,10 @@ export interface operations {
     };
     revoke_tokens_v1_auth_users__username__revoke_tokens_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The tenant acted in (admin only; a tenant:admin acts in its own). */
+                tenant_id?: string | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -10273,6 +10484,562 @@ export interface operations {
                 };
             };
             /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_tenants_v1_tenants_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantList"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_tenant_v1_tenants_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TenantCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantInfo"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A tenant with this id exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body failed validation, or names an agent this deployment does not serve. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_tenant_v1_tenants__tenant_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantInfo"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No tenant with this id (or not yours to see). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    delete_tenant_v1_tenants__tenant_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No tenant with this id (or not yours to see). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The default tenant always exists and follows the deployment's settings. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request failed validation; `errors` lists every failed check. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit exceeded for this caller and route, or too many failed authentications from this address (AUTH_FAILURE_LIMIT); wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An unexpected error. The body never holds internals; quote `request_id` when reporting it. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A required dependency (Redis, the rate limiter) is unavailable, or the server is shutting down; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    update_tenant_v1_tenants__tenant_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TenantUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantInfo"];
+                };
+            };
+            /** @description The request could not be read, e.g. a body that is not UTF-8. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials (`WWW-Authenticate: Bearer`). Codes: unauthorized, bad_scheme, token_invalid/expired/revoked, api_key_invalid/expired/revoked; OIDC: token_unknown_key, token_algorithm_refused, oidc_unavailable. */
+            401: {
+                headers: {
+                    /** @description Always `Bearer realm="agent-service"`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credentials are valid but lack a scope this operation needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No tenant with this id (or not yours to see). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The default tenant always exists and follows the deployment's settings. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body failed validation, or names an agent this deployment does not serve. */
             422: {
                 headers: {
                     [name: string]: unknown;
