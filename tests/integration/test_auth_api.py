@@ -213,6 +213,7 @@ async def test_api_key_lifecycle(any_client: httpx.AsyncClient) -> None:
         "kind": "api_key",
         "name": "ci",
         "scopes": ["agents:run", "sessions:read"],
+        "tenant": "default",
     }
 
     listed = await any_client.get("/v1/auth/api-keys", headers={"Authorization": f"Bearer {token}"})
