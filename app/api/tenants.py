@@ -29,7 +29,11 @@ TENANT_NOT_FOUND = ProblemDoc(
     (("tenant_not_found", "No tenant 'acme'."),),
 )
 TENANT_EXISTS = ProblemDoc(
-    "A tenant with this id exists.", (("tenant_exists", "A tenant 'acme' exists."),)
+    "A tenant with this id exists, or existed (a deleted tenant's id is never used again).",
+    (
+        ("tenant_exists", "A tenant 'acme' exists."),
+        ("tenant_id_retired", "The id 'acme' belonged to a deleted tenant: ..."),
+    ),
 )
 TENANT_DEFAULT = ProblemDoc(
     "The default tenant always exists and follows the deployment's settings.",
@@ -123,8 +127,10 @@ async def update_tenant(
     summary="Delete a tenant (its users and API keys with it)",
 )
 async def delete_tenant(tenant_id: str, _admin: AdminDep, services: ServicesDep) -> Response:
-    """Its principals get 401 `tenant_unknown` at once on every process, its users are
-    deleted and its API keys revoked (a tenant made later with the same id inherits no
-    credential); its queued tasks end without running. Needs `admin`."""
+    """At once on every process: its users are deleted (their tokens 401 `token_revoked`),
+    its API keys revoked (401 `api_key_invalid`), any other credential of it (an IdP's token)
+    401 `tenant_unknown`; its queued tasks end without running. Its id is retired: never
+    made again (409 `tenant_id_retired`), so nothing its principals owned can be reached.
+    Needs `admin`."""
     await services.tenant_admin.delete(tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -56,7 +56,7 @@ class TenantDirectory:
             return cached[1]
         epoch = self._epoch
         try:
-            record = await self._store.get(tenant_id)
+            record = live(await self._store.get(tenant_id))
         except _STORE_ERRORS as exc:
             if cached is not None:  # what is known, past its TTL
                 return cached[1]
@@ -108,6 +108,12 @@ class TenantService:
             )
         record = TenantRecord(id=tenant_id, name=name, policy=policy)
         if not await self._store.create(record):
+            if live(await self._store.get(tenant_id)) is None:
+                raise Conflict(
+                    f"The id {tenant_id!r} belonged to a deleted tenant: ids are never used "
+                    "again (what its principals left must stay theirs). Choose another.",
+                    code="tenant_id_retired",
+                )
             raise Conflict(f"A tenant {tenant_id!r} exists.", code="tenant_exists")
         await self._bus.publish(TENANT_MESSAGE + tenant_id)  # a cached "does not exist"
         return record
@@ -118,7 +124,7 @@ class TenantService:
     async def get(self, tenant_id: str) -> TenantRecord:
         if tenant_id == DEFAULT_TENANT:
             return DEFAULT_RECORD
-        record = await self._store.get(tenant_id)
+        record = live(await self._store.get(tenant_id))
         if record is None:
             raise NotFound(f"No tenant {tenant_id!r}.", code="tenant_not_found")
         return record
@@ -144,8 +150,9 @@ class TenantService:
 
     async def delete(self, tenant_id: str) -> None:
         """The tenant's principals are refused at once on every process; its users are
-        deleted and its API keys revoked, so a tenant made later with the same id inherits
-        no credential. What its principals own expires with its own retention."""
+        deleted and its API keys revoked; its id is retired for good (never made again), so
+        nobody can ever be one of its principals. What they owned expires with its own
+        retention, unreachable meanwhile."""
         if tenant_id == DEFAULT_TENANT:
             raise Conflict("The default tenant cannot be deleted.", code="tenant_default")
         if not await self._store.delete(tenant_id):
@@ -160,6 +167,11 @@ class TenantService:
                 principal = Principal.for_api_key(key.id, name=key.name, tenant=key.tenant)
                 await self._bus.publish(principal.id)
         log.info("tenant_deleted", tenant=tenant_id)
+
+
+def live(record: TenantRecord | None) -> TenantRecord | None:
+    """A stored tenant that has not been deleted (a retired id's tombstone is None)."""
+    return record if record is not None and record.retired_at is None else None
 
 
 def users_of(tenant_id: str, users: Iterable[UserRecord]) -> list[UserRecord]:

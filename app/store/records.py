@@ -66,3 +66,6 @@ class TenantRecord(BaseModel):
     policy: TenantPolicy = Field(default_factory=TenantPolicy)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set when deleted: the record stays as a tombstone so the id is never made again (what
+    # the deleted tenant's principals owned stays theirs, unreachable).
+    retired_at: datetime | None = None

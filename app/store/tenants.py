@@ -5,6 +5,11 @@ the set of ids (for listing). As with users (app/store/users.py), an id joins th
 its record is written and leaves it after the record is gone, so the set always names every
 tenant; a crash in between leaves an id without a record, which listing skips. The default
 tenant is never stored: it always exists and has no policy of its own.
+
+Deleting keeps the record, marked ``retired_at``, for good: a tenant's principals are named by
+its id (app/security/principals.py), so a new tenant with a deleted one's id would own what
+the old one's principals left (sessions, runs, webhook subscriptions, usage). A retired id is
+never made again; ``get`` returns the tombstone and callers treat it as gone.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from app.core.clock import utcnow
 from app.store.keyspace import tag
 from app.store.records import TenantRecord
 
@@ -21,16 +27,20 @@ class TenantStore(Protocol):
     async def get(self, tenant_id: str) -> TenantRecord | None: ...
 
     async def create(self, record: TenantRecord) -> bool:
-        """Store a new tenant; False (nothing written) when the id is taken."""
+        """Store a new tenant; False (nothing written) when the id is taken or retired."""
         ...
 
     async def put(self, record: TenantRecord) -> None:
         """Replace an existing tenant's record."""
         ...
 
-    async def list(self) -> list[TenantRecord]: ...
+    async def list(self) -> list[TenantRecord]:
+        """The live tenants (not the retired ones)."""
+        ...
 
-    async def delete(self, tenant_id: str) -> bool: ...
+    async def delete(self, tenant_id: str) -> bool:
+        """Retire a live tenant (its record becomes a tombstone); False when none was live."""
+        ...
 
 
 class MemoryTenantStore:
@@ -50,10 +60,15 @@ class MemoryTenantStore:
         self._tenants[record.id] = record
 
     async def list(self) -> list[TenantRecord]:
-        return sorted(self._tenants.values(), key=lambda t: t.id)
+        live = (t for t in self._tenants.values() if t.retired_at is None)
+        return sorted(live, key=lambda t: t.id)
 
     async def delete(self, tenant_id: str) -> bool:
-        return self._tenants.pop(tenant_id, None) is not None
+        record = self._tenants.get(tenant_id)
+        if record is None or record.retired_at is not None:
+            return False
+        self._tenants[tenant_id] = retired(record)
+        return True
 
 
 class RedisTenantStore:
@@ -85,9 +100,18 @@ class RedisTenantStore:
             for tenant_id in ids:
                 pipe.get(self._key(tenant_id))
             rows = await pipe.execute()
-        return [TenantRecord.model_validate_json(row) for row in rows if row]
+        records = [TenantRecord.model_validate_json(row) for row in rows if row]
+        return [record for record in records if record.retired_at is None]
 
     async def delete(self, tenant_id: str) -> bool:
-        removed = bool(await self._redis.delete(self._key(tenant_id)))
+        record = await self.get(tenant_id)
+        if record is None or record.retired_at is not None:
+            return False
+        await self._redis.set(self._key(tenant_id), retired(record).model_dump_json())
         await self._redis.srem(self._ids, tenant_id)
-        return removed
+        return True
+
+
+def retired(record: TenantRecord) -> TenantRecord:
+    """The tombstone: id and when, nothing of its policy."""
+    return TenantRecord(id=record.id, name=record.name, retired_at=utcnow())

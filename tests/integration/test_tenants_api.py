@@ -2,8 +2,8 @@
 them (admin only; a tenant:admin reads its own), their users and API keys (made with
 `tenant_id`, signing in as `<tenant>/<name>`, never holding `admin`), their policy applied
 to each principal (allowed agents, rate limit, task cap, per-run and daily budgets), and a
-deleted tenant's credentials refused at once, for good. Route-by-route isolation between two
-tenants is tests/integration/test_tenant_isolation.py."""
+deleted tenant's credentials refused at once, its id retired for good. Route-by-route
+isolation between two tenants is tests/integration/test_tenant_isolation.py."""
 
 from __future__ import annotations
 
@@ -311,10 +311,21 @@ async def test_a_deleted_tenants_credentials_stop_at_once_and_never_come_back(
     # Its keys are revoked and its users deleted with it.
     assert_problem(await client.get("/v1/auth/me", headers=key), 401, "api_key_invalid")
     assert_problem(await client.get("/v1/auth/me", headers=user), 401, "token_revoked")
-    # Made again with the same id, it inherits no credential.
-    await make_tenant(client, admin, tenant)
-    users = await client.get("/v1/auth/users", params={"tenant_id": tenant}, headers=admin)
-    assert users.json()["total"] == 0
+    # Its id is retired: never made again, so nobody becomes one of its principals.
+    again = await client.post("/v1/tenants", json={"id": tenant, "name": "n"}, headers=admin)
+    assert_problem(again, 409, "tenant_id_retired")
+    assert tenant not in [
+        t["id"] for t in (await client.get("/v1/tenants", headers=admin)).json()["items"]
+    ]
+    for path, body in (
+        ("/v1/auth/users", {"username": "ann", "password": PASSWORD, "scopes": ["agents:run"]}),
+        ("/v1/auth/api-keys", {"name": "again", "scopes": ["agents:run"]}),
+    ):
+        refused = await client.post(path, json={**body, "tenant_id": tenant}, headers=admin)
+        assert_problem(refused, 404, "tenant_not_found")
+    assert_problem(
+        await client.get(f"/v1/tenants/{tenant}", headers=admin), 404, "tenant_not_found"
+    )
     assert_problem(await client.get("/v1/auth/me", headers=key), 401, "api_key_invalid")
     assert_problem(await client.get("/v1/auth/me", headers=user), 401, "token_revoked")
     relogin = await client.post(

@@ -1305,9 +1305,11 @@ export interface paths {
         post?: never;
         /**
          * Delete a tenant (its users and API keys with it)
-         * @description Its principals get 401 `tenant_unknown` at once on every process, its users are
-         *     deleted and its API keys revoked (a tenant made later with the same id inherits no
-         *     credential); its queued tasks end without running. Needs `admin`.
+         * @description At once on every process: its users are deleted (their tokens 401 `token_revoked`),
+         *     its API keys revoked (401 `api_key_invalid`), any other credential of it (an IdP's token)
+         *     401 `tenant_unknown`; its queued tasks end without running. Its id is retired: never
+         *     made again (409 `tenant_id_retired`), so nothing its principals owned can be reached.
+         *     Needs `admin`.
          */
         delete: operations["delete_tenant_v1_tenants__tenant_id__delete"];
         options?: never;
@@ -10674,7 +10676,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A tenant with this id exists. */
+            /** @description A tenant with this id exists, or existed (a deleted tenant's id is never used again). */
             409: {
                 headers: {
                     [name: string]: unknown;
