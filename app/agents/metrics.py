@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from app.core.tenancy import tenant_of
+from app.llm.types import Usage
+
 RUNS = Counter("agent_runs_total", "Agent runs by agent and final status.", ["agent", "status"])
 RUN_DURATION = Histogram(
     "agent_run_duration_seconds",
@@ -48,3 +51,33 @@ USAGE_WRITE_FAILURES = Counter(
     "usage_ledger_write_failures_total",
     "Usage ledger writes that failed (their calls' usage is missing from GET /v1/usage).",
 )
+
+USAGE_TOKENS = Counter(
+    "usage_tokens_total",
+    "Model tokens recorded in the usage ledger, by tenant (the first MAX_TENANT_LABELS seen "
+    "by a process, then 'other') and agent; cached answers apart (cached=true, not billable).",
+    ["tenant", "agent", "kind", "cached"],
+)
+MAX_TENANT_LABELS = 100
+_tenant_labels: set[str] = set()
+
+
+def tenant_label(principal_id: str) -> str:
+    """A bounded label: tenants are made by operators, but a process never exports more than
+    MAX_TENANT_LABELS of them."""
+    tenant = tenant_of(principal_id)
+    if tenant in _tenant_labels:
+        return tenant
+    if len(_tenant_labels) < MAX_TENANT_LABELS:
+        _tenant_labels.add(tenant)
+        return tenant
+    return "other"
+
+
+def count_usage(principal_id: str, agent: str, usage: Usage, cached: bool) -> None:
+    labels = (tenant_label(principal_id), agent)
+    flag = "true" if cached else "false"
+    if usage.prompt_tokens:
+        USAGE_TOKENS.labels(*labels, "prompt", flag).inc(usage.prompt_tokens)
+    if usage.completion_tokens:
+        USAGE_TOKENS.labels(*labels, "completion", flag).inc(usage.completion_tokens)

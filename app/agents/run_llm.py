@@ -29,6 +29,7 @@ class BudgetedCall:
     request: LLMRequest  # max_tokens lowered to what the budgets leave, when they limit it
     hold: Hold
     stop: BudgetExceeded | None = None  # raised when the answer ran into that limit
+    pool_hold: Hold = NO_HOLD  # of the tenant's pool, when it has one
 
     def check(self, response: LLMResponse | None) -> None:
         if self.stop is not None and response is not None and response.finish_reason == "length":
@@ -58,6 +59,8 @@ class RunLLM:
         agent: str = "",
         run_budget: int = 0,
         budgets: Budgets | None = None,
+        pool: Budgets | None = None,
+        pool_holder: str = "",
     ) -> None:
         self._llm = llm
         self._bypass = bypass_cache
@@ -67,6 +70,9 @@ class RunLLM:
         self._run_budget = run_budget  # 0: none
         # The principal's budgets (its tenant's policy, else the deployment's settings).
         self._budgets = budgets if budgets is not None else (meter.budgets if meter else None)
+        # The tenant's pool, shared by all its principals (``tenant:<id>`` in the ledger).
+        self._pool = pool if pool is not None and pool.any and pool_holder else None
+        self._pool_holder = pool_holder
         self.usage = Usage()
         self.billable_tokens = 0  # not answered from the cache: what a budget counts
         self.calls = 0
@@ -128,38 +134,56 @@ class RunLLM:
     async def _hold(self, request: LLMRequest) -> BudgetedCall:
         """Budget for one call: refused (BudgetExceeded) when less than its prompt is left,
         else held, and its completion capped (max_tokens) at what is left, so the call stops
-        at the budget mid-answer (and the run with it) rather than past it."""
-        meter, budgets = self._meter, self._budgets
+        at the budget mid-answer (and the run with it) rather than past it. Held from the
+        principal's budgets, then from its tenant's pool (each may lower what is left)."""
+        meter, budgets, pool = self._meter, self._budgets, self._pool
         budgeted = meter is not None and budgets is not None and budgets.any
-        if not self._run_budget and not budgeted:
+        pooled = meter is not None and pool is not None
+        if not self._run_budget and not budgeted and not pooled:
             return BudgetedCall(request, NO_HOLD)
         prompt = estimate_prompt_tokens(request.messages)
         reserve = meter.reserve_tokens if meter is not None else 1024
         wanted = room = prompt + (request.max_tokens or reserve)
         limit: str = "run"
+        tenant = False
         if self._run_budget:
             room = min(room, self._run_budget - self.billable_tokens)
             if room <= prompt:
                 raise BudgetExceeded("run", None)
-        hold = NO_HOLD
+        hold = pool_hold = NO_HOLD
         if budgeted and meter is not None and budgets is not None:
             hold = await meter.hold(self._principal_id, room, least=prompt + 1, budgets=budgets)
             if hold.tokens and hold.tokens < room:
                 room, limit = hold.tokens, budgets.window
+        if pooled and meter is not None and pool is not None:
+            try:
+                pool_hold = await meter.hold(
+                    self._pool_holder, room, least=prompt + 1, budgets=pool, tenant=True
+                )
+            except BudgetExceeded:
+                meter.release(hold)  # the call never starts: the principal's hold goes back
+                raise
+            if pool_hold.tokens and pool_hold.tokens < room:
+                room, limit, tenant = pool_hold.tokens, pool.window, True
         if room >= wanted:
-            return BudgetedCall(request, hold)
+            return BudgetedCall(request, hold, pool_hold=pool_hold)
         capped = request.model_copy(update={"max_tokens": room - prompt})
-        stop = BudgetExceeded(limit, meter.retry_after(limit) if meter is not None else None)
-        return BudgetedCall(capped, hold, stop)
+        retry = meter.retry_after(limit) if meter is not None else None
+        return BudgetedCall(capped, hold, BudgetExceeded(limit, retry, tenant=tenant), pool_hold)
 
     def _settled(self, call: BudgetedCall, response: LLMResponse | None) -> None:
         """A call's end, answered or not (no answer: its hold goes back, nothing is used)."""
         request, hold = call.request, call.hold
         if response is None:
-            self._settle(request.model or "", Usage(), False, hold)
+            usage, cached, model = Usage(), False, request.model or ""
         else:
+            usage, cached = response.usage, response.cached
             model = response.model or request.model or ""
-            self._settle(model, response.usage, response.cached, hold)
+        self._settle(model, usage, cached, hold)
+        if self._meter is not None and self._pool is not None:
+            self._meter.settle_pool(
+                self._pool_holder, usage=usage, cached=cached, hold=call.pool_hold
+            )
 
     def _settle(self, model: str, usage: Usage, cached: bool, hold: Hold) -> None:
         if self._meter is not None:

@@ -103,7 +103,7 @@ class RunService:
             raise AgentNotFound(request.agent)
         agent = self.agents.require(request.agent)
         if foreground:  # a task was checked when submitted
-            await self.meter.check(request.principal.id, limits.budgets)
+            await self.check_budgets(request.principal.id, limits)
         run_id = run_id or uuid.uuid4().hex
         counted = foreground and limits.max_concurrent_runs > 0
         if counted:
@@ -179,6 +179,8 @@ class RunService:
                 agent=agent.name,
                 run_budget=limits.run_budget,
                 budgets=limits.budgets,
+                pool=limits.pool,
+                pool_holder=limits.pool_holder,
             ),
             tools=self.tools,
             max_steps=request.max_steps or settings.MAX_STEPS,
@@ -204,6 +206,13 @@ class RunService:
             on_disconnect=request.on_disconnect,
         )
         return run
+
+    async def check_budgets(self, principal_id: str, limits: PrincipalLimits) -> None:
+        """429 ``budget_exhausted`` while the principal's budget or its tenant's pool is
+        spent (the gate for new runs and tasks)."""
+        await self.meter.check(principal_id, limits.budgets)
+        if limits.pool.any:
+            await self.meter.check(limits.pool_holder, limits.pool, tenant=True)
 
     async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:
         """A new session of the caller's, held by this run (call, get an id, go on). The

@@ -62,9 +62,12 @@ class BudgetExceeded(RunFailure):
 
     code = "budget_exceeded"
 
-    def __init__(self, window: Window | str, retry_after: float | None) -> None:
+    def __init__(
+        self, window: Window | str, retry_after: float | None, *, tenant: bool = False
+    ) -> None:
         name = ADJECTIVE.get(window, f"per-{window}")
-        super().__init__(f"The {name} token budget is spent; the run stopped at it.")
+        whose = "tenant's " if tenant else ""
+        super().__init__(f"The {whose}{name} token budget is spent; the run stopped at it.")
         self.window = window
         self.retry_after = retry_after
 
@@ -75,13 +78,23 @@ ADJECTIVE = {"day": "daily", "month": "monthly"}
 class BudgetExhausted(AppError):
     status, code = 429, "budget_exhausted"
 
-    def __init__(self, window: Window, *, limit: int, spent: int, reset: datetime) -> None:
+    def __init__(
+        self, window: Window, *, limit: int, spent: int, reset: datetime, tenant: bool = False
+    ) -> None:
         wait = max(1, math.ceil((reset - utcnow()).total_seconds()))
         at = reset.isoformat()
+        whose = "tenant's " if tenant else ""
         super().__init__(
-            f"The {ADJECTIVE[window]} token budget ({limit:,} tokens) is spent; it resets at {at}.",
+            f"The {whose}{ADJECTIVE[window]} token budget ({limit:,} tokens) is spent; it "
+            f"resets at {at}.",
             headers={"Retry-After": str(wait)},
-            extensions={"window": window, "limit": limit, "spent": spent, "reset_at": at},
+            extensions={
+                "window": window,
+                "limit": limit,
+                "spent": spent,
+                "reset_at": at,
+                "budget": "tenant" if tenant else "principal",
+            },
         )
 
 
@@ -112,11 +125,14 @@ class UsageMeter:
         self._checked: dict[str, tuple[float, Spend]] = {}  # principal -> (read at, spend)
         self._pool = ChunkPool(lease_seconds=lease_seconds)
 
-    async def check(self, principal: str, budgets: Budgets | None = None) -> None:
+    async def check(
+        self, principal: str, budgets: Budgets | None = None, *, tenant: bool = False
+    ) -> None:
         """Before a run starts: 429 ``budget_exhausted`` while a budget is spent. Read at
         most every CHECK_SECONDS per principal and process (a gate for new runs only: every
         model call is held exactly). ``budgets``: the principal's own (its tenant's policy),
-        else the deployment's."""
+        else the deployment's. ``tenant``: ``principal`` is a tenant's pool (``tenant:<id>``),
+        whose spend every principal of the tenant adds to."""
         budgets = budgets or self.budgets
         if not budgets.any:
             return
@@ -141,11 +157,17 @@ class UsageMeter:
                 metrics.BUDGET_REJECTIONS.labels(window).inc()
                 spent = spend[1].day if window == "day" else spend[1].month
                 raise BudgetExhausted(
-                    window, limit=limit, spent=spent, reset=resets_at(window, now)
+                    window, limit=limit, spent=spent, reset=resets_at(window, now), tenant=tenant
                 )
 
     async def hold(
-        self, principal: str, amount: int, *, least: int, budgets: Budgets | None = None
+        self,
+        principal: str,
+        amount: int,
+        *,
+        least: int,
+        budgets: Budgets | None = None,
+        tenant: bool = False,
     ) -> Hold:
         """Before a model call: hold up to ``amount`` tokens of the principal's budgets, at
         least ``least`` (its prompt and one token), or raise BudgetExceeded. Borrowed from
@@ -189,7 +211,8 @@ class UsageMeter:
             await self.ledger.close(principal, window, now)
             self._checked.pop(principal, None)  # this process's next check reads it
         metrics.BUDGET_REJECTIONS.labels(window).inc()
-        raise BudgetExceeded(window, (resets_at(window, now) - now).total_seconds())
+        wait = (resets_at(window, now) - now).total_seconds()
+        raise BudgetExceeded(window, wait, tenant=tenant)
 
     async def _spent_window(
         self, principal: str, now: datetime, least: int, budgets: Budgets
@@ -224,12 +247,30 @@ class UsageMeter:
                 hold, 0 if cached else usage.prompt_tokens + usage.completion_tokens
             )
 
+    def settle_pool(self, pool: str, *, usage: Usage, cached: bool, hold: Hold) -> None:
+        """A call's spend against its tenant's pool (``tenant:<id>``): no usage row (those are
+        the principal's), the pool's windows only."""
+        billable = 0 if cached else usage.prompt_tokens + usage.completion_tokens
+        self._add_spend(pool, billable, utcnow())
+        if hold.tokens:
+            self._pool.give_back(hold, billable)
+        self._keep_flushing()
+
+    def release(self, hold: Hold) -> None:
+        """A hold whose call never started (another budget refused it)."""
+        if hold.tokens:
+            self._pool.give_back(hold, 0)
+
     def record(self, principal: str, agent: str, model: str, usage: Usage, cached: bool) -> None:
         """A call that held nothing (no budget, or a framework's own client): batched."""
         now = utcnow()
         self._row(principal, agent, model, usage, cached, now)
         billable = 0 if cached else usage.prompt_tokens + usage.completion_tokens
-        for key, delta in self._spend(principal, billable, now).items():
+        self._add_spend(principal, billable, now)
+        metrics.count_usage(principal, agent, usage, cached)
+
+    def _add_spend(self, holder: str, billable: int, now: datetime) -> None:
+        for key, delta in self._spend(holder, billable, now).items():
             self._pending.spend[key] = self._pending.spend.get(key, 0) + delta
 
     def _row(

@@ -5,20 +5,27 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.api.deps import PrincipalDep, RunServiceDep, SettingsDep
 from app.api.responses import ProblemDoc, problems
-from app.api.schemas.usage import BudgetReport, GroupBy, UsageItem, UsageReport, WindowBudget
+from app.api.schemas.usage import (
+    BudgetReport,
+    GroupBy,
+    PoolBudget,
+    UsageItem,
+    UsageReport,
+    WindowBudget,
+)
 from app.core.budget_settings import ModelPrice
 from app.core.clock import utcnow
 from app.core.errors import Forbidden, Unprocessable
 from app.core.tenancy import DEFAULT_TENANT, tenant_of
 from app.security.scopes import Scope
-from app.store.usage_ledger import UsageRow, Window, resets_at
+from app.store.usage_ledger import Spend, UsageRow, Window, resets_at
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 
@@ -133,30 +140,38 @@ def _item(fields: dict[str, object], totals: _Sums) -> UsageItem:
     responses=problems(401),
     summary="The caller's token budgets and what is left",
 )
-async def budget(
-    principal: PrincipalDep, runs: RunServiceDep, settings: SettingsDep
-) -> BudgetReport:
-    """The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH: 0 = none),
-    what its runs and tasks spent of them (billable tokens), what calls in flight hold, what
-    is left and when each window resets; and the per-run budget."""
+async def budget(principal: PrincipalDep, runs: RunServiceDep) -> BudgetReport:
+    """The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH, or its
+    tenant's policy: 0 = none), what its runs and tasks spent of them (billable tokens), what
+    calls in flight hold, what is left and when each window resets; the per-run budget; and
+    its tenant's shared pool, when the tenant has one."""
     meter = runs.meter
     now = utcnow()
-    spend = await meter.ledger.spent(principal.id, now)
     limits = await runs.limits.of(principal.tenant)  # its tenant's policy, else the settings
-    budgets = limits.budgets
-
-    def window(limit: int, spent: int, held: int, name: Window) -> WindowBudget:
-        remaining = max(limit - spent - held, 0) if limit else None
-        if remaining is not None and name in spend.closed:
-            remaining = 0  # too little left for a call
-        reset = resets_at(name, now)
-        return WindowBudget(
-            limit=limit, spent=spent, held=held, remaining=remaining, reset_at=reset
+    spend = await meter.ledger.spent(principal.id, now)
+    pool = None
+    if limits.pool.any:
+        pooled = await meter.ledger.spent(limits.pool_holder, now)
+        pool = PoolBudget(
+            tenant=principal.tenant,
+            day=_window(limits.pool.per_day, pooled, "day", now),
+            month=_window(limits.pool.per_month, pooled, "month", now),
         )
-
     return BudgetReport(
         principal=principal.id,
         run_limit=limits.run_budget,
-        day=window(budgets.per_day, spend.day, spend.held_day, "day"),
-        month=window(budgets.per_month, spend.month, spend.held_month, "month"),
+        day=_window(limits.budgets.per_day, spend, "day", now),
+        month=_window(limits.budgets.per_month, spend, "month", now),
+        tenant_pool=pool,
+    )
+
+
+def _window(limit: int, spend: Spend, name: Window, now: datetime) -> WindowBudget:
+    spent = spend.day if name == "day" else spend.month
+    held = spend.held_day if name == "day" else spend.held_month
+    remaining = max(limit - spent - held, 0) if limit else None
+    if remaining is not None and name in spend.closed:
+        remaining = 0  # too little left for a call
+    return WindowBudget(
+        limit=limit, spent=spent, held=held, remaining=remaining, reset_at=resets_at(name, now)
     )

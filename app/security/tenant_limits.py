@@ -26,15 +26,19 @@ class PrincipalLimits:
     allowed_agents: frozenset[str] | None  # None: every agent the deployment serves
     max_concurrent_runs: int  # 0 = none
     max_active_tasks: int  # 0 = none
-    budgets: Budgets
+    budgets: Budgets  # each principal's
     run_budget: int  # tokens per run, 0 = none
+    pool: Budgets  # the whole tenant's, shared by its principals (none in the default tenant)
+    pool_holder: str  # its key in the usage ledger: ``tenant:<id>``
     rate_limit: RateLimitItem | None  # None: RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW
 
     def allows(self, agent: str) -> bool:
         return self.allowed_agents is None or agent in self.allowed_agents
 
 
-def limits_for(settings: Settings, policy: TenantPolicy) -> PrincipalLimits:
+def limits_for(
+    settings: Settings, policy: TenantPolicy, tenant: str = DEFAULT_TENANT
+) -> PrincipalLimits:
     def pick(own: int | None, setting: int) -> int:
         return setting if own is None else own
 
@@ -51,6 +55,10 @@ def limits_for(settings: Settings, policy: TenantPolicy) -> PrincipalLimits:
         ),
         run_budget=pick(policy.budget_tokens_per_run, settings.BUDGET_TOKENS_PER_RUN),
         rate_limit=parse(policy.rate_limit) if policy.rate_limit else None,
+        pool=Budgets(
+            per_day=policy.pool_tokens_per_day or 0, per_month=policy.pool_tokens_per_month or 0
+        ),
+        pool_holder=f"tenant:{tenant}",
     )
 
 
@@ -61,6 +69,8 @@ NOTHING_ALLOWED = PrincipalLimits(
     budgets=Budgets(),
     run_budget=0,
     rate_limit=None,
+    pool=Budgets(),
+    pool_holder="",
 )
 
 
@@ -81,6 +91,6 @@ class TenantLimits:
             return NOTHING_ALLOWED
         built = self._built.get(tenant)
         if built is None or built[0] is not record:
-            built = (record, limits_for(self._settings, record.policy))
+            built = (record, limits_for(self._settings, record.policy, tenant))
             self._built[tenant] = built
         return built[1]

@@ -74,7 +74,7 @@ class TaskService:
         if not limits.allows(agent):
             raise AgentNotFound(agent)
         self._agents.require(agent)
-        await self._runs.meter.check(owner.id, limits.budgets)  # a spent budget refuses it now
+        await self._runs.check_budgets(owner.id, limits)  # a spent budget refuses it now
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
         task_id = uuid.uuid4().hex

@@ -7,6 +7,7 @@ isolation between two tenants is tests/integration/test_tenant_isolation.py."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -337,3 +338,54 @@ async def test_a_deleted_tenants_credentials_stop_at_once_and_never_come_back(
         "/v1/auth/token", data={"username": "ghost/ann", "password": PASSWORD}
     )
     assert_problem(ghost, 401, "invalid_credentials")
+
+
+async def test_a_tenants_pool_is_shared_by_its_principals_and_never_overspent(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> None:
+    limit = 300
+    settings = make_settings(
+        **{
+            **QUICK,
+            "BUDGET_RESERVE_TOKENS": 80,  # each call holds ~its prompt + 80: several fit
+            "OFFLINE_RESPONSE_TOKENS": 60,
+            "OFFLINE_TOKENS_PER_SECOND": 400,  # the calls overlap
+        },
+        REDIS_URL=redis_url_for(request, "redis"),
+    )
+    async with app_client(settings) as client:
+        admin = await _admin(client)
+        tenant = await make_tenant(client, admin, pool_tokens_per_day=limit)
+        keys = [await make_key(client, admin, RUNNER_SCOPES, tenant) for _ in range(3)]
+        # Concurrent runs of three principals, none with a budget of its own.
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/agents/chat/invoke",
+                    json={"input": f"race {n} {uuid.uuid4().hex}"},
+                    headers=keys[n % 3],
+                )
+                for n in range(18)
+            )
+        )
+        statuses = {a.status_code for a in answers}
+        assert statuses <= {200, 429} and 200 in statuses and 429 in statuses
+        report = (await client.get("/v1/usage/budget", headers=keys[0])).json()
+        pool = report["tenant_pool"]
+        assert pool["tenant"] == tenant and pool["day"]["limit"] == limit
+        assert pool["day"]["spent"] <= limit  # all three together: within the pool
+        assert report["day"]["limit"] == 0  # no budget of its own
+        completed = sum(a.json()["usage"]["total_tokens"] for a in answers if a.status_code == 200)
+        assert 0 < completed <= pool["day"]["spent"]
+        # Spent: every principal of the tenant is refused, with the tenant named.
+        refused = await client.post("/v1/agents/chat/invoke", json={"input": "x"}, headers=keys[1])
+        problem = assert_problem(refused, 429, "budget_exhausted")
+        assert problem["budget"] == "tenant" and problem["limit"] == limit
+        task = await client.post("/v1/tasks", json={"agent": "chat", "input": "y"}, headers=keys[2])
+        assert_problem(task, 429, "budget_exhausted")
+        # Another tenant, and the default one, spend from their own.
+        other = await make_key(client, admin, RUNNER_SCOPES, await make_tenant(client, admin))
+        for auth in (other, admin):
+            done = await client.post("/v1/agents/chat/invoke", json={"input": "z"}, headers=auth)
+            assert done.status_code == 200, done.text
+        assert (await client.get("/v1/usage/budget", headers=other)).json()["tenant_pool"] is None

@@ -36,6 +36,15 @@ class TenantPolicyBody(BaseModel):
     budget_tokens_per_month: int | None = Field(
         None, ge=0, description="Per principal, 0 = none. " + _UNSET
     )
+    pool_tokens_per_day: int | None = Field(
+        None,
+        ge=0,
+        description="The whole tenant's daily tokens, shared by all its principals; "
+        "null or 0 = none.",
+    )
+    pool_tokens_per_month: int | None = Field(
+        None, ge=0, description="The whole tenant's monthly tokens; null or 0 = none."
+    )
     allowed_agents: list[str] | None = Field(
         None,
         max_length=1000,

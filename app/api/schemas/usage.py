@@ -46,8 +46,19 @@ class WindowBudget(BaseModel):
     reset_at: datetime = Field(description="When the window ends (UTC).")
 
 
+class PoolBudget(BaseModel):
+    tenant: str
+    day: WindowBudget
+    month: WindowBudget
+
+
 class BudgetReport(BaseModel):
     principal: str
     run_limit: int = Field(description="BUDGET_TOKENS_PER_RUN: tokens one run may use; 0 = none.")
     day: WindowBudget
     month: WindowBudget
+    tenant_pool: PoolBudget | None = Field(
+        None,
+        description="The caller's tenant's pool (pool_tokens_per_day, _per_month of its "
+        "policy), shared by all its principals; null when it has none.",
+    )

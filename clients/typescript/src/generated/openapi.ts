@@ -1378,9 +1378,10 @@ export interface paths {
         };
         /**
          * The caller's token budgets and what is left
-         * @description The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH: 0 = none),
-         *     what its runs and tasks spent of them (billable tokens), what calls in flight hold, what
-         *     is left and when each window resets; and the per-run budget.
+         * @description The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH, or its
+         *     tenant's policy: 0 = none), what its runs and tasks spent of them (billable tokens), what
+         *     calls in flight hold, what is left and when each window resets; the per-run budget; and
+         *     its tenant's shared pool, when the tenant has one.
          */
         get: operations["budget_v1_usage_budget_get"];
         put?: never;
@@ -1878,6 +1879,8 @@ export interface components {
              * @description BUDGET_TOKENS_PER_RUN: tokens one run may use; 0 = none.
              */
             run_limit: number;
+            /** @description The caller's tenant's pool (pool_tokens_per_day, _per_month of its policy), shared by all its principals; null when it has none. */
+            tenant_pool?: components["schemas"]["PoolBudget"] | null;
         };
         /** ChatCompletion */
         ChatCompletion: {
@@ -2748,6 +2751,13 @@ export interface components {
              * @enum {string}
              */
             type: "plan";
+        };
+        /** PoolBudget */
+        PoolBudget: {
+            day: components["schemas"]["WindowBudget"];
+            month: components["schemas"]["WindowBudget"];
+            /** Tenant */
+            tenant: string;
         };
         /** PrincipalResponse */
         PrincipalResponse: {
@@ -3711,6 +3721,16 @@ export interface components {
              * @description Foreground runs at once per principal, 0 = no cap. null = the deployment's setting.
              */
             max_concurrent_runs?: number | null;
+            /**
+             * Pool Tokens Per Day
+             * @description The whole tenant's daily tokens, shared by all its principals; null or 0 = none.
+             */
+            pool_tokens_per_day?: number | null;
+            /**
+             * Pool Tokens Per Month
+             * @description The whole tenant's monthly tokens; null or 0 = none.
+             */
+            pool_tokens_per_month?: number | null;
             /**
              * Rate Limit
              * @description Requests per principal, e.g. `600/minute` (replaces RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW; RATE_LIMIT_ROUTES still apply). null = the deployment's setting.
