@@ -21,17 +21,18 @@ async def tenant_token(app: ASGIApp, admin: list[tuple[bytes, bytes]]) -> list[t
         "budget_tokens_per_month": HUGE,
         "allowed_agents": ["chat"],
     }
-    tenant = {"id": "bench", "name": "Bench", "policy": policy}
+    tenant_id = f"bench-{secrets.token_hex(4)}"  # children share one redis-server
+    tenant = {"id": tenant_id, "name": "Bench", "policy": policy}
     await _post(app, "/v1/tenants", [*admin, JSON], json.dumps(tenant).encode(), 201)
     password = secrets.token_urlsafe(18)
     user = {
         "username": "runner",
         "password": password,
         "scopes": ["agents:run"],
-        "tenant_id": "bench",
+        "tenant_id": tenant_id,
     }
     await _post(app, "/v1/auth/users", [*admin, JSON], json.dumps(user).encode(), 201)
-    form = f"username=bench/runner&password={password}".encode()
+    form = f"username={tenant_id}/runner&password={password}".encode()
     body = await _post(
         app, "/v1/auth/token", [(b"content-type", b"application/x-www-form-urlencoded")], form, 200
     )
