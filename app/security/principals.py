@@ -23,7 +23,14 @@ from typing import Literal
 from app.core.tenancy import DEFAULT_TENANT
 from app.security.scopes import Scope
 
-__all__ = ["DEFAULT_TENANT", "Principal", "is_tenant_id", "qualified", "split_qualified"]
+__all__ = [
+    "DEFAULT_TENANT",
+    "TENANT_PATTERN",
+    "Principal",
+    "is_tenant_id",
+    "qualified",
+    "split_qualified",
+]
 
 PrincipalKind = Literal["user", "api_key", "external", "anonymous"]
 

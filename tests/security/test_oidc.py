@@ -281,10 +281,8 @@ def test_made_up_key_ids_refetch_the_jwks_at_most_once_per_interval(
     assert me(server, corp.token()).status_code == 200
 
 
-def test_a_background_task_of_an_external_principal_runs_as_that_owner(
-    server: ServerProcess, corp: FakeIdP, partner: FakeIdP
-) -> None:
-    token = corp.token(sub="carol", realm_access={"roles": ["agent-user"]})
+def run_task(server: ServerProcess, token: str) -> tuple[str, dict[str, Any]]:
+    """Submit "What is 6*7?" to the assistant as a background task; its id and result."""
     submitted = httpx.post(
         f"{server.url}/v1/tasks",
         json={"agent": "assistant", "input": "What is 6*7?"},
@@ -303,6 +301,14 @@ def test_a_background_task_of_an_external_principal_runs_as_that_owner(
         return response.status_code == 200
 
     wait_for(finished, timeout=20)
+    return task_id, result
+
+
+def test_a_background_task_of_an_external_principal_runs_as_that_owner(
+    server: ServerProcess, corp: FakeIdP, partner: FakeIdP
+) -> None:
+    token = corp.token(sub="carol", realm_access={"roles": ["agent-user"]})
+    task_id, result = run_task(server, token)
     assert result["status"] == "completed", result  # the worker rebuilt the owner from its id
     assert "42" in (result["output"] or "")
     # Another issuer's 'carol' is another principal: the task is not theirs.
@@ -330,24 +336,7 @@ def test_the_tenant_claim_names_the_principals_tenant_which_must_exist(
     # A value that cannot be a tenant id makes the token invalid, not some other tenant's.
     assert refused_with(me(server, corp.token(sub="dana", org="Not A Tenant")), "token_invalid")
     # A task of the tenant's principal runs as that owner (its worker parses the id back).
-    submitted = httpx.post(
-        f"{server.url}/v1/tasks",
-        json={"agent": "assistant", "input": "What is 6*7?"},
-        headers=bearer(token),
-        timeout=10,
-    )
-    assert submitted.status_code == 202, submitted.text
-    task_id = submitted.json()["task_id"]
-    result: dict[str, Any] = {}
-
-    def finished() -> bool:
-        answer = httpx.get(
-            f"{server.url}/v1/tasks/{task_id}/result", headers=bearer(token), timeout=10
-        )
-        result.update(answer.json())
-        return answer.status_code == 200
-
-    wait_for(finished, timeout=20)
+    _, result = run_task(server, token)
     assert result["status"] == "completed", result
     # Deleted, its principals are refused at once.
     gone = httpx.delete(f"{server.url}/v1/tenants/{tenant}", headers=admin, timeout=10)
