@@ -12,28 +12,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from app.agents.usage import BudgetExceeded, UsageMeter, estimate_prompt_tokens
-from app.core.clock import utcnow
+from app.agents.call_budget import NO_HOLD, BudgetedCall, CallBudget
+from app.agents.usage import UsageMeter
 from app.llm.types import LLMFinal, LLMRequest, LLMResponse, LLMStreamItem, Usage
-from app.store.usage_ledger import Budgets, Hold
 
 CacheStatus = Literal["HIT", "MISS", "BYPASS"]
-NO_HOLD = Hold(0, utcnow())  # nothing held: releasing it changes nothing
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetedCall:
-    request: LLMRequest  # max_tokens lowered to what the budgets leave, when they limit it
-    hold: Hold
-    stop: BudgetExceeded | None = None  # raised when the answer ran into that limit
-    pool_hold: Hold = NO_HOLD  # of the tenant's pool, when it has one
-
-    def check(self, response: LLMResponse | None) -> None:
-        if self.stop is not None and response is not None and response.finish_reason == "length":
-            raise self.stop
 
 
 class CachingLLM(Protocol):
@@ -57,22 +42,18 @@ class RunLLM:
         principal_id: str = "",
         meter: UsageMeter | None = None,
         agent: str = "",
-        run_budget: int = 0,
-        budgets: Budgets | None = None,
-        pool: Budgets | None = None,
-        pool_holder: str = "",
+        budget: CallBudget | None = None,
     ) -> None:
         self._llm = llm
         self._bypass = bypass_cache
         self._principal_id = principal_id
         self._meter = meter
         self._agent = agent
-        self._run_budget = run_budget  # 0: none
-        # The principal's budgets (its tenant's policy, else the deployment's settings).
-        self._budgets = budgets if budgets is not None else (meter.budgets if meter else None)
-        # The tenant's pool, shared by all its principals (``tenant:<id>`` in the ledger).
-        self._pool = pool if pool is not None and pool.any and pool_holder else None
-        self._pool_holder = pool_holder
+        # What each call may spend (app/agents/call_budget.py); without one, the deployment's
+        # budgets for this principal, and every call recorded in the usage ledger.
+        if budget is None and meter is not None:
+            budget = CallBudget(meter, principal_id, agent, budgets=meter.budgets)
+        self._budget = budget
         self.usage = Usage()
         self.billable_tokens = 0  # not answered from the cache: what a budget counts
         self.calls = 0
@@ -132,64 +113,20 @@ class RunLLM:
         call.check(final)
 
     async def _hold(self, request: LLMRequest) -> BudgetedCall:
-        """Budget for one call: refused (BudgetExceeded) when less than its prompt is left,
-        else held, and its completion capped (max_tokens) at what is left, so the call stops
-        at the budget mid-answer (and the run with it) rather than past it. Held from the
-        principal's budgets, then from its tenant's pool (each may lower what is left)."""
-        meter, budgets, pool = self._meter, self._budgets, self._pool
-        budgeted = meter is not None and budgets is not None and budgets.any
-        pooled = meter is not None and pool is not None
-        if not self._run_budget and not budgeted and not pooled:
+        if self._budget is None:
             return BudgetedCall(request, NO_HOLD)
-        prompt = estimate_prompt_tokens(request.messages)
-        reserve = meter.reserve_tokens if meter is not None else 1024
-        wanted = room = prompt + (request.max_tokens or reserve)
-        limit: str = "run"
-        tenant = False
-        if self._run_budget:
-            room = min(room, self._run_budget - self.billable_tokens)
-            if room <= prompt:
-                raise BudgetExceeded("run", None)
-        hold = pool_hold = NO_HOLD
-        if budgeted and meter is not None and budgets is not None:
-            hold = await meter.hold(self._principal_id, room, least=prompt + 1, budgets=budgets)
-            if hold.tokens and hold.tokens < room:
-                room, limit = hold.tokens, budgets.window
-        if pooled and meter is not None and pool is not None:
-            try:
-                pool_hold = await meter.hold(
-                    self._pool_holder, room, least=prompt + 1, budgets=pool, tenant=True
-                )
-            except BudgetExceeded:
-                meter.release(hold)  # the call never starts: the principal's hold goes back
-                raise
-            if pool_hold.tokens and pool_hold.tokens < room:
-                room, limit, tenant = pool_hold.tokens, pool.window, True
-        if room >= wanted:
-            return BudgetedCall(request, hold, pool_hold=pool_hold)
-        capped = request.model_copy(update={"max_tokens": room - prompt})
-        retry = meter.retry_after(limit) if meter is not None else None
-        return BudgetedCall(capped, hold, BudgetExceeded(limit, retry, tenant=tenant), pool_hold)
+        return await self._budget.hold(request, spent_in_run=self.billable_tokens)
 
     def _settled(self, call: BudgetedCall, response: LLMResponse | None) -> None:
-        """A call's end, answered or not (no answer: its hold goes back, nothing is used)."""
-        request, hold = call.request, call.hold
+        """A call's end, answered or not (no answer: its holds go back, nothing is used)."""
+        if self._budget is None:
+            return
+        request = call.request
         if response is None:
-            usage, cached, model = Usage(), False, request.model or ""
+            self._budget.settle(call, model=request.model or "", usage=Usage(), cached=False)
         else:
-            usage, cached = response.usage, response.cached
             model = response.model or request.model or ""
-        self._settle(model, usage, cached, hold)
-        if self._meter is not None and self._pool is not None:
-            self._meter.settle_pool(
-                self._pool_holder, usage=usage, cached=cached, hold=call.pool_hold
-            )
-
-    def _settle(self, model: str, usage: Usage, cached: bool, hold: Hold) -> None:
-        if self._meter is not None:
-            self._meter.settle(
-                self._principal_id, self._agent, model=model, usage=usage, cached=cached, hold=hold
-            )
+            self._budget.settle(call, model=model, usage=response.usage, cached=response.cached)
 
     @property
     def all_cached(self) -> bool:

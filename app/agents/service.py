@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from app.agents.call_budget import check_budgets, for_run
 from app.agents.context import RunContext
 from app.agents.control import RunControl
 from app.agents.control_bus import ControlReply, ControlRequest, RunControlBus
@@ -177,10 +178,14 @@ class RunService:
                 principal_id=request.principal.id,
                 meter=self.meter,
                 agent=agent.name,
-                run_budget=limits.run_budget,
-                budgets=limits.budgets,
-                pool=limits.pool,
-                pool_holder=limits.pool_holder,
+                budget=for_run(
+                    self.meter,
+                    request.principal.id,
+                    agent.name,
+                    limits,
+                    prices=settings.MODEL_PRICES,
+                    default_model=str(getattr(self._llm, "default_model", "")),
+                ),
             ),
             tools=self.tools,
             max_steps=request.max_steps or settings.MAX_STEPS,
@@ -208,11 +213,7 @@ class RunService:
         return run
 
     async def check_budgets(self, principal_id: str, limits: PrincipalLimits) -> None:
-        """429 ``budget_exhausted`` while the principal's budget or its tenant's pool is
-        spent (the gate for new runs and tasks)."""
-        await self.meter.check(principal_id, limits.budgets)
-        if limits.pool.any:
-            await self.meter.check(limits.pool_holder, limits.pool, tenant=True)
+        await check_budgets(self.meter, principal_id, limits)
 
     async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:
         """A new session of the caller's, held by this run (call, get an id, go on). The

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import Literal
 
 import structlog
 
@@ -63,38 +64,59 @@ class BudgetExceeded(RunFailure):
     code = "budget_exceeded"
 
     def __init__(
-        self, window: Window | str, retry_after: float | None, *, tenant: bool = False
+        self, window: Window | str, retry_after: float | None, *, budget: BudgetKind = "principal"
     ) -> None:
         name = ADJECTIVE.get(window, f"per-{window}")
-        whose = "tenant's " if tenant else ""
-        super().__init__(f"The {whose}{name} token budget is spent; the run stopped at it.")
+        what = {"principal": "token", "tenant": "tenant's token", "cost": "cost"}[budget]
+        super().__init__(f"The {name} {what} budget is spent; the run stopped at it.")
         self.window = window
         self.retry_after = retry_after
 
 
+class UnpricedModel(RunFailure):
+    """A cost budget applies and the model has no price: nothing can hold its calls (an
+    operator's omission, answered 503 ``model_unpriced``; the run fails)."""
+
+    code = "model_unpriced"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model {model!r} has no price in MODEL_PRICES: a cost budget cannot hold its "
+            "calls, so the run stopped."
+        )
+
+
 ADJECTIVE = {"day": "daily", "month": "monthly"}
+# Whose budget: the principal's tokens, its tenant's pool of tokens, its cost (micro-USD).
+BudgetKind = Literal["principal", "tenant", "cost"]
 
 
 class BudgetExhausted(AppError):
     status, code = 429, "budget_exhausted"
 
     def __init__(
-        self, window: Window, *, limit: int, spent: int, reset: datetime, tenant: bool = False
+        self,
+        window: Window,
+        *,
+        limit: int,
+        spent: int,
+        reset: datetime,
+        budget: BudgetKind = "principal",
     ) -> None:
         wait = max(1, math.ceil((reset - utcnow()).total_seconds()))
         at = reset.isoformat()
-        whose = "tenant's " if tenant else ""
+        extensions: dict[str, object] = {"window": window, "reset_at": at, "budget": budget}
+        if budget == "cost":  # kept in micro-USD, told in dollars
+            amount = f"cost budget (${limit / 1_000_000:,.2f})"
+            extensions |= {"limit_usd": limit / 1_000_000, "spent_usd": spent / 1_000_000}
+        else:
+            whose = "tenant's " if budget == "tenant" else ""
+            amount = f"{whose}token budget ({limit:,} tokens)"
+            extensions |= {"limit": limit, "spent": spent}
         super().__init__(
-            f"The {whose}{ADJECTIVE[window]} token budget ({limit:,} tokens) is spent; it "
-            f"resets at {at}.",
+            f"The {ADJECTIVE[window]} {amount} is spent; it resets at {at}.",
             headers={"Retry-After": str(wait)},
-            extensions={
-                "window": window,
-                "limit": limit,
-                "spent": spent,
-                "reset_at": at,
-                "budget": "tenant" if tenant else "principal",
-            },
+            extensions=extensions,
         )
 
 
@@ -126,13 +148,13 @@ class UsageMeter:
         self._pool = ChunkPool(lease_seconds=lease_seconds)
 
     async def check(
-        self, principal: str, budgets: Budgets | None = None, *, tenant: bool = False
+        self, principal: str, budgets: Budgets | None = None, *, budget: BudgetKind = "principal"
     ) -> None:
         """Before a run starts: 429 ``budget_exhausted`` while a budget is spent. Read at
         most every CHECK_SECONDS per principal and process (a gate for new runs only: every
         model call is held exactly). ``budgets``: the principal's own (its tenant's policy),
-        else the deployment's. ``tenant``: ``principal`` is a tenant's pool (``tenant:<id>``),
-        whose spend every principal of the tenant adds to."""
+        else the deployment's. ``budget``: what ``principal`` holds: a principal's tokens, a
+        tenant's pool (``tenant:<id>``) or a principal's cost (``usd:<principal>``)."""
         budgets = budgets or self.budgets
         if not budgets.any:
             return
@@ -157,7 +179,7 @@ class UsageMeter:
                 metrics.BUDGET_REJECTIONS.labels(window).inc()
                 spent = spend[1].day if window == "day" else spend[1].month
                 raise BudgetExhausted(
-                    window, limit=limit, spent=spent, reset=resets_at(window, now), tenant=tenant
+                    window, limit=limit, spent=spent, reset=resets_at(window, now), budget=budget
                 )
 
     async def hold(
@@ -167,7 +189,7 @@ class UsageMeter:
         *,
         least: int,
         budgets: Budgets | None = None,
-        tenant: bool = False,
+        budget: BudgetKind = "principal",
     ) -> Hold:
         """Before a model call: hold up to ``amount`` tokens of the principal's budgets, at
         least ``least`` (its prompt and one token), or raise BudgetExceeded. Borrowed from
@@ -212,7 +234,7 @@ class UsageMeter:
             self._checked.pop(principal, None)  # this process's next check reads it
         metrics.BUDGET_REJECTIONS.labels(window).inc()
         wait = (resets_at(window, now) - now).total_seconds()
-        raise BudgetExceeded(window, wait, tenant=tenant)
+        raise BudgetExceeded(window, wait, budget=budget)
 
     async def _spent_window(
         self, principal: str, now: datetime, least: int, budgets: Budgets
@@ -247,13 +269,13 @@ class UsageMeter:
                 hold, 0 if cached else usage.prompt_tokens + usage.completion_tokens
             )
 
-    def settle_pool(self, pool: str, *, usage: Usage, cached: bool, hold: Hold) -> None:
-        """A call's spend against its tenant's pool (``tenant:<id>``): no usage row (those are
-        the principal's), the pool's windows only."""
-        billable = 0 if cached else usage.prompt_tokens + usage.completion_tokens
-        self._add_spend(pool, billable, utcnow())
+    def settle_spend(self, holder: str, *, spent: int, hold: Hold) -> None:
+        """A call's spend against another holder's windows (a tenant's pool ``tenant:<id>``
+        in tokens, a principal's cost ``usd:<principal>`` in micro-USD): no usage row (those
+        are the principal's), that holder's windows only."""
+        self._add_spend(holder, spent, utcnow())
         if hold.tokens:
-            self._pool.give_back(hold, billable)
+            self._pool.give_back(hold, spent)
         self._keep_flushing()
 
     def release(self, hold: Hold) -> None:

@@ -61,6 +61,7 @@ _STATUS_BY_CODE = {
     "invalid_params": 422,
     "cancelled": 409,
     "budget_exceeded": 429,
+    "model_unpriced": 503,  # a cost budget applies and MODEL_PRICES has no price for the model
     "client_disconnected": 499,
     "shutdown": 503,
 }

@@ -14,6 +14,8 @@ from app.api.deps import PrincipalDep, RunServiceDep, SettingsDep
 from app.api.responses import ProblemDoc, problems
 from app.api.schemas.usage import (
     BudgetReport,
+    CostBudget,
+    CostWindow,
     GroupBy,
     PoolBudget,
     UsageItem,
@@ -143,8 +145,8 @@ def _item(fields: dict[str, object], totals: _Sums) -> UsageItem:
 async def budget(principal: PrincipalDep, runs: RunServiceDep) -> BudgetReport:
     """The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH, or its
     tenant's policy: 0 = none), what its runs and tasks spent of them (billable tokens), what
-    calls in flight hold, what is left and when each window resets; the per-run budget; and
-    its tenant's shared pool, when the tenant has one."""
+    calls in flight hold, what is left and when each window resets; the per-run budget; its
+    cost budgets in US dollars (BUDGET_USD_*), and its tenant's shared pool, when set."""
     meter = runs.meter
     now = utcnow()
     limits = await runs.limits.of(principal.tenant)  # its tenant's policy, else the settings
@@ -157,12 +159,31 @@ async def budget(principal: PrincipalDep, runs: RunServiceDep) -> BudgetReport:
             day=_window(limits.pool.per_day, pooled, "day", now),
             month=_window(limits.pool.per_month, pooled, "month", now),
         )
+    cost = None
+    if limits.cost.any:
+        priced = await meter.ledger.spent(f"usd:{principal.id}", now)
+        cost = CostBudget(
+            day=_in_dollars(_window(limits.cost.per_day, priced, "day", now)),
+            month=_in_dollars(_window(limits.cost.per_month, priced, "month", now)),
+        )
     return BudgetReport(
         principal=principal.id,
         run_limit=limits.run_budget,
         day=_window(limits.budgets.per_day, spend, "day", now),
         month=_window(limits.budgets.per_month, spend, "month", now),
+        cost=cost,
         tenant_pool=pool,
+    )
+
+
+def _in_dollars(window: WindowBudget) -> CostWindow:
+    """A cost window: the ledger keeps whole micro-USD."""
+    return CostWindow(
+        limit_usd=window.limit / 1e6,
+        spent_usd=window.spent / 1e6,
+        held_usd=window.held / 1e6,
+        remaining_usd=None if window.remaining is None else window.remaining / 1e6,
+        reset_at=window.reset_at,
     )
 
 

@@ -21,6 +21,12 @@ class ModelPrice(BaseModel):
         return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
 
 
+def micro_usd(dollars: float) -> int:
+    """Cost budgets are kept in the ledger as whole millionths of a dollar (the RESERVE
+    script counts integers). A price in USD per million tokens is micro-USD per token."""
+    return round(dollars * 1_000_000)
+
+
 class BudgetSettings(BaseModel):
     # --- Token budgets and usage -------------------------------------------------------------
     BUDGET_TOKENS_PER_RUN: int = Field(
@@ -38,6 +44,16 @@ class BudgetSettings(BaseModel):
     )
     BUDGET_TOKENS_PER_MONTH: int = Field(
         0, ge=0, description="The same per UTC calendar month. 0 = none."
+    )
+    BUDGET_USD_PER_DAY: float = Field(
+        0.0,
+        ge=0,
+        description="US dollars of model calls one principal may spend per UTC day, priced by "
+        "MODEL_PRICES (a model without a price cannot be called under it: the run fails, "
+        "model_unpriced), held and enforced like the token budgets. 0 = none.",
+    )
+    BUDGET_USD_PER_MONTH: float = Field(
+        0.0, ge=0, description="The same per UTC calendar month. 0 = none."
     )
     BUDGET_RESERVE_TOKENS: int = Field(
         1024,

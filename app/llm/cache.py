@@ -169,6 +169,8 @@ class CachedLLM:
         self._enabled = enabled
         self._scope: CacheScope = scope
         self._defaults = provider_defaults(provider)
+        # The model a request that names none gets (its price, for a cost budget).
+        self.default_model = str(getattr(provider, "model", "") or "")
         self._flights: dict[str, _Flight] = {}
         # The replay of recently served entries, by key, with the stored text it came from: a
         # repeated hit reuses the items (never changed by anyone) instead of decoding again.

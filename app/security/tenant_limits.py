@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 
+from app.core.budget_settings import micro_usd
 from app.core.config import Settings
 from app.security.principals import DEFAULT_TENANT
 from app.security.tenants import TenantDirectory
@@ -28,12 +29,17 @@ class PrincipalLimits:
     max_active_tasks: int  # 0 = none
     budgets: Budgets  # each principal's
     run_budget: int  # tokens per run, 0 = none
+    cost: Budgets  # each principal's, in micro-USD (app/core/budget_settings.py micro_usd)
     pool: Budgets  # the whole tenant's, shared by its principals (none in the default tenant)
     pool_holder: str  # its key in the usage ledger: ``tenant:<id>``
     rate_limit: RateLimitItem | None  # None: RATE_LIMIT_REQUESTS per RATE_LIMIT_WINDOW
 
     def allows(self, agent: str) -> bool:
         return self.allowed_agents is None or agent in self.allowed_agents
+
+
+def pick_usd(own: float | None, setting: float) -> float:
+    return setting if own is None else own
 
 
 def limits_for(
@@ -54,6 +60,12 @@ def limits_for(
             per_month=pick(policy.budget_tokens_per_month, settings.BUDGET_TOKENS_PER_MONTH),
         ),
         run_budget=pick(policy.budget_tokens_per_run, settings.BUDGET_TOKENS_PER_RUN),
+        cost=Budgets(
+            per_day=micro_usd(pick_usd(policy.budget_usd_per_day, settings.BUDGET_USD_PER_DAY)),
+            per_month=micro_usd(
+                pick_usd(policy.budget_usd_per_month, settings.BUDGET_USD_PER_MONTH)
+            ),
+        ),
         rate_limit=parse(policy.rate_limit) if policy.rate_limit else None,
         pool=Budgets(
             per_day=policy.pool_tokens_per_day or 0, per_month=policy.pool_tokens_per_month or 0
@@ -69,6 +81,7 @@ NOTHING_ALLOWED = PrincipalLimits(
     budgets=Budgets(),
     run_budget=0,
     rate_limit=None,
+    cost=Budgets(),
     pool=Budgets(),
     pool_holder="",
 )

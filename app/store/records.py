@@ -57,6 +57,8 @@ class TenantPolicy(BaseModel):
     budget_tokens_per_run: int | None = None
     budget_tokens_per_day: int | None = None  # per principal
     budget_tokens_per_month: int | None = None  # per principal
+    budget_usd_per_day: float | None = None  # per principal, priced by MODEL_PRICES
+    budget_usd_per_month: float | None = None
     pool_tokens_per_day: int | None = None  # the whole tenant's, every principal's spend
     pool_tokens_per_month: int | None = None
     allowed_agents: list[str] | None = None  # None: every agent the deployment serves

@@ -294,3 +294,56 @@ async def test_a_model_without_a_price_has_no_cost(client: AppClient) -> None:
 
     report = await _until(recorded, "the call in the ledger")
     assert report["total"]["cost_usd"] is None and report["items"][0]["cost_usd"] is None
+
+
+# The offline model at $1,000 per million tokens each way: a token costs exactly $0.001.
+PRICES = {"offline": {"prompt": 1000.0, "completion": 1000.0}}
+
+
+async def test_a_cost_budget_stops_a_run_at_its_price_and_refuses_new_ones(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory, topology: str
+) -> None:
+    settings = _settings(
+        request,
+        make_settings,
+        topology,
+        MODEL_PRICES=PRICES,
+        BUDGET_USD_PER_DAY=0.1,  # 100 tokens' worth
+        OFFLINE_RESPONSE_TOKENS=60,
+    )
+    async with app_client(settings) as client:
+        admin = await _admin(client)
+        first = await _invoke(client, admin, "a first question")
+        assert first.status_code == 200, first.text  # ~60 tokens + its prompt: $0.07
+        second = await _invoke(client, admin, "a second question")
+        assert_problem(second, 429, "budget_exceeded")  # stopped at the budget mid-answer
+        run = (await client.get(f"/v1/runs/{second.headers['x-run-id']}", headers=admin)).json()
+        assert run["status"] == "incomplete" and run["output"]
+        assert "cost budget" in run["error_message"]
+        # What is left is too small for a call: the next one finds that out (and closes
+        # the window), the one after is refused before it starts.
+        third = await _invoke(client, admin, "and a third")
+        if third.json()["code"] == "budget_exceeded":
+            third = await _invoke(client, admin, "and a fourth")
+        problem = assert_problem(third, 429, "budget_exhausted")
+        assert problem["budget"] == "cost" and problem["limit_usd"] == pytest.approx(0.1)
+        assert "$0.10" in problem["detail"]
+        cost = (await client.get("/v1/usage/budget", headers=admin)).json()["cost"]["day"]
+    assert cost["limit_usd"] == pytest.approx(0.1)
+    # Never past the budget by more than the prompt estimate's error of one call.
+    assert cost["spent_usd"] <= 0.1 + 0.01
+    used = first.json()["usage"]["total_tokens"] + run["usage"]["total_tokens"]
+    assert cost["spent_usd"] == pytest.approx(used * 0.001)
+
+
+async def test_under_a_cost_budget_a_model_without_a_price_is_refused_clearly(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> None:
+    settings = _settings(request, make_settings, "memory", BUDGET_USD_PER_DAY=5.0)
+    async with app_client(settings) as client:
+        admin = await _admin(client)
+        refused = await _invoke(client, admin, "what does this cost?")
+        problem = assert_problem(refused, 503, "model_unpriced")
+        assert "'offline' has no price in MODEL_PRICES" in problem["detail"]
+        run = (await client.get(f"/v1/runs/{refused.headers['x-run-id']}", headers=admin)).json()
+        assert run["status"] == "failed"

@@ -264,6 +264,15 @@ async def test_a_tenants_budgets_replace_the_deployments(client: AppClient) -> N
     done = await client.post("/v1/agents/chat/invoke", json={"input": "tell me"}, headers=admin)
     assert done.status_code == 200, done.text
 
+    priced = await make_tenant(client, admin, budget_usd_per_day=0.5)
+    report = (
+        await client.get(
+            "/v1/usage/budget", headers=await make_key(client, admin, RUNNER_SCOPES, priced)
+        )
+    ).json()
+    assert report["cost"]["day"]["limit_usd"] == 0.5 and report["cost"]["month"]["limit_usd"] == 0
+    assert (await client.get("/v1/usage/budget", headers=admin)).json()["cost"] is None
+
     daily = await make_tenant(client, admin, budget_tokens_per_day=30)
     spender = await make_key(client, admin, RUNNER_SCOPES, daily)
     for text in ("first", "second", "third"):  # 40-token answers: the day's 30 run out

@@ -36,6 +36,14 @@ class TenantPolicyBody(BaseModel):
     budget_tokens_per_month: int | None = Field(
         None, ge=0, description="Per principal, 0 = none. " + _UNSET
     )
+    budget_usd_per_day: float | None = Field(
+        None,
+        ge=0,
+        description="Per principal, US dollars priced by MODEL_PRICES, 0 = none. " + _UNSET,
+    )
+    budget_usd_per_month: float | None = Field(
+        None, ge=0, description="Per principal, 0 = none. " + _UNSET
+    )
     pool_tokens_per_day: int | None = Field(
         None,
         ge=0,

@@ -46,6 +46,19 @@ class WindowBudget(BaseModel):
     reset_at: datetime = Field(description="When the window ends (UTC).")
 
 
+class CostWindow(BaseModel):
+    limit_usd: float = Field(description="US dollars allowed in the window; 0 = no budget.")
+    spent_usd: float = Field(description="What the calls that ended cost (MODEL_PRICES).")
+    held_usd: float = Field(description="The worst cost of calls in flight.")
+    remaining_usd: float | None = Field(description="What is left; null without a budget.")
+    reset_at: datetime
+
+
+class CostBudget(BaseModel):
+    day: CostWindow
+    month: CostWindow
+
+
 class PoolBudget(BaseModel):
     tenant: str
     day: WindowBudget
@@ -57,6 +70,11 @@ class BudgetReport(BaseModel):
     run_limit: int = Field(description="BUDGET_TOKENS_PER_RUN: tokens one run may use; 0 = none.")
     day: WindowBudget
     month: WindowBudget
+    cost: CostBudget | None = Field(
+        None,
+        description="The caller's cost budgets (BUDGET_USD_PER_DAY, _PER_MONTH or its tenant's "
+        "policy), priced by MODEL_PRICES; null when it has none.",
+    )
     tenant_pool: PoolBudget | None = Field(
         None,
         description="The caller's tenant's pool (pool_tokens_per_day, _per_month of its "

@@ -1380,8 +1380,8 @@ export interface paths {
          * The caller's token budgets and what is left
          * @description The caller's day and month budgets (BUDGET_TOKENS_PER_DAY, _PER_MONTH, or its
          *     tenant's policy: 0 = none), what its runs and tasks spent of them (billable tokens), what
-         *     calls in flight hold, what is left and when each window resets; the per-run budget; and
-         *     its tenant's shared pool, when the tenant has one.
+         *     calls in flight hold, what is left and when each window resets; the per-run budget; its
+         *     cost budgets in US dollars (BUDGET_USD_*), and its tenant's shared pool, when set.
          */
         get: operations["budget_v1_usage_budget_get"];
         put?: never;
@@ -1870,6 +1870,8 @@ export interface components {
         };
         /** BudgetReport */
         BudgetReport: {
+            /** @description The caller's cost budgets (BUDGET_USD_PER_DAY, _PER_MONTH or its tenant's policy), priced by MODEL_PRICES; null when it has none. */
+            cost?: components["schemas"]["CostBudget"] | null;
             day: components["schemas"]["WindowBudget"];
             month: components["schemas"]["WindowBudget"];
             /** Principal */
@@ -2041,6 +2043,39 @@ export interface components {
             value: string;
         } & {
             [key: string]: unknown;
+        };
+        /** CostBudget */
+        CostBudget: {
+            day: components["schemas"]["CostWindow"];
+            month: components["schemas"]["CostWindow"];
+        };
+        /** CostWindow */
+        CostWindow: {
+            /**
+             * Held Usd
+             * @description The worst cost of calls in flight.
+             */
+            held_usd: number;
+            /**
+             * Limit Usd
+             * @description US dollars allowed in the window; 0 = no budget.
+             */
+            limit_usd: number;
+            /**
+             * Remaining Usd
+             * @description What is left; null without a budget.
+             */
+            remaining_usd: number | null;
+            /**
+             * Reset At
+             * Format: date-time
+             */
+            reset_at: string;
+            /**
+             * Spent Usd
+             * @description What the calls that ended cost (MODEL_PRICES).
+             */
+            spent_usd: number;
         };
         /**
          * DataSource
@@ -3711,6 +3746,16 @@ export interface components {
              * @description 0 = none. null = the deployment's setting.
              */
             budget_tokens_per_run?: number | null;
+            /**
+             * Budget Usd Per Day
+             * @description Per principal, US dollars priced by MODEL_PRICES, 0 = none. null = the deployment's setting.
+             */
+            budget_usd_per_day?: number | null;
+            /**
+             * Budget Usd Per Month
+             * @description Per principal, 0 = none. null = the deployment's setting.
+             */
+            budget_usd_per_month?: number | null;
             /**
              * Max Active Tasks
              * @description Tasks queued or running per principal, 0 = no cap. null = the deployment's setting.
