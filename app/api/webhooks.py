@@ -1,6 +1,8 @@
 """Webhook subscriptions: be told (signed, at least once) when your runs and tasks end or ask
 for input, instead of polling. Every route needs the `webhooks` scope; a subscription hears
-only of its maker's runs and tasks, and is visible to its maker only."""
+only of its maker's runs and tasks, and is visible to its maker only; a tenant's
+subscription (`scope: tenant`, made by a `tenant:admin`) hears of every principal of the
+tenant and is managed by its tenant admins."""
 
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ from app.api.schemas.webhooks import (
     WebhookInfo,
     WebhookList,
 )
+from app.core.errors import Forbidden
+from app.security.principals import Principal
+from app.security.scopes import Scope
 from app.webhooks.models import DeliveryStatus
-from app.webhooks.service import WebhookService
+from app.webhooks.owners import tenant_owner
+from app.webhooks.service import Owners, WebhookService
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -72,6 +78,13 @@ async def _service(connection: HTTPConnection) -> WebhookService:
 ServiceDep = Annotated[WebhookService, Depends(_service)]
 
 
+def _owners(principal: Principal) -> Owners:
+    """Whose subscriptions the caller manages: its own, and its tenant's as a tenant admin."""
+    if principal.has_scopes({Scope.TENANT_ADMIN}):
+        return principal.id, tenant_owner(principal.tenant)
+    return (principal.id,)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -93,8 +106,15 @@ async def create_webhook(
     workers, at least once, retried with exponential backoff and jitter for
     WEBHOOK_RETRY_HORIZON_SECONDS (72 h); a receiver deduplicates by `webhook-id`, which
     every attempt of one event repeats. A 2xx accepts; redirects are not followed."""
+    owner = principal.id
+    if body.scope == "tenant":
+        if not principal.has_scopes({Scope.TENANT_ADMIN}):
+            raise Forbidden(
+                "A tenant's subscription needs the tenant:admin scope.", code="insufficient_scope"
+            )
+        owner = tenant_owner(principal.tenant)
     subscription = await webhooks.create(
-        principal.id, url=body.url, events=body.events, description=body.description
+        owner, url=body.url, events=body.events, description=body.description
     )
     response.headers["Location"] = f"{settings.API_PREFIX}/webhooks/{subscription.id}"
     info = WebhookInfo.of(subscription)
@@ -105,8 +125,9 @@ async def create_webhook(
     "", response_model=WebhookList, responses=problems(401, 403), summary="List own webhooks"
 )
 async def list_webhooks(principal: WebhooksDep, webhooks: ServiceDep) -> WebhookList:
-    """The caller's subscriptions, oldest first (their secrets are never shown again)."""
-    return WebhookList(items=[WebhookInfo.of(s) for s in await webhooks.list(principal.id)])
+    """The caller's subscriptions, oldest first (their secrets are never shown again), and
+    for a tenant admin its tenant's."""
+    return WebhookList(items=[WebhookInfo.of(s) for s in await webhooks.list(_owners(principal))])
 
 
 @router.get(
@@ -118,7 +139,7 @@ async def list_webhooks(principal: WebhooksDep, webhooks: ServiceDep) -> Webhook
 async def get_webhook(webhook_id: str, principal: WebhooksDep, webhooks: ServiceDep) -> WebhookInfo:
     """Its URL, events and description (not its secret). Another principal's subscription,
     or a malformed id, is 404 `webhook_not_found`."""
-    return WebhookInfo.of(await webhooks.get(principal.id, webhook_id))
+    return WebhookInfo.of(await webhooks.get(_owners(principal), webhook_id))
 
 
 @router.delete(
@@ -130,7 +151,7 @@ async def get_webhook(webhook_id: str, principal: WebhooksDep, webhooks: Service
 )
 async def delete_webhook(webhook_id: str, principal: WebhooksDep, webhooks: ServiceDep) -> Response:
     """Stops its deliveries (those still queued are dropped) and forgets its log."""
-    await webhooks.delete(principal.id, webhook_id)
+    await webhooks.delete(_owners(principal), webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -151,7 +172,7 @@ async def list_deliveries(
     """Its newest 1,000 deliveries (each kept WEBHOOK_DELIVERY_RETENTION_SECONDS after its
     last change), with their attempts. `status=failed` lists the dead letters."""
     items, total = await webhooks.deliveries_of(
-        principal.id, webhook_id, status=status_filter, limit=limit, offset=offset
+        _owners(principal), webhook_id, status=status_filter, limit=limit, offset=offset
     )
     return DeliveryList(
         items=[DeliveryInfo.of(d) for d in items], total=total, limit=limit, offset=offset
@@ -171,4 +192,4 @@ async def retry_delivery(
     """Queues it now, with the same `webhook-id` and body (a dead letter after the receiver
     was fixed, or a delivered one the receiver lost). Past the retry horizon it gets this
     one attempt."""
-    return DeliveryInfo.of(await webhooks.retry(principal.id, webhook_id, delivery_id))
+    return DeliveryInfo.of(await webhooks.retry(_owners(principal), webhook_id, delivery_id))

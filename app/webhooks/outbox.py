@@ -1,6 +1,7 @@
 """Turns a run's status change into webhook deliveries: the run store tells the outbox of every
 status a run moved to (``RunStore.observer``), and for an end or a question it queues one
-delivery per subscription of the run's owner that wants the event.
+delivery per subscription that wants the event: the run's owner's, and its tenant's
+(app/webhooks/owners.py).
 
 Queued right after the status is stored, by the process that stored it (the API process for a
 foreground run, the worker for a task), before the run's readers see the end: so a client
@@ -24,6 +25,7 @@ from app.store.run_view import RunInfo
 from app.webhooks.deliveries import DeliveryStore
 from app.webhooks.metrics import WEBHOOK_EVENTS
 from app.webhooks.models import NOTIFIED_STATUSES, Delivery, event_type, new_message_id
+from app.webhooks.owners import owners_hearing
 from app.webhooks.subscriptions import SubscriptionStore
 
 log = structlog.get_logger(__name__)
@@ -58,7 +60,12 @@ class WebhookOutbox:
         event = event_type(record.kind, status)
         if event is None:
             return
-        wanted = [s for s in await self._subscriptions.list(record.owner) if s.wants(event)]
+        wanted = [
+            subscription
+            for owner in owners_hearing(record.owner)  # the owner's own, and its tenant's
+            for subscription in await self._subscriptions.list(owner)
+            if subscription.wants(event)
+        ]
         if not wanted:
             return
         body = json.dumps(

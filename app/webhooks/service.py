@@ -1,8 +1,10 @@
 """What the webhook routes do: subscriptions an owner manages, and their delivery logs.
 
 A subscription belongs to the principal that made it and hears only of that principal's runs
-and tasks. Another principal's subscription, or a malformed id, is a 404 like a missing one
-(``admin`` included: a subscription is as private as the runs it reports). Its URL is checked
+and tasks, or to its tenant (``tenant:<id>``, app/webhooks/owners.py) and hears of every
+principal's of that tenant. The routes pass the owners the caller may act as; another's
+subscription, or a malformed id, is a 404 like a missing one (``admin`` included: a
+subscription is as private as the runs it reports). Its URL is checked
 when it is made, as it is before every delivery (app/tasks/webhook_delivery.py).
 """
 
@@ -25,6 +27,8 @@ from app.webhooks.outbox import WebhookOutbox
 from app.webhooks.signing import new_secret
 from app.webhooks.subscriptions import SubscriptionStore
 
+# The owners a caller may act as: its own id, and its tenant's when it is a tenant admin.
+Owners = tuple[str, ...]
 SUBSCRIPTION_ID = re.compile(r"wh_[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
 
@@ -62,7 +66,8 @@ class WebhookService:
             ) from None
         if await self.subscriptions.count(owner) >= self._max:
             raise Conflict(
-                f"At most {self._max} webhook subscriptions per principal; delete one first.",
+                f"At most {self._max} webhook subscriptions per principal (and per tenant); "
+                "delete one first.",
                 code="too_many_webhooks",
             )
         subscription = Subscription(
@@ -77,25 +82,25 @@ class WebhookService:
         self._outbox.subscribed()
         return subscription
 
-    async def list(self, owner: str) -> list[Subscription]:
-        return await self.subscriptions.list(owner)
+    async def list(self, owners: Owners) -> list[Subscription]:
+        return [s for owner in owners for s in await self.subscriptions.list(owner)]
 
-    async def get(self, owner: str, subscription_id: str) -> Subscription:
+    async def get(self, owners: Owners, subscription_id: str) -> Subscription:
         if SUBSCRIPTION_ID.fullmatch(subscription_id) is None:
             raise _not_found()
         subscription = await self.subscriptions.get(subscription_id)
-        if subscription is None or subscription.owner != owner:
+        if subscription is None or subscription.owner not in owners:
             raise _not_found()
         return subscription
 
-    async def delete(self, owner: str, subscription_id: str) -> None:
+    async def delete(self, owner: Owners, subscription_id: str) -> None:
         subscription = await self.get(owner, subscription_id)
         await self.subscriptions.delete(subscription)
         await self.deliveries.forget(subscription.id)
 
     async def deliveries_of(
         self,
-        owner: str,
+        owner: Owners,
         subscription_id: str,
         *,
         status: DeliveryStatus | None,
@@ -107,7 +112,7 @@ class WebhookService:
             subscription.id, status=status, limit=limit, offset=offset
         )
 
-    async def retry(self, owner: str, subscription_id: str, message_id: str) -> Delivery:
+    async def retry(self, owner: Owners, subscription_id: str, message_id: str) -> Delivery:
         """Queue a delivery again, now, with its message id and body (a dead letter, or one
         already delivered that the receiver asks for again)."""
         subscription = await self.get(owner, subscription_id)

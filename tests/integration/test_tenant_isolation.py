@@ -1397,6 +1397,88 @@ async def _same_name_in_two_tenants(client: AppClient, acme: Tenant, globex: Ten
 # -- a default-tenant user named like a tenant --------------------------------------------
 
 
+async def test_a_tenants_subscription_hears_every_principal_of_it_and_no_other_tenant(
+    webhook_client: AppClient,
+) -> None:
+    """`scope: tenant` (a tenant admin's): told of the runs of every principal of its tenant,
+    managed by any of its tenant admins, invisible to everyone else."""
+    client = webhook_client
+    acme, globex = await _tenants(client)
+    admin = await _admin(client)
+    plain_body = {"username": "plain", "password": PASSWORD, "scopes": ["agents:run", "webhooks"]}
+    _created(
+        await client.post("/v1/auth/users", json={**plain_body, "tenant_id": "acme"}, headers=admin)
+    )
+    plain = _bearer(await login(client, PASSWORD, "acme/plain"))
+    async with WebhookReceiver() as receiver:
+        hooks: dict[str, str] = {}
+        for tenant in (acme, globex):
+            made = _created(
+                await client.post(
+                    "/v1/webhooks",
+                    json={
+                        "url": f"http://127.0.0.1:{receiver.port}/{tenant.id}",
+                        "events": ["run.completed"],
+                        "scope": "tenant",
+                    },
+                    headers=tenant.user,
+                )
+            )
+            assert made["scope"] == "tenant"
+            hooks[tenant.id] = made["id"]
+        # Only a tenant admin makes or sees one.
+        refused = await client.post(
+            "/v1/webhooks",
+            json={
+                "url": f"http://127.0.0.1:{receiver.port}/x",
+                "events": ["run.completed"],
+                "scope": "tenant",
+            },
+            headers=plain,
+        )
+        assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+        await _refused(
+            client, (plain,), "GET", f"/v1/webhooks/{hooks['acme']}", 404, "webhook_not_found"
+        )
+        # Another tenant admin of acme (its key) manages it; globex's principals cannot.
+        listed = await _record(client, acme.key, "/v1/webhooks")
+        assert [h["id"] for h in listed["items"]] == [hooks["acme"]]
+        for auth in globex.principals:
+            await _refused(
+                client, (auth,), "GET", f"/v1/webhooks/{hooks['acme']}", 404, "webhook_not_found"
+            )
+        # Runs of three acme principals (its maker among them) and one of globex.
+        runs: dict[str, set[str]] = {"acme": set(), "globex": set()}
+        for name, auth in (
+            ("acme", acme.key),
+            ("acme", plain),
+            ("acme", acme.user),
+            ("globex", globex.key),
+        ):
+            invoked = await _ok(
+                client.post(
+                    "/v1/agents/chat/invoke", json={"input": _unique("hear me")}, headers=auth
+                )
+            )
+            runs[name].add(invoked["run_id"])
+
+        def heard(tenant: Tenant) -> Callable[[], Awaitable[set[str] | None]]:
+            async def check() -> set[str] | None:
+                path = f"/v1/webhooks/{hooks[tenant.id]}/deliveries"
+                log = await _record(client, tenant.key, path)
+                done = {d["run_id"] for d in log["items"] if d["status"] == "delivered"}
+                return done if done >= runs[tenant.id] else None
+
+            return check
+
+        for tenant in (acme, globex):
+            assert await _until(heard(tenant), "the tenant's deliveries") == runs[tenant.id]
+        by_path: dict[str, set[str]] = {"/acme": set(), "/globex": set()}
+        for _, got in receiver.attempts:
+            by_path[got.path].add(got.json()["data"]["run_id"])
+        assert by_path == {"/acme": runs["acme"], "/globex": runs["globex"]}
+
+
 async def test_a_default_user_named_like_a_tenant_is_not_of_it(webhook_client: AppClient) -> None:
     """`user:acme` (the default tenant's user `acme`) and `user:acme/ann` (tenant acme's) share
     a prefix: neither sees the other's things, usage, users or tenant."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from app.webhooks.models import Delivery, DeliveryAttempt, DeliveryStatus, EventType, Subscription
+from app.webhooks.owners import is_tenant_owner
 
 _EVENTS = (
     "The events to be told of: `run.completed`, `run.failed`, `run.cancelled`, "
@@ -28,6 +29,12 @@ class WebhookCreate(BaseModel):
     )
     events: list[EventType] = Field(min_length=1, max_length=10, description=_EVENTS)
     description: str = Field("", max_length=500, description="For you: what it is for.")
+    scope: Literal["principal", "tenant"] = Field(
+        "principal",
+        description="`principal`: the caller's own runs and tasks. `tenant` (needs "
+        "`tenant:admin`): those of every principal of the caller's tenant; managed by any of "
+        "its tenant admins.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -43,6 +50,7 @@ class WebhookInfo(BaseModel):
     events: list[EventType]
     description: str
     created_at: datetime
+    scope: Literal["principal", "tenant"] = "principal"
 
     @classmethod
     def of(cls, subscription: Subscription) -> WebhookInfo:
@@ -52,6 +60,7 @@ class WebhookInfo(BaseModel):
             events=subscription.events,
             description=subscription.description,
             created_at=subscription.created_at,
+            scope="tenant" if is_tenant_owner(subscription.owner) else "principal",
         )
 
 

@@ -1401,7 +1401,8 @@ export interface paths {
         };
         /**
          * List own webhooks
-         * @description The caller's subscriptions, oldest first (their secrets are never shown again).
+         * @description The caller's subscriptions, oldest first (their secrets are never shown again), and
+         *     for a tenant admin its tenant's.
          */
         get: operations["list_webhooks_v1_webhooks_get"];
         put?: never;
@@ -4236,6 +4237,13 @@ export interface components {
              */
             events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
             /**
+             * Scope
+             * @description `principal`: the caller's own runs and tasks. `tenant` (needs `tenant:admin`): those of every principal of the caller's tenant; managed by any of its tenant admins.
+             * @default principal
+             * @enum {string}
+             */
+            scope?: "principal" | "tenant";
+            /**
              * Url
              * @description Where to POST: http(s), a public address (or one in WEBHOOK_ALLOWED_NETWORKS), no credentials in it.
              * @example https://hooks.example.com/agent-service
@@ -4255,6 +4263,12 @@ export interface components {
             events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
             /** Id */
             id: string;
+            /**
+             * Scope
+             * @default principal
+             * @enum {string}
+             */
+            scope?: "principal" | "tenant";
             /**
              * Secret
              * @description The signing secret (`whsec_...`), shown this once: verify each delivery's `webhook-signature` with it (Standard Webhooks; any of its libraries).
@@ -4276,6 +4290,12 @@ export interface components {
             events: ("run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.input_required" | "task.completed" | "task.failed" | "task.cancelled" | "task.incomplete" | "task.input_required")[];
             /** Id */
             id: string;
+            /**
+             * Scope
+             * @default principal
+             * @enum {string}
+             */
+            scope?: "principal" | "tenant";
             /** Url */
             url: string;
         };
