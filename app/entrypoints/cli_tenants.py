@@ -37,6 +37,10 @@ POLICY_FLAGS: dict[str, tuple[Any, str]] = {
     "budget_tokens_per_run": (int, "0 = none"),
     "budget_tokens_per_day": (int, "per principal, 0 = none"),
     "budget_tokens_per_month": (int, "per principal, 0 = none"),
+    "budget_usd_per_day": (float, "US dollars per principal (MODEL_PRICES), 0 = none"),
+    "budget_usd_per_month": (float, "US dollars per principal, 0 = none"),
+    "pool_tokens_per_day": (int, "the whole tenant's, shared by its principals, 0 = none"),
+    "pool_tokens_per_month": (int, "the whole tenant's, 0 = none"),
     "allowed_agents": (_agents, "comma list of agents its principals may use ('' = none)"),
 }
 
@@ -83,7 +87,7 @@ def add_tenant_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
     for field, (kind, help_text) in POLICY_FLAGS.items():
-        metavar = "N" if kind is int else ("A,B" if field == "allowed_agents" else None)
+        metavar = "N" if kind in (int, float) else ("A,B" if field == "allowed_agents" else None)
         parser.add_argument(_flag(field), dest=field, type=kind, metavar=metavar, help=help_text)
 
 

@@ -81,6 +81,10 @@ def test_create_list_get_update_clear_delete(redis_server: RedisServer) -> None:
         "0",
         "--budget-tokens-per-month",
         "90000",
+        "--budget-usd-per-day",
+        "2.5",
+        "--pool-tokens-per-month",
+        "5000000",
         "--allowed-agents",
         "chat, assistant",
         env=env,
@@ -93,6 +97,10 @@ def test_create_list_get_update_clear_delete(redis_server: RedisServer) -> None:
         "budget_tokens_per_run": 1000,
         "budget_tokens_per_day": 0,
         "budget_tokens_per_month": 90000,
+        "budget_usd_per_day": 2.5,
+        "budget_usd_per_month": None,
+        "pool_tokens_per_day": None,
+        "pool_tokens_per_month": 5000000,
         "allowed_agents": ["chat", "assistant"],
     }
     _ok("tenants", "create", "globex", "--name", "Globex", env=env)

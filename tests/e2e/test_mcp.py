@@ -288,6 +288,7 @@ def test_the_protected_resource_metadata_names_the_issuer_and_scopes(api: Api) -
                 "tasks:read",
                 "tasks:write",
                 "webhooks",
+                "tenant:admin",
                 "admin",
             ],
             "bearer_methods_supported": ["header"],
