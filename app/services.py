@@ -41,7 +41,7 @@ from app.security.passwords import PasswordHasher
 from app.security.revocation import UserCheck
 from app.security.tenant_limits import TenantLimits
 from app.security.tenants import TenantDirectory, TenantService
-from app.security.users import UserService
+from app.security.users import Forget, UserService
 from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
 from app.store.auth_failures import AuthFailureLimiter, build_auth_failure_limiter
 from app.store.concurrency import build_run_slots
@@ -62,7 +62,7 @@ from app.tasks.service import TaskService
 from app.tasks.worker import TaskWorker
 from app.webhooks.dispatcher import WebhookDispatcher
 from app.webhooks.service import WebhookService
-from app.webhooks.setup import build_webhooks
+from app.webhooks.setup import build_forget, build_webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -177,6 +177,11 @@ def build_stores(settings: Settings, redis: Redis | None) -> tuple[UserStore, Ap
     return RedisUserStore(redis, prefix=prefix), RedisApiKeyStore(redis, prefix=prefix)
 
 
+def principal_forgetter(settings: Settings, redis: Redis) -> Forget | None:
+    """For the CLI's user and tenant deletions: what the API's webhook service does."""
+    return build_forget(settings, redis) if settings.WEBHOOKS_ENABLED else None
+
+
 def build_tenant_store(settings: Settings, redis: Redis | None) -> TenantStore:
     if redis is None:
         return MemoryTenantStore()
@@ -277,6 +282,7 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
     webhooks = None
     if settings.WEBHOOKS_ENABLED:
         webhooks = build_webhooks(settings, redis, run_store, dispatch=worker is not None)
+    forget = webhooks.service.forget_owner if webhooks is not None else None
     return AppServices(
         settings=settings,
         redis=redis,
@@ -288,11 +294,15 @@ def build_services(settings: Settings, *, run_worker: bool | None = None) -> App
         user_check=user_check,
         principal_changes=principal_changes,
         user_admin=UserService(
-            users=users, api_keys=api_keys, hasher=hasher, bus=principal_changes
+            users=users, api_keys=api_keys, hasher=hasher, bus=principal_changes, on_deleted=forget
         ),
         tenants=tenants,
         tenant_admin=TenantService(
-            store=tenant_store, users=users, api_keys=api_keys, bus=principal_changes
+            store=tenant_store,
+            users=users,
+            api_keys=api_keys,
+            bus=principal_changes,
+            on_deleted=forget,
         ),
         authenticator=Authenticator(
             settings=settings,

@@ -7,6 +7,9 @@ The id forms are app/security/principals.py's: ``user:<tenant>/<name>``,
 from __future__ import annotations
 
 DEFAULT_TENANT = "default"
+# The owner id of what belongs to a whole tenant (its webhook subscriptions), beside the
+# principal ids (no principal id starts so).
+TENANT_OWNER = "tenant:"
 
 
 def tenant_of(principal_id: str) -> str:

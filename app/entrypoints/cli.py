@@ -146,7 +146,7 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
     from app.security.passwords import PasswordHasher
     from app.security.scopes import parse_scopes
     from app.security.users import UserService
-    from app.services import build_stores, build_tenant_store
+    from app.services import build_stores, build_tenant_store, principal_forgetter
     from app.store.redis_client import build_redis
 
     if _needs_redis(settings, "a user", "/v1/auth/users"):
@@ -160,6 +160,7 @@ async def _users(settings: Settings, args: argparse.Namespace) -> int:
             hasher=PasswordHasher(rounds=settings.BCRYPT_ROUNDS, concurrency=1),
             # Publishes only: every running process drops its cached view of the user.
             bus=InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=None),
+            on_deleted=principal_forgetter(settings, redis),
         )
         try:
             if args.action == "list":

@@ -100,7 +100,7 @@ async def run_tenants(settings: Settings, args: argparse.Namespace) -> int:
     from app.core.urls import without_credentials
     from app.security.invalidation import InvalidationBus
     from app.security.tenants import TenantService
-    from app.services import build_stores, build_tenant_store
+    from app.services import build_stores, build_tenant_store, principal_forgetter
     from app.store.redis_client import build_redis
 
     # The service's log lines (tenant_deleted, ...) go to stderr: stdout is the JSON answer.
@@ -114,6 +114,7 @@ async def run_tenants(settings: Settings, args: argparse.Namespace) -> int:
             api_keys=api_keys,
             # Publishes only: every running process drops its cached view of the tenant.
             bus=InvalidationBus(redis, prefix=settings.REDIS_KEY_PREFIX, check=None),
+            on_deleted=principal_forgetter(settings, redis),
         )
         try:
             result = await _act(service, settings, args)

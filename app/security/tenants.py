@@ -22,9 +22,11 @@ from redis.exceptions import RedisError
 
 from app.core.clock import utcnow
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.tenancy import TENANT_OWNER
 from app.security.invalidation import InvalidationBus
 from app.security.principals import DEFAULT_TENANT, Principal, is_tenant_id, split_qualified
 from app.security.revocation import CheckUnavailable
+from app.security.users import Forget
 from app.store.api_keys import ApiKeyStore
 from app.store.records import TenantPolicy, TenantRecord, UserRecord
 from app.store.tenants import TenantStore
@@ -93,11 +95,13 @@ class TenantService:
         users: UserStore,
         api_keys: ApiKeyStore,
         bus: InvalidationBus,
+        on_deleted: Forget | None = None,
     ) -> None:
         self._store = store
         self._users = users
         self._api_keys = api_keys
         self._bus = bus
+        self._on_deleted = on_deleted  # as UserService's: webhook subscriptions, by owner
 
     async def create(self, tenant_id: str, *, name: str, policy: TenantPolicy) -> TenantRecord:
         if not is_tenant_id(tenant_id) or tenant_id == DEFAULT_TENANT:
@@ -158,14 +162,19 @@ class TenantService:
         if not await self._store.delete(tenant_id):
             raise NotFound(f"No tenant {tenant_id!r}.", code="tenant_not_found")
         await self._bus.publish(TENANT_MESSAGE + tenant_id)
+        gone = [TENANT_OWNER + tenant_id]  # its tenant-wide webhook subscriptions too
         for user in users_of(tenant_id, await self._users.list()):
             await self._users.delete(user.username)
-            await self._bus.publish(Principal.for_user(user.username).id)
+            gone.append(Principal.for_user(user.username).id)
+            await self._bus.publish(gone[-1])
         for key in await self._api_keys.list():
             if key.tenant == tenant_id and key.revoked_at is None:
                 await self._api_keys.revoke(key.id)
-                principal = Principal.for_api_key(key.id, name=key.name, tenant=key.tenant)
-                await self._bus.publish(principal.id)
+                gone.append(Principal.for_api_key(key.id, name=key.name, tenant=key.tenant).id)
+                await self._bus.publish(gone[-1])
+        if self._on_deleted is not None:
+            for owner in gone:
+                await self._on_deleted(owner)
         log.info("tenant_deleted", tenant=tenant_id)
 
 

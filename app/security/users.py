@@ -10,7 +10,7 @@ problem+json by the API and as one line by the CLI.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.security.invalidation import InvalidationBus
@@ -20,6 +20,9 @@ from app.security.scopes import Scope
 from app.store.api_keys import ApiKeyStore
 from app.store.records import UserRecord, now_to_the_millisecond
 from app.store.users import UserChange, UserStore
+
+# Called with a principal id that is gone for good (app/services.py forget_principal).
+Forget = Callable[[str], Awaitable[None]]
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
 _USERNAME = re.compile(USERNAME_PATTERN)
@@ -37,11 +40,15 @@ class UserService:
         api_keys: ApiKeyStore,
         hasher: PasswordHasher,
         bus: InvalidationBus,
+        on_deleted: Forget | None = None,
     ) -> None:
         self._users = users
         self._api_keys = api_keys
         self._hasher = hasher
         self._bus = bus
+        # What else a deleted principal leaves that a same-named successor must not get
+        # (its webhook subscriptions: app/services.py forget_principal).
+        self._on_deleted = on_deleted
 
     async def create(
         self,
@@ -134,6 +141,8 @@ class UserService:
                 key = Principal.for_api_key(record.id, name=record.name, tenant=record.tenant)
                 await self._bus.publish(key.id)
         await self._bus.publish(principal_id)
+        if self._on_deleted is not None:
+            await self._on_deleted(principal_id)
         return user
 
     async def sign_out(self, username: str, jti: str, *, expires_at: float) -> None:

@@ -4,9 +4,7 @@ hears of the runs and tasks of every principal of that tenant; a principal's, of
 
 from __future__ import annotations
 
-from app.core.tenancy import tenant_of
-
-TENANT_OWNER = "tenant:"
+from app.core.tenancy import TENANT_OWNER, tenant_of
 
 
 def tenant_owner(tenant: str) -> str:

@@ -98,6 +98,13 @@ class WebhookService:
         await self.subscriptions.delete(subscription)
         await self.deliveries.forget(subscription.id)
 
+    async def forget_owner(self, owner: str) -> None:
+        """A principal (or tenant) that is gone for good: its subscriptions and their logs go
+        too, so a later principal of the same id (a user made again with the name) hears
+        nothing of it and its runs are never sent to the old owner's URLs."""
+        for subscription in await self.subscriptions.list(owner):
+            await self.delete((owner,), subscription.id)
+
     async def deliveries_of(
         self,
         owner: Owners,

@@ -3,6 +3,7 @@ outbox the run store tells of status changes, and (where tasks run) the dispatch
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -28,20 +29,34 @@ class Webhooks:
     dispatcher: WebhookDispatcher | None  # only where tasks run (a worker)
 
 
+def _stores(settings: Settings, redis: Redis | None) -> tuple[SubscriptionStore, DeliveryStore]:
+    retention = settings.WEBHOOK_DELIVERY_RETENTION_SECONDS
+    if redis is None:
+        return MemorySubscriptionStore(), MemoryDeliveryStore(retention_seconds=retention)
+    prefix = settings.REDIS_KEY_PREFIX
+    return (
+        RedisSubscriptionStore(redis, prefix=prefix),
+        RedisDeliveryStore(redis, prefix=prefix, retention_seconds=retention),
+    )
+
+
+def build_forget(settings: Settings, redis: Redis) -> Callable[[str], Awaitable[None]]:
+    """For the CLI: drop an owner's subscriptions (a user or tenant deleted there)."""
+    subscriptions, deliveries = _stores(settings, redis)
+
+    async def forget(owner: str) -> None:
+        for subscription in await subscriptions.list(owner):
+            await subscriptions.delete(subscription)
+            await deliveries.forget(subscription.id)
+
+    return forget
+
+
 def build_webhooks(
     settings: Settings, redis: Redis | None, runs: RunStore, *, dispatch: bool
 ) -> Webhooks:
     """Also makes ``runs`` tell the outbox of every status change."""
-    subscriptions: SubscriptionStore
-    deliveries: DeliveryStore
-    retention = settings.WEBHOOK_DELIVERY_RETENTION_SECONDS
-    if redis is None:
-        subscriptions = MemorySubscriptionStore()
-        deliveries = MemoryDeliveryStore(retention_seconds=retention)
-    else:
-        prefix = settings.REDIS_KEY_PREFIX
-        subscriptions = RedisSubscriptionStore(redis, prefix=prefix)
-        deliveries = RedisDeliveryStore(redis, prefix=prefix, retention_seconds=retention)
+    subscriptions, deliveries = _stores(settings, redis)
     outbox = WebhookOutbox(runs=runs, subscriptions=subscriptions, deliveries=deliveries)
     runs.observer = outbox.on_status
     networks = settings.webhook_allowed_networks

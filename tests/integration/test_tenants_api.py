@@ -398,3 +398,28 @@ async def test_a_tenants_pool_is_shared_by_its_principals_and_never_overspent(
             done = await client.post("/v1/agents/chat/invoke", json={"input": "z"}, headers=auth)
             assert done.status_code == 200, done.text
         assert (await client.get("/v1/usage/budget", headers=other)).json()["tenant_pool"] is None
+
+
+async def test_a_user_made_again_with_a_deleted_users_name_gets_none_of_its_webhooks(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> None:
+    """Its subscriptions go with it: otherwise the new user's runs would be sent, signed, to
+    the old user's URL (principal ids are made of names)."""
+    settings = make_settings(
+        **QUICK, WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8", REDIS_URL=redis_url_for(request, "redis")
+    )
+    async with app_client(settings) as client:
+        admin = await _admin(client)
+        body = {"username": "bob", "password": PASSWORD, "scopes": ["webhooks", "agents:run"]}
+        old = await make_user(client, admin, "bob", body["scopes"], None)
+        hook = await client.post(
+            "/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/old-bob", "events": ["run.completed"]},
+            headers=old,
+        )
+        assert hook.status_code == 201, hook.text
+        assert (await client.delete("/v1/auth/users/bob", headers=admin)).status_code == 204
+        new = await make_user(client, admin, "bob", body["scopes"], None)
+        assert (await client.get("/v1/webhooks", headers=new)).json()["items"] == []
+        gone = await client.get(f"/v1/webhooks/{hook.json()['id']}", headers=new)
+        assert_problem(gone, 404, "webhook_not_found")
