@@ -26,7 +26,7 @@ from app.api.schemas.auth import (
     PrincipalResponse,
     TokenResponse,
 )
-from app.api.tenant_scope import managed_tenant, may_manage
+from app.api.tenant_scope import TENANT_NOT_FOUND, managed_tenant, may_manage
 from app.api.users import TenantQuery
 from app.core.errors import AppError, NotFound, Unauthorized, Unprocessable
 from app.security.accounts import (
@@ -148,7 +148,7 @@ async def me(principal: PrincipalDep) -> PrincipalResponse:
     "/api-keys",
     response_model=ApiKeyCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 403, 422),
+    responses=problems(401, 403, 422, docs={404: TENANT_NOT_FOUND}),
     summary="Create an API key (shown once)",
 )
 async def create_key(
@@ -179,7 +179,7 @@ async def create_key(
 @router.get(
     "/api-keys",
     response_model=ApiKeyList,
-    responses=problems(401, 403),
+    responses=problems(401, 403, docs={404: TENANT_NOT_FOUND}),
     summary="List the API keys",
 )
 async def list_keys(

@@ -8,10 +8,16 @@ nothing (the default tenant's users and keys need ``admin``: its users may hold 
 
 from __future__ import annotations
 
+from app.api.responses import ProblemDoc
 from app.core.errors import Forbidden, NotFound
 from app.security.principals import DEFAULT_TENANT, Principal
 from app.security.scopes import Scope
 from app.security.tenants import TenantDirectory
+
+TENANT_NOT_FOUND = ProblemDoc(
+    "No tenant with this id, or not the caller's own (a tenant:admin acts in its own only).",
+    (("tenant_not_found", "No tenant 'acme'."),),
+)
 
 
 def tenant_not_found(tenant_id: str) -> NotFound:

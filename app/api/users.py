@@ -20,7 +20,7 @@ from app.api.schemas.auth import (
     UserList,
     UserScopesUpdate,
 )
-from app.api.tenant_scope import managed_tenant
+from app.api.tenant_scope import TENANT_NOT_FOUND, managed_tenant
 from app.core.errors import Conflict
 from app.security.principals import TENANT_PATTERN, Principal, qualified, split_qualified
 from app.security.scopes import Scope
@@ -31,7 +31,8 @@ from app.store.records import UserRecord
 router = APIRouter(prefix="/auth/users", tags=["users"])
 
 USER_NOT_FOUND = ProblemDoc(
-    "No user with this name.", (("user_not_found", "No user named 'bob'."),)
+    "No user with this name (in the tenant acted in), or no such tenant.",
+    (("user_not_found", "No user named 'bob'."), ("tenant_not_found", "No tenant 'acme'.")),
 )
 USER_EXISTS = ProblemDoc(
     "A user with this name exists.", (("user_exists", "A user named 'bob' exists."),)
@@ -89,7 +90,11 @@ def _refuse_self(principal: Principal, username: str) -> None:
     "",
     response_model=UserInfo,
     status_code=status.HTTP_201_CREATED,
-    responses=problems(401, 403, docs={409: USER_EXISTS, 422: PASSWORD_UNPROCESSABLE}),
+    responses=problems(
+        401,
+        403,
+        docs={404: TENANT_NOT_FOUND, 409: USER_EXISTS, 422: PASSWORD_UNPROCESSABLE},
+    ),
     summary="Create a user",
 )
 async def create_user(
@@ -105,7 +110,12 @@ async def create_user(
     return _info(user)
 
 
-@router.get("", response_model=UserList, responses=problems(401, 403), summary="List the users")
+@router.get(
+    "",
+    response_model=UserList,
+    responses=problems(401, 403, docs={404: TENANT_NOT_FOUND}),
+    summary="List the users",
+)
 async def list_users(
     principal: TenantAdminDep, services: ServicesDep, tenant_id: TenantQuery = None
 ) -> UserList:

@@ -5651,6 +5651,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No tenant with this id, or not the caller's own (a tenant:admin acts in its own only). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
             413: {
                 headers: {
@@ -5746,6 +5755,15 @@ export interface operations {
             };
             /** @description The credentials are valid but lack a scope this operation needs. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No tenant with this id, or not the caller's own (a tenant:admin acts in its own only). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6232,6 +6250,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No tenant with this id, or not the caller's own (a tenant:admin acts in its own only). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request body exceeds MAX_REQUEST_BODY_BYTES. */
             413: {
                 headers: {
@@ -6327,6 +6354,15 @@ export interface operations {
             };
             /** @description The credentials are valid but lack a scope this operation needs. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No tenant with this id, or not the caller's own (a tenant:admin acts in its own only). */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6446,7 +6482,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6556,7 +6592,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6681,7 +6717,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6793,7 +6829,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6914,7 +6950,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7030,7 +7066,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7142,7 +7178,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No user with this name. */
+            /** @description No user with this name (in the tenant acted in), or no such tenant. */
             404: {
                 headers: {
                     [name: string]: unknown;
