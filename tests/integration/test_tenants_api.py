@@ -410,8 +410,8 @@ async def test_a_user_made_again_with_a_deleted_users_name_gets_none_of_its_webh
     )
     async with app_client(settings) as client:
         admin = await _admin(client)
-        body = {"username": "bob", "password": PASSWORD, "scopes": ["webhooks", "agents:run"]}
-        old = await make_user(client, admin, "bob", body["scopes"], None)
+        scopes = ["webhooks", "agents:run"]
+        old = await make_user(client, admin, "bob", scopes, None)
         hook = await client.post(
             "/v1/webhooks",
             json={"url": "http://127.0.0.1:9/old-bob", "events": ["run.completed"]},
@@ -419,7 +419,7 @@ async def test_a_user_made_again_with_a_deleted_users_name_gets_none_of_its_webh
         )
         assert hook.status_code == 201, hook.text
         assert (await client.delete("/v1/auth/users/bob", headers=admin)).status_code == 204
-        new = await make_user(client, admin, "bob", body["scopes"], None)
+        new = await make_user(client, admin, "bob", scopes, None)
         assert (await client.get("/v1/webhooks", headers=new)).json()["items"] == []
         gone = await client.get(f"/v1/webhooks/{hook.json()['id']}", headers=new)
         assert_problem(gone, 404, "webhook_not_found")
