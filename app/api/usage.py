@@ -59,8 +59,8 @@ async def usage(
     of: Annotated[str | None, Query(alias="principal", max_length=300)] = None,
 ) -> UsageReport:
     """Model tokens by UTC day (`from`, `to`: dates, default today; at most 366 days),
-    grouped by any of `day`, `agent`, `model`, `cached`, `principal` (repeat `group_by`;
-    default day, agent, model). Calls answered from the LLM cache are counted apart
+    grouped by any of `day`, `agent`, `model`, `cached`, `principal`, `tenant` (repeat
+    `group_by`; default day, agent, model). Calls answered from the LLM cache are counted apart
     (`cached`) and are not billable. The caller's own usage; with `admin`, `principal=<id>`
     for another's or `principal=*` for everyone's (`tenant:admin`: within its tenant). Usage
     reaches the ledger within a second of each call."""
@@ -107,7 +107,7 @@ def _grouped(
 ) -> list[UsageItem]:
     sums: dict[tuple[object, ...], _Sums] = defaultdict(_Sums)
     for row in rows:
-        totals = sums[tuple(getattr(row, group) for group in groups)]
+        totals = sums[tuple(_group_of(row, group) for group in groups)]
         totals.calls += row.calls
         totals.prompt += row.prompt_tokens
         totals.completion += row.completion_tokens
@@ -120,6 +120,10 @@ def _grouped(
         else:
             totals.cost += price.cost(row.prompt_tokens, row.completion_tokens)
     return [_item(dict(zip(groups, key, strict=True)), totals) for key, totals in sums.items()]
+
+
+def _group_of(row: UsageRow, group: GroupBy) -> object:
+    return tenant_of(row.principal) if group == "tenant" else getattr(row, group)
 
 
 def _item(fields: dict[str, object], totals: _Sums) -> UsageItem:

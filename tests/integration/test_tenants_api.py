@@ -423,3 +423,26 @@ async def test_a_user_made_again_with_a_deleted_users_name_gets_none_of_its_webh
         assert (await client.get("/v1/webhooks", headers=new)).json()["items"] == []
         gone = await client.get(f"/v1/webhooks/{hook.json()['id']}", headers=new)
         assert_problem(gone, 404, "webhook_not_found")
+
+
+async def test_an_admin_reads_usage_by_tenant(client: AppClient) -> None:
+    admin = await _admin(client)
+    tenant = await make_tenant(client, admin)
+    key = await make_key(client, admin, RUNNER_SCOPES, tenant)
+    for auth, text in ((key, "from the tenant"), (admin, "from the default tenant")):
+        done = await client.post("/v1/agents/chat/invoke", json={"input": text}, headers=auth)
+        assert done.status_code == 200, done.text
+
+    async def by_tenant() -> dict[str, int] | None:
+        report = await client.get(
+            "/v1/usage", params={"principal": "*", "group_by": "tenant"}, headers=admin
+        )
+        assert report.status_code == 200, report.text
+        calls = {item["tenant"]: item["calls"] for item in report.json()["items"]}
+        return calls if len(calls) == 2 else None
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while (calls := await by_tenant()) is None:
+        assert asyncio.get_running_loop().time() < deadline, "usage never reached the ledger"
+        await asyncio.sleep(0.05)
+    assert calls == {"default": 1, tenant: 1}

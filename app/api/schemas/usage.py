@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-GroupBy = Literal["day", "agent", "model", "cached", "principal"]
+GroupBy = Literal["day", "agent", "model", "cached", "principal", "tenant"]
 
 
 class UsageItem(BaseModel):
@@ -16,6 +16,7 @@ class UsageItem(BaseModel):
     model: str | None = None
     cached: bool | None = Field(None, description="Answered from the LLM cache (no upstream cost).")
     principal: str | None = None
+    tenant: str | None = Field(None, description="The principals' tenant (group_by=tenant).")
     calls: int
     prompt_tokens: int
     completion_tokens: int

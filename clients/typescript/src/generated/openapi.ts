@@ -1354,8 +1354,8 @@ export interface paths {
         /**
          * Token usage, grouped
          * @description Model tokens by UTC day (`from`, `to`: dates, default today; at most 366 days),
-         *     grouped by any of `day`, `agent`, `model`, `cached`, `principal` (repeat `group_by`;
-         *     default day, agent, model). Calls answered from the LLM cache are counted apart
+         *     grouped by any of `day`, `agent`, `model`, `cached`, `principal`, `tenant` (repeat
+         *     `group_by`; default day, agent, model). Calls answered from the LLM cache are counted apart
          *     (`cached`) and are not billable. The caller's own usage; with `admin`, `principal=<id>`
          *     for another's or `principal=*` for everyone's (`tenant:admin`: within its tenant). Usage
          *     reaches the ledger within a second of each call.
@@ -4073,6 +4073,11 @@ export interface components {
             principal?: string | null;
             /** Prompt Tokens */
             prompt_tokens: number;
+            /**
+             * Tenant
+             * @description The principals' tenant (group_by=tenant).
+             */
+            tenant?: string | null;
             /** Total Tokens */
             total_tokens: number;
         };
@@ -4084,7 +4089,7 @@ export interface components {
              */
             from: string;
             /** Group By */
-            group_by: ("day" | "agent" | "model" | "cached" | "principal")[];
+            group_by: ("day" | "agent" | "model" | "cached" | "principal" | "tenant")[];
             /**
              * Items
              * @description One per group, largest total first.
@@ -11301,7 +11306,7 @@ export interface operations {
             query?: {
                 from?: string | null;
                 to?: string | null;
-                group_by?: ("day" | "agent" | "model" | "cached" | "principal")[] | null;
+                group_by?: ("day" | "agent" | "model" | "cached" | "principal" | "tenant")[] | null;
                 principal?: string | null;
             };
             header?: never;
