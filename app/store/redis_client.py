@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -69,8 +69,40 @@ def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
     return Redis(connection_pool=pool)
 
 
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except AttributeError as exc:
+            raise _lost(exc) from exc
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, with one of its known defects made a Redis error: when a
+    connection to a node times out, the client closes that node's other connections while
+    concurrent commands are using them, and those fail with AttributeError ('NoneType' object
+    has no attribute 'writelines'; redis-py #3546, #3835). Left alone that is a 500; as a
+    ConnectionError it is what it is, that node being unreachable for a moment (503 or
+    fail-open by policy, as for any Redis outage)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            raise _lost(exc) from exc
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py does
+
+
+def _lost(exc: AttributeError) -> RedisConnectionError:
+    return RedisConnectionError(f"a cluster connection was closed while in use ({exc})")
+
+
 def _cluster(target: RedisTarget, settings: Settings, options: dict[str, Any]) -> Redis:
-    client = RedisCluster(
+    client = _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
         password=target.password,

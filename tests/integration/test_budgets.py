@@ -136,7 +136,7 @@ async def test_admins_read_everyones_usage_and_others_only_their_own(client: App
     for params in (
         {"from": today.isoformat(), "to": (today - timedelta(days=1)).isoformat()},
         {"from": (today - timedelta(days=400)).isoformat()},
-        {"group_by": "tenant"},
+        {"group_by": "colour"},
         {"from": "yesterday"},
     ):
         answer = await client.get("/v1/usage", params=params, headers=key)
