@@ -104,7 +104,7 @@ class RunService:
             raise AgentNotFound(request.agent)
         agent = self.agents.require(request.agent)
         if foreground:  # a task was checked when submitted
-            await self.check_budgets(request.principal.id, limits)
+            await check_budgets(self.meter, request.principal.id, limits)
         run_id = run_id or uuid.uuid4().hex
         counted = foreground and limits.max_concurrent_runs > 0
         if counted:
@@ -211,9 +211,6 @@ class RunService:
             on_disconnect=request.on_disconnect,
         )
         return run
-
-    async def check_budgets(self, principal_id: str, limits: PrincipalLimits) -> None:
-        await check_budgets(self.meter, principal_id, limits)
 
     async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:
         """A new session of the caller's, held by this run (call, get an id, go on). The

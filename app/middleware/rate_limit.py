@@ -10,7 +10,6 @@ Only the response start is touched (to add headers), so streams pass through unb
 
 from __future__ import annotations
 
-from limits import RateLimitItem
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,12 +50,17 @@ class RateLimitMiddleware:
         # A WebSocket handshake counts once, in a bucket of its own ("WS" + route).
         method = scope["method"] if scope["type"] == "http" else "WS"
         by_address = scope["path"] in self.address_keyed_paths
+        tenant_limit = None
+        principal = scope.get("principal")
+        if self.tenants is not None and principal is not None and not by_address:
+            if principal.tenant != DEFAULT_TENANT:  # the default tenant: no lookup at all
+                tenant_limit = (await self.tenants.of(principal.tenant)).rate_limit
         try:
             decision = await self.limiter.check(
                 identity=_identity(scope, by_address=by_address),
                 method=method,
                 route=route,
-                default=None if by_address else await self._tenant_limit(scope),
+                default=tenant_limit,
             )
         except RateLimitBackendDown:
             await send_problem(
@@ -93,9 +97,3 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-    async def _tenant_limit(self, scope: Scope) -> RateLimitItem | None:
-        principal = scope.get("principal")
-        if self.tenants is None or principal is None or principal.tenant == DEFAULT_TENANT:
-            return None
-        return (await self.tenants.of(principal.tenant)).rate_limit

@@ -213,8 +213,7 @@ class UserCheck:
             entry = await self._fetch_user(principal_id.removeprefix(_USER), fresh_until)
         else:
             # ``key:<tenant>/<id>`` outside the default tenant; the store knows the bare id.
-            key_id = principal_id.removeprefix(_KEY).rpartition("/")[2]
-            entry = await self._fetch_key(key_id, fresh_until)
+            entry = await self._fetch_key(Principal.from_id(principal_id).key_id, fresh_until)
         # Kept even with a TTL of 0: a stale entry is still what is known if the store fails.
         if epoch == self._epoch:  # nothing changed while we read
             if len(self._entries) >= _MAX_ENTRIES:

@@ -70,12 +70,6 @@ class TenantDirectory:
             self._entries[tenant_id] = (time.monotonic() + self._ttl, record)
         return record
 
-    async def policy(self, tenant_id: str) -> TenantPolicy:
-        """The tenant's policy; an unknown tenant's is the empty one (its principals are
-        refused at authentication, so this only matters for work already admitted)."""
-        record = await self.get(tenant_id)
-        return record.policy if record is not None else DEFAULT_RECORD.policy
-
     # The invalidation bus calls these for every message (principal ids too: ignored here).
     def invalidate(self, message: str) -> None:
         if message.startswith(TENANT_MESSAGE):

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
+from app.agents.call_budget import check_budgets
 from app.agents.control import coerce_answer
 from app.agents.errors import AgentNotFound, InvalidInput
 from app.agents.events import ErrorEvent, Event
@@ -74,7 +75,7 @@ class TaskService:
         if not limits.allows(agent):
             raise AgentNotFound(agent)
         self._agents.require(agent)
-        await self._runs.check_budgets(owner.id, limits)  # a spent budget refuses it now
+        await check_budgets(self._runs.meter, owner.id, limits)  # a spent budget refuses it now
         if session_id is not None:
             await self._sessions.get_owned(owner=owner, session_id=session_id)
         task_id = uuid.uuid4().hex

@@ -33,6 +33,22 @@ SUBSCRIPTION_ID = re.compile(r"wh_[0-9a-f]{32}")
 MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")
 
 
+async def drop(
+    subscriptions: SubscriptionStore, deliveries: DeliveryStore, subscription: Subscription
+) -> None:
+    """A subscription and its delivery log, gone (queued deliveries are dropped with it)."""
+    await subscriptions.delete(subscription)
+    await deliveries.forget(subscription.id)
+
+
+async def forget_owner(
+    subscriptions: SubscriptionStore, deliveries: DeliveryStore, owner: str
+) -> None:
+    """Every subscription of an owner gone for good (a deleted user or tenant)."""
+    for subscription in await subscriptions.list(owner):
+        await drop(subscriptions, deliveries, subscription)
+
+
 def _not_found() -> NotFound:
     return NotFound("No webhook subscription with this id.", code="webhook_not_found")
 
@@ -95,15 +111,13 @@ class WebhookService:
 
     async def delete(self, owner: Owners, subscription_id: str) -> None:
         subscription = await self.get(owner, subscription_id)
-        await self.subscriptions.delete(subscription)
-        await self.deliveries.forget(subscription.id)
+        await drop(self.subscriptions, self.deliveries, subscription)
 
     async def forget_owner(self, owner: str) -> None:
         """A principal (or tenant) that is gone for good: its subscriptions and their logs go
         too, so a later principal of the same id (a user made again with the name) hears
         nothing of it and its runs are never sent to the old owner's URLs."""
-        for subscription in await self.subscriptions.list(owner):
-            await self.delete((owner,), subscription.id)
+        await forget_owner(self.subscriptions, self.deliveries, owner)
 
     async def deliveries_of(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from redis.asyncio import Redis
 
@@ -15,7 +16,7 @@ from app.webhooks.deliveries import DeliveryStore, MemoryDeliveryStore
 from app.webhooks.deliveries_redis import RedisDeliveryStore
 from app.webhooks.dispatcher import WebhookDispatcher
 from app.webhooks.outbox import WebhookOutbox
-from app.webhooks.service import WebhookService
+from app.webhooks.service import WebhookService, forget_owner
 from app.webhooks.subscriptions import (
     MemorySubscriptionStore,
     RedisSubscriptionStore,
@@ -43,13 +44,7 @@ def _stores(settings: Settings, redis: Redis | None) -> tuple[SubscriptionStore,
 def build_forget(settings: Settings, redis: Redis) -> Callable[[str], Awaitable[None]]:
     """For the CLI: drop an owner's subscriptions (a user or tenant deleted there)."""
     subscriptions, deliveries = _stores(settings, redis)
-
-    async def forget(owner: str) -> None:
-        for subscription in await subscriptions.list(owner):
-            await subscriptions.delete(subscription)
-            await deliveries.forget(subscription.id)
-
-    return forget
+    return partial(forget_owner, subscriptions, deliveries)
 
 
 def build_webhooks(
