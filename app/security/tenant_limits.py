@@ -11,6 +11,7 @@ app/security/tenants.py) and are rebuilt only when that record changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
 
@@ -20,6 +21,8 @@ from app.security.principals import DEFAULT_TENANT
 from app.security.tenants import TenantDirectory
 from app.store.records import TenantPolicy, TenantRecord
 from app.store.usage_ledger import Budgets
+
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,33 +41,29 @@ class PrincipalLimits:
         return self.allowed_agents is None or agent in self.allowed_agents
 
 
-def pick_usd(own: float | None, setting: float) -> float:
+def _pick(own: N | None, setting: N) -> N:
+    """The tenant's own value, else the deployment's setting."""
     return setting if own is None else own
 
 
 def limits_for(
     settings: Settings, policy: TenantPolicy, tenant: str = DEFAULT_TENANT
 ) -> PrincipalLimits:
-    def pick(own: int | None, setting: int) -> int:
-        return setting if own is None else own
-
     allowed = policy.allowed_agents
     return PrincipalLimits(
         allowed_agents=frozenset(allowed) if allowed is not None else None,
-        max_concurrent_runs=pick(
+        max_concurrent_runs=_pick(
             policy.max_concurrent_runs, settings.MAX_CONCURRENT_RUNS_PER_PRINCIPAL
         ),
-        max_active_tasks=pick(policy.max_active_tasks, settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL),
+        max_active_tasks=_pick(policy.max_active_tasks, settings.MAX_ACTIVE_TASKS_PER_PRINCIPAL),
         budgets=Budgets(
-            per_day=pick(policy.budget_tokens_per_day, settings.BUDGET_TOKENS_PER_DAY),
-            per_month=pick(policy.budget_tokens_per_month, settings.BUDGET_TOKENS_PER_MONTH),
+            per_day=_pick(policy.budget_tokens_per_day, settings.BUDGET_TOKENS_PER_DAY),
+            per_month=_pick(policy.budget_tokens_per_month, settings.BUDGET_TOKENS_PER_MONTH),
         ),
-        run_budget=pick(policy.budget_tokens_per_run, settings.BUDGET_TOKENS_PER_RUN),
+        run_budget=_pick(policy.budget_tokens_per_run, settings.BUDGET_TOKENS_PER_RUN),
         cost=Budgets(
-            per_day=micro_usd(pick_usd(policy.budget_usd_per_day, settings.BUDGET_USD_PER_DAY)),
-            per_month=micro_usd(
-                pick_usd(policy.budget_usd_per_month, settings.BUDGET_USD_PER_MONTH)
-            ),
+            per_day=micro_usd(_pick(policy.budget_usd_per_day, settings.BUDGET_USD_PER_DAY)),
+            per_month=micro_usd(_pick(policy.budget_usd_per_month, settings.BUDGET_USD_PER_MONTH)),
         ),
         rate_limit=parse(policy.rate_limit) if policy.rate_limit else None,
         pool=Budgets(
