@@ -92,6 +92,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "rows": [
             _row("bare", "bare FastAPI", "bare", "invoke"),
             _row("us_hit", "us, cache hit", "us", "invoke"),
+            _row("us_hit_pooled", "us, cache hit, REDIS_MULTIPLEX=false", "us_pooled", "invoke"),
             _row("us_bypass", "us, cache bypassed", "us", "invoke", cache="bypass"),
             _row("us_session", "us, session path (default body)", "us", "invoke", store=True),
         ],
@@ -112,6 +113,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "rows": [
             _row("bare", "bare FastAPI (200 ms sleep)", "bare", "invoke"),
             _row("us_bypass", "us, cache bypassed", "us", "invoke", cache="bypass"),
+            _row(
+                "us_bypass_pooled",
+                "us, cache bypassed, REDIS_MULTIPLEX=false",
+                "us_pooled",
+                "invoke",
+                cache="bypass",
+            ),
         ],
     },
     "S4": {
@@ -155,14 +163,15 @@ class ScenarioRun:
         self.name, self.spec = name, spec
         us_model, bare_model = model_env(*spec["timing"])
         self.tokens: int = spec["timing"][2]
+        ours = {**env, **US_ENV, **us_model, "REDIS_KEY_PREFIX": name}
+        self.rows: list[Row] = spec["rows"]
         self.servers = {
             "bare": PinnedServer(bare_model, pinning, module="bench.bare_app"),
-            "us": PinnedServer(
-                {**env, **US_ENV, **us_model, "REDIS_KEY_PREFIX": name},
-                pinning,
-            ),
+            "us": PinnedServer(ours, pinning),
         }
-        self.rows: list[Row] = spec["rows"]
+        if any(row.server == "us_pooled" for row in self.rows):
+            # The same server with redis-py's pooled connections: the shared connection's gain
+            self.servers["us_pooled"] = PinnedServer({**ours, "REDIS_MULTIPLEX": "false"}, pinning)
         self.samples: dict[str, list[dict[str, Any]]] = {row.key: [] for row in self.rows}
         self.checks: dict[str, Any] = {}
         self.requests: dict[str, bytes] = {}
@@ -188,7 +197,7 @@ class ScenarioRun:
     ) -> dict[str, Any]:
         server = self.servers[row.server]
         loop = load.invoke_loop if row.kind == "invoke" else load.stream_loop
-        before = scrape_counters(server.url) if row.server == "us" and not warm else None
+        before = scrape_counters(server.url) if row.server != "bare" and not warm else None
         measured = run_async(
             load.measure(
                 loop, server.pid, server.port, self.requests[row.key], seconds, connections
@@ -227,7 +236,7 @@ class ScenarioRun:
                 request = self.requests[row.key]
                 if index == 1:  # first use of every path, before the RSS baseline
                     run_async(load.warm_streams(server.port, request, 32))
-                before = scrape_counters(server.url) if row.server == "us" else None
+                before = scrape_counters(server.url) if row.server != "bare" else None
                 m = run_async(
                     load.open_streams(
                         server.pid, server.port, request, streams, self.tokens, 1 / S4_RATE

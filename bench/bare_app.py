@@ -137,7 +137,7 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
-        log_level="warning",
+        log_level="info",  # start-up lines only (no access log): the harness reads the address
         workers=1,
     )
 

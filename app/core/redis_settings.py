@@ -34,6 +34,11 @@ class RedisSettings(BaseModel):
     REDIS_POOL_TIMEOUT: float = Field(
         0.5, gt=0, description="Seconds to wait for a free pooled connection."
     )
+    REDIS_MULTIPLEX: bool = Field(
+        True,
+        description="Send commands over one shared connection per process (one Redis, not "
+        "a cluster or Sentinel); false = a pooled connection per command, redis-py's way.",
+    )
     REDIS_HEALTH_CHECK_INTERVAL: int = Field(
         15, ge=0, description="Seconds between PINGs on idle pooled connections."
     )

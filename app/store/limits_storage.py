@@ -35,12 +35,17 @@ def build_limits_storage(settings: Settings, redis: Redis | None, *, key_prefix:
         return MemoryStorage()
     target = parse_redis_url(settings.REDIS_URL)
     if target.mode == "single":
-        return RedisStorage(
+        storage = RedisStorage(
             target.limits_uri,
             implementation="redispy",
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]
             key_prefix=key_prefix,
         )
+        # Its commands and scripts go through our client (the shared connection,
+        # app/store/redis_multiplexed.py) rather than a client of its own on the same pool.
+        storage.bridge.storage = redis  # type: ignore[attr-defined]
+        storage.bridge.register_scripts()
+        return storage
     options: dict[str, Any] = {
         "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
         "socket_connect_timeout": settings.REDIS_CONNECT_TIMEOUT,

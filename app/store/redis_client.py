@@ -30,6 +30,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from app.core.config import Settings
 from app.core.lifecycle import raise_if_cancelling
 from app.core.redis_url import RedisTarget, parse_redis_url
+from app.store.redis_multiplexed import MultiplexedRedis
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,10 @@ def build_redis(settings: Settings, *, blocking: bool = False) -> Redis:
         timeout=settings.REDIS_POOL_TIMEOUT,
         **options,
     )
-    return Redis(connection_pool=pool)
+    if blocking or not settings.REDIS_MULTIPLEX:
+        return Redis(connection_pool=pool)
+    # Commands share one connection; the pool serves what must hold one (redis_multiplexed).
+    return MultiplexedRedis(connection_pool=pool)
 
 
 class _ClusterPipeline(ClusterPipeline):
