@@ -5,7 +5,8 @@ error classes); what changes is how a command reaches Redis: written to the proc
 ``Wire`` (app/store/redis_wire.py) instead of a pooled connection. What needs a connection of
 its own still takes one from the pool: blocking reads, WATCH transactions, pub/sub, replies
 that must stay bytes. Used for one Redis (with or without TLS); a cluster or a Sentinel-watched
-primary keeps redis-py's clients, which route per node or follow failovers.
+primary keeps redis-py's clients, which route per node or follow failovers. A write over
+``SHARED_MAX_BYTES`` takes a pooled connection too.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ _BLOCKING = frozenset(
 )
 _STREAM_READS = frozenset({"XREAD", "XREADGROUP"})
 _RETRY_PAUSE = 0.01  # redis-py's policy in build_redis: one quick retry
+# A write this big (a run log's burst, a long session) takes a pooled connection: on the
+# shared one every caller behind it would wait while megabytes go through, and its reply
+# would be due before Redis has read it all.
+SHARED_MAX_BYTES = 256 * 1024
+_MULTI, _EXEC = pack(("MULTI",)), pack(("EXEC",))
 
 
 def _needs_own_connection(args: Sequence[Any], options: Mapping[str, Any]) -> bool:
@@ -50,7 +56,10 @@ class MultiplexedRedis(Redis):
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.connection is not None or _needs_own_connection(args, options):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        reply = await self.exchange(pack(args), 1)
+        data = pack(args)
+        if len(data) > SHARED_MAX_BYTES:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        reply = await self.exchange(data, 1)
         if isinstance(reply, Exception):
             if isinstance(reply, ResponseError) and EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
@@ -126,14 +135,17 @@ class MultiplexedPipeline(Pipeline):
             or any(_needs_own_connection(args, options) for args, options in stack)
         ):
             return await super().execute(raise_on_error)
+        data = _packed(stack)
+        if len(data) > SHARED_MAX_BYTES:
+            return await super().execute(raise_on_error)
         self.command_stack = []
         if self.is_transaction or self.explicit_transaction:
             self.explicit_transaction = False
-            return await self._transaction(stack, raise_on_error)
-        return await self._pipeline(stack, raise_on_error)
+            return await self._transaction(stack, data, raise_on_error)
+        return await self._pipeline(stack, data, raise_on_error)
 
-    async def _pipeline(self, stack: list[Any], raise_on_error: bool) -> list[Any]:
-        replies = await self._client.exchange(_packed(stack), len(stack))
+    async def _pipeline(self, stack: list[Any], data: bytes, raise_on_error: bool) -> list[Any]:
+        replies = await self._client.exchange(data, len(stack))
         if len(stack) == 1:
             replies = [replies]
         response = []
@@ -143,8 +155,8 @@ class MultiplexedPipeline(Pipeline):
             self.raise_first_error(stack, response)
         return response
 
-    async def _transaction(self, stack: list[Any], raise_on_error: bool) -> list[Any]:
-        data = pack(("MULTI",)) + _packed(stack) + pack(("EXEC",))
+    async def _transaction(self, stack: list[Any], data: bytes, raise_on_error: bool) -> list[Any]:
+        data = _MULTI + data + _EXEC
         replies = await self._client.exchange(data, len(stack) + 2)
         queued, executed = replies[1:-1], replies[-1]
         errors = []

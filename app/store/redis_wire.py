@@ -7,12 +7,14 @@ no per-command stream reads: hiredis parses whatever arrived in one pass. redis-
 costs ~160 us of CPU per command on our machine, this ~12 us at a loaded server's concurrency
 (docs/decisions.md "Multiplexed Redis connection").
 
-The socket timeout is one timer for the whole connection, armed at the oldest reply's deadline:
-when a reply is late (and still missing once the loop has read its sockets), every command in
-flight fails with ``TimeoutError`` and the connection is dropped (a late reply would answer the
-wrong caller), as redis-py disconnects on a timeout. A connection Redis closes fails its
-commands with ``ConnectionError``; the next command connects again. A caller that stops
-waiting (cancelled) leaves its slot to be filled and discarded.
+The socket timeout is one timer for the whole connection, armed at the oldest reply's
+deadline. A reply still missing once the loop has read its sockets fails its caller with
+``TimeoutError``; its slot stays in line, so the late reply, when it comes, is dropped and
+every other caller still gets its own. When nothing at all has come back since that command
+was written, Redis is gone quiet: every command in flight fails and the connection is dropped
+(the next command connects again), as redis-py disconnects on a timeout. A connection Redis
+closes fails its commands with ``ConnectionError``. A caller that stops waiting (cancelled)
+also leaves its slot to be filled and dropped.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ def pack(args: tuple[Any, ...]) -> bytes:
 class _Slot:
     """Where the replies of one write go: one for a command, n for a pipeline."""
 
-    __slots__ = ("future", "left", "replies", "deadline")
+    __slots__ = ("deadline", "future", "late", "left", "replies")
 
     def __init__(self, future: asyncio.Future[Any], count: int, deadline: float) -> None:
         self.future = future
         self.left = count
         self.replies: list[Any] | None = [] if count > 1 else None
         self.deadline = deadline
+        self.late = False  # seen past its deadline once: one more look, then a timeout
 
 
 class Wire(asyncio.Protocol):
@@ -75,7 +78,7 @@ class Wire(asyncio.Protocol):
         self._slots: deque[_Slot] = deque()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._overdue: _Slot | None = None
+        self._heard_at = loop.time()  # when Redis last sent anything
         self.closed = False
 
     # asyncio.Protocol
@@ -84,6 +87,7 @@ class Wire(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self._heard_at = self._loop.time()
         reader = self._reader
         reader.feed(data)
         slots = self._slots
@@ -137,18 +141,29 @@ class Wire(asyncio.Protocol):
 
     def _check_deadline(self) -> None:
         self._timer = None
-        if not self._slots:
-            return
-        oldest = self._slots[0]
-        if oldest.deadline > self._loop.time():
-            self._timer = self._loop.call_at(oldest.deadline, self._check_deadline)
-        elif oldest is self._overdue:
-            self._fail(RedisTimeoutError(f"Timeout reading from {self._name}"))
-        else:
-            # Late, or the loop was too busy to read a reply that is waiting in the socket:
-            # one more look after the loop has polled its sockets, then it is a timeout.
-            self._overdue = oldest
+        now = self._loop.time()
+        look_again = False
+        for slot in self._slots:  # oldest first: deadlines only grow along the line
+            if slot.deadline > now:
+                break
+            if slot.future.done():
+                continue  # already answered (timed out, cancelled): waits for its reply
+            if not slot.late:
+                # Late, or the loop was too busy to read a reply waiting in the socket: one
+                # more look after the loop has polled its sockets.
+                slot.late = look_again = True
+            elif self._heard_at < slot.deadline - (self._timeout or 0):
+                self._fail(RedisTimeoutError(f"Timeout reading from {self._name}"))
+                return  # nothing came back since it was written: the connection is dead
+            else:
+                slot.future.set_exception(RedisTimeoutError(f"Timeout reading from {self._name}"))
+        if look_again:
             self._timer = self._loop.call_later(_GRACE, self._check_deadline)
+            return
+        for slot in self._slots:
+            if not slot.future.done():
+                self._timer = self._loop.call_at(max(slot.deadline, now), self._check_deadline)
+                return
 
     def _fail(self, error: Exception) -> None:
         self.closed = True

@@ -181,6 +181,8 @@ async def test_bad_arguments_fail_as_in_redis_py_and_lose_nothing(shared: Redis)
 
 
 async def test_a_paused_redis_is_a_timeout_then_it_recovers(shared: Redis) -> None:
+    """Nothing comes back at all: every command in flight fails, the connection is dropped and
+    made again once Redis answers."""
     server_pid = await shared.info("server")
     pid = int(server_pid["process_id"])
     os.kill(pid, signal.SIGSTOP)
@@ -194,6 +196,45 @@ async def test_a_paused_redis_is_a_timeout_then_it_recovers(shared: Redis) -> No
         os.kill(pid, signal.SIGCONT)
     assert await shared.set("k", "after") is True
     assert await shared.get("k") == "after"
+
+
+BUSY = """
+local function ms(t) return t[1] * 1000 + t[2] / 1000 end
+local start = ms(redis.call('TIME'))
+while ms(redis.call('TIME')) - start < tonumber(ARGV[1]) do end
+return ARGV[1]
+"""
+
+
+async def test_a_slow_command_times_out_alone_and_its_late_reply_is_dropped(
+    server: RedisServer, make_settings: SettingsFactory
+) -> None:
+    """Redis keeps answering (the first command's reply comes back) but the second takes
+    longer than the socket timeout: only its caller fails, the connection stays, and its late
+    reply does not answer the next caller."""
+    shared = build_redis(make_settings(REDIS_URL=server.url, REDIS_SOCKET_TIMEOUT=0.5))
+    pooled = build_redis(make_settings(REDIS_URL=server.url, REDIS_MULTIPLEX=False))
+    assert isinstance(shared, MultiplexedRedis)
+    try:
+        await shared.set("c", "c-value")
+        wire = shared._wire
+        assert wire is not None
+        quick = asyncio.create_task(_busy(shared, 300))
+        slow = asyncio.create_task(_busy(shared, 600))  # and its one retry: 600 ms again
+        assert await quick == "300"
+        with pytest.raises(RedisTimeoutError):
+            await slow
+        assert shared._wire is wire and not wire.closed  # the connection was not dropped
+        await pooled.ping()  # waits until Redis is done with the late retry
+        assert await shared.get("c") == "c-value"  # not the late "600"
+        assert await shared.get("c") == "c-value"
+    finally:
+        await shared.aclose()
+        await pooled.aclose()
+
+
+async def _busy(redis: Redis, milliseconds: int) -> Any:
+    return await redis.eval(BUSY, 0, milliseconds)
 
 
 async def test_a_restarted_redis_is_reconnected_on_the_next_command(

@@ -13,6 +13,7 @@ from app.core.redis_url import parse_redis_url
 from app.core.urls import without_credentials
 from app.store.limits_storage import build_limits_storage
 from app.store.redis_client import build_redis
+from app.store.redis_multiplexed import MultiplexedRedis
 
 
 def test_single_redis_urls_pass_through() -> None:
@@ -67,8 +68,17 @@ async def test_each_form_builds_its_own_kind_of_client() -> None:
     sentinel_settings = Settings(_env_file=None, REDIS_URL="redis+sentinel://127.0.0.1:1/agents/2")
     primary = build_redis(sentinel_settings)
     try:
-        assert type(single) is Redis
+        assert type(single) is MultiplexedRedis  # one Redis: commands share a connection
+        assert (
+            type(
+                build_redis(
+                    Settings(_env_file=None, REDIS_URL="redis://127.0.0.1:1/0"), blocking=True
+                )
+            )
+            is Redis
+        )
         assert isinstance(cluster, RedisCluster)
+        assert not isinstance(primary, MultiplexedRedis)  # a Sentinel's primary: redis-py's
         assert isinstance(primary.connection_pool, SentinelConnectionPool)
         assert primary.connection_pool.service_name == "agents"
         assert primary.connection_pool.connection_kwargs["db"] == 2
