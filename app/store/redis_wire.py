@@ -14,7 +14,9 @@ every other caller still gets its own. When nothing at all has come back since t
 was written, Redis is gone quiet: every command in flight fails and the connection is dropped
 (the next command connects again), as redis-py disconnects on a timeout. A connection Redis
 closes fails its commands with ``ConnectionError``. A caller that stops waiting (cancelled)
-also leaves its slot to be filled and dropped.
+also leaves its slot to be filled and dropped. Redis sends the replies to the commands it read
+in one go once all of them have run, so a slow command (a long script) holds back the replies
+written with it; it holds up every connection's commands while it runs anyway.
 """
 
 from __future__ import annotations
