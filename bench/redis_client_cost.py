@@ -3,13 +3,12 @@
 Run with ``python -m bench.redis_client_cost``. Starts a private redis-server, then times
 ``GET`` (process CPU per command, uvloop, 1 and 32 commands in flight) with:
 
-- ``app``: ``app.store.redis_client.build_redis`` (BlockingConnectionPool, socket timeouts,
-  retry, health checks), exactly what the service uses;
-- ``app_no_socket_timeout``: the same without socket_timeout (redis-py then skips its
-  per-send ``asyncio.wait_for``, which on Python 3.11 runs the send as a separate task);
+- ``app``: ``app.store.redis_client.build_redis``, exactly what the service uses: with one
+  Redis, every command on one shared connection (app/store/redis_multiplexed.py);
+- ``app_pooled``: the same with ``REDIS_MULTIPLEX=false``: redis-py's BlockingConnectionPool
+  with our socket timeouts, retry and health checks;
 - ``plain``: ``Redis.from_url`` defaults;
-- ``pipeline2``: the app client, two commands in one pipeline (what one round trip for the
-  rate limiter's hit + stats would cost).
+- ``pipeline of 2 GETs``: the app's clients, two commands in one pipeline (one round trip).
 
 Writes bench/results/redis_client_cost.json.
 """
@@ -56,9 +55,10 @@ async def _run(url: str) -> dict[str, dict[str, float]]:
     from app.store.redis_client import build_redis
 
     settings = Settings(_env_file=None, REDIS_URL=url)  # type: ignore[call-arg]
+    pooled = Settings(_env_file=None, REDIS_URL=url, REDIS_MULTIPLEX=False)  # type: ignore[call-arg]
     clients = {
-        "app": build_redis(settings),
-        "app_no_socket_timeout": _without_socket_timeout(build_redis(settings)),
+        "app": build_redis(settings),  # commands share one connection (redis_multiplexed)
+        "app_pooled": build_redis(pooled),  # REDIS_MULTIPLEX=false: redis-py's pool
         "plain": Redis.from_url(url, decode_responses=True),
     }
     await clients["app"].set("bench:key", "value")
@@ -71,25 +71,20 @@ async def _run(url: str) -> dict[str, dict[str, float]]:
         results[f"{name}: GET"] = {
             f"concurrency_{c}": round(await _measure(get, c), 1) for c in (1, 32)
         }
-    app_client = clients["app"]
+    for name in ("app", "app_pooled"):
 
-    async def pipeline2() -> Any:
-        async with app_client.pipeline(transaction=False) as pipe:
-            pipe.get("bench:key")
-            pipe.get("bench:key")
-            return await pipe.execute()
+        async def pipeline2(client: Any = clients[name]) -> Any:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.get("bench:key")
+                pipe.get("bench:key")
+                return await pipe.execute()
 
-    results["app: pipeline of 2 GETs (one round trip)"] = {
-        f"concurrency_{c}": round(await _measure(pipeline2, c), 1) for c in (1, 32)
-    }
+        results[f"{name}: pipeline of 2 GETs (one round trip)"] = {
+            f"concurrency_{c}": round(await _measure(pipeline2, c), 1) for c in (1, 32)
+        }
     for client in clients.values():
         await client.aclose()
     return results
-
-
-def _without_socket_timeout(client: Any) -> Any:
-    client.connection_pool.connection_kwargs["socket_timeout"] = None
-    return client
 
 
 def main() -> int:

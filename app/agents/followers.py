@@ -120,7 +120,19 @@ class RunFollowers:
         return EventsMissed(from_seq=first, to_seq=last, **self._record_fields(record))
 
     async def _from_log(self, run_id: str, after: int, feed: RunFeed) -> list[FollowItem]:
-        """One batch from the log after ``after``, coalesced; or the notice of a gap."""
+        """One batch from the log after ``after``, coalesced; or the notice of a gap. The store
+        away, the reader waits for it as a tail does (its stream stays open, nothing lost)."""
+        backoff = 0.1
+        while True:
+            try:
+                return await self._read_log(run_id, after, feed)
+            except Exception as exc:
+                raise_if_cancelling()
+                log.warning("run_log_read_failed", run_id=run_id, error=type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _read_log(self, run_id: str, after: int, feed: RunFeed) -> list[FollowItem]:
         stored = await self._store.read_events(run_id, after=after, limit=LOG_BATCH)
         first = stored[0].seq if stored else feed.first_seq
         if first > after + 1:  # trimmed away, or never written (the store was down)
