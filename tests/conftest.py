@@ -73,14 +73,24 @@ IN_PROCESS_DEQUEUE_BLOCK_MS = 100
 PATIENT_CONNECT_SECONDS = 2.0
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _own_redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from _own_redis_server()
+
+
+@pytest.fixture(scope="module")
+def module_redis() -> Iterator[RedisServer]:
+    """A redis-server of the module's own, for tests that pause it (SIGSTOP) or stop it."""
+    yield from _own_redis_server()
 
 
 @pytest.fixture(scope="session")

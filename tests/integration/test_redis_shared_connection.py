@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,12 +27,9 @@ from tests.support.redis_server import RedisServer
 pytestmark = pytest.mark.xdist_group("redis_shared_connection")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer()
-    redis.start()
-    yield redis
-    redis.close()
+@pytest.fixture
+def server(module_redis: RedisServer) -> RedisServer:
+    return module_redis
 
 
 def _clients(make_settings: SettingsFactory, url: str) -> tuple[Redis, Redis]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,12 +22,9 @@ pytestmark = pytest.mark.xdist_group("run_readers_redis")
 RUN_ID = "b" * 32
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    redis = RedisServer()
-    redis.start()
-    yield redis
-    redis.close()
+@pytest.fixture
+def server(module_redis: RedisServer) -> RedisServer:
+    return module_redis
 
 
 async def _nothing_lost(record: RunRecord) -> None:
