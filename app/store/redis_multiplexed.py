@@ -51,7 +51,7 @@ class MultiplexedRedis(Redis):
     """``Redis`` whose commands share one connection; its pool serves the rest."""
 
     _wire: Wire | None = None
-    _connecting: asyncio.Lock | None = None
+    _connecting: asyncio.Future[Wire] | None = None
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.connection is not None or _needs_own_connection(args, options):
@@ -92,20 +92,25 @@ class MultiplexedRedis(Redis):
         return wire
 
     async def _connect(self) -> Wire:
-        if self._connecting is None:
-            self._connecting = asyncio.Lock()
-        async with self._connecting:
-            wire = self._wire
-            if wire is not None and not wire.closed:
-                return wire  # a concurrent caller made it
-            pool = self.connection_pool
-            settings = pool.connection_class(**pool.connection_kwargs)
-            self._wire = await open_wire(
-                settings,
-                reply_timeout=settings.socket_timeout,
-                connect_timeout=settings.socket_connect_timeout,
-            )
-            return self._wire
+        """The live connection, or the one attempt to open it that every caller shares: with
+        Redis unreachable, a hundred callers wait one connect timeout, not a hundred in turn."""
+        wire = self._wire
+        if wire is not None and not wire.closed:
+            return wire
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(self._open())
+            self._connecting.add_done_callback(_retrieved)
+        return await asyncio.shield(self._connecting)  # a caller that leaves ends no attempt
+
+    async def _open(self) -> Wire:
+        pool = self.connection_pool
+        settings = pool.connection_class(**pool.connection_kwargs)
+        self._wire = await open_wire(
+            settings,
+            reply_timeout=settings.socket_timeout,
+            connect_timeout=settings.socket_connect_timeout,
+        )
+        return self._wire
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return MultiplexedPipeline(self, transaction, shard_hint)
@@ -188,6 +193,11 @@ class MultiplexedPipeline(Pipeline):
                 return reply  # in the list, as redis-py gives it
             raise reply  # "max number of clients" and the like: no reply at all
         return await self._client.parsed(args[0], reply, options)
+
+
+def _retrieved(attempt: asyncio.Future[Wire]) -> None:
+    if not attempt.cancelled():
+        attempt.exception()  # every caller may have left: not an "unretrieved" error
 
 
 def _packed(stack: list[Any]) -> bytes:

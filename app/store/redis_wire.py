@@ -39,7 +39,7 @@ def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP, as redis-py packs it with hiredis: a command name with a space in
     it ("SCRIPT LOAD") is two words on the wire."""
     name = args[0]
-    if " " in name:
+    if isinstance(name, str) and " " in name:
         args = (*name.split(), *args[1:])
     try:
         return hiredis.pack_command(args)  # type: ignore[no-any-return]

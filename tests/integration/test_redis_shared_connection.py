@@ -256,6 +256,36 @@ async def test_a_restarted_redis_is_reconnected_on_the_next_command(
         server.close()
 
 
+async def test_callers_share_one_attempt_to_reach_a_redis_that_does_not_answer(
+    make_settings: SettingsFactory,
+) -> None:
+    """A peer that accepts connections and never answers (a hung host behind a proxy): fifty
+    callers at once wait about one handshake timeout each attempt, not fifty in turn."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    peer = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    client = build_redis(make_settings(REDIS_URL=f"redis://127.0.0.1:{port}/0"))
+    try:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.get(f"k{i}") for i in range(50)), return_exceptions=True
+        )
+        assert all(isinstance(result, RedisTimeoutError) for result in results), results
+        # 0.25 s per handshake, one retry: about half a second for all of them
+        assert time.monotonic() - started < 2.5
+        assert len(accepted) <= 3  # one connection per attempt, not one per caller
+    finally:
+        await client.aclose()
+        for writer in accepted:
+            writer.close()
+        peer.close()
+        await peer.wait_closed()
+
+
 async def test_password_and_database_number_are_used(make_settings: SettingsFactory) -> None:
     server = RedisServer()
     server.extra = ["--requirepass", "s3cret-pass"]
