@@ -25,15 +25,14 @@ class TracingMiddleware:
     def __init__(self, app: ASGIApp, *, routes: RouteTable) -> None:
         self.app = app
         self.routes = routes
-        self.spans: ServerSpans | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Looked up at the first request: the chain is built before the lifespan runs.
-        spans = self.spans or tracing.server_spans()
+        # Looked up per request (a module global): the chain is built before the lifespan
+        # configures tracing, and tracing shut down means no span.
+        spans: ServerSpans | None = tracing.server_spans()
         if scope["type"] != "http" or spans is None or scope["path"] in OPS_PATHS:
             await self.app(scope, receive, send)
             return
-        self.spans = spans
         template = self.routes.template_for(scope)
         request = spans.start(
             scope,
