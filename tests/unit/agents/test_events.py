@@ -1,4 +1,5 @@
-"""The hot path's token_event makes the same TokenEvent as the validated constructor."""
+"""The hot path's token_event makes the same TokenEvent as the validated constructor, and a
+logged event's JSON is the event's own model_dump_json()."""
 
 from __future__ import annotations
 
@@ -7,7 +8,25 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.agents.events import EVENT_ADAPTER, TokenEvent, token_event
+from app.agents.events import (
+    EVENT_ADAPTER,
+    ErrorEvent,
+    Event,
+    InputRequired,
+    LogEvent,
+    MemorySummaryEvent,
+    MessageEvent,
+    PlanEvent,
+    RunCompleted,
+    RunStarted,
+    StepEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    token_event,
+)
+from app.agents.feed import LoggedEvent
+from app.llm.types import Usage
 
 WHEN = datetime(2026, 11, 30, 4, 0, 0, 123456, tzinfo=UTC)
 
@@ -29,3 +48,25 @@ def test_a_fast_token_event_copies_and_updates_like_any_model() -> None:
     copy = event.model_copy(update={"seq": 3})
     assert copy.seq == 3 and copy.text == "hello" and event.seq == 0
     assert isinstance(copy, TokenEvent) and copy.type == "token"
+
+
+EVERY_KIND: list[Event] = [
+    RunStarted(run_id="r" * 32, agent="chat", session_id=None),
+    TokenEvent(text="é \u2028 \x01"),
+    MessageEvent(role="tool", content='{"a": 1}'),
+    ToolCallEvent(id="c1", name="calculator", arguments={"x": [1, 2.5, None, "ü"]}),
+    ToolResultEvent(id="c1", output="3.5", success=False),
+    StepEvent(number=2, duration_s=0.125),
+    PlanEvent(items=["a", "b"], reflection=None),
+    MemorySummaryEvent(summary="kept", messages_summarized=4),
+    LogEvent(level="warning", message="m", data={"k": 1.5, "b": True, "n": None}),
+    InputRequired(request_id="q", kind="choice", prompt="which?", choices=["x", "y"]),
+    ErrorEvent(code="llm_rate_limited", message="slow down", retryable=True, retry_after=2.0),
+    RunCompleted(output="done", usage=Usage(prompt_tokens=3, completion_tokens=4), cached=True),
+]
+
+
+def test_a_logged_events_json_is_its_model_dump_json() -> None:
+    for event in EVERY_KIND:
+        event.__dict__.update(seq=9, ts=WHEN)
+        assert LoggedEvent.of(event).json == event.model_dump_json(), event.type
