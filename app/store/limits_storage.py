@@ -1,6 +1,7 @@
 """The ``limits`` storage (rate limits, failed authentications) for the configured Redis.
 
-One Redis shares our client's pool. A cluster or a Sentinel-watched primary gets the storage
+One Redis: the storage sends through our client (its commands on the shared connection,
+app/store/redis_multiplexed.py). A cluster or a Sentinel-watched primary gets the storage
 class ``limits`` has for it, built from the same target with the same timeouts; rate-limit
 reads go to the primary (a replica's count lags, which would let a burst through). Those
 classes open clients of their own: ``close_limits_storage`` closes them at shutdown.

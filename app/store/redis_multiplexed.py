@@ -77,19 +77,17 @@ class MultiplexedRedis(Redis):
         return await value if inspect.isawaitable(value) else value
 
     async def exchange(self, data: bytes, count: int) -> Any:
-        """Send ``count`` packed commands, get their replies; a connection found closed or
-        lost on the way is made again once (redis-py's retry policy)."""
+        """Send ``count`` packed commands, get their replies. No connection yet (or a dropped
+        one): open it first. A command the connection failed (lost, timed out) is sent once
+        more on a fresh or still live one (redis-py's retry policy)."""
+        wire = self._wire
+        if wire is None or wire.closed:
+            wire = await self._connect()
         try:
-            return await self._live_wire().send(data, count)
+            return await wire.send(data, count)
         except (RedisConnectionError, RedisTimeoutError):
             await asyncio.sleep(_RETRY_PAUSE)
             return await (await self._connect()).send(data, count)
-
-    def _live_wire(self) -> Wire:
-        wire = self._wire
-        if wire is None or wire.closed:
-            raise RedisConnectionError("not connected")  # exchange connects and retries
-        return wire
 
     async def _connect(self) -> Wire:
         """The live connection, or the one attempt to open it that every caller shares: with
