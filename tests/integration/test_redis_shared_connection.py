@@ -241,19 +241,21 @@ async def test_a_restarted_redis_is_reconnected_on_the_next_command(
     make_settings: SettingsFactory,
 ) -> None:
     server = RedisServer()
-    server.start()
-    client = build_redis(make_settings(REDIS_URL=server.url))
     try:
-        assert await client.set("k", "v") is True
-        server.stop()
-        with pytest.raises(RedisConnectionError):
-            await client.get("k")
         server.start()
-        assert await client.get("k") is None  # a new, empty server: answered, not an error
-        assert await client.set("k", "again") is True
+        client = build_redis(make_settings(REDIS_URL=server.url))
+        try:
+            assert await client.set("k", "v") is True
+            server.stop()
+            with pytest.raises(RedisConnectionError):
+                await client.get("k")
+            server.start()
+            assert await client.get("k") is None  # a new, empty server: answered, no error
+            assert await client.set("k", "again") is True
+        finally:
+            await client.aclose()
     finally:
-        await client.aclose()
-        server.close()
+        server.close()  # also when the test fails early: no redis-server left behind
 
 
 async def test_callers_share_one_attempt_to_reach_a_redis_that_does_not_answer(
@@ -289,23 +291,23 @@ async def test_callers_share_one_attempt_to_reach_a_redis_that_does_not_answer(
 async def test_password_and_database_number_are_used(make_settings: SettingsFactory) -> None:
     server = RedisServer()
     server.extra = ["--requirepass", "s3cret-pass"]
-    server.start()
-    url = f"redis://:s3cret-pass@127.0.0.1:{server.port}/3"
-    shared, pooled = _clients(make_settings, url)
     try:
-        assert await shared.set("in-db-3", "yes") is True
-        assert await pooled.get("in-db-3") == "yes"  # same database through redis-py
+        server.start()
+        url = f"redis://:s3cret-pass@127.0.0.1:{server.port}/3"
+        shared, pooled = _clients(make_settings, url)
         db0 = build_redis(make_settings(REDIS_URL=url.replace("/3", "/0"), REDIS_MULTIPLEX=False))
-        assert await db0.get("in-db-3") is None
-        await db0.aclose()
         wrong = build_redis(make_settings(REDIS_URL=url.replace("s3cret", "wrong")))
-        with pytest.raises(RedisConnectionError):  # AuthenticationError is one
-            await wrong.get("in-db-3")
-        await wrong.aclose()
+        try:
+            assert await shared.set("in-db-3", "yes") is True
+            assert await pooled.get("in-db-3") == "yes"  # same database through redis-py
+            assert await db0.get("in-db-3") is None
+            with pytest.raises(RedisConnectionError):  # AuthenticationError is one
+                await wrong.get("in-db-3")
+        finally:
+            for client in (shared, pooled, db0, wrong):
+                await client.aclose()
     finally:
-        await shared.aclose()
-        await pooled.aclose()
-        server.close()
+        server.close()  # also when the test fails early: no redis-server left behind
 
 
 async def test_blocking_reads_take_a_pooled_connection(shared: Redis) -> None:
