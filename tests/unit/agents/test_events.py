@@ -8,23 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.agents.events import (
-    EVENT_ADAPTER,
-    ErrorEvent,
-    Event,
-    InputRequired,
-    LogEvent,
-    MemorySummaryEvent,
-    MessageEvent,
-    PlanEvent,
-    RunCompleted,
-    RunStarted,
-    StepEvent,
-    TokenEvent,
-    ToolCallEvent,
-    ToolResultEvent,
-    token_event,
-)
+from app.agents import events as ev
+from app.agents.events import EVENT_ADAPTER, TokenEvent, token_event
 from app.agents.feed import LoggedEvent
 from app.llm.types import Usage
 
@@ -50,19 +35,19 @@ def test_a_fast_token_event_copies_and_updates_like_any_model() -> None:
     assert isinstance(copy, TokenEvent) and copy.type == "token"
 
 
-EVERY_KIND: list[Event] = [
-    RunStarted(run_id="r" * 32, agent="chat", session_id=None),
-    TokenEvent(text="é \u2028 \x01"),
-    MessageEvent(role="tool", content='{"a": 1}'),
-    ToolCallEvent(id="c1", name="calculator", arguments={"x": [1, 2.5, None, "ü"]}),
-    ToolResultEvent(id="c1", output="3.5", success=False),
-    StepEvent(number=2, duration_s=0.125),
-    PlanEvent(items=["a", "b"], reflection=None),
-    MemorySummaryEvent(summary="kept", messages_summarized=4),
-    LogEvent(level="warning", message="m", data={"k": 1.5, "b": True, "n": None}),
-    InputRequired(request_id="q", kind="choice", prompt="which?", choices=["x", "y"]),
-    ErrorEvent(code="llm_rate_limited", message="slow down", retryable=True, retry_after=2.0),
-    RunCompleted(output="done", usage=Usage(prompt_tokens=3, completion_tokens=4), cached=True),
+EVERY_KIND: list[ev.Event] = [
+    ev.RunStarted(run_id="r" * 32, agent="chat", session_id=None),
+    ev.TokenEvent(text="é \u2028 \x01"),
+    ev.MessageEvent(role="tool", content='{"a": 1}'),
+    ev.ToolCallEvent(id="c1", name="calculator", arguments={"x": [1, 2.5, None, "ü"]}),
+    ev.ToolResultEvent(id="c1", output="3.5", success=False),
+    ev.StepEvent(number=2, duration_s=0.125),
+    ev.PlanEvent(items=["a", "b"], reflection=None),
+    ev.MemorySummaryEvent(summary="kept", messages_summarized=4),
+    ev.LogEvent(level="warning", message="m", data={"k": 1.5, "b": True, "n": None}),
+    ev.InputRequired(request_id="q", kind="choice", prompt="which?", choices=["x", "y"]),
+    ev.ErrorEvent(code="llm_rate_limited", message="slow down", retryable=True, retry_after=2.0),
+    ev.RunCompleted(output="done", usage=Usage(prompt_tokens=3, completion_tokens=4), cached=True),
 ]
 
 
