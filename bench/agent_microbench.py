@@ -16,7 +16,8 @@ are not available on this VM), per request, MICRO_CONCURRENCY requests in flight
   ``Cache-Control: no-cache``.
 - stream_hit: ``POST /v1/agents/chat/stream``, per stream and per token event (stream / 64).
 - per-token marginal: stream_hit with 64 tokens minus a second app answering 8, over the 56
-  extra token events: what one more event costs, without the run's fixed cost.
+  extra token events: what one more event costs, without the run's fixed cost; the same for
+  invoke_hit (invoke_hit_8_tokens).
 - bare_invoke / bare_stream: the bare FastAPI app, the same bytes.
 
 The figures are the best (lowest) of MICRO_ROUNDS rounds: on a shared machine other work
@@ -218,6 +219,7 @@ async def _run(password: str, count: int, rounds: int, concurrency: int) -> dict
         cases = [
             Case("invoke_hit", app, path + "invoke", auth, tokens=TOKENS, cached=True),
             Case("invoke_bypass", app, path + "invoke", auth + bypass, tokens=TOKENS, cached=False),
+            Case("invoke_hit_8_tokens", few, path + "invoke", auth_few, tokens=8, cached=True),
             Case("stream_hit", app, path + "stream", auth, tokens=TOKENS, cached=True),
             Case("stream_hit_8_tokens", few, path + "stream", auth_few, tokens=8, cached=True),
             Case("bare_invoke", bare, "/invoke", [], tokens=TOKENS, cached=False),
@@ -243,6 +245,7 @@ async def _run(password: str, count: int, rounds: int, concurrency: int) -> dict
 def summarise(measured: dict[str, Any], pick: Callable[[list[float]], float]) -> dict[str, float]:
     med = {name: pick(m["samples"]) for name, m in measured.items()}
     marginal = (med["stream_hit"] - med["stream_hit_8_tokens"]) / (TOKENS - FEW_TOKENS)
+    invoke_marginal = (med["invoke_hit"] - med["invoke_hit_8_tokens"]) / (TOKENS - FEW_TOKENS)
     figures = {
         "us_per_invoke_cache_hit": med["invoke_hit"],
         "us_per_invoke_cache_bypass": med["invoke_bypass"],
@@ -250,6 +253,8 @@ def summarise(measured: dict[str, Any], pick: Callable[[list[float]], float]) ->
         "us_per_token_event_stream_hit": med["stream_hit"] / TOKENS,
         "us_per_extra_token_event": marginal,
         "us_per_run_fixed_stream": med["stream_hit"] - marginal * TOKENS,
+        "us_per_extra_token_invoke": invoke_marginal,
+        "us_per_run_fixed_invoke": med["invoke_hit"] - invoke_marginal * TOKENS,
         "bare_us_per_invoke": med["bare_invoke"],
         "bare_us_per_stream": med["bare_stream"],
         "bare_us_per_token_event": med["bare_stream"] / TOKENS,

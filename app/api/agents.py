@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
@@ -10,7 +10,15 @@ from app.agents.errors import AgentNotFound
 from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent, input_model_of, input_schema_for
 from app.agents.run_request import RunRequest
-from app.api.deps import AgentsRunDep, PrincipalDep, RunServiceDep, SettingsDep, services_of
+from app.api.deps import (
+    AgentsRunDep,
+    PrincipalDep,
+    RunServiceDep,
+    SettingsDep,
+    authorize,
+    services_of,
+)
+from app.api.fast_routes import FastRoute, fast_arguments
 from app.api.responses import (
     AGENT_NOT_FOUND,
     INVOKE_CONFLICT,
@@ -30,9 +38,13 @@ from app.api.schemas.agents import (
     InvokeResponse,
 )
 from app.api.sse import EventStreamResponse, follow_frames
-from app.core.errors import Conflict
+from app.core.errors import AppError, Conflict
+from app.security.scopes import Scope
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+# Invoke and stream find their arguments without FastAPI's dependency solving when the
+# request is plain (app/api/fast_routes.py); their declared dependencies stay the contract.
+router = APIRouter(prefix="/agents", tags=["agents"], route_class=FastRoute)
+RUN_SCOPES = frozenset({Scope.AGENTS_RUN})  # what AgentsRunDep requires
 
 INVOKE_ERRORS = problems(
     401,
@@ -111,6 +123,48 @@ async def _run_request(
 RunRequestDep = Annotated[RunRequest, Depends(_run_request)]
 
 
+def _plain_run_request(request: Request, body: AgentRunBody) -> RunRequest | None:
+    """What ``_run_request`` makes, found directly: None when the caller is refused (FastAPI's
+    path then answers with the same 401/403)."""
+    services = services_of(request)
+    settings = services.settings
+    try:
+        principal = authorize(
+            request.scope.get("principal"), required=RUN_SCOPES, auth=settings.AUTH_ENABLED
+        )
+    except AppError:
+        return None
+    return build_run_request(
+        agent=request.path_params["agent"],
+        body=body,
+        principal=principal,
+        settings=settings,
+        no_cache=wants_no_cache(request.headers.get("cache-control")),
+        agents=services.runs.agents,
+    )
+
+
+async def _invoke_arguments(
+    request: Request, body: AgentRunBody, response: Response
+) -> dict[str, Any] | None:
+    run_request = _plain_run_request(request, body)
+    if run_request is None:
+        return None
+    runs = services_of(request).runs
+    agent = request.path_params["agent"]
+    return {"agent": agent, "request": run_request, "response": response, "runs": runs}
+
+
+async def _stream_arguments(
+    request: Request, body: AgentRunBody, _response: Response
+) -> dict[str, Any] | None:
+    run_request = _plain_run_request(request, body)
+    if run_request is None:
+        return None
+    services = services_of(request)
+    return {"request": run_request, "runs": services.runs, "settings": services.settings}
+
+
 @router.post(
     "/{agent}/invoke",
     response_model=InvokeResponse,
@@ -118,6 +172,7 @@ RunRequestDep = Annotated[RunRequest, Depends(_run_request)]
     summary="Run an agent and wait for its answer",
     openapi_extra=RUN_BODY,
 )
+@fast_arguments(_invoke_arguments)
 async def invoke(
     agent: str, request: RunRequestDep, response: Response, runs: RunServiceDep
 ) -> InvokeResponse:
@@ -175,6 +230,7 @@ async def invoke(
     summary="Run an agent and stream its events (SSE)",
     openapi_extra=RUN_BODY,
 )
+@fast_arguments(_stream_arguments)
 async def stream(
     request: RunRequestDep, runs: RunServiceDep, settings: SettingsDep
 ) -> EventStreamResponse:

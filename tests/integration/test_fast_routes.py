@@ -1,0 +1,196 @@
+"""Invoke and stream answer the same whether their arguments are found directly (the fast
+path, app/api/fast_routes.py) or by FastAPI's dependency solving (what a request that is
+not plain takes, and every request once a dependency is overridden)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.dependencies.utils import solve_dependencies
+
+from app.api.deps import get_runs
+from app.services import AppServices
+from tests.conftest import AppClient, SettingsFactory, app_client, login
+
+INVOKE, STREAM = "/v1/agents/chat/invoke", "/v1/agents/chat/stream"
+JSON = {"content-type": "application/json"}
+BYPASS = {**JSON, "cache-control": "no-cache"}
+PLAIN = json.dumps({"input": "Tell me about the sea", "store": False})
+MAX_INPUT_CHARS = 60
+# The ids a run, a request and a session get, and timings: different on every call.
+Headers = dict[str, str]
+VARYING = {"run_id", "session_id", "request_id", "execution_time", "instance", "ts", "duration_s"}
+
+
+@pytest.fixture
+async def client(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
+    async with app_client(make_settings(MAX_INPUT_CHARS=MAX_INPUT_CHARS)) as http:
+        yield http
+
+
+@pytest.fixture
+def solves(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Counts FastAPI's dependency solving (a route handler reads the module's function)."""
+    calls: list[str] = []
+    original = solve_dependencies
+
+    async def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs["dependant"].path or "")
+        return await original(**kwargs)
+
+    monkeypatch.setattr("fastapi.routing.solve_dependencies", counting)
+    yield calls
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VARYING}
+    if isinstance(value, list):
+        return [_stable(item) for item in value]
+    return value
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """What a client sees, without the parts that differ on every call."""
+    content_type = response.headers["content-type"]
+    if content_type.startswith("text/event-stream"):
+        events = [
+            json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+        ]
+        body: Any = _stable(events)
+    else:
+        body = _stable(response.json())
+    headers = {
+        name: response.headers.get(name)
+        for name in ("content-type", "x-cache", "cache-control", "www-authenticate")
+    }
+    return {"status": response.status_code, "headers": headers, "body": body}
+
+
+async def _api_key(client: httpx.AsyncClient, scopes: list[str]) -> dict[str, str]:
+    admin = {"Authorization": f"Bearer {await login(client)}"}
+    response = await client.post(
+        "/v1/auth/api-keys", json={"name": "k", "scopes": scopes}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    return {"X-API-Key": response.json()["key"]}
+
+
+def _cases(auth: dict[str, str], reader: dict[str, str]) -> list[tuple[str, str, str, Headers]]:
+    """(name, path, body, headers): the plain request and every way of not being plain."""
+    cases: list[tuple[str, str, str, Headers]] = []
+    for path in (INVOKE, STREAM):
+        kind = path.rsplit("/", 1)[1]
+        cases += [
+            (f"{kind} plain", path, PLAIN, {**BYPASS, **auth}),
+            (f"{kind} bad json", path, '{"input": ', {**JSON, **auth}),
+            (f"{kind} not utf-8", path, '{"input": "\udcff"}', {**JSON, **auth}),
+            (f"{kind} empty body", path, "", {**JSON, **auth}),
+            (f"{kind} json null", path, "null", {**JSON, **auth}),
+            (f"{kind} no content type", path, PLAIN, {"cache-control": "no-cache", **auth}),
+            (f"{kind} text/plain", path, PLAIN, {"content-type": "text/plain", **auth}),
+            (
+                f"{kind} charset parameter",
+                path,
+                PLAIN,
+                {**auth, **BYPASS, "content-type": "application/json; charset=utf-8"},
+            ),
+            (f"{kind} input not text", path, '{"input": []}', {**JSON, **auth}),
+            (f"{kind} store not bool", path, '{"input": "x", "store": "no"}', {**JSON, **auth}),
+            (
+                f"{kind} bad session id",
+                path,
+                '{"input": "x", "session_id": "../"}',
+                {**JSON, **auth},
+            ),
+            (
+                f"{kind} unknown session",
+                path,
+                json.dumps({"input": "x", "session_id": "0" * 32}),
+                {**JSON, **auth},
+            ),
+            (f"{kind} input too long", path, json.dumps({"input": "x" * 61}), {**JSON, **auth}),
+            (f"{kind} no credentials", path, PLAIN, JSON),
+            (f"{kind} missing scope", path, PLAIN, {**JSON, **reader}),
+            (f"{kind} bad token", path, PLAIN, {**JSON, "Authorization": "Bearer nope"}),
+        ]
+    cases.append(("unknown agent", "/v1/agents/nope/invoke", PLAIN, {**JSON, **auth}))
+    return cases
+
+
+async def _send(
+    client: httpx.AsyncClient, path: str, body: str, headers: Headers
+) -> httpx.Response:
+    content = body.encode("utf-8", "surrogateescape")
+    return await client.post(path, content=content, headers=headers)
+
+
+async def test_both_paths_give_the_same_answers(client: AppClient, solves: list[str]) -> None:
+    auth = {"Authorization": f"Bearer {await login(client)}"}
+    reader = await _api_key(client, ["sessions:read"])
+    cases = _cases(auth, reader)
+    fast, solved_fast = {}, {}
+    for name, path, body, headers in cases:
+        before = len(solves)
+        fast[name] = _answer(await _send(client, path, body, headers))
+        solved_fast[name] = len(solves) > before
+    client.app.dependency_overrides[get_runs] = get_runs  # any override: FastAPI solves
+    solved = {name: _answer(await _send(client, path, body, h)) for name, path, body, h in cases}
+    for name, *_ in cases:
+        assert fast[name] == solved[name], name
+    # The plain requests took the fast path (as did those refused once the body was read: an
+    # unknown agent or session, an input too long); the others were solved by FastAPI (bad
+    # JSON and bad tokens never get that far: FastAPI's body parsing, our middleware).
+    fast_ones = {"plain", "unknown session", "input too long"}
+    never_solved = {"bad json", "not utf-8", "bad token"}
+    for kind in ("invoke", "stream"):
+        for name in {name for name, *_ in cases if name.startswith(kind)}:
+            case = name.removeprefix(kind + " ")
+            assert solved_fast[name] is (case not in fast_ones | never_solved), name
+    assert not solved_fast["unknown agent"]
+    assert fast["invoke plain"]["status"] == 200 and fast["invoke plain"]["body"]["output"]
+    assert fast["invoke plain"]["headers"]["x-cache"] == "BYPASS"
+    assert [event["type"] for event in fast["stream plain"]["body"]][0] == "run_started"
+    assert fast["stream plain"]["body"][-1]["type"] == "run_completed"
+    assert fast["invoke bad json"]["status"] == 422
+    assert fast["invoke no credentials"]["status"] == 401
+    assert fast["invoke missing scope"]["status"] == 403
+    assert fast["unknown agent"]["status"] == 404
+    assert fast["invoke input too long"]["status"] == 422
+
+
+async def test_a_plain_request_skips_dependency_solving(
+    client: AppClient, solves: list[str]
+) -> None:
+    auth = {"Authorization": f"Bearer {await login(client)}"}
+    solves.clear()
+    for path in (INVOKE, STREAM):
+        response = await _send(client, path, PLAIN, {**JSON, **auth})
+        assert response.status_code == 200, response.text
+    assert solves == []
+    # A cache hit comes the same way, and says so.
+    hit = await _send(client, INVOKE, PLAIN, {**JSON, **auth})
+    assert hit.headers["x-cache"] == "HIT" and hit.json()["cached"] is True
+    assert solves == []
+
+
+async def test_a_dependency_override_is_honoured(client: AppClient, solves: list[str]) -> None:
+    auth = {"Authorization": f"Bearer {await login(client)}"}
+    services: AppServices = client.services
+    calls: list[str] = []
+    solves.clear()  # the login's
+
+    async def counted_runs() -> Any:
+        calls.append("runs")
+        return services.runs
+
+    client.app.dependency_overrides[get_runs] = counted_runs
+    for path in (INVOKE, STREAM):
+        response = await _send(client, path, PLAIN, {**BYPASS, **auth})
+        assert response.status_code == 200, response.text
+    assert calls == ["runs", "runs"]
+    assert {path.rsplit("/", 1)[1] for path in solves} == {"invoke", "stream"}
