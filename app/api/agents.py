@@ -11,11 +11,12 @@ from app.agents.events import InputRequired, RunCompleted
 from app.agents.protocol import Agent, input_model_of, input_schema_for
 from app.agents.run_request import RunRequest
 from app.api.deps import (
+    AGENTS_RUN,
     AgentsRunDep,
     PrincipalDep,
     RunServiceDep,
     SettingsDep,
-    authorize,
+    allowed_caller,
     services_of,
 )
 from app.api.fast_routes import FastRoute, fast_arguments
@@ -38,13 +39,11 @@ from app.api.schemas.agents import (
     InvokeResponse,
 )
 from app.api.sse import EventStreamResponse, follow_frames
-from app.core.errors import AppError, Conflict
-from app.security.scopes import Scope
+from app.core.errors import Conflict
 
 # Invoke and stream find their arguments without FastAPI's dependency solving when the
 # request is plain (app/api/fast_routes.py); their declared dependencies stay the contract.
 router = APIRouter(prefix="/agents", tags=["agents"], route_class=FastRoute)
-RUN_SCOPES = frozenset({Scope.AGENTS_RUN})  # what AgentsRunDep requires
 
 INVOKE_ERRORS = problems(
     401,
@@ -126,19 +125,15 @@ RunRequestDep = Annotated[RunRequest, Depends(_run_request)]
 def _plain_run_request(request: Request, body: AgentRunBody) -> RunRequest | None:
     """What ``_run_request`` makes, found directly: None when the caller is refused (FastAPI's
     path then answers with the same 401/403)."""
-    services = services_of(request)
-    settings = services.settings
-    try:
-        principal = authorize(
-            request.scope.get("principal"), required=RUN_SCOPES, auth=settings.AUTH_ENABLED
-        )
-    except AppError:
+    principal = allowed_caller(request, AGENTS_RUN)
+    if principal is None:
         return None
+    services = services_of(request)
     return build_run_request(
         agent=request.path_params["agent"],
         body=body,
         principal=principal,
-        settings=settings,
+        settings=services.settings,
         no_cache=wants_no_cache(request.headers.get("cache-control")),
         agents=services.runs.agents,
     )

@@ -9,16 +9,16 @@ shows both security schemes.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Response, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 from starlette.requests import HTTPConnection
 
 from app.agents.service import RunService
 from app.agents.sessions import SessionService
 from app.core.config import Settings
-from app.core.errors import Forbidden, Unauthorized
+from app.core.errors import AppError, Forbidden, Unauthorized
 from app.security.principals import AUTH_DISABLED_PRINCIPAL, Principal
 from app.security.scopes import Scope
 from app.services import AppServices
@@ -97,7 +97,37 @@ async def current_principal(
     )
 
 
+def allowed_caller(connection: HTTPConnection, required: frozenset[str]) -> Principal | None:
+    """What ``Security(current_principal, scopes=required)`` gives, or None where it would
+    refuse: for a fast route's resolver (app/api/fast_routes.py), which then lets FastAPI's
+    path answer the 401/403."""
+    try:
+        return authorize(
+            connection.scope.get("principal"),
+            required=required,
+            auth=services_of(connection).settings.AUTH_ENABLED,
+        )
+    except AppError:
+        return None
+
+
+async def run_caller_arguments(
+    request: Request, _body: object, _response: Response
+) -> dict[str, Any] | None:
+    """A fast route's resolver for the endpoints that read their own body: what FastAPI
+    solves for ``(http: Request, principal: AgentsRunDep, cache_control: CacheControl)``."""
+    principal = allowed_caller(request, AGENTS_RUN)
+    if principal is None:
+        return None
+    return {
+        "http": request,
+        "principal": principal,
+        "cache_control": request.headers.get("cache-control"),
+    }
+
+
 PrincipalDep = Annotated[Principal, Security(current_principal)]
+AGENTS_RUN = frozenset({Scope.AGENTS_RUN})  # what AgentsRunDep requires
 AgentsRunDep = Annotated[Principal, Security(current_principal, scopes=[Scope.AGENTS_RUN])]
 SessionsReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_READ])]
 SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_WRITE])]

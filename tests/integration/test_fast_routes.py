@@ -1,6 +1,7 @@
-"""Invoke and stream answer the same whether their arguments are found directly (the fast
-path, app/api/fast_routes.py) or by FastAPI's dependency solving (what a request that is
-not plain takes, and every request once a dependency is overridden)."""
+"""The run routes (invoke, stream, OpenAI's chat completions and responses) answer the same
+whether their arguments are found directly (the fast path, app/api/fast_routes.py) or by
+FastAPI's dependency solving (what a request that is not plain takes, and every request once
+a dependency is overridden)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.services import AppServices
 from tests.conftest import AppClient, SettingsFactory, app_client, login
 
 INVOKE, STREAM = "/v1/agents/chat/invoke", "/v1/agents/chat/stream"
+CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
 JSON = {"content-type": "application/json"}
 BYPASS = {**JSON, "cache-control": "no-cache"}
 PLAIN = json.dumps({"input": "Tell me about the sea", "store": False})
@@ -24,6 +26,7 @@ MAX_INPUT_CHARS = 60
 # The ids a run, a request and a session get, and timings: different on every call.
 Headers = dict[str, str]
 VARYING = {"run_id", "session_id", "request_id", "execution_time", "instance", "ts", "duration_s"}
+VARYING |= {"id", "created", "created_at", "completed_at", "item_id", "response_id"}  # OpenAI's
 
 
 @pytest.fixture
@@ -58,10 +61,8 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
     """What a client sees, without the parts that differ on every call."""
     content_type = response.headers["content-type"]
     if content_type.startswith("text/event-stream"):
-        events = [
-            json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
-        ]
-        body: Any = _stable(events)
+        frames = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+        body: Any = _stable([frame if frame == "[DONE]" else json.loads(frame) for frame in frames])
     else:
         body = _stable(response.json())
     headers = {
@@ -119,6 +120,23 @@ def _cases(auth: dict[str, str], reader: dict[str, str]) -> list[tuple[str, str,
             (f"{kind} bad token", path, PLAIN, {**JSON, "Authorization": "Bearer nope"}),
         ]
     cases.append(("unknown agent", "/v1/agents/nope/invoke", PLAIN, {**JSON, **auth}))
+    # OpenAI's routes read their own body: only the caller and headers are resolved.
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "Tell me about the sea"}]}
+    answer = {"model": "chat", "input": "Tell me about the sea"}
+    for kind, path, body in (("chat", CHAT, chat), ("responses", RESPONSES, answer)):
+        cases += [
+            (f"{kind} plain", path, json.dumps(body), {**BYPASS, **auth}),
+            (f"{kind} streamed", path, json.dumps({**body, "stream": True}), {**BYPASS, **auth}),
+            (f"{kind} bad json", path, '{"model": ', {**JSON, **auth}),
+            (
+                f"{kind} unknown agent",
+                path,
+                json.dumps({**body, "model": "nope"}),
+                {**JSON, **auth},
+            ),
+            (f"{kind} no credentials", path, json.dumps(body), JSON),
+            (f"{kind} missing scope", path, json.dumps(body), {**JSON, **reader}),
+        ]
     return cases
 
 
@@ -148,10 +166,15 @@ async def test_both_paths_give_the_same_answers(client: AppClient, solves: list[
     fast_ones = {"plain", "unknown session", "input too long"}
     never_solved = {"bad json", "not utf-8", "bad token"}
     for kind in ("invoke", "stream"):
-        for name in {name for name, *_ in cases if name.startswith(kind)}:
+        for name in {name for name, *_ in cases if name.startswith(kind + " ")}:
             case = name.removeprefix(kind + " ")
             assert solved_fast[name] is (case not in fast_ones | never_solved), name
     assert not solved_fast["unknown agent"]
+    for kind in ("chat", "responses"):  # their own body errors are theirs, past the resolver
+        for case in ("plain", "streamed", "bad json", "unknown agent"):
+            assert not solved_fast[f"{kind} {case}"], (kind, case)
+        for case in ("no credentials", "missing scope"):
+            assert solved_fast[f"{kind} {case}"], (kind, case)
     assert fast["invoke plain"]["status"] == 200 and fast["invoke plain"]["body"]["output"]
     assert fast["invoke plain"]["headers"]["x-cache"] == "BYPASS"
     assert [event["type"] for event in fast["stream plain"]["body"]][0] == "run_started"
@@ -161,6 +184,10 @@ async def test_both_paths_give_the_same_answers(client: AppClient, solves: list[
     assert fast["invoke missing scope"]["status"] == 403
     assert fast["unknown agent"]["status"] == 404
     assert fast["invoke input too long"]["status"] == 422
+    assert fast["chat plain"]["body"]["choices"][0]["message"]["content"]
+    assert fast["chat streamed"]["body"][-1] == "[DONE]"
+    assert fast["responses plain"]["body"]["status"] == "completed"
+    assert fast["chat missing scope"]["status"] == 403
 
 
 async def test_a_plain_request_skips_dependency_solving(
@@ -171,6 +198,11 @@ async def test_a_plain_request_skips_dependency_solving(
     for path in (INVOKE, STREAM):
         response = await _send(client, path, PLAIN, {**JSON, **auth})
         assert response.status_code == 200, response.text
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "Hi"}]}
+    answer = await client.post(CHAT, json=chat, headers=auth)
+    assert answer.status_code == 200 and answer.json()["object"] == "chat.completion"
+    answer = await client.post(RESPONSES, json={"model": "chat", "input": "Hi"}, headers=auth)
+    assert answer.status_code == 200 and answer.json()["object"] == "response"
     assert solves == []
     # A cache hit comes the same way, and says so.
     hit = await _send(client, INVOKE, PLAIN, {**JSON, **auth})

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.agents.events import InputRequired, RunCompleted
-from app.api.deps import AgentsRunDep, services_of
+from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
+from app.api.fast_routes import FastRoute, fast_arguments
 from app.api.run_requests import wants_no_cache
 from app.api.sse import EventStreamResponse
 from app.protocols.openai.chat_completion import (
@@ -30,7 +31,7 @@ from app.protocols.openai.chat_schemas import ChatCompletion, ChatCompletionRequ
 from app.protocols.openai.chat_stream import ChunkEncoder, chunk_frames, shutdown_frame
 from app.protocols.openai.openapi import openai_errors
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], route_class=FastRoute)
 
 CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 _SHUTDOWN_FRAME = shutdown_frame()
@@ -62,6 +63,7 @@ _STREAM_DOC = {
         }
     },
 )
+@fast_arguments(run_caller_arguments)
 async def chat_completions(
     http: Request, principal: AgentsRunDep, cache_control: CacheControl = None
 ) -> Response:

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AgentsRunDep, services_of
+from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
+from app.api.fast_routes import FastRoute, fast_arguments
 from app.api.run_requests import wants_no_cache
 from app.api.sse import EventStreamResponse
 from app.protocols.openai.errors import InvalidRequest
@@ -26,7 +27,7 @@ from app.protocols.openai.responses_service import ResponsesService, Started, he
 from app.protocols.openai.responses_stream import response_frames, shutdown_frame
 from app.protocols.openai.responses_waits import settle
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], route_class=FastRoute)
 
 CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 _SHUTDOWN_FRAME = shutdown_frame()
@@ -94,6 +95,7 @@ def _ended(started: Started) -> Any:
     summary="Create a response (run an agent, OpenAI Responses API)",
     openapi_extra=_BODY,
 )
+@fast_arguments(run_caller_arguments)
 async def create_response(
     http: Request, principal: AgentsRunDep, cache_control: CacheControl = None
 ) -> Response:
