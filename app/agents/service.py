@@ -7,6 +7,7 @@ import asyncio
 import builtins
 import time
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -160,11 +161,16 @@ class RunService:
     ) -> Run:
         settings = self._settings
         control = RunControl()
-        run: Run | None = None
+        # The context reaches its run through a weak reference: a strong one closes a cycle
+        # (run -> ctx -> publish -> run), and everything a finished run held (its events, its
+        # feed) would wait for the garbage collector instead of going when the run does;
+        # a collection of that was ~10 % of a cached invoke's CPU.
+        run_ref: Callable[[], Run | None] = lambda: None  # noqa: E731 - replaced below
 
         async def publish(event: Any) -> None:
-            assert run is not None  # noqa: S101 - set before the agent can publish
-            await run.publish(event)
+            run = run_ref()  # alive while its agent runs (its task holds it)
+            if run is not None:
+                await run.publish(event)
 
         ctx = RunContext(
             run_id=run_id,
@@ -210,6 +216,7 @@ class RunService:
             after_seq=after_seq,
             on_disconnect=request.on_disconnect,
         )
+        run_ref = weakref.ref(run)
         return run
 
     async def _start_session(self, request: RunRequest, agent: str, run_id: str) -> str | None:

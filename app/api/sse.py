@@ -191,42 +191,53 @@ class EventStreamResponse(StreamingResponse):
                 writing = False
                 last_write = time.monotonic()
 
+        # The disconnect watcher is a plain task, cancelled when the stream ends, and the body
+        # runs in a cancel scope (gone, shutdown): with an anyio task group, the watcher's
+        # cancellation left a reference cycle behind (anyio's task_done frame holds the
+        # CancelledError whose traceback holds that frame), and with it everything the stream
+        # had held (its run, its events) waited for the garbage collector.
+        body_scope = anyio.CancelScope()
+
+        def gone() -> None:
+            nonlocal client_gone
+            client_gone = True
+            self._on_disconnect("client_disconnected")
+            body_scope.cancel()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone()
+
+        def watched(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                gone()  # receive() failed: the connection is no use any more
+
+        def stop_for_shutdown() -> None:
+            nonlocal server_stopping
+            server_stopping = True
+            self._on_disconnect("shutdown")
+            body_scope.cancel()
+
+        def pinged(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and isinstance(task.exception(), OSError):
+                gone()  # the socket broke under the keep-alive
+
+        def keep_alive() -> None:
+            nonlocal timer, pinging
+            wait = self._keepalive - (time.monotonic() - last_write)
+            if writing:  # a write is stuck on a slow reader: look again later
+                wait = self._keepalive
+            elif wait <= 0:
+                pinging = loop.create_task(write(b": keep-alive\n\n"))
+                pinging.add_done_callback(pinged)
+                wait = self._keepalive
+            timer = loop.call_later(wait, keep_alive)  # noqa: F821 - unbound only once it ended
+
+        watcher = loop.create_task(watch_disconnect())
+        watcher.add_done_callback(watched)
         try:
-            async with anyio.create_task_group() as group:
-
-                def gone() -> None:
-                    nonlocal client_gone
-                    client_gone = True
-                    self._on_disconnect("client_disconnected")
-                    group.cancel_scope.cancel()
-
-                async def watch_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    gone()
-
-                def stop_for_shutdown() -> None:
-                    nonlocal server_stopping
-                    server_stopping = True
-                    self._on_disconnect("shutdown")
-                    group.cancel_scope.cancel()
-
-                def pinged(task: asyncio.Task[None]) -> None:
-                    if not task.cancelled() and isinstance(task.exception(), OSError):
-                        gone()  # the socket broke under the keep-alive
-
-                def keep_alive() -> None:
-                    nonlocal timer, pinging
-                    wait = self._keepalive - (time.monotonic() - last_write)
-                    if writing:  # a write is stuck on a slow reader: look again later
-                        wait = self._keepalive
-                    elif wait <= 0:
-                        pinging = loop.create_task(write(b": keep-alive\n\n"))
-                        pinging.add_done_callback(pinged)
-                        wait = self._keepalive
-                    timer = loop.call_later(wait, keep_alive)
-
-                group.start_soon(watch_disconnect)
+            with body_scope:
                 _open_streams.add(id(self), self._shutdown_grace, stop_for_shutdown)
                 timer = loop.call_later(self._keepalive, keep_alive)
                 try:
@@ -236,10 +247,12 @@ class EventStreamResponse(StreamingResponse):
                     _open_streams.discard(id(self))
                     if timer is not None:
                         timer.cancel()
+                    # keep_alive reschedules itself, so its closure holds it: a cycle that would
+                    # keep this stream's run and events for the collector.
+                    del keep_alive
                     if pinging is not None and not pinging.done():
                         pinging.cancel()
                     await self._frames.aclose()
-                group.cancel_scope.cancel()
             if server_stopping and not client_gone:
                 await send(
                     {"type": "http.response.body", "body": self._shutdown_frame, "more_body": True}
@@ -248,6 +261,7 @@ class EventStreamResponse(StreamingResponse):
             client_gone = True
             self._on_disconnect("client_disconnected")
         finally:
+            watcher.cancel()
             metrics.ACTIVE_STREAMS.labels("sse").dec()
         if not client_gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
