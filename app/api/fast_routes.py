@@ -10,8 +10,8 @@ resolver that finds the same arguments directly for the common request: a JSON b
 validates, a caller who is allowed. Anything else (no or another content type, bad JSON, a
 body that does not validate, a caller refused, dependency overrides, include-level
 dependencies, FastAPI's telemetry) returns None or is never tried, and FastAPI solves the
-request as always, so every error keeps FastAPI's exact shape. tests/integration/
-test_fast_routes.py holds both paths to the same answers.
+request as always, so every error keeps FastAPI's exact shape.
+tests/integration/test_fast_routes.py holds both paths to the same answers.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ async def _json_body(request: Request) -> Any:
     reads them again), or _UNSET when that path is not ours to take."""
     if not _is_plain_json(request.headers.get("content-type")):
         return _UNSET
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except Exception:  # noqa: BLE001 - a body cut short (over the size limit, client gone):
+        return _UNSET  # FastAPI's path answers it as it always has
     if not raw:
         return _UNSET
     try:

@@ -16,6 +16,8 @@ from fastapi.dependencies.utils import solve_dependencies
 from app.api.deps import get_runs
 from app.services import AppServices
 from tests.conftest import AppClient, SettingsFactory, app_client, login
+from tests.integration.test_auth_api import assert_problem
+from tests.integration.test_llm_failures import log_lines
 
 INVOKE, STREAM = "/v1/agents/chat/invoke", "/v1/agents/chat/stream"
 CHAT, RESPONSES = "/v1/chat/completions", "/v1/responses"
@@ -226,3 +228,23 @@ async def test_a_dependency_override_is_honoured(client: AppClient, solves: list
         assert response.status_code == 200, response.text
     assert calls == ["runs", "runs"]
     assert {path.rsplit("/", 1)[1] for path in solves} == {"invoke", "stream"}
+
+
+async def test_a_body_cut_short_is_answered_as_before(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over the size limit without a Content-Length: the body limit answers 413 while the
+    route reads the body; the fast path lets FastAPI's path take it (no error logged)."""
+    async with app_client(make_settings(MAX_REQUEST_BODY_BYTES=1024)) as http:
+        auth = {"Authorization": f"Bearer {await login(http)}"}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"input": "'
+            for _ in range(8):
+                yield b"y" * 512
+            yield b'"}'
+
+        response = await http.post(INVOKE, content=chunks(), headers={**JSON, **auth})
+        assert "content-length" not in response.request.headers
+        assert_problem(response, 413, "payload_too_large")
+    assert log_lines(capsys.readouterr().out, "unhandled_exception") == []
