@@ -100,7 +100,7 @@ async def current_principal(
 def allowed_caller(connection: HTTPConnection, required: frozenset[str]) -> Principal | None:
     """What ``Security(current_principal, scopes=required)`` gives, or None where it would
     refuse: for a fast route's resolver (app/api/fast_routes.py), which then lets FastAPI's
-    path answer the 401/403."""
+    path answer the 401/403, and for a WebSocket's handshake (refused with 1008)."""
     try:
         return authorize(
             connection.scope.get("principal"),

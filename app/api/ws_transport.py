@@ -1,7 +1,7 @@
 """What every WebSocket endpoint shares: the handshake, frames, shutdown and close codes.
 
 - Handshake: the principal from the authentication middleware, authorised with the same rule
-  as HTTP routes (``authorize``); refused with close 1008. Browsers cannot set headers, so the
+  as HTTP routes (``allowed_caller``); refused with close 1008. Browsers cannot set headers, so the
   token may come as the subprotocol pair ``["bearer", <token>]`` (answered with ``bearer``)
   or a ``?token=`` query parameter (never logged).
 - Frames are JSON text objects. A text frame that is not one (not JSON, nested too deep for
@@ -24,7 +24,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from app.agents import metrics
-from app.api.deps import authorize, services_of
+from app.api.deps import allowed_caller
 from app.core.errors import AppError
 from app.core.lifecycle import shutdown
 from app.core.problems import send_problem
@@ -44,15 +44,10 @@ SHUTDOWN_FRAME = {
 
 async def authorize_socket(websocket: WebSocket, *, required: frozenset[str]) -> Principal | None:
     """The caller, or None after refusing the handshake (1008)."""
-    try:
-        return authorize(
-            websocket.scope.get("principal"),
-            required=required,
-            auth=services_of(websocket).settings.AUTH_ENABLED,
-        )
-    except AppError:
+    principal = allowed_caller(websocket, required)
+    if principal is None:
         await websocket.close(code=POLICY_VIOLATION, reason="unauthorized")
-        return None
+    return principal
 
 
 async def refuse_handshake(websocket: WebSocket, error: AppError) -> None:
