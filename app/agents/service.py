@@ -161,15 +161,12 @@ class RunService:
     ) -> Run:
         settings = self._settings
         control = RunControl()
-        # The context reaches its run through a weak reference: a strong one closes a cycle
-        # (run -> ctx -> publish -> run), and everything a finished run held (its events, its
-        # feed) would wait for the garbage collector instead of going when the run does;
-        # a collection of that was ~10 % of a cached invoke's CPU.
+        # A weak reference: a strong one is a cycle (run -> ctx -> publish -> run) that left
+        # all a finished run held for the collector (docs/decisions.md, issue 11 fourth pass).
         run_ref: Callable[[], Run | None] = lambda: None  # noqa: E731 - replaced below
 
         async def publish(event: Any) -> None:
-            run = run_ref()  # alive while its agent runs (its task holds it)
-            if run is not None:
+            if (run := run_ref()) is not None:  # alive while its agent runs (its task holds it)
                 await run.publish(event)
 
         ctx = RunContext(
