@@ -97,6 +97,9 @@ async def current_principal(
     )
 
 
+AGENTS_RUN = frozenset({Scope.AGENTS_RUN})  # what AgentsRunDep requires
+
+
 def allowed_caller(connection: HTTPConnection, required: frozenset[str]) -> Principal | None:
     """What ``Security(current_principal, scopes=required)`` gives, or None where it would
     refuse: for a fast route's resolver (app/api/fast_routes.py), which then lets FastAPI's
@@ -127,7 +130,6 @@ async def run_caller_arguments(
 
 
 PrincipalDep = Annotated[Principal, Security(current_principal)]
-AGENTS_RUN = frozenset({Scope.AGENTS_RUN})  # what AgentsRunDep requires
 AgentsRunDep = Annotated[Principal, Security(current_principal, scopes=[Scope.AGENTS_RUN])]
 SessionsReadDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_READ])]
 SessionsWriteDep = Annotated[Principal, Security(current_principal, scopes=[Scope.SESSIONS_WRITE])]
