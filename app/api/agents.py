@@ -142,19 +142,16 @@ def _plain_run_request(request: Request, body: AgentRunBody) -> RunRequest | Non
 async def _invoke_arguments(
     request: Request, body: AgentRunBody, response: Response
 ) -> dict[str, Any] | None:
-    run_request = _plain_run_request(request, body)
-    if run_request is None:
+    if (run_request := _plain_run_request(request, body)) is None:
         return None
-    runs = services_of(request).runs
-    agent = request.path_params["agent"]
+    agent, runs = request.path_params["agent"], services_of(request).runs
     return {"agent": agent, "request": run_request, "response": response, "runs": runs}
 
 
 async def _stream_arguments(
     request: Request, body: AgentRunBody, _response: Response
 ) -> dict[str, Any] | None:
-    run_request = _plain_run_request(request, body)
-    if run_request is None:
+    if (run_request := _plain_run_request(request, body)) is None:
         return None
     services = services_of(request)
     return {"request": run_request, "runs": services.runs, "settings": services.settings}
