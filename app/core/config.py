@@ -43,6 +43,10 @@ _CACHE_LOCAL = (
     "ask Redis."
 )
 _CACHE_LOCAL_MAX = "Answers one process keeps for CACHE_LOCAL_SECONDS (LRU)."
+_CACHE_LOCAL_MB = (
+    "Megabytes (of text) of answers one process keeps in memory, the local copies or, without "
+    "Redis, the whole cache; the least recently used go first, a larger answer is not kept."
+)
 
 
 class Settings(
@@ -180,6 +184,7 @@ class Settings(
     CACHE_TTL: int = Field(3600, ge=1, description="Seconds a cached LLM response lives.")
     CACHE_LOCAL_SECONDS: float = Field(10.0, ge=0, description=_CACHE_LOCAL)
     CACHE_LOCAL_MAX_ENTRIES: int = Field(1024, ge=1, description=_CACHE_LOCAL_MAX)
+    CACHE_LOCAL_MAX_MB: int = Field(64, ge=1, description=_CACHE_LOCAL_MB)
     # Part of every cache key (app/llm/cache.py): partitions share no entry, no in-flight call.
     CACHE_SCOPE: Literal["global", "principal", "tenant"] = Field(
         "global",

@@ -38,10 +38,16 @@ class SharedCacheStore(CacheStore, Protocol):
 
 
 class MemoryCacheStore:
-    """Bounded LRU with per-entry expiry: the embedded default (one process)."""
+    """Bounded LRU with per-entry expiry: the embedded default (one process).
 
-    def __init__(self, *, max_entries: int = 1024) -> None:
+    Bounded in entries and in characters held: a few megabyte-long answers must not pin
+    hundreds of megabytes, and an answer larger than the whole budget is not kept at all.
+    """
+
+    def __init__(self, *, max_entries: int = 1024, max_chars: int = 64 * 2**20) -> None:
         self._max = max_entries
+        self._max_chars = max_chars
+        self._chars = 0
         self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     async def get(self, key: str) -> str | None:
@@ -49,16 +55,25 @@ class MemoryCacheStore:
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
-            del self._entries[key]
+            self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry[1]
 
     async def set(self, key: str, value: str, ttl: float) -> None:
+        self._drop(key)
+        if len(value) > self._max_chars:
+            return
         self._entries[key] = (time.monotonic() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._chars += len(value)
+        while len(self._entries) > self._max or self._chars > self._max_chars:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._chars -= len(evicted)
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._chars -= len(entry[1])
 
 
 class RedisCacheStore:
@@ -135,9 +150,16 @@ class NearCacheStore:
     another replica writes is seen on the next local miss. A Redis failure raises as before.
     """
 
-    def __init__(self, shared: SharedCacheStore, *, local_seconds: float, max_entries: int) -> None:
+    def __init__(
+        self,
+        shared: SharedCacheStore,
+        *,
+        local_seconds: float,
+        max_entries: int,
+        max_chars: int = 64 * 2**20,
+    ) -> None:
         self._shared = shared
-        self._local = MemoryCacheStore(max_entries=max_entries)
+        self._local = MemoryCacheStore(max_entries=max_entries, max_chars=max_chars)
         self._local_seconds = local_seconds
         self.local_hits = 0
 

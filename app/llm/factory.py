@@ -16,8 +16,9 @@ from app.llm.providers import build_provider
 
 
 def build_cache_store(settings: Settings, redis: Redis | None) -> CacheStore:
+    local_chars = settings.CACHE_LOCAL_MAX_MB * 2**20
     if redis is None:
-        return MemoryCacheStore()
+        return MemoryCacheStore(max_chars=local_chars)
     shared = RedisCacheStore(redis, prefix=f"{settings.REDIS_KEY_PREFIX}llmcache:")
     if settings.CACHE_LOCAL_SECONDS <= 0:
         return shared
@@ -25,6 +26,7 @@ def build_cache_store(settings: Settings, redis: Redis | None) -> CacheStore:
         shared,
         local_seconds=settings.CACHE_LOCAL_SECONDS,
         max_entries=settings.CACHE_LOCAL_MAX_ENTRIES,
+        max_chars=local_chars,
     )
 
 

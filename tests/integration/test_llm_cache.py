@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from app.core.config import Settings
 from app.llm.cache import CachedLLM, cache_key
 from app.llm.cache_store import MemoryCacheStore, NearCacheStore, RedisCacheStore
-from app.llm.factory import build_llm
+from app.llm.factory import build_cache_store, build_llm
 from app.llm.offline import OfflineProvider
 from app.llm.protocol import LLMError
 from app.llm.types import (
@@ -267,6 +267,36 @@ async def test_in_memory_store_when_no_redis(make_settings: SettingsFactory) -> 
         await small.set(key, key, ttl=60)
     assert await small.get("a") is None and await small.get("c") == "c"
     await llm.aclose()
+
+
+async def test_the_in_process_store_is_bounded_by_the_text_it_holds() -> None:
+    store = MemoryCacheStore(max_entries=100, max_chars=10)
+    await store.set("a", "x" * 4, ttl=60)
+    await store.set("b", "y" * 4, ttl=60)
+    await store.get("a")  # a is now the most recently used
+    await store.set("c", "z" * 4, ttl=60)  # 12 characters: the least recently used goes
+    assert [await store.get(key) for key in "abc"] == ["xxxx", None, "zzzz"]
+    await store.set("a", "w" * 6, ttl=60)  # replacing an entry counts only the new text
+    assert [await store.get(key) for key in "ac"] == ["wwwwww", "zzzz"]
+    await store.set("huge", "h" * 11, ttl=60)  # larger than the budget: not kept, none lost
+    assert await store.get("huge") is None
+    assert [await store.get(key) for key in "ac"] == ["wwwwww", "zzzz"]
+
+
+async def test_settings_bound_the_local_copies_in_megabytes(
+    make_settings: SettingsFactory, running_redis: RedisServer, redis: Redis
+) -> None:
+    store = build_cache_store(
+        make_settings(REDIS_URL=running_redis.url, CACHE_LOCAL_MAX_MB=1), redis
+    )
+    assert isinstance(store, NearCacheStore)
+    megabyte = "m" * 2**20
+    await store.set("fits", megabyte, ttl=60)
+    await store.set("too-big", megabyte + "!", ttl=60)
+    before = store.local_hits
+    assert await store.get("fits") == megabyte  # from memory
+    assert await store.get("too-big") == megabyte + "!"  # from Redis only
+    assert store.local_hits == before + 1
 
 
 async def test_cache_disabled_goes_straight_to_the_provider(
