@@ -10,6 +10,7 @@ this process go on without them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from app.store.run_records import (
     StatusSet,
     kept_output,
 )
-from app.store.run_store import FirstEventsNotLogged, RunStore
+from app.store.run_store import FirstEventsNotLogged, RunStore, StoredEvent, tell_observer
 
 if TYPE_CHECKING:
     from app.agents.run import Run
@@ -40,6 +41,9 @@ log = structlog.get_logger(__name__)
 ASKING: StatusSet = frozenset({"running"})
 ENDED_AS: dict[str, RunStatus] = {"cancelled": "cancelled", "incomplete": "incomplete"}
 ANSWERED: StatusSet = frozenset({"input_required"})
+# The store's client has already retried once within its own short timeouts: wait a little
+# longer before the second try of a run's end (the one write whose loss costs a webhook).
+RETRY_AFTER_SECONDS = 0.2
 
 
 class RunJournal:
@@ -142,7 +146,23 @@ class RunJournal:
             changes["error_message"] = terminal.message
             changes.update(kept_output(status, run.partial_output, run.ctx.llm.usage))
         try:
-            await self._store.finish(
+            await self._finish(self._store, rest, status, changes)
+            self.also_sent = bool(self.also_on_finish)
+        except Exception as exc:
+            self._writer.failed(rest, exc)
+            log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
+
+    async def _finish(
+        self, store: RunStore, rest: list[StoredEvent], status: RunStatus, changes: RunUpdate
+    ) -> None:
+        """The record's end, tried twice: one timed-out reply (a loaded Redis, a failover)
+        must not leave a finished run ``running`` and its webhook unsent. Both parts are
+        idempotent (events append by sequence number, the move only from a live status); a
+        first try that was applied although its reply was lost is known by its
+        ``finished_at``, and the observer (the webhook outbox) is told of it then."""
+
+        async def finish() -> bool:
+            return await store.finish(
                 self._run_id,
                 rest,
                 kind="run",
@@ -151,10 +171,21 @@ class RunJournal:
                 changes=changes,
                 also=self.also_on_finish,
             )
-            self.also_sent = bool(self.also_on_finish)
+
+        try:
+            await finish()
+            return
         except Exception as exc:
-            self._writer.failed(rest, exc)
-            log.warning("run_record_write_failed", run_id=self._run_id, error=type(exc).__name__)
+            log.info("run_record_write_retried", run_id=self._run_id, error=type(exc).__name__)
+        await asyncio.sleep(RETRY_AFTER_SECONDS)
+        if await finish():
+            return
+        record = await store.get(self._run_id)
+        if record is not None and (record.status, record.finished_at) == (
+            status,
+            changes.get("finished_at"),
+        ):
+            await tell_observer(store.observer, self._run_id, status)
 
     async def _move(self, to: RunStatus, allowed: StatusSet, changes: RunUpdate) -> None:
         if not self._keeps_record or self._store is None:
