@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.api.docs import mount_docs
 from app.api.errors import install_exception_handlers
+from app.api.lean_app import LeanFastAPI
 from app.api.router import mount_routes
 from app.core.config import Settings
 from app.core.routing import RouteTable
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     routes = RouteTable()
     protocol_lifespans: list[Lifespan] = []  # filled by mount_protocols, entered at start-up
     docs = settings.DOCS_ENABLED
-    app = FastAPI(
+    app = LeanFastAPI(
         title=settings.API_TITLE,
         version=settings.API_VERSION,
         debug=False,  # never render tracebacks to clients, whatever DEBUG says
@@ -67,8 +68,8 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         # FastAPI's own OpenTelemetry spans start once any global provider is set, believe
-        # every incoming traceparent and run outside our chain: ours (TRACING_*) instead.
-        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
+        # every incoming traceparent and run outside our chain: LeanFastAPI turns them off,
+        # ours (TRACING_*) instead.
     )
     install_exception_handlers(app, routes=routes)
     mount_routes(app, settings, routes=routes)

@@ -45,9 +45,10 @@ def coerce_answer(kind: InputKind, choices: list[str] | None, value: Any) -> Any
 class RunControl:
     def __init__(self) -> None:
         self._pending: dict[str, PendingInput] = {}
-        self._running = asyncio.Event()
-        self._running.set()
-        self._parked = asyncio.Event()  # set while the agent waits at a checkpoint
+        # Made when first needed: most runs are never paused, and each asyncio.Event holds a
+        # deque (about 700 bytes) for as long as the run lives.
+        self._resumed: asyncio.Event | None = None  # exists while paused; set by resume()
+        self._parked: asyncio.Event | None = None  # set while the agent waits at a checkpoint
 
     def expect(self, request_id: str, kind: InputKind, choices: list[str] | None) -> PendingInput:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -71,28 +72,38 @@ class RunControl:
             pending.future.set_result(coerced)
 
     def pause(self) -> None:
-        self._running.clear()
+        if self._resumed is None:
+            self._resumed = asyncio.Event()
 
     def resume(self) -> None:
-        self._running.set()
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        return self._resumed is not None
 
     @property
     def parked(self) -> bool:
         """The agent waits at a checkpoint: the pause has taken effect (tasks report it)."""
-        return self._parked.is_set()
+        return self._parked is not None and self._parked.is_set()
 
     async def wait_parked(self) -> None:
-        await self._parked.wait()
+        await self._parked_flag().wait()
 
     async def wait_while_paused(self) -> None:
-        if self._running.is_set():
+        resumed = self._resumed
+        if resumed is None:
             return
-        self._parked.set()
+        parked = self._parked_flag()
+        parked.set()
         try:
-            await self._running.wait()
+            await resumed.wait()
         finally:
-            self._parked.clear()
+            parked.clear()
+
+    def _parked_flag(self) -> asyncio.Event:
+        if self._parked is None:
+            self._parked = asyncio.Event()
+        return self._parked

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -50,6 +50,8 @@ _FILLER = (
     "that", "this", "depends", "on", "context", "so", "consider", "details", "carefully",
     "before", "deciding", "what", "works", "best", "for", "your", "case", "today",
 )  # fmt: skip
+_FILLER_TEXT = " ".join(_FILLER)
+_WORD = re.compile(r"\S+")
 # Yield to the event loop every this many tokens when streaming as fast as possible, so one
 # long answer cannot starve other requests.
 _YIELD_EVERY = 64
@@ -91,10 +93,22 @@ def _is_arithmetic(candidate: str) -> bool:
 class _Plan:
     """What the model will say, decided before any time passes."""
 
-    tokens: list[str] = field(default_factory=list)
+    text: str = ""  # said word by word, from the start again until ``length`` words are out
+    length: int = 0
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     prompt_tokens: int = 0
+
+    def words(self) -> Iterator[str]:
+        """The answer's words, each made as it is said, as a real model's arrive: an open
+        stream holds one string, not a list of its words (64 of them were 4 KB a stream)."""
+        said = 0
+        while said < self.length:
+            for match in _WORD.finditer(self.text):
+                yield match.group()
+                said += 1
+                if said == self.length:
+                    return
 
 
 class OfflineProvider:
@@ -138,20 +152,21 @@ class OfflineProvider:
         if self._latency:
             await asyncio.sleep(self._latency)
         started = time.monotonic()
-        for index, token in enumerate(plan.tokens):
+        last = plan.length - 1
+        for index, word in enumerate(plan.words()):
             if self._interval and index:
                 # An absolute schedule, so sleep overshoot does not accumulate into drift.
                 delay = started + index * self._interval - time.monotonic()
                 await asyncio.sleep(max(0.0, delay))
             elif index and index % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            yield LLMDelta(text=token)
-        completion = len(plan.tokens) + sum(
+            yield LLMDelta(text=word if index == last else word + " ")
+        completion = plan.length + sum(
             1 + count_words(json.dumps(call.arguments)) for call in plan.tool_calls
         )
         yield LLMFinal(
             response=LLMResponse(
-                content="".join(plan.tokens),
+                content=" ".join(plan.words()),
                 tool_calls=plan.tool_calls,
                 usage=Usage(
                     prompt_tokens=plan.prompt_tokens,
@@ -189,16 +204,15 @@ class OfflineProvider:
         return self._text_plan(_chat_answer(question, digest), request, prompt)
 
     def _text_plan(self, text: str, request: LLMRequest, prompt: int) -> _Plan:
-        words = text.split()
-        if self._response_tokens is not None:
-            filler = words or list(_FILLER)
-            words = [filler[i % len(filler)] for i in range(self._response_tokens)]
+        length = count_words(text)
+        if self._response_tokens is not None:  # the text's words, over again as needed
+            text = text if length else _FILLER_TEXT
+            length = self._response_tokens
         finish: FinishReason = "stop"
-        if request.max_tokens is not None and len(words) > request.max_tokens:
-            words = words[: request.max_tokens]
+        if request.max_tokens is not None and length > request.max_tokens:
+            length = request.max_tokens
             finish = "length"
-        tokens = [word + " " for word in words[:-1]] + words[-1:]
-        return _Plan(tokens=tokens, finish_reason=finish, prompt_tokens=prompt)
+        return _Plan(text=text, length=length, finish_reason=finish, prompt_tokens=prompt)
 
 
 def _digest(request: LLMRequest) -> str:

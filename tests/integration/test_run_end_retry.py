@@ -13,8 +13,8 @@ import pytest
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from tests.conftest import SettingsFactory, app_client
+from tests.integration.test_tasks_api import admin as _admin
 from tests.integration.test_webhooks_api import (
-    _admin,
     _deliveries,
     _ended,
     _invoke,
@@ -59,7 +59,7 @@ async def test_one_failed_end_write_loses_neither_the_status_nor_the_webhook(
         run = (await client.get(f"/v1/runs/{run_id}", headers=admin)).json()
         assert run["status"] == "completed" and run["output"]
         async with client.stream("GET", f"/v1/runs/{run_id}/events", headers=admin) as events:
-            frames = list(parse_lines([line async for line in events.aiter_lines()]))
+            frames = list(parse_lines(iter([line async for line in events.aiter_lines()])))
         ids = [int(frame.id) for frame in frames if frame.id]
         assert ids == sorted(set(ids))  # the retried append added nothing twice
         assert [f.event for f in frames].count("run_completed") == 1
