@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections import deque
+from itertools import islice
 
 from app.agents.events import EVENT_ADAPTER, TERMINAL_TYPES, Event
 from app.store.run_store import StoredEvent
@@ -20,6 +22,7 @@ from app.store.run_store import StoredEvent
 _HEAD = re.compile(r'\{"seq":(?P<seq>[0-9]+),"ts":"[^"]*","type":"(?P<type>[a-z_]+)"')
 FEED_EVENTS = 4096  # per run: about a minute of fast tokens
 FEED_BYTES = 4 * 1024 * 1024  # and at most this much event JSON, whatever the events' size
+SETTLE_SECONDS = 1.0  # an event this old has been taken by every reader that keeps up
 
 
 class LoggedEvent:
@@ -69,6 +72,14 @@ class LoggedEvent:
     def stored(self) -> StoredEvent:
         return StoredEvent(self.seq, self.json)
 
+    def settle(self) -> None:
+        """Read by every reader keeping up: keep the JSON only. A late reader has the event
+        parsed and the frame encoded again; a token's parsed event (about 500 bytes) and
+        frame were two thirds of what a long run's ring held."""
+        if self.type == "token":  # nobody keeps a token's identity (others: the run may)
+            self._event = None
+        self.wire = None
+
 
 class RunFeed:
     def __init__(
@@ -80,6 +91,10 @@ class RunFeed:
         self.last_seq = after  # the newest event pushed (or the point the feed starts after)
         self.ended = False  # the terminal event was pushed, or the feed was closed
         self._waiters: list[asyncio.Future[None]] = []
+        # Events up to _mark are settled once SETTLE_SECONDS have passed since it was set:
+        # one clock read per push, and the events settled once each.
+        self._mark = self._settled = after
+        self._settle_at = 0.0
 
     @property
     def first_seq(self) -> int:
@@ -97,7 +112,24 @@ class RunFeed:
         self.last_seq = item.seq
         if item.terminal:
             self.ended = True
+        now = time.monotonic()
+        if now >= self._settle_at:
+            self._settle(self._mark)
+            self._mark, self._settle_at = item.seq, now + SETTLE_SECONDS
         self._wake()
+
+    def _settle(self, upto: int) -> None:
+        items = self._items
+        if upto <= self._settled or not items:
+            return
+        # Sequence numbers run consecutively through the ring (after() relies on it too);
+        # if they ever did not, this starts too late and settles less, never too much.
+        start = max(self._settled + 1 - items[0].seq, 0)
+        for item in islice(items, start, None):
+            if item.seq > upto:
+                break
+            item.settle()
+        self._settled = upto
 
     def close(self) -> None:
         """No more events will come (a tail that stopped): readers fall back to the log."""

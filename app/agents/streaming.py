@@ -23,7 +23,15 @@ class StreamedCall:
     def __init__(self, ctx: RunContext, request: LLMRequest) -> None:
         self._ctx = ctx
         self._request = request
-        self.response = LLMResponse()
+        self._response: LLMResponse | None = None  # an empty one is made only if asked early
+
+    @property
+    def response(self) -> LLMResponse:
+        return self._response if self._response is not None else LLMResponse()
+
+    @response.setter
+    def response(self, response: LLMResponse) -> None:
+        self._response = response
 
     async def __aiter__(self) -> AsyncIterator[TokenEvent]:
         async with aclosing(self._ctx.llm.stream(self._request)) as items:  # type: ignore[type-var]

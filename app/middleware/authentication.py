@@ -83,6 +83,7 @@ class AuthenticationMiddleware:
             scope["principal"] = await self.authenticator.authenticate(
                 authorization=authorization, api_key=api_key
             )
+            del authorization, api_key  # not held for as long as a stream stays open
         except AuthenticationFailed as exc:
             metrics.AUTH_FAILURES.labels(reason=exc.reason).inc()
             await self._deny(scope, send, status=401, code=exc.reason, detail=exc.detail)

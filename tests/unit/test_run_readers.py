@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from app.agents.events import RunCompleted, RunStarted, TokenEvent
 from app.agents.feed import LoggedEvent, RunFeed
 from app.agents.followers import EventsMissed, FollowItem, RunFollowers, coalesce
@@ -43,6 +45,46 @@ def test_the_ring_hands_out_what_follows_a_cursor_or_none_when_it_left_it_behind
     assert feed.after(6) == []
     assert feed.after(1) is None  # seq 2 has left the 4-event ring
     assert feed.ended and feed.first_seq == 3
+
+
+class _Clock:
+    now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_events_a_second_old_keep_only_their_json_and_read_back_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("app.agents.feed.time", clock)
+    feed = RunFeed()
+    events = _events(14)
+    originals = [item.event for item in events]
+    for item in events:
+        item.wire = b"frame"  # as a transport caches it
+    for item in events[:10]:  # seq 1-10 at once (seq 1 is the first mark)
+        feed.push(item)
+    clock.now += 1.0
+    feed.push(events[10])  # seq 11: seq 1 is a second old; 11 the new mark
+    assert events[0].wire is None and events[1].wire == b"frame"
+    clock.now += 0.5
+    feed.push(events[11])  # not yet: the mark is half a second old
+    assert events[1].wire == b"frame"
+    clock.now += 0.5
+    feed.push(events[12])  # seq 2-11 settle
+    settled, fresh = events[:11], events[11:13]
+    assert all(item.wire is None for item in settled)
+    assert all(item._event is None for item in settled if item.type == "token")
+    assert settled[0]._event is originals[0]  # run_started keeps its object
+    assert all(item.wire == b"frame" and item._event is not None for item in fresh)
+    feed.push(events[13])
+    # Read back as they were: the same events, the same JSON, in the same ring.
+    read = feed.after(0) or []
+    assert [item.seq for item in read] == list(range(1, 15))
+    assert [item.event for item in read] == originals
+    assert [item.json for item in read] == [item.json for item in events]
 
 
 def test_coalescing_joins_consecutive_tokens_and_keeps_the_last_id() -> None:
