@@ -39,6 +39,12 @@ class TracingMiddleware:
             None if template == UNMATCHED_ROUTE else template,
             peer_key=tracing.PEER_SCOPE_KEY,
         )
+        if not request.span.is_recording():  # sampled out: no status to record, no wrapper
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request.end(None)
+            return
         status: int | None = None
 
         async def send_capturing_status(message: Message) -> None:

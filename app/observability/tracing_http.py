@@ -61,6 +61,9 @@ class ServerRequest:
 
     def end(self, status: int | None) -> None:
         span = self.span
+        if not span.is_recording():
+            otel_context.detach(self.token)  # type: ignore[arg-type]
+            return
         if status is not None:
             span.set_attribute("http.response.status_code", status)
         if status is None or status >= 500:  # no answer at all counts as a server error
