@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import functools
 import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -52,6 +53,9 @@ _FILLER = (
 )  # fmt: skip
 _FILLER_TEXT = " ".join(_FILLER)
 _WORD = re.compile(r"\S+")
+# Answers up to this size are shared between the calls that give them (_shared_tokens).
+_SHARED_MAX_TOKENS = 1024
+_SHARED_MAX_CHARS = 16_384
 # Yield to the event loop every this many tokens when streaming as fast as possible, so one
 # long answer cannot starve other requests.
 _YIELD_EVERY = 64
@@ -99,9 +103,16 @@ class _Plan:
     finish_reason: FinishReason = "stop"
     prompt_tokens: int = 0
 
-    def words(self) -> Iterator[str]:
-        """The answer's words, each made as it is said, as a real model's arrive: an open
-        stream holds one string, not a list of its words (64 of them were 4 KB a stream)."""
+    def tokens(self) -> Iterable[str]:
+        """The answer's tokens: each word with a space after it, but the last. An answer of
+        ordinary size comes from a small cache shared by every call that gives it, so an
+        open stream holds no copy of its own (a list per stream was 4 KB of 64 tokens); a
+        long one is made word by word as it is said."""
+        if self.length <= _SHARED_MAX_TOKENS and len(self.text) <= _SHARED_MAX_CHARS:
+            return _shared_tokens(self.text, self.length)
+        return _spaced(self._words(), self.length)
+
+    def _words(self) -> Iterator[str]:
         said = 0
         while said < self.length:
             for match in _WORD.finditer(self.text):
@@ -109,6 +120,17 @@ class _Plan:
                 said += 1
                 if said == self.length:
                     return
+
+
+def _spaced(words: Iterator[str], length: int) -> Iterator[str]:
+    for index, word in enumerate(words, start=1):
+        yield word if index == length else word + " "
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_tokens(text: str, length: int) -> tuple[str, ...]:
+    words = text.split()
+    return tuple(_spaced((words[i % len(words)] for i in range(length)), length))
 
 
 class OfflineProvider:
@@ -152,21 +174,20 @@ class OfflineProvider:
         if self._latency:
             await asyncio.sleep(self._latency)
         started = time.monotonic()
-        last = plan.length - 1
-        for index, word in enumerate(plan.words()):
+        for index, token in enumerate(plan.tokens()):
             if self._interval and index:
                 # An absolute schedule, so sleep overshoot does not accumulate into drift.
                 delay = started + index * self._interval - time.monotonic()
                 await asyncio.sleep(max(0.0, delay))
             elif index and index % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-            yield LLMDelta(text=word if index == last else word + " ")
+            yield LLMDelta(text=token)
         completion = plan.length + sum(
             1 + count_words(json.dumps(call.arguments)) for call in plan.tool_calls
         )
         yield LLMFinal(
             response=LLMResponse(
-                content=" ".join(plan.words()),
+                content="".join(plan.tokens()),
                 tool_calls=plan.tool_calls,
                 usage=Usage(
                     prompt_tokens=plan.prompt_tokens,

@@ -107,6 +107,19 @@ async def test_zero_tokens_per_second_is_as_fast_as_possible() -> None:
     assert time.monotonic() - started < 1.0
 
 
+async def test_a_long_answer_made_word_by_word_says_what_a_short_one_says() -> None:
+    # Up to 1,024 tokens an answer's tokens are shared between calls; past that they are
+    # made as they are said. Both must say the same words, spaced the same way.
+    short = OfflineProvider(latency_ms=0, tokens_per_second=0, response_tokens=1000)
+    long = OfflineProvider(latency_ms=0, tokens_per_second=0, response_tokens=3000)
+    deltas = [item.text async for item in long.stream(ask("q")) if isinstance(item, LLMDelta)]
+    final = await long.complete(ask("q"))
+
+    assert len(deltas) == 3000 and "".join(deltas) == final.content
+    assert all(delta.endswith(" ") for delta in deltas[:-1]) and not deltas[-1].endswith(" ")
+    assert final.content.startswith((await short.complete(ask("q"))).content + " ")
+
+
 async def test_fixed_response_length_and_max_tokens() -> None:
     provider = OfflineProvider(latency_ms=0, tokens_per_second=0, response_tokens=25)
     full = await provider.complete(ask("length please"))
