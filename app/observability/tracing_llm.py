@@ -77,7 +77,9 @@ async def traced_stream(
         _observe(span, genai, first, cacheable=cacheable)
         yield first
         async for item in items:
-            _observe(span, genai, item, cacheable=cacheable)
+            # ``kind`` is a field of every stream item; tokens pass with this one test.
+            if getattr(item, "kind", None) == "final":
+                _observe(span, genai, item, cacheable=cacheable)
             yield item
     except Exception as exc:
         # The code of an LLMError says what failed (llm_timeout, llm_rate_limited, ...);

@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
+from app.observability.lean_spans import LeanTracer
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
 from app.observability.tracing_http import ServerSpans, TrustedPeers
 from app.observability.tracing_llm import traced_stream
@@ -46,20 +47,31 @@ SERVICE_NAMES = {"api": "agent-service", "worker": "agent-service-worker"}
 
 def build(settings: Settings, *, role: str) -> Tracing:
     provider = TracerProvider(resource=_resource(settings, role))  # sampler: OTEL_TRACES_*
-    for name in _exporter_names():
+    batches: list[SpanProcessor] = []
+    names = _exporter_names()
+    for name in names:
         if name == "otlp":
-            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
+            batches.append(BatchSpanProcessor(_otlp_exporter()))
+            provider.add_span_processor(batches[-1])
         elif name == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    # Our own spans are LeanSpans (app/observability/lean_spans.py), which our OTLP exporter
+    # reads; the console exporter prints SDK spans, so with it ours are the SDK's too.
+    tracer: trace.Tracer = (
+        provider.get_tracer(SCOPE)
+        if "console" in names
+        else LeanTracer(provider, scope=SCOPE, processors=batches)
+    )
     # Libraries with their own OpenTelemetry spans (a framework an adapter serves) join our
     # traces through the global provider; it can be set once per process.
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     return Tracing(
         provider,
+        tracer,
         genai=GenAIConventions.from_env(),
         server=ServerSpans(
-            provider.get_tracer(SCOPE),
+            tracer,
             trust=settings.TRACING_TRUST_INCOMING,
             trusted=TrustedPeers(settings.FORWARDED_ALLOW_IPS),
         ),
@@ -105,10 +117,15 @@ class Tracing:
     """The active tracing of this process: what app/observability/tracing.py delegates to."""
 
     def __init__(
-        self, provider: TracerProvider, *, genai: GenAIConventions, server: ServerSpans
+        self,
+        provider: TracerProvider,
+        tracer: trace.Tracer,
+        *,
+        genai: GenAIConventions,
+        server: ServerSpans,
     ) -> None:
         self.provider = provider
-        self.tracer = provider.get_tracer(SCOPE)
+        self.tracer = tracer
         self.genai = genai
         self.server = server
 

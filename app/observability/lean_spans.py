@@ -1,0 +1,287 @@
+"""Our own spans, recorded for the OTLP exporter without the SDK's per-span machinery.
+
+The OpenTelemetry SDK's span costs a request more than everything else tracing does
+(``bench/tracing_floor.py``: 35 us to start and end one on the bench machine, four per
+request, +23 % of a full-chain invoke before any export): every attribute is validated
+under a lock into a bounded mapping, the span is copied into a second object when it ends,
+and each start and end goes through the processor multiplexer and the SDK's own metrics.
+Our spans (server, ``invoke_agent``, ``step``, ``chat``, ``execute_tool``, the queue's and
+Redis') set attributes whose names and types we wrote, so ``LeanTracer`` keeps what a span
+must be and no more: the provider's sampler (``OTEL_TRACES_SAMPLER``) decides exactly as it
+decides for the SDK, ids come from the provider's generator, the resource and
+instrumentation scope are the provider's, and an ended sampled span goes to the provider's
+batch processor, whose exporter (ours, app/observability/otlp_export.py) reads it as it
+reads an SDK span. A ``LeanSpan`` is an ``opentelemetry.trace.Span`` to everyone else: other
+instrumentations (httpx, a framework an adapter serves) start their SDK spans under it
+through the context, and ours start under theirs.
+
+Not kept: span limits (our spans carry a dozen attributes; the SDK's default limit is 128)
+and the SDK's self-metrics. It is used only when the OTLP exporter is the only one
+(tracing_setup.py); the console exporter gets SDK spans.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import time_ns
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
+
+_UNSET = Status(StatusCode.UNSET)
+# (sampled, random trace id) -> the flags the SDK sets for them
+_FLAGS = {
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
+
+
+class LeanSpan:
+    """A recording span; what the exporter reads has the names of the SDK's ReadableSpan."""
+
+    __slots__ = (
+        "_processors",
+        "attributes",
+        "context",
+        "end_time",
+        "events",
+        "instrumentation_scope",
+        "kind",
+        "links",
+        "name",
+        "parent",
+        "resource",
+        "start_time",
+        "status",
+    )
+    dropped_attributes = dropped_events = dropped_links = 0
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        links: Sequence[Link],
+        tracer: LeanTracer,
+        start_time: int | None,
+    ) -> None:
+        self.name = name
+        self.context = context
+        self.parent = parent
+        self.kind = kind
+        self.attributes = attributes
+        self.links = links
+        self.events: list[Event] = []
+        self.status = _UNSET
+        self.resource = tracer.resource
+        self.instrumentation_scope = tracer.instrumentation_scope
+        self._processors = tracer.processors
+        self.start_time = start_time or time_ns()
+        self.end_time: int | None = None
+
+    # -- the API's Span ---------------------------------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self.end_time is None:
+            self.attributes[key] = value
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self.end_time is None:
+            self.attributes.update(attributes)
+
+    def add_event(
+        self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+    ) -> None:
+        if self.end_time is None:
+            self.events.append(Event(name, dict(attributes or {}), timestamp or time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
+        if self.end_time is None and context.is_valid:
+            self.links = [*self.links, Link(context, attributes)]
+
+    def update_name(self, name: str) -> None:
+        if self.end_time is None:
+            self.name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        # As the SDK: UNSET is ignored, and OK is final.
+        if self.end_time is not None or self.status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self.status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        kind = type(exception)
+        module = kind.__module__
+        recorded = {
+            "exception.type": (
+                f"{module}.{kind.__qualname__}"
+                if module and module != "builtins"
+                else kind.__qualname__
+            ),
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+            **(attributes or {}),
+        }
+        self.add_event("exception", recorded, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        self.end_time = end_time or time_ns()
+        for processor in self._processors:
+            processor.on_end(self)  # type: ignore[arg-type]  # read as a ReadableSpan
+
+    def __enter__(self) -> LeanSpan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end()
+
+
+trace.Span.register(LeanSpan)  # what trace.get_current_span() accepts from a context
+
+
+def follows_sampled_parents(sampler: Sampler) -> bool:
+    """Whether ``sampler`` samples every child of a sampled parent made in this process,
+    with the parent's trace state and the child's own attributes. True of every sampler
+    OTEL_TRACES_SAMPLER can name but ``always_off`` (which samples no parent): always on,
+    a trace-id ratio (the child has its parent's trace id, so its decision), and ParentBased
+    with its default for a sampled local parent. Asking such a sampler for each child of a
+    request cost about 3 us a span; it is asked only for roots and remote parents then."""
+    if sampler is ALWAYS_ON or isinstance(sampler, TraceIdRatioBased):
+        return True
+    # ParentBased keeps its delegates private; its description names them.
+    return isinstance(sampler, ParentBased) and (
+        "localParentSampled:AlwaysOnSampler" in sampler.get_description()  # type: ignore[no-untyped-call]
+    )
+
+
+class LeanTracer(trace.Tracer):
+    def __init__(
+        self, provider: TracerProvider, *, scope: str, processors: Sequence[SpanProcessor]
+    ) -> None:
+        self._sampler = provider.sampler
+        self._follows_sampled_parents = follows_sampled_parents(provider.sampler)
+        self._ids = provider.id_generator
+        self._random_ids = self._ids.is_trace_id_random()
+        self.resource = provider.resource
+        self.instrumentation_scope = InstrumentationScope(scope)  # as provider.get_tracer's
+        self.processors = tuple(processors)
+
+    def start_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        links = links or ()
+        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        if parent is not None and parent.is_valid:
+            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
+        else:
+            parent, trace_id = None, self._ids.generate_trace_id()
+            random = self._random_ids
+        if (
+            self._follows_sampled_parents
+            and parent is not None
+            and parent.trace_flags.sampled
+            and not parent.is_remote
+        ):  # what the sampler would answer, without asking it (see follows_sampled_parents)
+            sampled = True
+            trace_state: TraceState | None = parent.trace_state
+            recorded = dict(attributes) if attributes else {}
+        else:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            if result.decision is Decision.DROP:
+                return NonRecordingSpan(
+                    SpanContext(
+                        trace_id,
+                        self._ids.generate_span_id(),
+                        is_remote=False,
+                        trace_flags=_FLAGS[False, random],
+                        trace_state=result.trace_state,
+                    )
+                )
+            sampled = result.decision is Decision.RECORD_AND_SAMPLE
+            trace_state = result.trace_state
+            # The sampler's attributes are the span's (the standard ones hand ours back).
+            recorded = dict(result.attributes) if result.attributes else {}
+        span_context = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_FLAGS[sampled, random],
+            trace_state=trace_state,
+        )
+        span = LeanSpan(name, span_context, parent, kind, recorded, links, self, start_time)
+        return span  # type: ignore[return-value]  # a registered trace.Span
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Mapping[str, Any] | None = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context, kind, attributes, links, start_time)
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
