@@ -144,3 +144,30 @@ def test_hooks_are_inert_while_tracing_is_off() -> None:
     assert tracing.exemplar() is None
     with tracing.tool_span(None, name="t", call_id="c", arguments={}) as span:
         assert span is None
+
+
+@pytest.mark.parametrize(
+    ("environment", "queue", "batch"),
+    [
+        ({}, 8192, 2048),  # ours: the SDK's 2,048 / 512 were too small at 100 % sampling
+        ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100"}, 2048, 100),  # one set: the SDK's rules
+        ({"OTEL_BSP_MAX_QUEUE_SIZE": "1000"}, 1000, 512),  # never a batch over the queue
+    ],
+)
+def test_span_batches_are_ours_unless_the_standard_variables_say(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], queue: int, batch: int
+) -> None:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from app.observability.tracing_setup import _batch_processor
+
+    for name in ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    processor = _batch_processor(SpanExporter())
+    try:
+        batching = processor._batch_processor  # noqa: SLF001 - the SDK keeps them private
+        assert (batching._max_queue_size, batching._max_export_batch_size) == (queue, batch)  # noqa: SLF001
+    finally:
+        processor.shutdown()
