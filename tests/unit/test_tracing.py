@@ -170,4 +170,4 @@ def test_span_batches_are_ours_unless_the_standard_variables_say(
         batching = processor._batch_processor  # noqa: SLF001 - the SDK keeps them private
         assert (batching._max_queue_size, batching._max_export_batch_size) == (queue, batch)  # noqa: SLF001
     finally:
-        processor.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
