@@ -92,15 +92,42 @@ def _key_value(key: str, value: Any) -> bytes:
     return _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
 
 
+@functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)
+def _cached_attribute(tag: bytes, key: str, value: str | bool | int | float) -> bytes:
+    return _field(tag, _cached_key_value(key, value))
+
+
+# Keys whose values are one request's own (ids): cached, they would only push out the pairs
+# that repeat.
+_UNIQUE_KEYS = frozenset(
+    {
+        "agent_service.request_id",
+        "agent_service.run.id",
+        "gen_ai.conversation.id",
+        "gen_ai.response.id",
+        "gen_ai.tool.call.id",
+        "messaging.message.id",
+    }
+)
+_SCALARS = frozenset({str, bool, int, float})
+
+
 def encode_attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Each pair as a ``KeyValue`` field; one that has no OTLP form is left out and logged,
-    as the library's encoder does, so one bad attribute never loses the span."""
+    as the library's encoder does, so one bad attribute never loses the span. A repeating
+    scalar pair comes whole, field and all, from one cache lookup."""
     if not attributes:
         return b""
     fields = []
     for key, value in attributes.items():
         try:
-            fields.append(_field(tag, _key_value(key, value)))
+            if type(value) not in _SCALARS:
+                fields.append(_field(tag, _key_value(key, value)))
+            elif key in _UNIQUE_KEYS:
+                pair = _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
+                fields.append(_field(tag, pair))
+            else:
+                fields.append(_cached_attribute(tag, key, value))
         except (TypeError, ValueError) as error:
             _logger.warning("Failed to encode key %s: %s", key, error)
     return b"".join(fields)
@@ -114,6 +141,16 @@ def _flags(is_remote: bool) -> bytes:
     return _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if is_remote else 0))
 
 
+_KIND_FIELD = {kind: b"\x30" + _varint(number) for kind, number in _KIND.items()}
+_NO_STATUS = b"\x7a\x00"  # an UNSET status without a description: an empty message
+_FLAGS_FIELD = {remote: b"\x85\x01" + _flags(remote) for remote in (False, True)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_field(name: str) -> bytes:
+    return _field(b"\x2a", name.encode())  # span names repeat (route templates, operations)
+
+
 def encode_span(span: ReadableSpan) -> bytes:
     """One ``Span`` message (field numbers: trace.proto's ``Span``)."""
     context = span.context
@@ -122,37 +159,45 @@ def encode_span(span: ReadableSpan) -> bytes:
         b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
         b"\x12\x08" + context.span_id.to_bytes(8, "big"),
     ]
+    append = parts.append
     if context.trace_state:
         state = ",".join(f"{k}={v}" for k, v in context.trace_state.items())
-        parts.append(_field(b"\x1a", state.encode()))
+        append(_field(b"\x1a", state.encode()))
     parent = span.parent
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
     if span.name:
-        parts.append(_field(b"\x2a", span.name.encode()))
-    parts.append(b"\x30" + _varint(_KIND[span.kind]))
+        append(_name_field(span.name))
+    append(_KIND_FIELD[span.kind])
     if span.start_time:
-        parts.append(b"\x39" + _FIXED64(span.start_time))
+        append(b"\x39" + _FIXED64(span.start_time))
     if span.end_time:
-        parts.append(b"\x41" + _FIXED64(span.end_time))
-    parts.append(encode_attributes(b"\x4a", span.attributes))
-    parts.append(_dropped(10, span.dropped_attributes))
+        append(b"\x41" + _FIXED64(span.end_time))
+    append(encode_attributes(b"\x4a", span.attributes))
+    if span.dropped_attributes:
+        append(_dropped(10, span.dropped_attributes))
     for event in span.events:
         body = b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b""
         body += _field(b"\x12", event.name.encode()) if event.name else b""
         body += encode_attributes(b"\x1a", event.attributes)
-        parts.append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
-    parts.append(_dropped(12, span.dropped_events))
+        append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
+    if span.dropped_events:
+        append(_dropped(12, span.dropped_events))
     for link in span.links:
         body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
         body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
         body += encode_attributes(b"\x22", link.attributes) + _dropped(5, link.dropped_attributes)
-        parts.append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
-    parts.append(_dropped(14, span.dropped_links))
-    status, code = span.status, span.status.status_code.value
-    body = _field(b"\x12", status.description.encode()) if status.description else b""
-    parts.append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
-    parts.append(b"\x85\x01" + _flags(parent is not None and parent.is_remote))
+        append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
+    if span.dropped_links:
+        append(_dropped(14, span.dropped_links))
+    status = span.status
+    code = status.status_code.value
+    if code or status.description:
+        body = _field(b"\x12", status.description.encode()) if status.description else b""
+        append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
+    else:
+        append(_NO_STATUS)
+    append(_FLAGS_FIELD[parent is not None and parent.is_remote])
     return b"".join(parts)
 
 
