@@ -56,12 +56,11 @@ def build(settings: Settings, *, role: str) -> Tracing:
         elif name == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     # Our own spans are LeanSpans (app/observability/lean_spans.py), which our OTLP exporter
-    # reads; the console exporter prints SDK spans, so with it ours are the SDK's too.
-    tracer: trace.Tracer = (
-        provider.get_tracer(SCOPE)
-        if "console" in names
-        else LeanTracer(provider, scope=SCOPE, processors=batches)
-    )
+    # reads; the console exporter prints SDK spans, so with it ours are the SDK's too, and
+    # with OTEL_SDK_DISABLED the SDK's no-op tracer is.
+    tracer = provider.get_tracer(SCOPE)
+    if "console" not in names and not isinstance(tracer, trace.NoOpTracer):
+        tracer = LeanTracer(provider, scope=SCOPE, processors=batches)
     # Libraries with their own OpenTelemetry spans (a framework an adapter serves) join our
     # traces through the global provider; it can be set once per process.
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):

@@ -171,3 +171,27 @@ def test_span_batches_are_ours_unless_the_standard_variables_say(
         assert (batching._max_queue_size, batching._max_export_batch_size) == (queue, batch)  # noqa: SLF001
     finally:
         processor.shutdown()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize(
+    ("environment", "kind"),
+    [
+        ({}, "LeanTracer"),  # our spans, read by our OTLP exporter
+        ({"OTEL_TRACES_EXPORTER": "otlp,console"}, "Tracer"),  # the console prints SDK spans
+        ({"OTEL_SDK_DISABLED": "true"}, "NoOpTracer"),  # the SDK's own off switch holds
+    ],
+)
+def test_our_spans_are_lean_unless_an_sdk_span_is_needed(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], kind: str
+) -> None:
+    from app.observability.tracing_setup import build
+
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    active = build(Settings(_env_file=None, TRACING_ENABLED=True), role="api")
+    try:
+        assert type(active.tracer).__name__ == kind
+    finally:
+        active.shutdown()
