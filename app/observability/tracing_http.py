@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 from app.core.tracing_settings import TrustIncoming
 
 _PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+# True while a request whose server span was sampled out is handled (and in the tasks it
+# starts): every later "is this trace recorded?" is this one read, not a span lookup.
+SAMPLED_OUT: ContextVar[bool] = ContextVar("agent_service_sampled_out", default=False)
 _IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -58,10 +62,12 @@ class TrustedPeers:
 class ServerRequest:
     span: Span
     token: object  # the attached context, detached at the end
+    sampled_out: Token[bool] | None = None
 
     def end(self, status: int | None) -> None:
         span = self.span
-        if not span.is_recording():
+        if self.sampled_out is not None:
+            SAMPLED_OUT.reset(self.sampled_out)
             otel_context.detach(self.token)  # type: ignore[arg-type]
             return
         if status is not None:
@@ -117,9 +123,10 @@ class ServerSpans:
             attributes={"http.request.method": method},
             links=links,
         )
-        if span.is_recording():  # the rest only for a span that is kept
-            span.set_attributes(_attributes(scope, route, user_agent))
         token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if not span.is_recording():
+            return ServerRequest(span, token, SAMPLED_OUT.set(True))
+        span.set_attributes(_attributes(scope, route, user_agent))  # only for a kept span
         return ServerRequest(span, token)
 
 

@@ -36,7 +36,7 @@ from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability.lean_spans import LeanTracer
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
-from app.observability.tracing_http import ServerSpans, TrustedPeers
+from app.observability.tracing_http import SAMPLED_OUT, ServerSpans, TrustedPeers
 from app.observability.tracing_llm import traced_stream
 from app.observability.tracing_runs import RunTrace
 
@@ -166,6 +166,8 @@ class Tracing:
         (every standard sampler follows an in-process parent that was not sampled, or
         decides by the same trace id), so they are not made at all. This keeps a 1 %
         sampler from paying for the 99 % it drops: only the request's root span is."""
+        if SAMPLED_OUT.get():  # the request's own sampling said no: known without a lookup
+            return True
         span = trace.get_current_span()
         return span.get_span_context().is_valid and not span.is_recording()
 
@@ -206,7 +208,12 @@ class Tracing:
                 **attributes,
             },
         ) as span:
-            yield span
+            # Its own trace's sampling decides below it, not an ambient request's.
+            sampled_out = SAMPLED_OUT.set(not span.is_recording())
+            try:
+                yield span
+            finally:
+                SAMPLED_OUT.reset(sampled_out)
 
     @contextlib.contextmanager
     def redis(self, operation: str, target: str) -> Iterator[Span | None]:
@@ -264,6 +271,8 @@ class Tracing:
             event_dict["span_id"] = format(context.span_id, "016x")
 
     def exemplar(self) -> dict[str, str] | None:
+        if SAMPLED_OUT.get():
+            return None
         context = trace.get_current_span().get_span_context()
         if not context.is_valid or not context.trace_flags.sampled:
             return None

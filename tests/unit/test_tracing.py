@@ -195,3 +195,25 @@ def test_our_spans_are_lean_unless_an_sdk_span_is_needed(
         assert type(active.tracer).__name__ == kind
     finally:
         active.shutdown()
+
+
+def test_a_consumed_message_is_traced_whatever_the_ambient_request_sampled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.observability.tracing_http import SAMPLED_OUT
+    from app.observability.tracing_setup import build
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    active = build(Settings(_env_file=None, TRACING_ENABLED=True), role="worker")
+    sampled = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    outer = SAMPLED_OUT.set(True)  # as inside a request whose server span was sampled out
+    try:
+        assert active.unsampled() and active.exemplar() is None
+        with active.consumer("tasks", message_id="t1", carrier=sampled, attributes={}) as span:
+            assert span.is_recording()
+            assert not active.unsampled()  # its children are made
+            assert active.exemplar() is not None
+        assert active.unsampled()  # the request's own decision again
+    finally:
+        SAMPLED_OUT.reset(outer)
+        active.shutdown()
