@@ -83,6 +83,9 @@ def _exercise(tracer: trace.Tracer) -> None:
     with pytest.raises(ValueError, match="boom"):  # noqa: PT012 - the span is the subject
         with tracer.start_as_current_span("execute_tool calculator", context=parent):
             raise ValueError("boom")
+    with pytest.raises(KeyError):  # noqa: PT012 - a span used directly as a context manager
+        with tracer.start_span("step", context=parent):
+            raise KeyError("missing")
 
 
 def _message(spans: Sequence[ReadableSpan]) -> list[dict[str, Any]]:
@@ -110,7 +113,7 @@ def test_a_lean_span_encodes_as_the_same_sdk_span_would() -> None:
     sdk_spans = list(kept.spans)
     kept.spans.clear()
     _exercise(lean)
-    assert len(kept.spans) == len(sdk_spans) == 2
+    assert len(kept.spans) == len(sdk_spans) == 3
     assert _message(kept.spans) == _message(sdk_spans)
     failed = _message(kept.spans)[1]
     assert failed["status"] == {"code": "STATUS_CODE_ERROR", "message": "ValueError: boom"}
