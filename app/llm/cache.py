@@ -204,21 +204,23 @@ class CachedLLM:
         """The answer as a stream; traced as ``chat {model}`` when tracing is on."""
         request = self._with_defaults(request)
         cacheable = self.cacheable(request, bypass=bypass)
+        chat = tracing.chat_outcome()  # told the final answer or the error, for its span
         if cacheable:
-            items = self._stream(request, principal_id=principal_id)
+            items = self._stream(request, principal_id=principal_id, chat=chat)
         else:  # the provider's stream itself: one generator fewer on every token's way
             metrics.record_cache("bypass")
-            items = metrics.instrumented(self.provider, request)
+            items = metrics.instrumented(self.provider, request, chat=chat)
         return tracing.traced_chat(
             items,
             provider=self.provider.name,
             request=request,
             server=getattr(self.provider, "host", None),
             cacheable=cacheable,
+            outcome=chat,
         )
 
     async def _stream(
-        self, request: LLMRequest, *, principal_id: str
+        self, request: LLMRequest, *, principal_id: str, chat: tracing.ChatOutcome | None
     ) -> AsyncGenerator[LLMStreamItem, None]:
         key = cache_key(
             provider=self.provider.name,
@@ -232,6 +234,8 @@ class CachedLLM:
             outcome, replayed = await self._lookup(key)
             if replayed is not None:
                 for item in replayed:
+                    if chat is not None and isinstance(item, LLMFinal):
+                        chat.final(item.response)
                     yield item
                 return
             flight = self._flights.get(key)  # an identical call may have started meanwhile
@@ -241,15 +245,25 @@ class CachedLLM:
                 flight = self._start(key, request, writable=outcome == "miss")
         if follower:
             metrics.record_cache("hit")  # served by the identical call already in flight
-        async with aclosing(flight.follow()) as items:
-            async for item in items:
-                if follower and isinstance(item, LLMFinal):
-                    response = item.response.model_copy(update={"cached": True})
-                    metrics.record_served_from_cache(
-                        provider=self.provider.name, model=response.model, usage=response.usage
-                    )
-                    item = LLMFinal(response=response)
-                yield item
+        try:
+            async with aclosing(flight.follow()) as items:
+                async for item in items:
+                    if isinstance(item, LLMFinal):
+                        if follower:
+                            response = item.response.model_copy(update={"cached": True})
+                            metrics.record_served_from_cache(
+                                provider=self.provider.name,
+                                model=response.model,
+                                usage=response.usage,
+                            )
+                            item = LLMFinal(response=response)
+                        if chat is not None:
+                            chat.final(item.response)
+                    yield item
+        except Exception as exc:
+            if chat is not None:
+                chat.failed(exc)
+            raise
 
     def cacheable(self, request: LLMRequest, *, bypass: bool = False) -> bool:
         if not self._enabled or bypass or request.cache is False:

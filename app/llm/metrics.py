@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from app.llm.failures import log_failure
 from app.llm.protocol import LLMError, LLMProvider
 from app.llm.types import LLMFinal, LLMRequest, LLMStreamItem, Usage
+from app.observability.tracing import ChatOutcome
 
 CacheResult = Literal["hit", "miss", "bypass", "error"]
 # "ok" and the LLMError codes for upstream calls; "cached" when the answer came from the cache
@@ -79,17 +80,18 @@ def record_first_token(*, provider: str, seconds: float) -> None:
 
 
 async def instrumented(
-    provider: LLMProvider, request: LLMRequest
+    provider: LLMProvider, request: LLMRequest, *, chat: ChatOutcome | None = None
 ) -> AsyncGenerator[LLMStreamItem, None]:
     """``provider.stream(request)`` with request, token and latency metrics; closes it on exit.
 
     Every upstream call passes here exactly once, so this is also where a final failure is
-    logged (``llm_call_failed``), for built-in and plug-in providers alike.
+    logged (``llm_call_failed``), for built-in and plug-in providers alike, and where the
+    call's ``chat`` span is told how it ended (``chat``, when it is traced).
     """
     name = provider.name
     started = time.monotonic()
     first = True
-    outcome: Outcome = "cancelled"
+    result: Outcome = "cancelled"
     usage: Usage | None = None
     items: AsyncIterator[LLMStreamItem] = provider.stream(request)
     try:
@@ -98,15 +100,21 @@ async def instrumented(
                 record_first_token(provider=name, seconds=time.monotonic() - started)
                 first = False
             if isinstance(item, LLMFinal):
-                outcome, usage = "ok", item.response.usage
+                result, usage = "ok", item.response.usage
+                if chat is not None:
+                    chat.final(item.response)
             yield item
     except LLMError as exc:
-        outcome = exc.code
+        result = exc.code
         log_failure(provider=name, model=request.model or provider.model, error=exc)
+        if chat is not None:
+            chat.failed(exc)
         raise
     except Exception as exc:
-        outcome = "error"
+        result = "error"
         log_failure(provider=name, model=request.model or provider.model, error=exc)
+        if chat is not None:
+            chat.failed(exc)
         raise
     finally:
         aclose = getattr(items, "aclose", None)  # the protocol promises an iterator only
@@ -115,7 +123,7 @@ async def instrumented(
         record_upstream(
             provider=name,
             model=request.model or provider.model,
-            outcome=outcome,
+            outcome=result,
             duration=time.monotonic() - started,
             usage=usage,
         )

@@ -23,7 +23,7 @@ deep in agents/, llm/ and tasks/ reach it without any object being threaded thro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, MutableMapping
+from collections.abc import AsyncGenerator, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.core.config import Settings
@@ -147,6 +147,41 @@ def tool_span(
     return run.tool(name=name, call_id=call_id, arguments=arguments)
 
 
+class ChatOutcome:
+    """How one model call ended, told by the stream's producer to its ``chat`` span as it
+    happens: the final answer (a ``ChatResponseLike``, just before it is yielded) or the
+    error that ended the stream. The span ends then, whether or not the caller goes on to
+    close the stream."""
+
+    __slots__ = ("_on_end", "error", "response")
+
+    def __init__(self) -> None:
+        self.response: Any = None
+        self.error: BaseException | None = None
+        self._on_end: Callable[[], None] | None = None
+
+    def final(self, response: Any) -> None:
+        self.response = response
+        self._ended()
+
+    def failed(self, error: BaseException) -> None:
+        self.error = error
+        self._ended()
+
+    def when_ended(self, callback: Callable[[], None]) -> None:
+        self._on_end = callback
+
+    def _ended(self) -> None:
+        callback, self._on_end = self._on_end, None
+        if callback is not None:
+            callback()
+
+
+def chat_outcome() -> ChatOutcome | None:
+    """A call's outcome to fill for its span; None (nothing to fill) with tracing off."""
+    return ChatOutcome() if _tracing is not None else None
+
+
 def traced_chat(
     items: AsyncGenerator[T, None],
     *,
@@ -154,12 +189,19 @@ def traced_chat(
     request: ChatRequestLike,
     server: str | None,
     cacheable: bool,
+    outcome: ChatOutcome | None,
 ) -> AsyncGenerator[T, None]:
-    """``chat {model}`` around one model call's stream; the stream itself when off."""
-    if _tracing is None:
+    """``chat {model}`` around one model call's stream (``outcome``: from chat_outcome(),
+    filled by the producer); the stream itself when off."""
+    if _tracing is None or outcome is None:
         return items
     return _tracing.chat(
-        items, provider=provider, request=request, server=server, cacheable=cacheable
+        items,
+        provider=provider,
+        request=request,
+        server=server,
+        cacheable=cacheable,
+        outcome=outcome,
     )
 
 

@@ -35,9 +35,10 @@ from opentelemetry.trace import Span, SpanKind
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability.lean_spans import LeanTracer
+from app.observability.tracing import ChatOutcome
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
 from app.observability.tracing_http import SAMPLED_OUT, ServerSpans, TrustedPeers
-from app.observability.tracing_llm import traced_stream
+from app.observability.tracing_llm import TracedChat
 from app.observability.tracing_runs import RunTrace
 
 T = TypeVar("T")
@@ -247,10 +248,11 @@ class Tracing:
         request: ChatRequestLike,
         server: str | None,
         cacheable: bool,
+        outcome: ChatOutcome,
     ) -> AsyncGenerator[T, None]:
         if self.unsampled():
             return items
-        return traced_stream(
+        return TracedChat(
             self.tracer,
             self.genai,
             items,
@@ -258,6 +260,7 @@ class Tracing:
             request=request,
             server=server,
             cacheable=cacheable,
+            outcome=outcome,
         )
 
     def instrument_httpx(self, client: httpx.AsyncClient) -> None:

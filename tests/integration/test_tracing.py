@@ -17,6 +17,7 @@ from asgi_lifespan import LifespanManager
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import SettingsFactory
+from tests.support.fake_openai import Disconnect, FakeOpenAI, Status, Text
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.redis_server import RedisServer
 
@@ -279,6 +280,45 @@ async def test_a_cached_answer_is_marked_and_the_redis_lookup_is_its_child(
     )
     stored = _one(receiver.spans, "SET llmcache")
     assert stored.parent_span_id == chats[0].span_id  # written once, by the miss
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (Disconnect(chunks=["Partial", " answer"]), "llm_unavailable"),  # after tokens
+        (Status(400), "llm_rejected"),  # before any: the span's first step fails
+        (Text(chunks=["Fine", "."], finish_reason="stop"), None),
+    ],
+    ids=["mid-stream", "first-step", "answered"],
+)
+async def test_a_chat_span_ends_with_the_calls_outcome(
+    make_settings: SettingsFactory, receiver: OtlpReceiver, reply: Any, error: str | None
+) -> None:
+    with FakeOpenAI() as fake:
+        fake.script(reply)
+        settings = _tracing(
+            make_settings,
+            LLM_PROVIDER="openai",
+            OPENAI_BASE_URL=fake.url,
+            OPENAI_MODEL="gpt-test",
+            OPENAI_API_KEY="sk-test-tracing",
+            OPENAI_MAX_RETRIES=0,
+        )
+        async with traced_app(settings) as client:
+            response = await client.post(
+                "/v1/agents/chat/invoke", json={"input": "hi", "store": False}
+            )
+    assert (response.status_code == 200) == (error is None), response.text
+    chat = _one(receiver.spans, "chat gpt-test")
+    assert _parent(receiver.spans, chat).name == "step"
+    if error is None:
+        assert chat.status_code != 2
+        assert chat.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+        assert chat.attributes["gen_ai.usage.output_tokens"] == 2
+    else:
+        assert (chat.status_code, chat.attributes["error.type"]) == (2, error)
+        assert "gen_ai.response.finish_reasons" not in chat.attributes
+    assert chat.end_ns >= chat.start_ns
 
 
 async def test_log_lines_carry_the_active_trace_and_span(
