@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from app.core.circuit_breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
+LOCAL_MAX_CHARS = 64 * 2**20  # what CACHE_LOCAL_MAX_MB defaults to
 
 
 class CacheUnavailable(Exception):
@@ -44,7 +45,7 @@ class MemoryCacheStore:
     hundreds of megabytes, and an answer larger than the whole budget is not kept at all.
     """
 
-    def __init__(self, *, max_entries: int = 1024, max_chars: int = 64 * 2**20) -> None:
+    def __init__(self, *, max_entries: int = 1024, max_chars: int = LOCAL_MAX_CHARS) -> None:
         self._max = max_entries
         self._max_chars = max_chars
         self._chars = 0
@@ -156,7 +157,7 @@ class NearCacheStore:
         *,
         local_seconds: float,
         max_entries: int,
-        max_chars: int = 64 * 2**20,
+        max_chars: int = LOCAL_MAX_CHARS,
     ) -> None:
         self._shared = shared
         self._local = MemoryCacheStore(max_entries=max_entries, max_chars=max_chars)

@@ -178,8 +178,11 @@ class ChatOutcome:
 
 
 def chat_outcome() -> ChatOutcome | None:
-    """A call's outcome to fill for its span; None (nothing to fill) with tracing off."""
-    return ChatOutcome() if _tracing is not None else None
+    """A call's outcome to fill for its ``chat`` span; None (no span, nothing to fill) with
+    tracing off or in a trace that is not sampled."""
+    if _tracing is None or _tracing.unsampled():
+        return None
+    return ChatOutcome()
 
 
 def traced_chat(
@@ -192,7 +195,7 @@ def traced_chat(
     outcome: ChatOutcome | None,
 ) -> AsyncGenerator[T, None]:
     """``chat {model}`` around one model call's stream (``outcome``: from chat_outcome(),
-    filled by the producer); the stream itself when off."""
+    filled by the producer); the stream itself when there is no outcome to record."""
     if _tracing is None or outcome is None:
         return items
     return _tracing.chat(

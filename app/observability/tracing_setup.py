@@ -250,8 +250,7 @@ class Tracing:
         cacheable: bool,
         outcome: ChatOutcome,
     ) -> AsyncGenerator[T, None]:
-        if self.unsampled():
-            return items
+        # A sampled call only: chat_outcome() made no outcome for an unsampled one.
         return TracedChat(
             self.tracer,
             self.genai,
