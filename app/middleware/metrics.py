@@ -42,5 +42,9 @@ class MetricsMiddleware:
             metrics.HTTP_IN_FLIGHT.dec()
             labels = (scope["method"], self.routes.template_for(scope), str(status))
             metrics.HTTP_REQUESTS.labels(*labels).inc()
+            duration = metrics.HTTP_DURATION.labels(*labels)
             exemplar = tracing.exemplar() if self.exemplars else None
-            metrics.HTTP_DURATION.labels(*labels).observe(time.perf_counter() - start, exemplar)
+            if exemplar is None:
+                duration.observe(time.perf_counter() - start)
+            else:
+                metrics.observe_with_exemplar(duration, time.perf_counter() - start, exemplar)

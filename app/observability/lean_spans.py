@@ -25,11 +25,13 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from time import time_ns
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
@@ -40,6 +42,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN,
     Link,
     NonRecordingSpan,
     SpanContext,
@@ -50,7 +53,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-_UNSET = Status(StatusCode.UNSET)
+UNSET_STATUS = Status(StatusCode.UNSET)
 # (sampled, random trace id) -> the flags the SDK sets for them
 _FLAGS = {
     (sampled, random): TraceFlags(
@@ -100,7 +103,7 @@ class LeanSpan:
         self.attributes = attributes
         self.links = links
         self.events: list[Event] = []
-        self.status = _UNSET
+        self.status = UNSET_STATUS
         self.resource = tracer.resource
         self.instrumentation_scope = tracer.instrumentation_scope
         self._processors = tracer.processors
@@ -191,6 +194,31 @@ class LeanSpan:
 
 trace.Span.register(LeanSpan)  # what trace.get_current_span() accepts from a context
 
+# trace.get_current_span() is four calls deep (get_value, get_current, the runtime
+# context's get, the context variable) and ends in an ABC isinstance check; asked several
+# times a request, it cost more than a span's start. With the default runtime context
+# (contextvars) the same answer is one read of its variable. Private names of
+# opentelemetry-api 1.x, checked at import; tests/unit/test_lean_spans.py compares answers.
+_CURRENT_CONTEXT: Any = getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None)  # noqa: SLF001
+_SPAN_KEY: Any = getattr(trace.propagation, "_SPAN_KEY", None)
+_FAST_CURRENT = (
+    isinstance(otel_context._RUNTIME_CONTEXT, ContextVarsRuntimeContext)  # noqa: SLF001
+    and isinstance(_CURRENT_CONTEXT, ContextVar)
+    and isinstance(_SPAN_KEY, str)
+)
+
+
+def current_span(context: otel_context.Context | None = None) -> trace.Span:
+    """``trace.get_current_span(context)``, the same answer in one lookup."""
+    if not _FAST_CURRENT:
+        return trace.get_current_span(context)
+    span = (_CURRENT_CONTEXT.get() if context is None else context).get(_SPAN_KEY)
+    if span is None:
+        return INVALID_SPAN
+    if type(span) is LeanSpan or isinstance(span, trace.Span):
+        return cast(trace.Span, span)
+    return INVALID_SPAN
+
 
 def follows_sampled_parents(sampler: Sampler) -> bool:
     """Whether ``sampler`` samples every child of a sampled parent made in this process,
@@ -231,7 +259,7 @@ class LeanTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         links = links or ()
-        parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        parent: SpanContext | None = current_span(context).get_span_context()
         if parent is not None and parent.is_valid:
             trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
         else:

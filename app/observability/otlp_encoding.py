@@ -22,6 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 
+from app.observability.lean_spans import UNSET_STATUS as _UNSET_STATUS
+
 _logger = logging.getLogger(__name__)
 _FIXED64 = struct.Struct("<Q").pack
 _DOUBLE = struct.Struct("<d").pack
@@ -80,7 +82,7 @@ def encode_value(value: Any) -> bytes:
 
 
 @functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)  # typed: True, 1 and 1.0 differ
-def _cached_key_value(key: str, value: str | bool | int | float) -> bytes:
+def _cached_key_value(key: str, value: str | bool | int | float | tuple[str, ...]) -> bytes:
     return _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
 
 
@@ -93,7 +95,9 @@ def _key_value(key: str, value: Any) -> bytes:
 
 
 @functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)
-def _cached_attribute(tag: bytes, key: str, value: str | bool | int | float) -> bytes:
+def _cached_attribute(
+    tag: bytes, key: str, value: str | bool | int | float | tuple[str, ...]
+) -> bytes:
     return _field(tag, _cached_key_value(key, value))
 
 
@@ -112,22 +116,32 @@ _UNIQUE_KEYS = frozenset(
 _SCALARS = frozenset({str, bool, int, float})
 
 
+@functools.lru_cache(maxsize=256)
+def _key_field(key: str) -> bytes:
+    return _field(b"\x0a", key.encode())
+
+
 def encode_attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Each pair as a ``KeyValue`` field; one that has no OTLP form is left out and logged,
     as the library's encoder does, so one bad attribute never loses the span. A repeating
-    scalar pair comes whole, field and all, from one cache lookup."""
+    scalar pair (or tuple of strings, as finish reasons) comes whole, field and all, from
+    one cache lookup; a unique one (an id) has only its key's bytes cached."""
     if not attributes:
         return b""
-    fields = []
+    fields: list[bytes] = []
+    append = fields.append
     for key, value in attributes.items():
         try:
-            if type(value) not in _SCALARS:
-                fields.append(_field(tag, _key_value(key, value)))
-            elif key in _UNIQUE_KEYS:
-                pair = _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
-                fields.append(_field(tag, pair))
+            kind = type(value)
+            if kind in _SCALARS:
+                if key in _UNIQUE_KEYS:
+                    append(_field(tag, _key_field(key) + _field(b"\x12", encode_value(value))))
+                else:
+                    append(_cached_attribute(tag, key, value))
+            elif kind is tuple and all(type(item) is str for item in value):
+                append(_cached_attribute(tag, key, value))
             else:
-                fields.append(_cached_attribute(tag, key, value))
+                append(_field(tag, _key_value(key, value)))
         except (TypeError, ValueError) as error:
             _logger.warning("Failed to encode key %s: %s", key, error)
     return b"".join(fields)
@@ -151,53 +165,67 @@ def _name_field(name: str) -> bytes:
     return _field(b"\x2a", name.encode())  # span names repeat (route templates, operations)
 
 
+_TIMES = struct.Struct("<cQcQ").pack  # start and end time: two fixed64 fields in one call
+
+
 def encode_span(span: ReadableSpan) -> bytes:
-    """One ``Span`` message (field numbers: trace.proto's ``Span``)."""
+    """One ``Span`` message (field numbers: trace.proto's ``Span``). A SpanContext is a
+    tuple (trace id, span id, is remote, flags, state, valid): read by index, not through
+    its properties, as is the common case of each optional field (none, unset)."""
     context = span.context
     assert context is not None  # noqa: S101 - an ended SDK span always has one
-    parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
-    append = parts.append
-    if context.trace_state:
-        state = ",".join(f"{k}={v}" for k, v in context.trace_state.items())
-        append(_field(b"\x1a", state.encode()))
+    head = b"\x0a\x10" + context[0].to_bytes(16, "big")
+    head += b"\x12\x08" + context[1].to_bytes(8, "big")
+    if context[4]:  # the trace state
+        state = ",".join(f"{k}={v}" for k, v in context[4].items())
+        head += _field(b"\x1a", state.encode())
     parent = span.parent
     if parent is not None:
-        append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+        head += b"\x22\x08" + parent[1].to_bytes(8, "big")
+    parts = [head]
+    append = parts.append
     if span.name:
         append(_name_field(span.name))
     append(_KIND_FIELD[span.kind])
-    if span.start_time:
-        append(b"\x39" + _FIXED64(span.start_time))
-    if span.end_time:
-        append(b"\x41" + _FIXED64(span.end_time))
+    start, end = span.start_time, span.end_time
+    if start and end:
+        append(_TIMES(b"\x39", start, b"\x41", end))
+    else:
+        if start:
+            append(b"\x39" + _FIXED64(start))
+        if end:
+            append(b"\x41" + _FIXED64(end))
     append(encode_attributes(b"\x4a", span.attributes))
     if span.dropped_attributes:
         append(_dropped(10, span.dropped_attributes))
-    for event in span.events:
-        body = b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b""
-        body += _field(b"\x12", event.name.encode()) if event.name else b""
-        body += encode_attributes(b"\x1a", event.attributes)
-        append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
+    if span.events:
+        for event in span.events:
+            body = b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b""
+            body += _field(b"\x12", event.name.encode()) if event.name else b""
+            body += encode_attributes(b"\x1a", event.attributes)
+            append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
     if span.dropped_events:
         append(_dropped(12, span.dropped_events))
-    for link in span.links:
-        body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
-        body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
-        body += encode_attributes(b"\x22", link.attributes) + _dropped(5, link.dropped_attributes)
-        append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
+    if span.links:
+        for link in span.links:
+            body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
+            body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
+            body += encode_attributes(b"\x22", link.attributes)
+            body += _dropped(5, link.dropped_attributes)
+            append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
     if span.dropped_links:
         append(_dropped(14, span.dropped_links))
     status = span.status
-    code = status.status_code.value
-    if code or status.description:
-        body = _field(b"\x12", status.description.encode()) if status.description else b""
-        append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
-    else:
+    if status is _UNSET_STATUS:  # the common case, without the properties' calls
         append(_NO_STATUS)
-    append(_FLAGS_FIELD[parent is not None and parent.is_remote])
+    else:
+        code = status.status_code.value
+        if code or status.description:
+            body = _field(b"\x12", status.description.encode()) if status.description else b""
+            append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
+        else:
+            append(_NO_STATUS)
+    append(_FLAGS_FIELD[parent is not None and parent[2]])  # parent[2]: is remote
     return b"".join(parts)
 
 
@@ -212,13 +240,18 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest``: the spans grouped by resource, then by scope, in
     the order first seen. Resources are grouped by identity (a provider hands every span
-    the same object; the library hashes the resource's JSON per span), scopes by value."""
+    the same object; the library hashes the resource's JSON per span), scopes by value,
+    each scope object hashed once a batch (its hash is a Python method)."""
     resources: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
+    by_scope_object: dict[tuple[int, int], list[bytes]] = {}
     for span in spans:
-        resource = span.resource
-        _, scopes = resources.setdefault(id(resource), (resource, {}))
-        scope = span.instrumentation_scope or None
-        scopes.setdefault(scope, []).append(_field(b"\x12", encode_span(span)))
+        resource, scope = span.resource, span.instrumentation_scope
+        encoded = by_scope_object.get((id(resource), id(scope)))
+        if encoded is None:
+            _, scopes = resources.setdefault(id(resource), (resource, {}))
+            encoded = scopes.setdefault(scope or None, [])
+            by_scope_object[id(resource), id(scope)] = encoded
+        encoded.append(_field(b"\x12", encode_span(span)))
     out = []
     for resource, scopes in resources.values():
         scope_spans = [

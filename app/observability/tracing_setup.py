@@ -34,7 +34,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
-from app.observability.lean_spans import LeanTracer
+from app.observability.lean_spans import LeanTracer, current_span
 from app.observability.tracing import ChatOutcome
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
 from app.observability.tracing_http import SAMPLED_OUT, ServerSpans, TrustedPeers
@@ -169,7 +169,7 @@ class Tracing:
         sampler from paying for the 99 % it drops: only the request's root span is."""
         if SAMPLED_OUT.get():  # the request's own sampling said no: known without a lookup
             return True
-        span = trace.get_current_span()
+        span = current_span()
         return span.get_span_context().is_valid and not span.is_recording()
 
     @contextlib.contextmanager
@@ -267,7 +267,7 @@ class Tracing:
 
     # -- logs and metrics -------------------------------------------------------------------
     def add_ids(self, event_dict: MutableMapping[str, Any]) -> None:
-        context = trace.get_current_span().get_span_context()
+        context = current_span().get_span_context()
         if context.is_valid:
             event_dict["trace_id"] = format(context.trace_id, "032x")
             event_dict["span_id"] = format(context.span_id, "016x")
@@ -275,7 +275,7 @@ class Tracing:
     def exemplar(self) -> dict[str, str] | None:
         if SAMPLED_OUT.get():
             return None
-        context = trace.get_current_span().get_span_context()
+        context = current_span().get_span_context()
         if not context.is_valid or not context.trace_flags.sampled:
             return None
         return {
