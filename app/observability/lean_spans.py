@@ -23,7 +23,7 @@ and the SDK's self-metrics. It is used only when the OTLP exporter is the only o
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from time import time_ns
@@ -34,9 +34,11 @@ from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
     ALWAYS_ON,
     Decision,
     ParentBased,
+    ParentBasedTraceIdRatio,
     Sampler,
     TraceIdRatioBased,
 )
@@ -235,12 +237,39 @@ def follows_sampled_parents(sampler: Sampler) -> bool:
     )
 
 
+def _always(_trace_id: int) -> bool:
+    return True
+
+
+def _never(_trace_id: int) -> bool:
+    return False
+
+
+def root_decision(sampler: Sampler) -> Callable[[int], bool] | None:
+    """What ``sampler`` decides for a span without a parent (a request's server span), as a
+    function of its trace id, when it is one OTEL_TRACES_SAMPLER names; None for any other
+    (it is asked). For a root the standard samplers answer no trace state and the span's
+    own attributes, so their answer is this one bit; asking cost a root span about 3 us,
+    sampled or not (a 1 % sampler asks for every request)."""
+    if type(sampler) in (ParentBased, ParentBasedTraceIdRatio):
+        sampler = getattr(sampler, "_root", None)  # type: ignore[assignment]  # private
+    if sampler is ALWAYS_ON:
+        return _always
+    if sampler is ALWAYS_OFF:
+        return _never
+    if type(sampler) is TraceIdRatioBased:
+        bound, limit = sampler.bound, sampler.TRACE_ID_LIMIT
+        return lambda trace_id: trace_id & limit < bound
+    return None
+
+
 class LeanTracer(trace.Tracer):
     def __init__(
         self, provider: TracerProvider, *, scope: str, processors: Sequence[SpanProcessor]
     ) -> None:
         self._sampler = provider.sampler
         self._follows_sampled_parents = follows_sampled_parents(provider.sampler)
+        self._root_decision = root_decision(provider.sampler)
         self._ids = provider.id_generator
         self._random_ids = self._ids.is_trace_id_random()
         self.resource = provider.resource
@@ -273,6 +302,19 @@ class LeanTracer(trace.Tracer):
         ):  # what the sampler would answer, without asking it (see follows_sampled_parents)
             sampled = True
             trace_state: TraceState | None = parent.trace_state
+            recorded = dict(attributes) if attributes else {}
+        elif parent is None and self._root_decision is not None:
+            sampled = self._root_decision(trace_id)
+            if not sampled:
+                return NonRecordingSpan(
+                    SpanContext(
+                        trace_id,
+                        self._ids.generate_span_id(),
+                        is_remote=False,
+                        trace_flags=_FLAGS[False, random],
+                    )
+                )
+            trace_state = None
             recorded = dict(attributes) if attributes else {}
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)

@@ -4,7 +4,8 @@ The same operations on an SDK span and on a LeanSpan (attributes of every kind, 
 link, a status, an escaped exception, a parent) encode to the same OTLP message but for ids
 and times, parsed with ``opentelemetry-proto``; SDK spans started under a lean one are its
 children and the other way round; the shortcut that skips the sampler for children of a
-sampled local parent answers what each standard sampler answers; the one-lookup current
+sampled local parent, and the one that decides a root by its trace id, answer what each
+standard sampler answers (another sampler is asked); the one-lookup current
 span is the API's answer.
 """
 
@@ -26,12 +27,18 @@ from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     Decision,
     ParentBased,
+    ParentBasedTraceIdRatio,
     Sampler,
     TraceIdRatioBased,
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from app.observability.lean_spans import LeanTracer, current_span, follows_sampled_parents
+from app.observability.lean_spans import (
+    LeanTracer,
+    current_span,
+    follows_sampled_parents,
+    root_decision,
+)
 from app.observability.otlp_encoding import encode_spans
 from tests.unit.test_otlp_encoding import _Keep
 
@@ -184,3 +191,55 @@ def test_the_current_span_is_the_apis_answer_in_every_context() -> None:
         assert current_span(given) is trace.get_current_span(given) is remote
         assert current_span() is outer
     assert current_span() is trace.INVALID_SPAN
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        ALWAYS_ON,
+        ALWAYS_OFF,
+        TraceIdRatioBased(0.25),
+        ParentBased(ALWAYS_ON),
+        ParentBased(ALWAYS_OFF),
+        ParentBasedTraceIdRatio(0.25),
+        ParentBased(TraceIdRatioBased(0.25)),
+    ],
+    ids=lambda sampler: sampler.get_description(),
+)
+def test_roots_are_sampled_as_the_sampler_itself_decides(sampler: Sampler) -> None:
+    assert root_decision(sampler) is not None  # each is answered without asking
+    _, lean, kept = _tracers(sampler)
+    decisions = []
+    for _ in range(400):
+        root = lean.start_span("server", attributes={"a": 1})
+        made = root.get_span_context()
+        asked = sampler.should_sample(None, made.trace_id, "server", SpanKind.SERVER, {"a": 1})
+        sampled = asked.decision is Decision.RECORD_AND_SAMPLE
+        assert made.trace_flags.sampled == root.is_recording() == sampled
+        assert made.trace_state == (asked.trace_state or TraceState())
+        decisions.append(sampled)
+        root.end()
+    assert len(kept.spans) == sum(decisions)
+    if "TraceIdRatioBased" in sampler.get_description():
+        assert 0 < sum(decisions) < len(decisions)  # both answers were exercised
+    assert all(span.attributes == {"a": 1} for span in kept.spans)
+
+
+def test_other_samplers_are_asked_for_roots() -> None:
+    class EveryOther(Sampler):
+        def __init__(self) -> None:
+            self.asked = 0
+
+        def should_sample(self, *args: Any, **kwargs: Any) -> Any:
+            self.asked += 1
+            return (ALWAYS_ON if self.asked % 2 else ALWAYS_OFF).should_sample(*args, **kwargs)
+
+        def get_description(self) -> str:
+            return "EveryOther"
+
+    sampler = EveryOther()
+    assert root_decision(sampler) is None
+    _, lean, _ = _tracers(sampler)
+    recorded = [lean.start_span("server").is_recording() for _ in range(4)]
+    assert recorded == [True, False, True, False]
+    assert sampler.asked == 4
