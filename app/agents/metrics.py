@@ -6,6 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from app.core.tenancy import tenant_of
 from app.llm.types import Usage
+from app.observability.metrics import labelled
 
 RUNS = Counter("agent_runs_total", "Agent runs by agent and final status.", ["agent", "status"])
 RUN_DURATION = Histogram(
@@ -78,6 +79,6 @@ def count_usage(principal_id: str, agent: str, usage: Usage, cached: bool) -> No
     labels = (tenant_label(principal_id), agent)
     flag = "true" if cached else "false"
     if usage.prompt_tokens:
-        USAGE_TOKENS.labels(*labels, "prompt", flag).inc(usage.prompt_tokens)
+        labelled(USAGE_TOKENS, *labels, "prompt", flag).inc(usage.prompt_tokens)
     if usage.completion_tokens:
-        USAGE_TOKENS.labels(*labels, "completion", flag).inc(usage.completion_tokens)
+        labelled(USAGE_TOKENS, *labels, "completion", flag).inc(usage.completion_tokens)

@@ -41,6 +41,7 @@ from app.agents.usage import BudgetExceeded
 from app.core.clock import utcnow
 from app.llm.protocol import LLMError
 from app.observability import tracing
+from app.observability.metrics import labelled
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +130,7 @@ class Run:
             self._tokens.append(event.text)
             if self._first_token_at is None:
                 self._first_token_at = time.monotonic()
-                metrics.TIME_TO_FIRST_TOKEN.labels(self.agent.name).observe(
+                labelled(metrics.TIME_TO_FIRST_TOKEN, self.agent.name).observe(
                     self._first_token_at - self._started
                 )
         item = self._stamp(event)
@@ -207,7 +208,7 @@ class Run:
 
     async def _drive(self) -> None:
         agent_name = self.agent.name
-        metrics.ACTIVE_RUNS.labels(agent_name).inc()
+        labelled(metrics.ACTIVE_RUNS, agent_name).inc()
         terminal: RunCompleted | ErrorEvent
         # invoke_agent {agent}: a child of the request (or task) that started the run.
         trace = self.ctx.trace = tracing.start_run(
@@ -257,12 +258,12 @@ class Run:
             )
             terminal = self._failure("agent_error", "The agent failed.")
         finally:
-            metrics.ACTIVE_RUNS.labels(agent_name).dec()
-            metrics.RUNS.labels(agent_name, self.status).inc()
-            metrics.RUN_DURATION.labels(agent_name).observe(time.monotonic() - self._started)
+            labelled(metrics.ACTIVE_RUNS, agent_name).dec()
+            labelled(metrics.RUNS, agent_name, self.status).inc()
+            labelled(metrics.RUN_DURATION, agent_name).observe(time.monotonic() - self._started)
             usage = self.ctx.llm.usage
-            metrics.RUN_TOKENS.labels(agent_name, "prompt").inc(usage.prompt_tokens)
-            metrics.RUN_TOKENS.labels(agent_name, "completion").inc(usage.completion_tokens)
+            labelled(metrics.RUN_TOKENS, agent_name, "prompt").inc(usage.prompt_tokens)
+            labelled(metrics.RUN_TOKENS, agent_name, "completion").inc(usage.completion_tokens)
         if trace is not None:
             failed = self.error is not None and self.status in ("failed", "timeout")
             error_code = self.error.code if failed and self.error else None  # cancel: no error

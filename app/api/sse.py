@@ -25,6 +25,7 @@ from app.agents import metrics
 from app.agents.followers import EventsMissed, FollowItem
 from app.core.errors import AppError
 from app.core.lifecycle import shutdown
+from app.observability.metrics import labelled
 
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
@@ -169,7 +170,7 @@ class EventStreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        metrics.ACTIVE_STREAMS.labels("sse").inc()
+        labelled(metrics.ACTIVE_STREAMS, "sse").inc()
         client_gone = server_stopping = False
         # Frames are written as they come. One task per stream listens for the client's
         # departure; the keep-alive comment is a timer and shutdown one process-wide waiter
@@ -262,6 +263,6 @@ class EventStreamResponse(StreamingResponse):
             self._on_disconnect("client_disconnected")
         finally:
             watcher.cancel()
-            metrics.ACTIVE_STREAMS.labels("sse").dec()
+            labelled(metrics.ACTIVE_STREAMS, "sse").dec()
         if not client_gone:
             await send({"type": "http.response.body", "body": b"", "more_body": False})

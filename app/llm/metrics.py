@@ -16,6 +16,7 @@ from prometheus_client import Counter, Histogram
 from app.llm.failures import log_failure
 from app.llm.protocol import LLMError, LLMProvider
 from app.llm.types import LLMFinal, LLMRequest, LLMStreamItem, Usage
+from app.observability.metrics import labelled
 from app.observability.tracing import ChatOutcome
 
 CacheResult = Literal["hit", "miss", "bypass", "error"]
@@ -57,26 +58,26 @@ LLM_TTFT = Histogram(
 
 
 def record_cache(result: CacheResult) -> None:
-    CACHE_REQUESTS.labels(result=result).inc()
+    labelled(CACHE_REQUESTS, result).inc()
 
 
 def record_served_from_cache(*, provider: str, model: str, usage: Usage) -> None:
-    LLM_REQUESTS.labels(provider=provider, model=model, outcome="cached").inc()
+    labelled(LLM_REQUESTS, provider, model, "cached").inc()
     CACHE_TOKENS_SAVED.inc(usage.total_tokens)
 
 
 def record_upstream(
     *, provider: str, model: str, outcome: Outcome, duration: float, usage: Usage | None
 ) -> None:
-    LLM_REQUESTS.labels(provider=provider, model=model, outcome=outcome).inc()
-    LLM_DURATION.labels(provider=provider).observe(duration)
+    labelled(LLM_REQUESTS, provider, model, outcome).inc()
+    labelled(LLM_DURATION, provider).observe(duration)
     if usage is not None:
-        LLM_TOKENS.labels(provider=provider, kind="prompt").inc(usage.prompt_tokens)
-        LLM_TOKENS.labels(provider=provider, kind="completion").inc(usage.completion_tokens)
+        labelled(LLM_TOKENS, provider, "prompt").inc(usage.prompt_tokens)
+        labelled(LLM_TOKENS, provider, "completion").inc(usage.completion_tokens)
 
 
 def record_first_token(*, provider: str, seconds: float) -> None:
-    LLM_TTFT.labels(provider=provider).observe(seconds)
+    labelled(LLM_TTFT, provider).observe(seconds)
 
 
 async def instrumented(

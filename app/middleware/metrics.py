@@ -41,8 +41,8 @@ class MetricsMiddleware:
             # series); matched against our own table, see app/core/routing.py.
             metrics.HTTP_IN_FLIGHT.dec()
             labels = (scope["method"], self.routes.template_for(scope), str(status))
-            metrics.HTTP_REQUESTS.labels(*labels).inc()
-            duration = metrics.HTTP_DURATION.labels(*labels)
+            metrics.labelled(metrics.HTTP_REQUESTS, *labels).inc()
+            duration = metrics.labelled(metrics.HTTP_DURATION, *labels)
             exemplar = tracing.exemplar() if self.exemplars else None
             if exemplar is None:
                 duration.observe(time.perf_counter() - start)

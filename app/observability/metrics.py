@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -48,6 +48,24 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
     ["outcome"],
 )
 AUTH_FAILURES = Counter("auth_failures_total", "Rejected credentials by reason.", ["reason"])
+
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+_CHILDREN: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: M, *values: str) -> M:
+    """``metric.labels(*values)`` (values in the metric's label order), found by one dict
+    lookup after the first call. The library's ``labels`` converts each value, checks the
+    count and takes a lock on every call, about 1.5 us; an invoke asks it 16 times. A
+    child lives as long as its series: nothing here calls ``remove`` or ``clear``, so the
+    child kept is the one ``labels`` would return, and the dict holds no more entries than
+    the metrics hold series."""
+    key = (metric, values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
 
 
 def observe_with_exemplar(histogram: Histogram, amount: float, exemplar: dict[str, str]) -> None:
