@@ -25,13 +25,11 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from time import time_ns
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -44,7 +42,6 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
-    INVALID_SPAN,
     Link,
     NonRecordingSpan,
     SpanContext,
@@ -54,6 +51,8 @@ from opentelemetry.trace import (
     TraceFlags,
     TraceState,
 )
+
+from app.observability.fast_context import current_span
 
 UNSET_STATUS = Status(StatusCode.UNSET)
 # (sampled, random trace id) -> the flags the SDK sets for them
@@ -195,31 +194,6 @@ class LeanSpan:
 
 
 trace.Span.register(LeanSpan)  # what trace.get_current_span() accepts from a context
-
-# trace.get_current_span() is four calls deep (get_value, get_current, the runtime
-# context's get, the context variable) and ends in an ABC isinstance check; asked several
-# times a request, it cost more than a span's start. With the default runtime context
-# (contextvars) the same answer is one read of its variable. Private names of
-# opentelemetry-api 1.x, checked at import; tests/unit/test_lean_spans.py compares answers.
-_CURRENT_CONTEXT: Any = getattr(otel_context._RUNTIME_CONTEXT, "_current_context", None)  # noqa: SLF001
-_SPAN_KEY: Any = getattr(trace.propagation, "_SPAN_KEY", None)
-_FAST_CURRENT = (
-    isinstance(otel_context._RUNTIME_CONTEXT, ContextVarsRuntimeContext)  # noqa: SLF001
-    and isinstance(_CURRENT_CONTEXT, ContextVar)
-    and isinstance(_SPAN_KEY, str)
-)
-
-
-def current_span(context: otel_context.Context | None = None) -> trace.Span:
-    """``trace.get_current_span(context)``, the same answer in one lookup."""
-    if not _FAST_CURRENT:
-        return trace.get_current_span(context)
-    span = (_CURRENT_CONTEXT.get() if context is None else context).get(_SPAN_KEY)
-    if span is None:
-        return INVALID_SPAN
-    if type(span) is LeanSpan or isinstance(span, trace.Span):
-        return cast(trace.Span, span)
-    return INVALID_SPAN
 
 
 def follows_sampled_parents(sampler: Sampler) -> bool:

@@ -22,6 +22,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 
 from app.core.tracing_settings import TrustIncoming
+from app.observability.fast_context import attach, detach, with_span
 
 _PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
 # True while a request whose server span was sampled out is handled (and in the tasks it
@@ -61,14 +62,14 @@ class TrustedPeers:
 @dataclass(slots=True)
 class ServerRequest:
     span: Span
-    token: object  # the attached context, detached at the end
+    token: Token[otel_context.Context]  # the attached context, detached at the end
     sampled_out: Token[bool] | None = None
 
     def end(self, status: int | None) -> None:
         span = self.span
         if self.sampled_out is not None:
             SAMPLED_OUT.reset(self.sampled_out)
-            otel_context.detach(self.token)  # type: ignore[arg-type]
+            detach(self.token)
             return
         if status is not None:
             span.set_attribute("http.response.status_code", status)
@@ -76,7 +77,7 @@ class ServerRequest:
             span.set_attribute("error.type", str(status or 500))
             span.set_status(StatusCode.ERROR)
         span.end()
-        otel_context.detach(self.token)  # type: ignore[arg-type]
+        detach(self.token)
 
     def failed(self, exc: BaseException) -> None:
         self.span.set_attribute("error.type", type(exc).__qualname__)
@@ -123,7 +124,7 @@ class ServerSpans:
             attributes={"http.request.method": method},
             links=links,
         )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        token = attach(with_span(span, parent))
         if not span.is_recording():
             return ServerRequest(span, token, SAMPLED_OUT.set(True))
         span.set_attributes(_attributes(scope, route, user_agent))  # only for a kept span

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
+from app.observability.fast_context import attach, detach, with_span
 from app.observability.tracing import ChatOutcome
 from app.observability.tracing_genai import (
     ERROR_TYPE,
@@ -80,7 +79,7 @@ class TracedChat(AsyncGenerator[T, None]):
         # The first step does the work that belongs under this span: the cache lookup, the
         # start of a single-flight producer task (which keeps the context it was made in),
         # the provider's request and its retries. Later steps only read what arrives.
-        token = otel_context.attach(trace.set_span_in_context(self._span))
+        token = attach(with_span(self._span))
         try:
             return await anext(self._items)
         except StopAsyncIteration:
@@ -91,7 +90,7 @@ class TracedChat(AsyncGenerator[T, None]):
             self._end()
             raise
         finally:
-            otel_context.detach(token)
+            detach(token)
 
     async def asend(self, value: None) -> T:
         return await self.__anext__()

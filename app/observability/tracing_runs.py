@@ -18,11 +18,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 
+from app.observability.fast_context import attach, current_context, with_span
 from app.observability.tracing_genai import (
     AGENT_NAME,
     ERROR_TYPE,
@@ -61,18 +60,18 @@ class RunTrace:
         self._tracer = tracer
         self._genai = genai
         self._agent = attributes[AGENT_NAME]
-        self._outer = otel_context.get_current()
+        self._outer = current_context()
         self._span = tracer.start_span(
             f"invoke_agent {self._agent}", kind=SpanKind.INTERNAL, attributes=attributes
         )
-        self._context = trace.set_span_in_context(self._span, self._outer)
+        self._context = with_span(self._span, self._outer)
         self._steps: dict[int, Span] = {}
         self._make_current(self._context)
 
     @staticmethod
     def _make_current(context: Context) -> None:
         # The token is dropped on purpose: see the module's docstring.
-        otel_context.attach(context)
+        attach(context)
 
     def step_started(self, number: int) -> None:
         previous = self._steps.pop(number, None)
@@ -85,7 +84,7 @@ class RunTrace:
             attributes={STEP_NUMBER: number, AGENT_NAME: self._agent},
         )
         self._steps[number] = span
-        self._make_current(trace.set_span_in_context(span, self._context))
+        self._make_current(with_span(span, self._context))
 
     def step_ended(self, number: int, *, success: bool) -> None:
         span = self._steps.pop(number, None)
@@ -95,9 +94,7 @@ class RunTrace:
             span.set_status(StatusCode.ERROR, "step_failed")
         span.end()
         newest = next(reversed(self._steps.values()), None)
-        current = (
-            self._context if newest is None else trace.set_span_in_context(newest, self._context)
-        )
+        current = self._context if newest is None else with_span(newest, self._context)
         self._make_current(current)
 
     @contextlib.contextmanager

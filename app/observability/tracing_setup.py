@@ -34,7 +34,8 @@ from opentelemetry.trace import Span, SpanKind
 
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
-from app.observability.lean_spans import LeanTracer, current_span
+from app.observability.fast_context import current_span
+from app.observability.lean_spans import LeanTracer
 from app.observability.tracing import ChatOutcome
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
 from app.observability.tracing_http import SAMPLED_OUT, ServerSpans, TrustedPeers

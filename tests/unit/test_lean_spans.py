@@ -5,8 +5,7 @@ link, a status, an escaped exception, a parent) encode to the same OTLP message 
 and times, parsed with ``opentelemetry-proto``; SDK spans started under a lean one are its
 children and the other way round; the shortcut that skips the sampler for children of a
 sampled local parent, and the one that decides a root by its trace id, answer what each
-standard sampler answers (another sampler is asked); the one-lookup current
-span is the API's answer.
+standard sampler answers (another sampler is asked).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -35,7 +33,6 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFl
 
 from app.observability.lean_spans import (
     LeanTracer,
-    current_span,
     follows_sampled_parents,
     root_decision,
 )
@@ -43,7 +40,6 @@ from app.observability.otlp_encoding import encode_spans
 from tests.unit.test_otlp_encoding import _Keep
 
 SCOPE = "agent-service"
-_SPAN_KEY_NAME = trace.propagation._SPAN_KEY  # noqa: SLF001 - the key the API reads
 
 
 def _tracers(sampler: Sampler | None = None) -> tuple[trace.Tracer, LeanTracer, _Keep]:
@@ -172,25 +168,6 @@ def test_only_samplers_that_follow_a_sampled_parent_skip_the_question() -> None:
     assert follows_sampled_parents(TraceIdRatioBased(0.1))
     assert not follows_sampled_parents(ALWAYS_OFF)
     assert not follows_sampled_parents(ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF))
-
-
-def test_the_current_span_is_the_apis_answer_in_every_context() -> None:
-    sdk, lean, _ = _tracers()
-    assert current_span() is trace.get_current_span() is trace.INVALID_SPAN
-    assert current_span(otel_context.Context()) is trace.INVALID_SPAN
-    stray = otel_context.set_value(_SPAN_KEY_NAME, "not a span")  # someone else's value
-    assert current_span(stray) is trace.get_current_span(stray) is trace.INVALID_SPAN
-    with lean.start_as_current_span("server") as outer:
-        assert current_span() is trace.get_current_span() is outer
-        with sdk.start_as_current_span("POST") as inner:
-            assert current_span() is trace.get_current_span() is inner
-        remote = trace.NonRecordingSpan(
-            SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-        )
-        given = trace.set_span_in_context(remote)
-        assert current_span(given) is trace.get_current_span(given) is remote
-        assert current_span() is outer
-    assert current_span() is trace.INVALID_SPAN
 
 
 @pytest.mark.parametrize(
