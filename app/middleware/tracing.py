@@ -39,7 +39,7 @@ class TracingMiddleware:
             None if template == UNMATCHED_ROUTE else template,
             peer_key=tracing.PEER_SCOPE_KEY,
         )
-        if not request.span.is_recording():  # sampled out: no status to record, no wrapper
+        if request.sampled_out is not None:  # sampled out: no status to record, no wrapper
             try:
                 await self.app(scope, receive, send)
             finally:

@@ -25,12 +25,14 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from random import getrandbits
 from time import time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -42,6 +44,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN,
     Link,
     NonRecordingSpan,
     SpanContext,
@@ -246,9 +249,18 @@ class LeanTracer(trace.Tracer):
         self._root_decision = root_decision(provider.sampler)
         self._ids = provider.id_generator
         self._random_ids = self._ids.is_trace_id_random()
+        # The default generator's ids are random.getrandbits' (never 0): called directly,
+        # a Python call less for each id.
+        self._default_ids = type(self._ids) is RandomIdGenerator
         self.resource = provider.resource
         self.instrumentation_scope = InstrumentationScope(scope)  # as provider.get_tracer's
         self.processors = tuple(processors)
+
+    def _trace_id(self) -> int:
+        return (self._default_ids and getrandbits(128)) or self._ids.generate_trace_id()
+
+    def _span_id(self) -> int:
+        return (self._default_ids and getrandbits(64)) or self._ids.generate_span_id()
 
     def start_span(
         self,
@@ -262,11 +274,14 @@ class LeanTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         links = links or ()
-        parent: SpanContext | None = current_span(context).get_span_context()
+        parent_span = current_span(context)
+        parent: SpanContext | None = (
+            None if parent_span is INVALID_SPAN else parent_span.get_span_context()
+        )
         if parent is not None and parent.is_valid:
             trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
         else:
-            parent, trace_id = None, self._ids.generate_trace_id()
+            parent, trace_id = None, self._trace_id()
             random = self._random_ids
         if (
             self._follows_sampled_parents
@@ -283,7 +298,7 @@ class LeanTracer(trace.Tracer):
                 return NonRecordingSpan(
                     SpanContext(
                         trace_id,
-                        self._ids.generate_span_id(),
+                        self._span_id(),
                         is_remote=False,
                         trace_flags=_FLAGS[False, random],
                     )
@@ -296,7 +311,7 @@ class LeanTracer(trace.Tracer):
                 return NonRecordingSpan(
                     SpanContext(
                         trace_id,
-                        self._ids.generate_span_id(),
+                        self._span_id(),
                         is_remote=False,
                         trace_flags=_FLAGS[False, random],
                         trace_state=result.trace_state,
@@ -308,7 +323,7 @@ class LeanTracer(trace.Tracer):
             recorded = dict(result.attributes) if result.attributes else {}
         span_context = SpanContext(
             trace_id,
-            self._ids.generate_span_id(),
+            self._span_id(),
             is_remote=False,
             trace_flags=_FLAGS[sampled, random],
             trace_state=trace_state,

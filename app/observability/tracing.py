@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.core.config import Settings
@@ -45,6 +46,10 @@ PEER_SCOPE_KEY = "agent_service.peer"
 T = TypeVar("T")
 
 _tracing: Tracing | None = None
+# True while a request whose server span was sampled out is handled (and in the tasks it
+# starts), set by its server span (tracing_http.py): each later "is this trace recorded?"
+# is this one read, here, before any call into the tracing code.
+SAMPLED_OUT: ContextVar[bool] = ContextVar("agent_service_sampled_out", default=False)
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()  # stateless: shared
 
 
@@ -133,7 +138,7 @@ def redis_span(operation: str, target: str) -> contextlib.AbstractContextManager
 # --- runs, tools, model calls --------------------------------------------------------------
 def start_run(*, agent: str, run_id: str, session_id: str | None, provider: str) -> RunTrace | None:
     """``invoke_agent {agent}``, current in the run's task from now on (call it there)."""
-    if _tracing is None:
+    if _tracing is None or SAMPLED_OUT.get():
         return None
     return _tracing.start_run(agent=agent, run_id=run_id, session_id=session_id, provider=provider)
 
@@ -180,7 +185,7 @@ class ChatOutcome:
 def chat_outcome() -> ChatOutcome | None:
     """A call's outcome to fill for its ``chat`` span; None (no span, nothing to fill) with
     tracing off or in a trace that is not sampled."""
-    if _tracing is None or _tracing.unsampled():
+    if _tracing is None or SAMPLED_OUT.get() or _tracing.unsampled():
         return None
     return ChatOutcome()
 
@@ -227,4 +232,6 @@ def add_trace_ids(
 
 def exemplar() -> dict[str, str] | None:
     """Exemplar labels (trace and span id) of the active sampled span, for a histogram."""
-    return _tracing.exemplar() if _tracing is not None else None
+    if _tracing is None or SAMPLED_OUT.get():
+        return None
+    return _tracing.exemplar()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from contextvars import ContextVar, Token
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,9 @@ from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
 
 from app.core.tracing_settings import TrustIncoming
 from app.observability.fast_context import attach, detach, with_span
+from app.observability.tracing import SAMPLED_OUT
 
 _PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
-# True while a request whose server span was sampled out is handled (and in the tasks it
-# starts): every later "is this trace recorded?" is this one read, not a span lookup.
-SAMPLED_OUT: ContextVar[bool] = ContextVar("agent_service_sampled_out", default=False)
 _IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

@@ -30,15 +30,15 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability.fast_context import current_span
 from app.observability.lean_spans import LeanTracer
-from app.observability.tracing import ChatOutcome
+from app.observability.tracing import SAMPLED_OUT, ChatOutcome
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
-from app.observability.tracing_http import SAMPLED_OUT, ServerSpans, TrustedPeers
+from app.observability.tracing_http import ServerSpans, TrustedPeers
 from app.observability.tracing_llm import TracedChat
 from app.observability.tracing_runs import RunTrace
 
@@ -268,14 +268,15 @@ class Tracing:
 
     # -- logs and metrics -------------------------------------------------------------------
     def add_ids(self, event_dict: MutableMapping[str, Any]) -> None:
-        context = current_span().get_span_context()
-        if context.is_valid:
-            event_dict["trace_id"] = format(context.trace_id, "032x")
-            event_dict["span_id"] = format(context.span_id, "016x")
+        span = current_span()
+        if span is INVALID_SPAN:
+            return
+        context = span.get_span_context()  # a tuple: trace id, span id, ..., valid last
+        if context[5]:
+            event_dict["trace_id"] = format(context[0], "032x")
+            event_dict["span_id"] = format(context[1], "016x")
 
     def exemplar(self) -> dict[str, str] | None:
-        if SAMPLED_OUT.get():
-            return None
         context = current_span().get_span_context()
         if not context.is_valid or not context.trace_flags.sampled:
             return None

@@ -200,7 +200,7 @@ def test_our_spans_are_lean_unless_an_sdk_span_is_needed(
 def test_a_consumed_message_is_traced_whatever_the_ambient_request_sampled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from app.observability.tracing_http import SAMPLED_OUT
+    from app.observability.tracing import SAMPLED_OUT
     from app.observability.tracing_setup import build
 
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
