@@ -262,6 +262,13 @@ class LeanTracer(trace.Tracer):
     def _span_id(self) -> int:
         return (self._default_ids and getrandbits(64)) or self._ids.generate_span_id()
 
+    def _dropped(self, trace_id: int, random: bool, state: TraceState | None) -> trace.Span:
+        """A span the sampler did not keep: its context is propagated, nothing recorded."""
+        flags = _FLAGS[False, random]
+        return NonRecordingSpan(
+            SpanContext(trace_id, self._span_id(), False, trace_flags=flags, trace_state=state)
+        )
+
     def start_span(
         self,
         name: str,
@@ -295,28 +302,13 @@ class LeanTracer(trace.Tracer):
         elif parent is None and self._root_decision is not None:
             sampled = self._root_decision(trace_id)
             if not sampled:
-                return NonRecordingSpan(
-                    SpanContext(
-                        trace_id,
-                        self._span_id(),
-                        is_remote=False,
-                        trace_flags=_FLAGS[False, random],
-                    )
-                )
+                return self._dropped(trace_id, random, None)
             trace_state = None
             recorded = dict(attributes) if attributes else {}
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
             if result.decision is Decision.DROP:
-                return NonRecordingSpan(
-                    SpanContext(
-                        trace_id,
-                        self._span_id(),
-                        is_remote=False,
-                        trace_flags=_FLAGS[False, random],
-                        trace_state=result.trace_state,
-                    )
-                )
+                return self._dropped(trace_id, random, result.trace_state)
             sampled = result.decision is Decision.RECORD_AND_SAMPLE
             trace_state = result.trace_state
             # The sampler's attributes are the span's (the standard ones hand ours back).
