@@ -6,6 +6,8 @@ cannot get around the limit by leaving the header out.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import send_problem
@@ -25,10 +27,10 @@ class BodySizeLimitMiddleware:
             detail=f"The request body exceeds {self.max_bytes} bytes.",
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: it hands back the app's own (app/middleware/error_dialect.py).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -36,8 +38,7 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     too_large = False  # the server rejects a malformed length itself
                 if too_large:
-                    await self._reject(scope, send)
-                    return
+                    return self._reject(scope, send)
                 break
 
         received = 0
@@ -67,4 +68,4 @@ class BodySizeLimitMiddleware:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        await self.app(scope, counting_receive, guarded_send)
+        return self.app(scope, counting_receive, guarded_send)

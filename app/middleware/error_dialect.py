@@ -4,6 +4,8 @@ Outermost, since every later layer may answer with an error."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.problems import ERROR_DIALECT_KEY
@@ -15,9 +17,12 @@ class ErrorDialectMiddleware:
         self.app = app
         self.routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: nothing is left to do once the app is called, so the caller
+        # awaits the app's own coroutine and no frame of ours lives as long as the request
+        # (a stream's hours). app/middleware/security_headers.py and body_limit.py alike.
         if scope["type"] in ("http", "websocket"):
             dialect = self.routes.error_dialect_for(scope["path"])
             if dialect is not None:
                 scope[ERROR_DIALECT_KEY] = dialect
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)

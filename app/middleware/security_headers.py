@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,10 +36,10 @@ class SecurityHeadersMiddleware:
         if hsts_seconds:
             self._static["Strict-Transport-Security"] = f"max-age={hsts_seconds}; includeSubDomains"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: it hands back the app's own (app/middleware/error_dialect.py).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         csp = _csp_for(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
@@ -48,4 +50,4 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("Content-Security-Policy", csp)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        return self.app(scope, receive, send_with_headers)
