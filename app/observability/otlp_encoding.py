@@ -81,9 +81,19 @@ def encode_value(value: Any) -> bytes:
     raise TypeError(f"an attribute value of type {type(value).__name__} has no OTLP form")
 
 
+@functools.lru_cache(maxsize=256)
+def _key_field(key: str) -> bytes:
+    return _field(b"\x0a", key.encode())
+
+
+def _pair(key: str, value: Any) -> bytes:
+    """A ``KeyValue`` message's body, made each time."""
+    return _key_field(key) + _field(b"\x12", encode_value(value))
+
+
 @functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)  # typed: True, 1 and 1.0 differ
 def _cached_key_value(key: str, value: str | bool | int | float | tuple[str, ...]) -> bytes:
-    return _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
+    return _pair(key, value)
 
 
 def _key_value(key: str, value: Any) -> bytes:
@@ -91,7 +101,7 @@ def _key_value(key: str, value: Any) -> bytes:
     scalar ones come from a bounded cache; a unique one (an id) just passes through it."""
     if isinstance(value, str | bool | int | float):
         return _cached_key_value(key, value)
-    return _field(b"\x0a", key.encode()) + _field(b"\x12", encode_value(value))
+    return _pair(key, value)
 
 
 @functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)
@@ -116,11 +126,6 @@ _UNIQUE_KEYS = frozenset(
 _SCALARS = frozenset({str, bool, int, float})
 
 
-@functools.lru_cache(maxsize=256)
-def _key_field(key: str) -> bytes:
-    return _field(b"\x0a", key.encode())
-
-
 def encode_attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Each pair as a ``KeyValue`` field; one that has no OTLP form is left out and logged,
     as the library's encoder does, so one bad attribute never loses the span. A repeating
@@ -135,7 +140,7 @@ def encode_attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes
             kind = type(value)
             if kind in _SCALARS:
                 if key in _UNIQUE_KEYS:
-                    append(_field(tag, _key_field(key) + _field(b"\x12", encode_value(value))))
+                    append(_field(tag, _pair(key, value)))
                 else:
                     append(_cached_attribute(tag, key, value))
             elif kind is tuple and all(type(item) is str for item in value):
