@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     protocol_lifespans: list[Lifespan] = []  # filled by mount_protocols, entered at start-up
     docs = settings.DOCS_ENABLED
     app = LeanFastAPI(
+        route_table=routes,
         title=settings.API_TITLE,
         version=settings.API_VERSION,
         debug=False,  # never render tracebacks to clients, whatever DEBUG says

@@ -29,6 +29,10 @@ from fastapi.telemetry import get_telemetry_data
 # The resolver: (request, validated body, the route's sub-response) -> the endpoint's keyword
 # arguments, or None for "let FastAPI solve this one".
 FastArguments = Callable[[Request, Any, Response], Awaitable[dict[str, Any] | None]]
+# A route's fast path: the Response, or None for "FastAPI solves this request".
+FastHandler = Callable[[Request], Awaitable[Response | None]]
+# Set on a request's scope once its fast path declined it: FastAPI's handler solves it at once.
+DECLINED = "agent_service.fast_declined"
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 _MARK = "__fast_arguments__"
 _UNSET = object()
@@ -54,14 +58,32 @@ class FastRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         solve = super().get_route_handler()
-        resolver: FastArguments | None = getattr(self.endpoint, _MARK, None)
         # FastAPI builds an included route's handler under that inclusion's context (prefix,
-        # the router's and include_router's dependencies, the app's overrides): read it too.
+        # dependencies, overrides); the handler must be that inclusion's, not the bare route's.
         context = _effective_route_context_var.get()
-        route = context if context is not None and context.original_route is self else self
+        fast = self.fast_handler(context if context is not None else self)
+        if fast is None:
+            return solve
+
+        async def handle(request: Request) -> Response:
+            if DECLINED not in request.scope:  # app/api/direct_routes.py tried it already
+                response = await fast(request)
+                if response is not None:
+                    return response
+            return await solve(request)
+
+        return handle
+
+    def fast_handler(self, route: Any) -> FastHandler | None:
+        """This route's fast path as ``route`` includes it (the route itself, or FastAPI's
+        context of one inclusion): a request's Response, or None when FastAPI must solve it.
+        None at all when the endpoint is not marked or the inclusion adds dependencies."""
+        resolver: FastArguments | None = getattr(self.endpoint, _MARK, None)
+        if getattr(route, "original_route", self) is not self:
+            route = self
         # Dependencies added by a router or include_router are not the resolver's to know.
         if resolver is None or route.dependencies:
-            return solve
+            return None
         endpoint, body_field = route.endpoint, route.body_field
         overrides = route.dependency_overrides_provider
         # A model result is rendered as FastAPI renders it with the default response class.
@@ -69,25 +91,25 @@ class FastRoute(APIRoute):
             route.response_class, DefaultPlaceholder
         )
 
-        async def handle(request: Request) -> Response:
+        async def fast(request: Request) -> Response | None:
             if (overrides is not None and overrides.dependency_overrides) or (
                 get_telemetry_data() is not None
             ):
-                return await solve(request)
+                return None
             body: Any = None
             if body_field is not None:
                 body = await _json_body(request)
                 if body is _UNSET:
-                    return await solve(request)
+                    return None
                 body, errors = body_field.validate(body, {}, loc=("body",))
                 if errors:
-                    return await solve(request)
+                    return None
             sub_response = Response()
             del sub_response.headers["content-length"]
             sub_response.status_code = None  # type: ignore[assignment]  # FastAPI's own idiom
             arguments = await resolver(request, body, sub_response)
             if arguments is None:
-                return await solve(request)
+                return None
             result = await endpoint(**arguments)
             if isinstance(result, Response):
                 return result
@@ -95,7 +117,7 @@ class FastRoute(APIRoute):
                 raise TypeError(f"{route.path}: a fast route returns a Response or a model")
             return _render(route, result, sub_response)
 
-        return handle
+        return fast
 
 
 async def _json_body(request: Request) -> Any:

@@ -1,7 +1,8 @@
 """The run routes (invoke, stream, OpenAI's chat completions and responses) answer the same
-whether their arguments are found directly (the fast path, app/api/fast_routes.py) or by
-FastAPI's dependency solving (what a request that is not plain takes, and every request once
-a dependency is overridden)."""
+whether their arguments are found directly (the fast path, app/api/fast_routes.py, reached
+past FastAPI's router by app/api/direct_routes.py) or by FastAPI's dependency solving (what a
+request that is not plain takes, its body replayed, and every request once a dependency is
+overridden)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.dependencies.utils import solve_dependencies
+from fastapi.routing import APIRoute
 
 from app.api.deps import get_runs
 from app.services import AppServices
@@ -210,6 +212,40 @@ async def test_a_plain_request_skips_dependency_solving(
     hit = await _send(client, INVOKE, PLAIN, {**JSON, **auth})
     assert hit.headers["x-cache"] == "HIT" and hit.json()["cached"] is True
     assert solves == []
+
+
+async def test_a_plain_request_never_reaches_fastapis_router(
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routed: list[str] = []
+    handle = APIRoute.handle
+
+    async def counting(self: APIRoute, scope: Any, receive: Any, send: Any) -> None:
+        routed.append(scope["path"])
+        await handle(self, scope, receive, send)
+
+    monkeypatch.setattr(APIRoute, "handle", counting)
+    auth = {"Authorization": f"Bearer {await login(client)}"}
+    routed.clear()  # the login's
+    for path in (INVOKE, STREAM):
+        response = await _send(client, path, PLAIN, {**BYPASS, **auth})
+        assert response.status_code == 200, response.text
+        assert response.headers["x-request-id"]  # it went through our middleware all the same
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "Hi"}]}
+    assert (await client.post(CHAT, json=chat, headers=auth)).status_code == 200
+    assert routed == []
+    # What the fast path declines, FastAPI routes and solves, the body it read replayed whole:
+    # a session id FastAPI's own validation refuses by name, and a body it has to read itself.
+    bad = await _send(client, INVOKE, '{"input": "x", "session_id": "../"}', {**JSON, **auth})
+    assert bad.status_code == 422
+    assert [error["loc"] for error in bad.json()["errors"]] == [["body", "session_id"]]
+    charset = {**BYPASS, **auth, "content-type": "application/json; charset=utf-8"}
+    answered = await _send(client, INVOKE, PLAIN, charset)
+    assert answered.status_code == 200 and answered.json()["output"]
+    # A method the route does not serve is FastAPI's 405, with what the path allows.
+    wrong_method = await client.get(INVOKE, headers=auth)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert routed == [INVOKE, INVOKE, INVOKE]
 
 
 async def test_a_dependency_override_is_honoured(client: AppClient, solves: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""LeanFastAPI: FastAPI's stack without the two layers it adds for features we leave off."""
+"""LeanFastAPI: FastAPI's stack without the two layers it adds for features we leave off,
+with the fast routes' direct path inside its exception middleware."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from fastapi import FastAPI
 from fastapi._body_limit import AppBodyLimitMiddleware
 from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Router
 
+from app.api.direct_routes import DirectRoutes
 from app.api.lean_app import LeanFastAPI
 from app.main import create_app
 from app.middleware.request_context import RequestContextMiddleware
@@ -37,7 +40,9 @@ def test_the_service_stack_has_no_pass_through_layers(make_settings: SettingsFac
     assert ExceptionTelemetryMiddleware not in layers
     assert AppBodyLimitMiddleware not in layers
     assert RequestContextMiddleware in layers  # ours all stay, in FastAPI's order
-    assert len(layers) == len(_layers(_fastapi_stack(make_settings))) - 2
+    # and the fast routes' direct path sits right inside FastAPI's exception middleware
+    assert layers[layers.index(ExceptionMiddleware) + 1] is DirectRoutes
+    assert len(layers) == len(_layers(_fastapi_stack(make_settings))) - 2 + 1
 
 
 def test_fastapi_features_that_would_need_the_layers_are_refused() -> None:
