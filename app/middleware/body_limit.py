@@ -41,31 +41,53 @@ class BodySizeLimitMiddleware:
                     return self._reject(scope, send)
                 break
 
-        received = 0
-        answered = False  # we sent the 413; whatever the app sends afterwards is dropped
-        started = False
+        counted = _CountedBody(self, scope, receive, send)
+        return self.app(scope, counted.receive, counted.send)
 
-        async def counting_receive() -> Message:
-            nonlocal received, answered
-            if answered:
+
+class _CountedBody:
+    """One request's receive and send under the limit. A slotted object whose two bound
+    methods are the wrappers: as closures they were two functions and three cells, and an
+    open stream keeps them as long as it lasts."""
+
+    __slots__ = (
+        "_inner_receive",
+        "_inner_send",
+        "_limit",
+        "_scope",
+        "answered",
+        "received",
+        "started",
+    )
+
+    def __init__(
+        self, limit: BodySizeLimitMiddleware, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self._limit = limit
+        self._scope = scope
+        self._inner_receive = receive
+        self._inner_send = send
+        self.received = 0
+        self.answered = False  # we sent the 413; whatever the app sends afterwards is dropped
+        self.started = False
+
+    async def receive(self) -> Message:
+        if self.answered:
+            return {"type": "http.disconnect"}
+        message = await self._inner_receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._limit.max_bytes:
+                # Answer now and tell the app the client is gone: raising here would be
+                # turned into a 400 by FastAPI's body parsing.
+                if not self.started:
+                    self.answered = True
+                    await self._limit._reject(self._scope, self._inner_send)
                 return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # Answer now and tell the app the client is gone: raising here would be
-                    # turned into a 400 by FastAPI's body parsing.
-                    if not started:
-                        answered = True
-                        await self._reject(scope, send)
-                    return {"type": "http.disconnect"}
-            return message
+        return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if answered:
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        return self.app(scope, counting_receive, guarded_send)
+    async def send(self, message: Message) -> None:
+        if self.answered:
+            return
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._inner_send(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -25,10 +26,11 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: nothing is left to do once the app is called, so no frame of ours
+        # lives as long as the request (app/middleware/error_dialect.py).
         if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope["request_id"] = request_id
 
@@ -38,6 +40,10 @@ class RequestContextMiddleware:
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
+        # Bound for the rest of this request's task, not reset after it: uvicorn runs each
+        # request (and each WebSocket) in a task of its own, whose context ends with it, and
+        # a request starts from a cleared one. Resetting took a context manager's generator
+        # and this frame for as long as a stream stays open.
         structlog.contextvars.clear_contextvars()
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            await self.app(scope, receive, send_with_request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return self.app(scope, receive, send_with_request_id)
