@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +24,7 @@ class AccessLogMiddleware:
         start = time.perf_counter()
         status = 500  # what the client sees if the app raises before answering
 
-        async def send_capturing_status(message: Message) -> None:
+        def send_capturing_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
                 status = message["status"]  # the latter: a handshake refused with a 401/429
@@ -31,7 +32,7 @@ class AccessLogMiddleware:
                 status = 101
             elif message["type"] == "websocket.close" and status != 101:
                 status = 403  # closed before accept: the handshake was refused
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_capturing_status)

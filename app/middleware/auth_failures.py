@@ -13,6 +13,8 @@ peer is in FORWARDED_ALLOW_IPS, so a client cannot choose it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.problems import send_problem
@@ -78,9 +80,13 @@ class AuthFailureLimitMiddleware:
             )
             return
 
-        async def send_counting_failures(message: Message) -> None:
+        def send_counting_failures(message: Message) -> Awaitable[None]:
             if message["type"] in _RESPONSE_STARTS and message["status"] == 401:
-                await self.limiter.record_failure(ip)  # before the client can try again
-            await send(message)
+                return self._count_then_send(ip, message, send)
+            return send(message)
 
         await self.app(scope, receive, send_counting_failures)
+
+    async def _count_then_send(self, ip: str, message: Message, send: Send) -> None:
+        await self.limiter.record_failure(ip)  # before the client can try again
+        await send(message)

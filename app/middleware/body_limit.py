@@ -45,6 +45,10 @@ class BodySizeLimitMiddleware:
         return self.app(scope, counted.receive, counted.send)
 
 
+async def _dropped() -> None:
+    return None
+
+
 class _CountedBody:
     """One request's receive and send under the limit. A slotted object whose two bound
     methods are the wrappers: as closures they were two functions and three cells, and an
@@ -86,8 +90,8 @@ class _CountedBody:
                 return {"type": "http.disconnect"}
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
         if self.answered:
-            return
+            return _dropped()  # after our 413, the app's answer goes nowhere
         self.started = self.started or message["type"] == "http.response.start"
-        await self._inner_send(message)
+        return self._inner_send(message)

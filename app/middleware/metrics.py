@@ -7,6 +7,7 @@ With tracing on, each duration observation carries the request's trace id as an 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,11 +28,11 @@ class MetricsMiddleware:
         start = time.perf_counter()
         status = 500
 
-        async def send_capturing_status(message: Message) -> None:
+        def send_capturing_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         metrics.HTTP_IN_FLIGHT.inc()
         try:

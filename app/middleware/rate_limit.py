@@ -10,6 +10,8 @@ Only the response start is touched (to add headers), so streams pass through unb
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,11 +91,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 response_headers = MutableHeaders(scope=message)
                 for name, value in headers.items():
                     response_headers[name] = value
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -34,11 +34,11 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         scope["request_id"] = request_id
 
-        async def send_with_request_id(message: Message) -> None:
+        def send_with_request_id(message: Message) -> Awaitable[None]:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 message.setdefault("headers", [])
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
-            await send(message)
+            return send(message)
 
         # Bound for the rest of this request's task, not reset after it: uvicorn runs each
         # request (and each WebSocket) in a task of its own, whose context ends with it, and

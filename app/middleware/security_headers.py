@@ -42,12 +42,12 @@ class SecurityHeadersMiddleware:
             return self.app(scope, receive, send)
         csp = _csp_for(scope["path"])
 
-        async def send_with_headers(message: Message) -> None:
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self._static.items():
                     headers.setdefault(name, value)
                 headers.setdefault("Content-Security-Policy", csp)
-            await send(message)
+            return send(message)
 
         return self.app(scope, receive, send_with_headers)

@@ -10,6 +10,7 @@ are not traced as a whole (a socket lives for hours); the runs they start are.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,11 +48,11 @@ class TracingMiddleware:
             return
         status: int | None = None
 
-        async def send_capturing_status(message: Message) -> None:
+        def send_capturing_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_capturing_status)
