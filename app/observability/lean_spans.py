@@ -44,6 +44,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    DEFAULT_TRACE_STATE,
     INVALID_SPAN,
     Link,
     NonRecordingSpan,
@@ -67,6 +68,10 @@ _FLAGS = {
     for sampled in (False, True)
     for random in (False, True)
 }
+# SpanContext(...) without its Python __new__ (a call per span): our spans' ids are valid by
+# construction (never 0, in range: the generator's, or a valid parent's trace id), and
+# validity is all that __new__ works out. Fields in SpanContext's own tuple order.
+_new_context = tuple.__new__
 
 
 class LeanSpan:
@@ -265,8 +270,9 @@ class LeanTracer(trace.Tracer):
     def _dropped(self, trace_id: int, random: bool, state: TraceState | None) -> trace.Span:
         """A span the sampler did not keep: its context is propagated, nothing recorded."""
         flags = _FLAGS[False, random]
+        state = DEFAULT_TRACE_STATE if state is None else state
         return NonRecordingSpan(
-            SpanContext(trace_id, self._span_id(), False, trace_flags=flags, trace_state=state)
+            _new_context(SpanContext, (trace_id, self._span_id(), False, flags, state, True))
         )
 
     def start_span(
@@ -313,12 +319,10 @@ class LeanTracer(trace.Tracer):
             trace_state = result.trace_state
             # The sampler's attributes are the span's (the standard ones hand ours back).
             recorded = dict(result.attributes) if result.attributes else {}
-        span_context = SpanContext(
-            trace_id,
-            self._span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[sampled, random],
-            trace_state=trace_state,
+        flags = _FLAGS[sampled, random]
+        state = DEFAULT_TRACE_STATE if trace_state is None else trace_state
+        span_context = _new_context(
+            SpanContext, (trace_id, self._span_id(), False, flags, state, True)
         )
         span = LeanSpan(name, span_context, parent, kind, recorded, links, self, start_time)
         return span  # type: ignore[return-value]  # a registered trace.Span

@@ -220,3 +220,23 @@ def test_other_samplers_are_asked_for_roots() -> None:
     recorded = [lean.start_span("server").is_recording() for _ in range(4)]
     assert recorded == [True, False, True, False]
     assert sampler.asked == 4
+
+
+def test_span_contexts_are_what_the_api_would_make() -> None:
+    """LeanTracer builds its SpanContexts without the API's ``__new__``: the same tuple."""
+    for sampler in (ALWAYS_ON, ALWAYS_OFF):
+        tracer = _tracers(sampler)[1]
+        for state in (None, TraceState([("vendor", "value")])):
+            parent = SpanContext(0x1234ABCD, 0x42, True, TraceFlags(TraceFlags.SAMPLED), state)
+            remote = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+            for context in (None, remote):
+                ours = tracer.start_span("x", context=context).get_span_context()
+                theirs = SpanContext(
+                    ours.trace_id,
+                    ours.span_id,
+                    False,
+                    trace_flags=ours.trace_flags,
+                    trace_state=None if context is None else state,
+                )
+                assert type(ours) is SpanContext and tuple(ours) == tuple(theirs)
+                assert ours.is_valid and not ours.is_remote
