@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import httpx
 
@@ -25,23 +23,13 @@ def _total(metrics_text: str, route: str, status: str) -> float:
     return sum(float(value) for value in pattern.findall(metrics_text))
 
 
-def _access_lines(logs: str) -> list[dict[str, Any]]:
-    lines: list[dict[str, Any]] = []
-    for line in logs.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            if event.get("event") == "request":
-                lines.append(event)
-    return lines
-
-
 def test_metrics_total_adds_up_across_two_workers() -> None:
     with ServerProcess(gunicorn=True, workers=2) as server:
         # A new connection per request so the kernel spreads them over both workers.
         for i in range(REQUESTS):
             with httpx.Client(base_url=server.url) as client:
                 assert client.get(f"/v1/nowhere/{i}").status_code == 404
-        served_by = {line["pid"] for line in _access_lines(server.logs())}
+        served_by = {line["pid"] for line in server.json_lines() if line.get("event") == "request"}
         assert len(served_by) == 2, "both workers must have served requests"
         # Whichever worker answers the scrape, it reports the sum over both.
         for _ in range(6):

@@ -10,7 +10,6 @@ cancelled through another keeps the asking request's trace across the control bu
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -186,8 +185,7 @@ def test_a_task_is_one_trace_across_the_client_the_api_and_the_worker(
             assert not [name for name, _ in span.events if name.startswith("gen_ai.")], span.name
 
         # The API's access log line names the trace and its server span.
-        lines = [json.loads(line) for line in api.logs().splitlines() if line.startswith("{")]
-        access = [line for line in lines if line.get("route") == "/v1/tasks"]
+        access = [line for line in api.json_lines() if line.get("route") == "/v1/tasks"]
         assert access and access[0]["trace_id"] == trace_id
         assert access[0]["span_id"] == server.span_id
         assert access[0]["client"] == "203.0.113.9"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -119,6 +121,13 @@ class ServerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The JSON lines logged so far: complete ones only. A running server may be writing
+        one (an access line is written after its response has gone), and until its newline
+        is in the file it is not a line yet."""
+        complete = self.logs().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.startswith("{")]
 
     def __enter__(self) -> ServerProcess:
         return self.start()
