@@ -88,7 +88,7 @@ def test_a_busy_port_fails_before_anything_starts() -> None:
 
 def test_the_start_up_line_says_what_is_served() -> None:
     with ServerProcess() as server:
-        lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+        lines = server.json_lines()
     startup = next(line for line in lines if line.get("event") == "startup")
     assert {"chat", "assistant", "approval"} <= set(startup["agents"])
     assert {"calculator", "current_time"} <= set(startup["tools"])

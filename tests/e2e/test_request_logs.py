@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
 from tests.support.redis_server import RedisServer
 from tests.support.server_process import ServerProcess
-
-
-def _events(logs: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
 def test_request_id_is_echoed_or_generated_and_logged() -> None:
@@ -28,7 +21,7 @@ def test_request_id_is_echoed_or_generated_and_logged() -> None:
         ).headers["x-request-id"]
         assert "<script>" not in hostile and len(hostile) == 32
         server.stop()
-        access = [e for e in _events(server.logs()) if e.get("event") == "request"]
+        access = [e for e in server.json_lines() if e.get("event") == "request"]
         by_id = {e["request_id"]: e for e in access}
         for request_id in ("client-id-42", generated, hostile):
             line = by_id[request_id]

@@ -10,7 +10,6 @@ reading the log output of a real uvicorn process and of a real gunicorn master w
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -25,10 +24,6 @@ WS_PATH = "/v1/agents/chat/ws"
 
 def _percent_encoded(text: str) -> str:
     return "".join(f"%{byte:02X}" for byte in text.encode())
-
-
-def _events(logs: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
 def test_credentials_are_masked_after_percent_decoding() -> None:
@@ -62,10 +57,10 @@ def test_tokens_in_websocket_urls_never_reach_the_server_log(gunicorn: bool) -> 
         assert refused.value.response.status_code == 401
         server.stop()
         logs = server.logs()
+        events = server.json_lines()
 
     for secret in (token, encoded, token.split(".")[2], encoded[-60:]):
         assert secret not in logs
-    events = _events(logs)
     handshakes = [
         e["event"]
         for e in events
