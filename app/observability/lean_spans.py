@@ -22,7 +22,9 @@ and the SDK's self-metrics. It is used only when the OTLP exporter is the only o
 
 from __future__ import annotations
 
+import os
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from random import getrandbits
@@ -31,7 +33,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk._shared_internal import BatchProcessor
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -59,6 +64,7 @@ from opentelemetry.trace import (
 from app.observability.fast_context import current_span
 
 UNSET_STATUS = Status(StatusCode.UNSET)
+_SAMPLED, _RANDOM_TRACE_ID = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
 # (sampled, random trace id) -> the flags the SDK sets for them
 _FLAGS = {
     (sampled, random): TraceFlags(
@@ -75,24 +81,21 @@ _new_context = tuple.__new__
 
 
 class LeanSpan:
-    """A recording span; what the exporter reads has the names of the SDK's ReadableSpan."""
+    """A recording span; what the exporter reads has the names of the SDK's ReadableSpan.
 
-    __slots__ = (
-        "_processors",
-        "attributes",
-        "context",
-        "end_time",
-        "events",
-        "instrumentation_scope",
-        "kind",
-        "links",
-        "name",
-        "parent",
-        "resource",
-        "start_time",
-        "status",
-    )
+    Each tracer makes its own subclass (LeanTracer.__init__) whose class attributes are the
+    resource, the instrumentation scope and where ended spans go, and the fields every span
+    starts with (no events, status unset, not ended) are class attributes too: a span sets
+    only what is its own. Not __slots__: an instance's dict holds those, set or not."""
+
+    resource: Resource
+    instrumentation_scope: InstrumentationScope
+    _sinks: tuple[Callable[[LeanSpan], None], ...] = ()
     dropped_attributes = dropped_events = dropped_links = 0
+    events: Sequence[Event] = ()
+    status = UNSET_STATUS
+    end_time: int | None = None
+    hex_ids: tuple[str, str] | None = None  # made once, for log lines and exemplars
 
     def __init__(
         self,
@@ -102,7 +105,6 @@ class LeanSpan:
         kind: SpanKind,
         attributes: dict[str, Any],
         links: Sequence[Link],
-        tracer: LeanTracer,
         start_time: int | None,
     ) -> None:
         self.name = name
@@ -111,13 +113,7 @@ class LeanSpan:
         self.kind = kind
         self.attributes = attributes
         self.links = links
-        self.events: list[Event] = []
-        self.status = UNSET_STATUS
-        self.resource = tracer.resource
-        self.instrumentation_scope = tracer.instrumentation_scope
-        self._processors = tracer.processors
         self.start_time = start_time or time_ns()
-        self.end_time: int | None = None
 
     # -- the API's Span ---------------------------------------------------------------------
     def get_span_context(self) -> SpanContext:
@@ -138,7 +134,8 @@ class LeanSpan:
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
         if self.end_time is None:
-            self.events.append(Event(name, dict(attributes or {}), timestamp or time_ns()))
+            event = Event(name, dict(attributes or {}), timestamp or time_ns())
+            self.events = [*self.events, event]
 
     def add_link(self, context: SpanContext, attributes: Mapping[str, Any] | None = None) -> None:
         if self.end_time is None and context.is_valid:
@@ -183,8 +180,8 @@ class LeanSpan:
         if self.end_time is not None:
             return
         self.end_time = end_time or time_ns()
-        for processor in self._processors:
-            processor.on_end(self)  # type: ignore[arg-type]  # read as a ReadableSpan
+        for sink in self._sinks:
+            sink(self)
 
     def __enter__(self) -> LeanSpan:
         return self
@@ -202,6 +199,56 @@ class LeanSpan:
 
 
 trace.Span.register(LeanSpan)  # what trace.get_current_span() accepts from a context
+
+
+class _BatchQueue:
+    """``BatchSpanProcessor.on_end`` for our sampled spans, in one call instead of four and
+    a system call: the processor's sampled check is the tracer's (a span that is not goes
+    to on_end), and the batch processor's pid check on every span only repeats what its
+    fork hook (os.register_at_fork) does. The span goes on the same queue, and wakes the
+    same worker, as with the SDK's ``emit``; a full queue or a processor shut down is left
+    to ``emit`` itself (its warning, its dropped-span metric). The queue is the same object
+    for the processor's life (a fork clears it); the worker's event is not, so it is read
+    each time."""
+
+    __slots__ = ("_batch", "_batch_size", "_queue", "_queue_size")
+
+    def __init__(self, batch: BatchProcessor[Any]) -> None:
+        self._batch = batch
+        self._queue: deque[Any] = batch._queue  # noqa: SLF001 - see span_sink
+        self._batch_size = batch._max_export_batch_size  # noqa: SLF001
+        self._queue_size = batch._max_queue_size  # noqa: SLF001
+
+    def put(self, span: LeanSpan) -> None:
+        queue = self._queue
+        if len(queue) < self._queue_size and not self._batch._shutdown:  # noqa: SLF001
+            queue.appendleft(span)
+            if len(queue) >= self._batch_size:
+                awaken = self._batch._worker_awaken  # noqa: SLF001
+                if not awaken.is_set():
+                    awaken.set()
+        else:
+            self._batch.emit(span)
+
+
+def span_sink(processor: SpanProcessor) -> Callable[[LeanSpan], None]:
+    """Where an ended span goes for ``processor``: straight onto its queue for the SDK's
+    BatchSpanProcessor (opentelemetry-sdk 1.45's private layout, checked here; with any
+    other layout, or another processor, its own ``on_end``). tests/unit/test_lean_spans.py
+    holds both ways to the same export."""
+    batch = getattr(processor, "_batch_processor", None)
+    if (
+        type(processor) is BatchSpanProcessor
+        and type(batch) is BatchProcessor
+        and hasattr(os, "register_at_fork")
+        and isinstance(getattr(batch, "_queue", None), deque)
+        and all(
+            hasattr(batch, name)
+            for name in ("_shutdown", "_worker_awaken", "_max_export_batch_size", "_max_queue_size")
+        )
+    ):
+        return _BatchQueue(batch).put
+    return processor.on_end  # type: ignore[return-value]  # read as a ReadableSpan
 
 
 def follows_sampled_parents(sampler: Sampler) -> bool:
@@ -254,15 +301,22 @@ class LeanTracer(trace.Tracer):
         self._root_decision = root_decision(provider.sampler)
         self._ids = provider.id_generator
         self._random_ids = self._ids.is_trace_id_random()
-        # The default generator's ids are random.getrandbits' (never 0): called directly,
-        # a Python call less for each id.
         self._default_ids = type(self._ids) is RandomIdGenerator
-        self.resource = provider.resource
-        self.instrumentation_scope = InstrumentationScope(scope)  # as provider.get_tracer's
-        self.processors = tuple(processors)
-
-    def _trace_id(self) -> int:
-        return (self._default_ids and getrandbits(128)) or self._ids.generate_trace_id()
+        # Every span of this tracer is of its own subclass, whose class attributes name the
+        # resource, the scope and where the span goes when it ends (LeanSpan says why).
+        sinks = tuple(span_sink(processor) for processor in processors)
+        self._span_type: type[LeanSpan] = type(
+            "LeanSpan",
+            (LeanSpan,),
+            {
+                "resource": provider.resource,
+                "instrumentation_scope": InstrumentationScope(scope),  # as get_tracer's
+                "_sinks": sinks,
+            },
+        )
+        # A span a sampler records but does not sample (no standard one does that) is
+        # handed to the processors' own on_end, which leaves it out of the export.
+        self._unsampled_sinks = tuple(processor.on_end for processor in processors)
 
     def _span_id(self) -> int:
         return (self._default_ids and getrandbits(64)) or self._ids.generate_span_id()
@@ -286,45 +340,94 @@ class LeanTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        links = links or ()
+        # A SpanContext is a tuple (trace id, span id, is remote, flags, state, is valid):
+        # read by index, each of its properties is a Python call (a dozen a span, else).
+        # The default generator's ids come from random.getrandbits (0 only by a chance of
+        # 2**-64, when the generator's own loop is asked): called here, a call less an id.
         parent_span = current_span(context)
-        parent: SpanContext | None = (
-            None if parent_span is INVALID_SPAN else parent_span.get_span_context()
-        )
-        if parent is not None and parent.is_valid:
-            trace_id, random = parent.trace_id, parent.trace_flags.random_trace_id
+        parent = None if parent_span is INVALID_SPAN else parent_span.get_span_context()
+        if parent is not None and parent[5]:
+            trace_id, flags = parent[0], parent[3]
+            random = flags & _RANDOM_TRACE_ID != 0
+            if flags & _SAMPLED and not parent[2] and self._follows_sampled_parents:
+                # What the sampler would answer, without asking it (follows_sampled_parents):
+                # the common case, a child of a request's span, made here in one go.
+                span_id = (self._default_ids and getrandbits(64)) or self._ids.generate_span_id()
+                return self._span_type(  # type: ignore[return-value]  # a registered Span
+                    name,
+                    _new_context(
+                        SpanContext,
+                        (trace_id, span_id, False, _FLAGS[True, random], parent[4], True),
+                    ),
+                    parent,
+                    kind,
+                    dict(attributes) if attributes else {},
+                    links or (),
+                    start_time,
+                )
         else:
-            parent, trace_id = None, self._trace_id()
+            parent = None
+            trace_id = (self._default_ids and getrandbits(128)) or self._ids.generate_trace_id()
             random = self._random_ids
-        if (
-            self._follows_sampled_parents
-            and parent is not None
-            and parent.trace_flags.sampled
-            and not parent.is_remote
-        ):  # what the sampler would answer, without asking it (see follows_sampled_parents)
-            sampled = True
-            trace_state: TraceState | None = parent.trace_state
-            recorded = dict(attributes) if attributes else {}
-        elif parent is None and self._root_decision is not None:
-            sampled = self._root_decision(trace_id)
-            if not sampled:
-                return self._dropped(trace_id, random, None)
-            trace_state = None
-            recorded = dict(attributes) if attributes else {}
-        else:
-            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
-            if result.decision is Decision.DROP:
-                return self._dropped(trace_id, random, result.trace_state)
-            sampled = result.decision is Decision.RECORD_AND_SAMPLE
-            trace_state = result.trace_state
-            # The sampler's attributes are the span's (the standard ones hand ours back).
-            recorded = dict(result.attributes) if result.attributes else {}
-        flags = _FLAGS[sampled, random]
-        state = DEFAULT_TRACE_STATE if trace_state is None else trace_state
-        span_context = _new_context(
-            SpanContext, (trace_id, self._span_id(), False, flags, state, True)
+            decide = self._root_decision
+            if decide is not None:  # a root, decided by its trace id (root_decision)
+                if not decide(trace_id):
+                    return self._dropped(trace_id, random, None)
+                return self._recorded(
+                    name, trace_id, True, random, None, parent, kind, attributes, links, start_time
+                )
+        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        if result.decision is Decision.DROP:
+            return self._dropped(trace_id, random, result.trace_state)
+        # The sampler's attributes are the span's (the standard ones hand ours back).
+        return self._recorded(
+            name,
+            trace_id,
+            result.decision is Decision.RECORD_AND_SAMPLE,
+            random,
+            result.trace_state,
+            parent,
+            kind,
+            result.attributes,
+            links,
+            start_time,
         )
-        span = LeanSpan(name, span_context, parent, kind, recorded, links, self, start_time)
+
+    def _recorded(
+        self,
+        name: str,
+        trace_id: int,
+        sampled: bool,
+        random: bool,
+        state: TraceState | None,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any] | None,
+        links: Sequence[Link] | None,
+        start_time: int | None,
+    ) -> trace.Span:
+        context = _new_context(
+            SpanContext,
+            (
+                trace_id,
+                self._span_id(),
+                False,
+                _FLAGS[sampled, random],
+                DEFAULT_TRACE_STATE if state is None else state,
+                True,
+            ),
+        )
+        span = self._span_type(
+            name,
+            context,
+            parent,
+            kind,
+            dict(attributes) if attributes else {},
+            links or (),
+            start_time,
+        )
+        if not sampled:
+            span._sinks = self._unsampled_sinks  # noqa: SLF001 - its own tracer's choice
         return span  # type: ignore[return-value]  # a registered trace.Span
 
     @contextmanager

@@ -26,6 +26,7 @@ from app.observability.fast_context import attach, detach, with_span
 from app.observability.tracing import SAMPLED_OUT
 
 _PROPAGATED = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_NO_CONTEXT = otel_context.Context()  # an empty one, shared: contexts are never changed
 _IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -97,18 +98,18 @@ class ServerSpans:
 
     def start(self, scope: Mapping[str, Any], route: str | None, *, peer_key: str) -> ServerRequest:
         """``route``: the matched template, None when no route matches."""
-        carrier: dict[str, str] = {}
-        user_agent = None
-        for name, value in scope["headers"]:
-            if name in _PROPAGATED:
-                carrier[name.decode("latin-1")] = value.decode("latin-1")
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
+        # By name, made in C (a repeated header keeps its last value, as a carrier would).
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         # A request is a root unless we believe its traceparent: never the ambient context.
-        parent = otel_context.Context()
+        parent = _NO_CONTEXT
         links = None
-        if carrier:
-            incoming = propagate.extract(carrier, context=otel_context.Context())
+        if not _PROPAGATED.isdisjoint(headers):
+            carrier = {
+                name.decode("latin-1"): headers[name].decode("latin-1")
+                for name in _PROPAGATED
+                if name in headers
+            }
+            incoming = propagate.extract(carrier, context=_NO_CONTEXT)
             if self.believes(scope, peer_key):
                 parent = incoming
             else:
@@ -125,12 +126,13 @@ class ServerSpans:
         token = attach(with_span(span, parent))
         if not span.is_recording():
             return ServerRequest(span, token, SAMPLED_OUT.set(True))
-        span.set_attributes(_attributes(scope, route, user_agent))  # only for a kept span
+        # Only for a kept span:
+        span.set_attributes(_attributes(scope, route, headers.get(b"user-agent")))
         return ServerRequest(span, token)
 
 
 def _attributes(
-    scope: Mapping[str, Any], route: str | None, user_agent: str | None
+    scope: Mapping[str, Any], route: str | None, user_agent: bytes | None
 ) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {
         "url.path": scope["path"],
@@ -143,7 +145,7 @@ def _attributes(
     if client:
         attributes["client.address"] = client[0]
     if user_agent:
-        attributes["user_agent.original"] = user_agent
+        attributes["user_agent.original"] = user_agent.decode("latin-1")
     request_id = scope.get("request_id")
     if request_id:
         attributes["agent_service.request_id"] = request_id

@@ -30,12 +30,12 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, TraceFlags
 
 from app.core.config import Settings
 from app.core.settings_loader import ConfigError
 from app.observability.fast_context import current_span
-from app.observability.lean_spans import LeanTracer
+from app.observability.lean_spans import LeanSpan, LeanTracer
 from app.observability.tracing import SAMPLED_OUT, ChatOutcome
 from app.observability.tracing_genai import ChatRequestLike, GenAIConventions
 from app.observability.tracing_http import ServerSpans, TrustedPeers
@@ -171,7 +171,9 @@ class Tracing:
         if SAMPLED_OUT.get():  # the request's own sampling said no: known without a lookup
             return True
         span = current_span()
-        return span.get_span_context().is_valid and not span.is_recording()
+        if isinstance(span, LeanSpan):  # valid by construction
+            return span.end_time is not None
+        return span.get_span_context()[5] and not span.is_recording()  # [5]: is valid
 
     @contextlib.contextmanager
     def producer(self, destination: str, *, message_id: str) -> Iterator[Span | None]:
@@ -271,16 +273,32 @@ class Tracing:
         span = current_span()
         if span is INVALID_SPAN:
             return
-        context = span.get_span_context()  # a tuple: trace id, span id, ..., valid last
-        if context[5]:
-            event_dict["trace_id"] = format(context[0], "032x")
-            event_dict["span_id"] = format(context[1], "016x")
+        ids = _hex_ids(span)
+        if ids is not None:
+            event_dict["trace_id"], event_dict["span_id"] = ids
 
     def exemplar(self) -> dict[str, str] | None:
-        context = current_span().get_span_context()
-        if not context.is_valid or not context.trace_flags.sampled:
+        span = current_span()
+        if span is INVALID_SPAN or not span.get_span_context()[3] & _SAMPLED:
             return None
-        return {
-            "trace_id": format(context.trace_id, "032x"),
-            "span_id": format(context.span_id, "016x"),
-        }
+        ids = _hex_ids(span)
+        return None if ids is None else {"trace_id": ids[0], "span_id": ids[1]}
+
+
+_SAMPLED = TraceFlags.SAMPLED
+
+
+def _hex_ids(span: Span) -> tuple[str, str] | None:
+    """The span's trace and span id as hex, None for an invalid context; a LeanSpan keeps
+    them (its request's log lines and exemplar each name it). A SpanContext is a tuple:
+    trace id, span id, ..., valid last."""
+    if isinstance(span, LeanSpan):
+        ids = span.hex_ids
+        if ids is None:
+            context = span.context
+            ids = span.hex_ids = (format(context[0], "032x"), format(context[1], "016x"))
+        return ids
+    context = span.get_span_context()
+    if not context[5]:
+        return None
+    return format(context[0], "032x"), format(context[1], "016x")
