@@ -316,7 +316,10 @@ class LeanTracer(trace.Tracer):
         )
         # A span a sampler records but does not sample (no standard one does that) is
         # handed to the processors' own on_end, which leaves it out of the export.
-        self._unsampled_sinks = tuple(processor.on_end for processor in processors)
+        self._unsampled_sinks: tuple[Callable[[LeanSpan], None], ...] = tuple(
+            processor.on_end  # type: ignore[misc]  # a LeanSpan reads as a ReadableSpan
+            for processor in processors
+        )
 
     def _span_id(self) -> int:
         return (self._default_ids and getrandbits(64)) or self._ids.generate_span_id()

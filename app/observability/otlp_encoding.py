@@ -15,12 +15,13 @@ import functools
 import logging
 import struct
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import DEFAULT_TRACE_STATE, SpanKind
 
 from app.observability.lean_spans import UNSET_STATUS as _UNSET_STATUS
 
@@ -28,7 +29,6 @@ _logger = logging.getLogger(__name__)
 _FIXED64 = struct.Struct("<Q").pack
 _DOUBLE = struct.Struct("<d").pack
 _FIXED32 = struct.Struct("<I").pack
-_KIND = {kind: kind.value + 1 for kind in SpanKind}  # OTLP's enum starts at UNSPECIFIED
 # SpanFlags: the context's is-remote bit is known (and, second, set).
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -105,48 +105,52 @@ def _key_value(key: str, value: Any) -> bytes:
 
 
 @functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)
-def _cached_attribute(
-    tag: bytes, key: str, value: str | bool | int | float | tuple[str, ...]
-) -> bytes:
-    return _field(tag, _cached_key_value(key, value))
+def _cached_attribute(tag: bytes, key: str, value: Any, _rendered: str) -> bytes:
+    """A ``KeyValue`` field. ``_rendered`` (the value's repr) is only part of the cache's
+    key: equal values of other types inside a tuple, (1,) and (True,), must not share an
+    entry (typed=True tells only the value's own type apart)."""
+    return _field(tag, _pair(key, value))
 
 
-# Keys whose values are one request's own (ids): cached, they would only push out the pairs
-# that repeat.
-_UNIQUE_KEYS = frozenset(
+# Values that are long and never repeat (captured content): never cached, they would fill
+# the cache with copies of whole conversations.
+_UNCACHED_KEYS = frozenset(
     {
-        "agent_service.request_id",
-        "agent_service.run.id",
-        "gen_ai.conversation.id",
-        "gen_ai.response.id",
-        "gen_ai.tool.call.id",
-        "messaging.message.id",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
     }
 )
-_SCALARS = frozenset({str, bool, int, float})
 
 
-def encode_attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-    """Each pair as a ``KeyValue`` field; one that has no OTLP form is left out and logged,
-    as the library's encoder does, so one bad attribute never loses the span. A repeating
-    scalar pair (or tuple of strings, as finish reasons) comes whole, field and all, from
-    one cache lookup; a unique one (an id) has only its key's bytes cached."""
+def encode_attributes(
+    tag: bytes, attributes: Mapping[str, Any] | None, *, cached: bool = True
+) -> bytes:
+    """Each pair as a ``KeyValue`` field. Most pairs repeat from span to span (an operation
+    name, a model, a route, a status), so every pair is looked up in a bounded cache in
+    one pass made in C (the pair's value and repr are the key); one seen for the first
+    time (an id) is encoded and kept until the pairs that do repeat push it out. The slow
+    way, one by one: attributes with captured content, events' (content or exceptions:
+    ``cached`` false), and any with a value the cache cannot hold (a list) or that has no
+    OTLP form, which is left out and logged, as the library's encoder does, so one bad
+    attribute never loses the span."""
     if not attributes:
         return b""
+    if cached and _UNCACHED_KEYS.isdisjoint(attributes):
+        values = attributes.values()
+        try:
+            return b"".join(
+                map(_cached_attribute, repeat(tag), attributes, values, map(repr, values))
+            )
+        except (TypeError, ValueError):
+            pass
     fields: list[bytes] = []
-    append = fields.append
     for key, value in attributes.items():
         try:
-            kind = type(value)
-            if kind in _SCALARS:
-                if key in _UNIQUE_KEYS:
-                    append(_field(tag, _pair(key, value)))
-                else:
-                    append(_cached_attribute(tag, key, value))
-            elif kind is tuple and all(type(item) is str for item in value):
-                append(_cached_attribute(tag, key, value))
-            else:
-                append(_field(tag, _key_value(key, value)))
+            pair = _pair(key, value) if key in _UNCACHED_KEYS else _key_value(key, value)
+            fields.append(_field(tag, pair))
         except (TypeError, ValueError) as error:
             _logger.warning("Failed to encode key %s: %s", key, error)
     return b"".join(fields)
@@ -160,77 +164,116 @@ def _flags(is_remote: bool) -> bytes:
     return _FIXED32(_HAS_IS_REMOTE | (_IS_REMOTE if is_remote else 0))
 
 
-_KIND_FIELD = {kind: b"\x30" + _varint(number) for kind, number in _KIND.items()}
 _NO_STATUS = b"\x7a\x00"  # an UNSET status without a description: an empty message
 _FLAGS_FIELD = {remote: b"\x85\x01" + _flags(remote) for remote in (False, True)}
 
 
 @functools.lru_cache(maxsize=1024)
 def _name_field(name: str) -> bytes:
-    return _field(b"\x2a", name.encode())  # span names repeat (route templates, operations)
+    # Span names repeat (route templates, operations); an empty one is no field at all.
+    return _field(b"\x2a", name.encode()) if name else b""
 
 
-_TIMES = struct.Struct("<cQcQ").pack  # start and end time: two fixed64 fields in one call
+# Sizes below 4,096 (a span without captured content), their varints made once.
+_LENGTHS = [_varint(size) for size in range(4096)]
+_LOW64 = (1 << 64) - 1
+# The fixed-size fields, each struct in one call: trace id (two big-endian halves) and
+# span id, with the parent's span id or without; the kind with start and end time.
+_IDS = struct.Struct(">2sQQ2sQ").pack
+_IDS_PARENT = struct.Struct(">2sQQ2sQ2sQ").pack
+_IDS_SIZE = struct.calcsize(">2sQQ2sQ")
+_KIND_TIMES = struct.Struct("<2scQcQ").pack
+# By the kind's value (an Enum's own hash is a Python method): OTLP's enum starts at UNSPECIFIED.
+_KIND_VALUE_FIELD = {kind.value: b"\x30" + _varint(kind.value + 1) for kind in SpanKind}
+# Status unset and flags (parent local, parent remote): the tail of most spans.
+_PLAIN_TAILS = (_NO_STATUS + _FLAGS_FIELD[False], _NO_STATUS + _FLAGS_FIELD[True])
 
 
-def encode_span(span: ReadableSpan) -> bytes:
-    """One ``Span`` message (field numbers: trace.proto's ``Span``). A SpanContext is a
-    tuple (trace id, span id, is remote, flags, state, valid): read by index, not through
-    its properties, as is the common case of each optional field (none, unset)."""
+def _span_field(span: ReadableSpan) -> bytes:
+    """One ``Span`` message as a field of its ScopeSpans (field numbers: trace.proto's
+    ``Span``). A SpanContext is a tuple (trace id, span id, is remote, flags, state,
+    valid), read by index, not through its properties; the common case of each optional
+    part (no trace state, no events or links, status unset) costs one check."""
     context = span.context
     assert context is not None  # noqa: S101 - an ended SDK span always has one
-    head = b"\x0a\x10" + context[0].to_bytes(16, "big")
-    head += b"\x12\x08" + context[1].to_bytes(8, "big")
-    if context[4]:  # the trace state
-        state = ",".join(f"{k}={v}" for k, v in context[4].items())
-        head += _field(b"\x1a", state.encode())
-    parent = span.parent
-    if parent is not None:
-        head += b"\x22\x08" + parent[1].to_bytes(8, "big")
-    parts = [head]
-    append = parts.append
-    if span.name:
-        append(_name_field(span.name))
-    append(_KIND_FIELD[span.kind])
+    trace_id, parent = context[0], span.parent
+    if parent is None:
+        head = _IDS(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])
+    else:
+        head = _IDS_PARENT(
+            b"\x0a\x10",
+            trace_id >> 64,
+            trace_id & _LOW64,
+            b"\x12\x08",
+            context[1],
+            b"\x22\x08",
+            parent[1],
+        )
+    state = context[4]
+    if state is not DEFAULT_TRACE_STATE and state:  # in field order: after the span id
+        text = ",".join(f"{k}={v}" for k, v in state.items())
+        head = head[:_IDS_SIZE] + _field(b"\x1a", text.encode()) + head[_IDS_SIZE:]
     start, end = span.start_time, span.end_time
     if start and end:
-        append(_TIMES(b"\x39", start, b"\x41", end))
+        kind_times = _KIND_TIMES(_KIND_VALUE_FIELD[span.kind._value_], b"\x39", start, b"\x41", end)
     else:
-        if start:
-            append(b"\x39" + _FIXED64(start))
-        if end:
-            append(b"\x41" + _FIXED64(end))
-    append(encode_attributes(b"\x4a", span.attributes))
+        kind_times = _KIND_VALUE_FIELD[span.kind._value_]
+        kind_times += b"\x39" + _FIXED64(start) if start else b""
+        kind_times += b"\x41" + _FIXED64(end) if end else b""
+    remote = parent is not None and parent[2]
+    if (
+        span.events
+        or span.links
+        or span.status is not _UNSET_STATUS
+        or span.dropped_attributes
+        or span.dropped_events
+        or span.dropped_links
+    ):
+        tail = _tail(span, remote=remote)
+    else:
+        tail = _PLAIN_TAILS[remote]
+    body = b"".join(
+        (
+            head,
+            _name_field(span.name),
+            kind_times,
+            encode_attributes(b"\x4a", span.attributes),
+            tail,
+        )
+    )
+    size = len(body)
+    return b"\x12" + (_LENGTHS[size] if size < 4096 else _varint(size)) + body
+
+
+def _tail(span: ReadableSpan, *, remote: bool) -> bytes:
+    """What follows a span's attributes: dropped counts, events, links, status, flags."""
+    parts: list[bytes] = []
+    append = parts.append
     if span.dropped_attributes:
         append(_dropped(10, span.dropped_attributes))
-    if span.events:
-        for event in span.events:
-            body = b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b""
-            body += _field(b"\x12", event.name.encode()) if event.name else b""
-            body += encode_attributes(b"\x1a", event.attributes)
-            append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
+    for event in span.events:
+        body = b"\x09" + _FIXED64(event.timestamp) if event.timestamp else b""
+        body += _field(b"\x12", event.name.encode()) if event.name else b""
+        body += encode_attributes(b"\x1a", event.attributes, cached=False)
+        append(_field(b"\x5a", body + _dropped(4, event.dropped_attributes)))
     if span.dropped_events:
         append(_dropped(12, span.dropped_events))
-    if span.links:
-        for link in span.links:
-            body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
-            body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
-            body += encode_attributes(b"\x22", link.attributes)
-            body += _dropped(5, link.dropped_attributes)
-            append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
+    for link in span.links:
+        body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
+        body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
+        body += encode_attributes(b"\x22", link.attributes)
+        body += _dropped(5, link.dropped_attributes)
+        append(_field(b"\x6a", body + b"\x35" + _flags(link.context.is_remote)))
     if span.dropped_links:
         append(_dropped(14, span.dropped_links))
     status = span.status
-    if status is _UNSET_STATUS:  # the common case, without the properties' calls
-        append(_NO_STATUS)
+    code = status.status_code.value
+    if code or status.description:
+        body = _field(b"\x12", status.description.encode()) if status.description else b""
+        append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
     else:
-        code = status.status_code.value
-        if code or status.description:
-            body = _field(b"\x12", status.description.encode()) if status.description else b""
-            append(_field(b"\x7a", body + (b"\x18" + _varint(code) if code else b"")))
-        else:
-            append(_NO_STATUS)
-    append(_FLAGS_FIELD[parent is not None and parent[2]])  # parent[2]: is remote
+        append(_NO_STATUS)
+    append(_FLAGS_FIELD[remote])
     return b"".join(parts)
 
 
@@ -249,14 +292,17 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     each scope object hashed once a batch (its hash is a Python method)."""
     resources: dict[int, tuple[Resource, dict[InstrumentationScope | None, list[bytes]]]] = {}
     by_scope_object: dict[tuple[int, int], list[bytes]] = {}
+    last_resource = last_scope = encoded = None
     for span in spans:
         resource, scope = span.resource, span.instrumentation_scope
-        encoded = by_scope_object.get((id(resource), id(scope)))
-        if encoded is None:
-            _, scopes = resources.setdefault(id(resource), (resource, {}))
-            encoded = scopes.setdefault(scope or None, [])
-            by_scope_object[id(resource), id(scope)] = encoded
-        encoded.append(_field(b"\x12", encode_span(span)))
+        if resource is not last_resource or scope is not last_scope or encoded is None:
+            encoded = by_scope_object.get((id(resource), id(scope)))
+            if encoded is None:
+                _, scopes = resources.setdefault(id(resource), (resource, {}))
+                encoded = scopes.setdefault(scope or None, [])
+                by_scope_object[id(resource), id(scope)] = encoded
+            last_resource, last_scope = resource, scope  # runs of spans share both
+        encoded.append(_span_field(span))
     out = []
     for resource, scopes in resources.values():
         scope_spans = [

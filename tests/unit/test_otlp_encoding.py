@@ -156,3 +156,21 @@ def test_an_oversized_batch_is_refused_unsent(spans: list[ReadableSpan]) -> None
         exporter.shutdown()  # type: ignore[no-untyped-call]
         assert exporter.export(spans) is SpanExportResult.FAILURE  # shut down: the library's
         assert receiver.requests == 0
+
+
+def test_equal_values_of_other_types_keep_their_own_encoding() -> None:
+    """Encoded attributes are cached by value: (1,) == (True,) and 1 == 1.0 == True in
+    Python, yet OTLP writes each kind of value its own way."""
+    kept = _Keep()
+    provider = _provider(kept, **{"service.name": "api"})
+    tracer = provider.get_tracer("agent-service")
+    values: list[Any] = [(1,), (True,), (1.0,), 1, True, 1.0, ("1",), "1"]
+    for value in values * 2:
+        tracer.start_span("s", attributes={"same.key": value}).end()
+    provider.shutdown()
+    assert _parsed(encode_spans(kept.spans)) == _parsed(library(kept.spans).SerializeToString())
+    decoded = [
+        span.attributes[0].value
+        for span in _parsed(encode_spans(kept.spans)).resource_spans[0].scope_spans[0].spans
+    ]
+    assert len({value.SerializeToString() for value in decoded}) == 8
