@@ -26,7 +26,7 @@ UV_STAMP := $(VENV)/.uv-$(UV_VERSION)
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: install install-runtime lock run test lint bench clean redis-server wrk chromium
+.PHONY: install install-runtime lock run test lint bench clean redis-server wrk valgrind chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -97,7 +97,13 @@ wrk:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) || true; \
 	  fi; }
 
-bench: install redis-server wrk
+valgrind:
+	@command -v valgrind >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null) || true; \
+	  fi; }
+
+bench: install redis-server wrk valgrind
 	$(BIN)/python -m bench.middleware_overhead
 	$(BIN)/python -m bench.security_overhead
 	$(BIN)/python -m bench.task_throughput
@@ -112,6 +118,7 @@ bench: install redis-server wrk
 	$(BIN)/python -m bench.openai_compat
 	$(BIN)/python -m bench.tracing_overhead
 	$(BIN)/python -m bench.tracing_microbench
+	$(BIN)/python -m bench.tracing_instructions
 	$(BIN)/python -m bench.budget_microbench
 
 clean:

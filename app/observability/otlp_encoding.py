@@ -14,8 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import struct
-from collections.abc import Mapping, Sequence
-from itertools import repeat
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -32,7 +31,7 @@ _FIXED32 = struct.Struct("<I").pack
 # SpanFlags: the context's is-remote bit is known (and, second, set).
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_PAIR_CACHE = 4096  # encoded scalar attributes kept (least recently used go)
+_PAIR_CACHE = 4096  # encoded attributes kept, a field tag (emptied when full)
 
 
 def _varint(value: int) -> bytes:
@@ -49,6 +48,12 @@ def _varint(value: int) -> bytes:
 
 
 _BYTE = [bytes((n,)) for n in range(0x80)]  # every one-byte varint, made once
+# Sizes below 4,096 (a span without captured content), their varints made once.
+_LENGTHS = [_varint(size) for size in range(4096)]
+
+
+def _length(size: int) -> bytes:
+    return _LENGTHS[size] if size < 4096 else _varint(size)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -76,7 +81,7 @@ def encode_value(value: Any) -> bytes:
     if isinstance(value, Sequence):
         return _field(b"\x2a", b"".join(_field(b"\x0a", encode_value(item)) for item in value))
     if isinstance(value, Mapping):
-        pairs = b"".join(_field(b"\x0a", _key_value(str(k), v)) for k, v in value.items())
+        pairs = b"".join(_field(b"\x0a", _pair(str(k), v)) for k, v in value.items())
         return _field(b"\x32", pairs)
     raise TypeError(f"an attribute value of type {type(value).__name__} has no OTLP form")
 
@@ -91,31 +96,16 @@ def _pair(key: str, value: Any) -> bytes:
     return _key_field(key) + _field(b"\x12", encode_value(value))
 
 
-@functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)  # typed: True, 1 and 1.0 differ
-def _cached_key_value(key: str, value: str | bool | int | float | tuple[str, ...]) -> bytes:
-    return _pair(key, value)
-
-
-def _key_value(key: str, value: Any) -> bytes:
-    """A ``KeyValue`` message. Most pairs repeat (an operation name, a model, a route), so
-    scalar ones come from a bounded cache; a unique one (an id) just passes through it."""
-    if isinstance(value, str | bool | int | float):
-        return _cached_key_value(key, value)
-    return _pair(key, value)
-
-
-@functools.lru_cache(maxsize=_PAIR_CACHE, typed=True)
-def _cached_attribute(tag: bytes, key: str, value: Any, _rendered: str) -> bytes:
-    """A ``KeyValue`` field. ``_rendered`` (the value's repr) is only part of the cache's
-    key: equal values of other types inside a tuple, (1,) and (True,), must not share an
-    entry (typed=True tells only the value's own type apart)."""
-    return _field(tag, _pair(key, value))
-
-
-# Values that are long and never repeat (captured content): never cached, they would fill
-# the cache with copies of whole conversations.
+# Keys whose values are one request's own (ids): cached, they would only push out the pairs
+# that repeat. And values that are long and never repeat (captured content).
 _UNCACHED_KEYS = frozenset(
     {
+        "agent_service.request_id",
+        "agent_service.run.id",
+        "gen_ai.conversation.id",
+        "gen_ai.response.id",
+        "gen_ai.tool.call.id",
+        "messaging.message.id",
         "gen_ai.input.messages",
         "gen_ai.output.messages",
         "gen_ai.system_instructions",
@@ -123,37 +113,79 @@ _UNCACHED_KEYS = frozenset(
         "gen_ai.tool.call.result",
     }
 )
+_SCALARS = frozenset({str, bool, int, float})
+# Encoded ``KeyValue`` fields by field tag, then by (key, value, the value's type): True, 1
+# and 1.0 are equal keys in Python, not on the wire. Only scalars and tuples of strings are
+# put in (a tuple's items are not typed: (1,) == (True,)). Emptied when full: the pairs that
+# repeat are back after one span each.
+_ATTRIBUTE_FIELDS: dict[bytes, dict[tuple[str, Any, type], bytes]] = {}
 
 
 def encode_attributes(
     tag: bytes, attributes: Mapping[str, Any] | None, *, cached: bool = True
 ) -> bytes:
     """Each pair as a ``KeyValue`` field. Most pairs repeat from span to span (an operation
-    name, a model, a route, a status), so every pair is looked up in a bounded cache in
-    one pass made in C (the pair's value and repr are the key); one seen for the first
-    time (an id) is encoded and kept until the pairs that do repeat push it out. The slow
-    way, one by one: attributes with captured content, events' (content or exceptions:
-    ``cached`` false), and any with a value the cache cannot hold (a list) or that has no
-    OTLP form, which is left out and logged, as the library's encoder does, so one bad
-    attribute never loses the span."""
+    name, a model, a route, a status): they come from a cache, all of a span's pairs looked
+    up in one pass made in C; the others (an id, ``cached`` false for events' content and
+    exceptions, a value the cache cannot hold) are encoded one by one. A pair that has no
+    OTLP form is left out and logged, as the library's encoder does, so one bad attribute
+    never loses the span."""
     if not attributes:
         return b""
-    if cached and _UNCACHED_KEYS.isdisjoint(attributes):
-        values = attributes.values()
-        try:
-            return b"".join(
-                map(_cached_attribute, repeat(tag), attributes, values, map(repr, values))
-            )
-        except (TypeError, ValueError):
-            pass
-    fields: list[bytes] = []
-    for key, value in attributes.items():
-        try:
-            pair = _pair(key, value) if key in _UNCACHED_KEYS else _key_value(key, value)
-            fields.append(_field(tag, pair))
-        except (TypeError, ValueError) as error:
-            _logger.warning("Failed to encode key %s: %s", key, error)
-    return b"".join(fields)
+    if not cached:
+        return b"".join(_fields_one_by_one(tag, attributes.items(), None))
+    cache = _ATTRIBUTE_FIELDS.get(tag)
+    if cache is None:
+        cache = _ATTRIBUTE_FIELDS[tag] = {}
+    values = attributes.values()
+    try:
+        fields = list(map(cache.get, zip(attributes, values, map(type, values), strict=True)))
+    except TypeError:  # a value that cannot be a key (a list)
+        return b"".join(_fields_one_by_one(tag, attributes.items(), None))
+    misses = fields.count(None)
+    if misses:  # found by index in C: the hits cost no Python step
+        keys, items = list(attributes), list(values)
+        index = -1
+        for _ in range(misses):
+            index = fields.index(None, index + 1)
+            fields[index] = _attribute_field(tag, keys[index], items[index], cache)
+    return b"".join(fields)  # type: ignore[arg-type]  # no None is left
+
+
+def _fields_one_by_one(
+    tag: bytes,
+    pairs: Iterable[tuple[str, Any]],
+    cache: dict[tuple[str, Any, type], bytes] | None,
+) -> list[bytes]:
+    return [_attribute_field(tag, key, value, cache) for key, value in pairs]
+
+
+def _attribute_field(
+    tag: bytes, key: str, value: Any, cache: dict[tuple[str, Any, type], bytes] | None
+) -> bytes:
+    """One pair's field (empty for one without an OTLP form), kept in ``cache`` when it
+    may repeat."""
+    try:
+        if type(value) is str:  # most: an id, a name; the same bytes as _pair's, in one go
+            data = value.encode()
+            any_value = b"\x0a" + _length(len(data)) + data
+            pair = _key_field(key) + b"\x12" + _length(len(any_value)) + any_value
+        else:
+            pair = _pair(key, value)
+        field = tag + _length(len(pair)) + pair
+    except (TypeError, ValueError) as error:
+        _logger.warning("Failed to encode key %s: %s", key, error)
+        return b""
+    kind = type(value)
+    if (
+        cache is not None
+        and key not in _UNCACHED_KEYS
+        and (kind in _SCALARS or (kind is tuple and all(type(v) is str for v in value)))
+    ):
+        if len(cache) >= _PAIR_CACHE:
+            cache.clear()
+        cache[key, value, kind] = field
+    return field
 
 
 def _dropped(number: int, count: int) -> bytes:
@@ -174,8 +206,6 @@ def _name_field(name: str) -> bytes:
     return _field(b"\x2a", name.encode()) if name else b""
 
 
-# Sizes below 4,096 (a span without captured content), their varints made once.
-_LENGTHS = [_varint(size) for size in range(4096)]
 _LOW64 = (1 << 64) - 1
 # The fixed-size fields, each struct in one call: trace id (two big-endian halves) and
 # span id, with the parent's span id or without; the kind with start and end time.
@@ -242,7 +272,7 @@ def _span_field(span: ReadableSpan) -> bytes:
         )
     )
     size = len(body)
-    return b"\x12" + (_LENGTHS[size] if size < 4096 else _varint(size)) + body
+    return b"\x12" + _length(size) + body
 
 
 def _tail(span: ReadableSpan, *, remote: bool) -> bytes:
