@@ -22,9 +22,7 @@ and the SDK's self-metrics. It is used only when the OTLP exporter is the only o
 
 from __future__ import annotations
 
-import os
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from random import getrandbits
@@ -33,20 +31,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk._shared_internal import BatchProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    Decision,
-    ParentBased,
-    ParentBasedTraceIdRatio,
-    Sampler,
-    TraceIdRatioBased,
-)
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     DEFAULT_TRACE_STATE,
@@ -62,6 +50,8 @@ from opentelemetry.trace import (
 )
 
 from app.observability.fast_context import current_span
+from app.observability.sampling_shortcuts import follows_sampled_parents, root_decision
+from app.observability.span_queue import span_sink
 
 UNSET_STATUS = Status(StatusCode.UNSET)
 _SAMPLED, _RANDOM_TRACE_ID = TraceFlags.SAMPLED, TraceFlags.RANDOM_TRACE_ID
@@ -199,97 +189,6 @@ class LeanSpan:
 
 
 trace.Span.register(LeanSpan)  # what trace.get_current_span() accepts from a context
-
-
-class _BatchQueue:
-    """``BatchSpanProcessor.on_end`` for our sampled spans, in one call instead of four and
-    a system call: the processor's sampled check is the tracer's (a span that is not goes
-    to on_end), and the batch processor's pid check on every span only repeats what its
-    fork hook (os.register_at_fork) does. The span goes on the same queue, and wakes the
-    same worker, as with the SDK's ``emit``; a full queue or a processor shut down is left
-    to ``emit`` itself (its warning, its dropped-span metric). The queue is the same object
-    for the processor's life (a fork clears it); the worker's event is not, so it is read
-    each time."""
-
-    __slots__ = ("_batch", "_batch_size", "_queue", "_queue_size")
-
-    def __init__(self, batch: BatchProcessor[Any]) -> None:
-        self._batch = batch
-        self._queue: deque[Any] = batch._queue  # noqa: SLF001 - see span_sink
-        self._batch_size = batch._max_export_batch_size  # noqa: SLF001
-        self._queue_size = batch._max_queue_size  # noqa: SLF001
-
-    def put(self, span: LeanSpan) -> None:
-        queue = self._queue
-        if len(queue) < self._queue_size and not self._batch._shutdown:  # noqa: SLF001
-            queue.appendleft(span)
-            if len(queue) >= self._batch_size:
-                awaken = self._batch._worker_awaken  # noqa: SLF001
-                if not awaken.is_set():
-                    awaken.set()
-        else:
-            self._batch.emit(span)
-
-
-def span_sink(processor: SpanProcessor) -> Callable[[LeanSpan], None]:
-    """Where an ended span goes for ``processor``: straight onto its queue for the SDK's
-    BatchSpanProcessor (opentelemetry-sdk 1.45's private layout, checked here; with any
-    other layout, or another processor, its own ``on_end``). tests/unit/test_lean_spans.py
-    holds both ways to the same export."""
-    batch = getattr(processor, "_batch_processor", None)
-    if (
-        type(processor) is BatchSpanProcessor
-        and type(batch) is BatchProcessor
-        and hasattr(os, "register_at_fork")
-        and isinstance(getattr(batch, "_queue", None), deque)
-        and all(
-            hasattr(batch, name)
-            for name in ("_shutdown", "_worker_awaken", "_max_export_batch_size", "_max_queue_size")
-        )
-    ):
-        return _BatchQueue(batch).put
-    return processor.on_end  # type: ignore[return-value]  # read as a ReadableSpan
-
-
-def follows_sampled_parents(sampler: Sampler) -> bool:
-    """Whether ``sampler`` samples every child of a sampled parent made in this process,
-    with the parent's trace state and the child's own attributes. True of every sampler
-    OTEL_TRACES_SAMPLER can name but ``always_off`` (which samples no parent): always on,
-    a trace-id ratio (the child has its parent's trace id, so its decision), and ParentBased
-    with its default for a sampled local parent. Asking such a sampler for each child of a
-    request cost about 3 us a span; it is asked only for roots and remote parents then."""
-    if sampler is ALWAYS_ON or isinstance(sampler, TraceIdRatioBased):
-        return True
-    # ParentBased keeps its delegates private; its description names them.
-    return isinstance(sampler, ParentBased) and (
-        "localParentSampled:AlwaysOnSampler" in sampler.get_description()  # type: ignore[no-untyped-call]
-    )
-
-
-def _always(_trace_id: int) -> bool:
-    return True
-
-
-def _never(_trace_id: int) -> bool:
-    return False
-
-
-def root_decision(sampler: Sampler) -> Callable[[int], bool] | None:
-    """What ``sampler`` decides for a span without a parent (a request's server span), as a
-    function of its trace id, when it is one OTEL_TRACES_SAMPLER names; None for any other
-    (it is asked). For a root the standard samplers answer no trace state and the span's
-    own attributes, so their answer is this one bit; asking cost a root span about 3 us,
-    sampled or not (a 1 % sampler asks for every request)."""
-    if type(sampler) in (ParentBased, ParentBasedTraceIdRatio):
-        sampler = getattr(sampler, "_root", None)  # type: ignore[assignment]  # private
-    if sampler is ALWAYS_ON:
-        return _always
-    if sampler is ALWAYS_OFF:
-        return _never
-    if type(sampler) is TraceIdRatioBased:
-        bound, limit = sampler.bound, sampler.TRACE_ID_LIMIT
-        return lambda trace_id: trace_id & limit < bound
-    return None
 
 
 class LeanTracer(trace.Tracer):

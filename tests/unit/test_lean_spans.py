@@ -31,12 +31,9 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 
-from app.observability.lean_spans import (
-    LeanTracer,
-    follows_sampled_parents,
-    root_decision,
-)
+from app.observability.lean_spans import LeanTracer
 from app.observability.otlp_encoding import encode_spans
+from app.observability.sampling_shortcuts import follows_sampled_parents, root_decision
 from tests.unit.test_otlp_encoding import _Keep
 
 SCOPE = "agent-service"
