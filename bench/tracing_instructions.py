@@ -39,7 +39,13 @@ from typing import Any
 
 from bench.middleware_overhead import _git, machine_info
 from bench.result_files import report
-from bench.tracing_microbench import CONCURRENCY, TARGETS, TOKENS, _scenario_env
+from bench.tracing_microbench import (
+    CONCURRENCY,
+    TARGETS,
+    TOKENS,
+    _scenario_env,
+    invoke_concurrently,
+)
 
 RESULT_NAME = "tracing_instructions"
 ORDER = ("on", "off", "off", "on")  # each mode twice, neither always first
@@ -64,7 +70,7 @@ async def _child_windows(requests: int) -> None:
     from app.entrypoints.server import settle_heap
     from app.main import create_app
     from app.observability import tracing
-    from bench.agent_microbench import BODY, Case, _settings, _token, call
+    from bench.agent_microbench import Case, _settings, _token
 
     settings = _settings("bench-password-1234", TOKENS).model_copy(update={"CACHE_ENABLED": False})
     async with LifespanManager(create_app(settings)) as manager:
@@ -75,14 +81,7 @@ async def _child_windows(requests: int) -> None:
         active = tracing._tracing  # noqa: SLF001 - the windows switch it off and on
 
         async def invoke_many(total: int) -> None:
-            async def one_client(n: int) -> None:
-                for _ in range(n):
-                    status, _, body = await call(app, case.path, auth, BODY)
-                    if status != 200:
-                        raise RuntimeError(f"invoke answered {status}: {body[:300]!r}")
-
-            share = [total // CONCURRENCY + (i < total % CONCURRENCY) for i in range(CONCURRENCY)]
-            await asyncio.gather(*(one_client(n) for n in share))
+            await invoke_concurrently(app, case.path, auth, total)
 
         def flush() -> None:
             if active is not None:

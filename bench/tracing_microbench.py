@@ -69,13 +69,29 @@ def _scenario_env(name: str, receiver_url: str) -> dict[str, str]:
 # --- the child: one scenario, several measured windows --------------------------------------
 
 
+async def invoke_concurrently(
+    app: Any, path: str, auth: list[tuple[bytes, bytes]], total: int
+) -> None:
+    """``total`` invokes by CONCURRENCY clients in flight at once; anything but a 200 stops it."""
+    from bench.agent_microbench import BODY, call
+
+    async def one_client(n: int) -> None:
+        for _ in range(n):
+            status, _, body = await call(app, path, auth, BODY)
+            if status != 200:
+                raise RuntimeError(f"invoke answered {status}: {body[:300]!r}")
+
+    share = [total // CONCURRENCY + (i < total % CONCURRENCY) for i in range(CONCURRENCY)]
+    await asyncio.gather(*(one_client(n) for n in share))
+
+
 async def _child_windows(requests: int, windows: int) -> list[float]:
     from asgi_lifespan import LifespanManager
 
     from app.entrypoints.server import settle_heap
     from app.main import create_app
     from app.observability import tracing
-    from bench.agent_microbench import BODY, Case, _settings, _token, call
+    from bench.agent_microbench import Case, _settings, _token
 
     password = secrets.token_urlsafe(18)
     settings = _settings(password, TOKENS).model_copy(update={"CACHE_ENABLED": False})
@@ -96,14 +112,7 @@ async def _child_windows(requests: int, windows: int) -> list[float]:
                 active.provider.force_flush()
 
         async def invoke_many(total: int) -> None:
-            async def one_client(n: int) -> None:
-                for _ in range(n):
-                    status, _, body = await call(app, case.path, auth, BODY)
-                    if status != 200:
-                        raise RuntimeError(f"invoke answered {status}: {body[:300]!r}")
-
-            share = [total // CONCURRENCY + (i < total % CONCURRENCY) for i in range(CONCURRENCY)]
-            await asyncio.gather(*(one_client(n) for n in share))
+            await invoke_concurrently(app, case.path, auth, total)
 
         paired = os.environ.get("MICRO_PAIRED") == "1"
         samples = []
