@@ -104,6 +104,20 @@ def wait_all_completed(rig: FailoverRig, task_ids: list[str], timeout: float) ->
     assert not failed, f"tasks did not complete: {failed}"
 
 
+def wait_until_running(rig: FailoverRig, task_ids: list[str], timeout: float = 10) -> None:
+    """Until the worker runs one of the tasks: a kill then catches it mid-run, however slowly
+    this machine got the tasks submitted and replicated (on a loaded one they may not have
+    started yet, or may nearly have finished: 20 one-second tasks on 8 slots take 2.5 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for task_id in task_ids:
+            response = rig.client.get(f"/v1/tasks/{task_id}", headers=rig.auth)
+            if response.status_code == 200 and response.json()["status"] == "running":
+                return
+        assert time.monotonic() < deadline, f"no task started running\n{rig.worker.logs()[-3000:]}"
+        time.sleep(0.05)
+
+
 def wait_ready(rig: FailoverRig, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while rig.client.get("/health/ready").status_code != 200:
@@ -220,6 +234,7 @@ def _fail_over(
     check every task; with `rejoin`, bring the old primary back as a replica first."""
     task_ids = submit_tasks(rig, TASKS)
     topology.wait_replicated()
+    wait_until_running(rig, task_ids)
     killed = victim()
     probes = ProbeLog(rig)
     topology.node(killed).kill()
