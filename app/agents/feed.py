@@ -20,6 +20,7 @@ from app.agents.events import EVENT_ADAPTER, TERMINAL_TYPES, Event
 from app.store.run_store import StoredEvent
 
 _HEAD = re.compile(r'\{"seq":(?P<seq>[0-9]+),"ts":"[^"]*","type":"(?P<type>[a-z_]+)"')
+_new_tuple = tuple.__new__
 FEED_EVENTS = 4096  # per run: about a minute of fast tokens
 FEED_BYTES = 4 * 1024 * 1024  # and at most this much event JSON, whatever the events' size
 SETTLE_SECONDS = 1.0  # an event this old has been taken by every reader that keeps up
@@ -70,7 +71,7 @@ class LoggedEvent:
         return self.type in TERMINAL_TYPES
 
     def stored(self) -> StoredEvent:
-        return StoredEvent(self.seq, self.json)
+        return _new_tuple(StoredEvent, (self.seq, self.json))  # StoredEvent(...), in C
 
     def settle(self) -> None:
         """Read by every reader keeping up: keep the JSON only. A late reader has the event
@@ -110,13 +111,14 @@ class RunFeed:
         while self._bytes > self._max_bytes and len(items) > 1:
             self._bytes -= len(items.popleft().json)
         self.last_seq = item.seq
-        if item.terminal:
+        if item.type in TERMINAL_TYPES:  # item.terminal without the call: once per event
             self.ended = True
         now = time.monotonic()
         if now >= self._settle_at:
             self._settle(self._mark)
             self._mark, self._settle_at = item.seq, now + SETTLE_SECONDS
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _settle(self, upto: int) -> None:
         items = self._items

@@ -118,7 +118,9 @@ class Run:
         fields = event.__dict__
         fields["seq"] = self._seq
         fields["ts"] = utcnow()
-        return LoggedEvent.of(event)
+        # LoggedEvent.of, inlined: once per event of every run.
+        json = event.__pydantic_serializer__.to_json(event).decode()
+        return LoggedEvent(self._seq, event.type, json, event)
 
     def _stamp(self, event: Event) -> LoggedEvent:
         item = self._number(event)
@@ -133,7 +135,8 @@ class Run:
                 labelled(metrics.TIME_TO_FIRST_TOKEN, self.agent.name).observe(
                     self._first_token_at - self._started
                 )
-        item = self._stamp(event)
+        item = self._number(event)  # _stamp, inlined: once per event of every run
+        self.journal.log(item)
         if isinstance(event, InputRequired):
             await self.journal.asked(event)  # the record says so before any reader sees it
             self._stopped(event)
