@@ -77,22 +77,28 @@ class _ClusterPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
         try:
             return await super().execute(raise_on_error, allow_redirections)
-        except AttributeError as exc:
+        except (AttributeError, RuntimeError) as exc:
+            if not _closed_in_use(exc):
+                raise
             raise _lost(exc) from exc
 
 
 class _Cluster(RedisCluster):
     """redis-py's cluster client, with one of its known defects made a Redis error: when a
-    connection to a node times out, the client closes that node's other connections while
-    concurrent commands are using them, and those fail with AttributeError ('NoneType' object
-    has no attribute 'writelines'; redis-py #3546, #3835). Left alone that is a 500; as a
-    ConnectionError it is what it is, that node being unreachable for a moment (503 or
-    fail-open by policy, as for any Redis outage)."""
+    connection to a node fails (a timeout, a node going down), the client closes that node's
+    other connections while concurrent commands are using them, and those fail with
+    AttributeError ('NoneType' object has no attribute 'writelines'; redis-py #3546, #3835)
+    or, under uvloop, RuntimeError ('unable to perform operation on <TCPTransport
+    closed=True ...>; the handler is closed': the writer is still set, its transport is
+    closed). Left alone that is a 500; as a ConnectionError it is what it is, that node
+    being unreachable for a moment (503 or fail-open by policy, as for any Redis outage)."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().execute_command(*args, **kwargs)
-        except AttributeError as exc:
+        except (AttributeError, RuntimeError) as exc:
+            if not _closed_in_use(exc):
+                raise
             raise _lost(exc) from exc
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
@@ -101,7 +107,12 @@ class _Cluster(RedisCluster):
         return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py does
 
 
-def _lost(exc: AttributeError) -> RedisConnectionError:
+def _closed_in_use(exc: Exception) -> bool:
+    """A symptom of the defect above; any other RuntimeError is a bug to see, not an outage."""
+    return isinstance(exc, AttributeError) or "the handler is closed" in str(exc)
+
+
+def _lost(exc: Exception) -> RedisConnectionError:
     return RedisConnectionError(f"a cluster connection was closed while in use ({exc})")
 
 

@@ -104,17 +104,23 @@ def wait_all_completed(rig: FailoverRig, task_ids: list[str], timeout: float) ->
     assert not failed, f"tasks did not complete: {failed}"
 
 
-def wait_until_running(rig: FailoverRig, task_ids: list[str], timeout: float = 10) -> None:
-    """Until the worker runs one of the tasks: a kill then catches it mid-run, however slowly
-    this machine got the tasks submitted and replicated (on a loaded one they may not have
-    started yet, or may nearly have finished: 20 one-second tasks on 8 slots take 2.5 s)."""
+def wait_until_running(rig: FailoverRig, task_ids: list[str], timeout: float = 20) -> None:
+    """Until the worker runs one of the tasks, so that the kill catches it mid-run. On a
+    loaded machine submitting and replicating can take longer than the tasks themselves
+    (20 one-second tasks on 8 slots take 2.5 s): when every task has ended before one was
+    seen running, another batch goes in (added to ``task_ids``, which the test checks)."""
     deadline = time.monotonic() + timeout
     while True:
-        for task_id in task_ids:
+        statuses = []
+        for task_id in reversed(task_ids):  # the last ones are the likeliest still to run
             response = rig.client.get(f"/v1/tasks/{task_id}", headers=rig.auth)
-            if response.status_code == 200 and response.json()["status"] == "running":
+            status = response.json()["status"] if response.status_code == 200 else "unknown"
+            if status == "running":
                 return
-        assert time.monotonic() < deadline, f"no task started running\n{rig.worker.logs()[-3000:]}"
+            statuses.append(status)
+        assert time.monotonic() < deadline, f"no task started running: {statuses}"
+        if all(status in ("completed", "failed", "cancelled") for status in statuses):
+            task_ids.extend(submit_tasks(rig, TASKS))
         time.sleep(0.05)
 
 
