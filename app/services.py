@@ -197,6 +197,7 @@ def build_run_storage(
             events_max=settings.TASK_EVENTS_MAX,
             retention_seconds=settings.TASK_RETENTION_SECONDS,
             run_retention_seconds=settings.RUN_RETENTION_SECONDS,
+            max_finished=settings.MEMORY_FINISHED_RUNS_MAX,
         )
         return memory, MemoryTaskBackend(memory)
     store = RedisRunStore(

@@ -25,6 +25,13 @@ class RunSettings(BaseModel):
         ge=60,
         description="How long task records, events and results are kept.",
     )
+    MEMORY_FINISHED_RUNS_MAX: int = Field(
+        10_000,
+        ge=100,
+        description="Without Redis (one process): at most this many finished foreground runs, "
+        "and as many finished tasks, are kept in memory; beyond it the oldest are dropped "
+        "before their retention ends (an hour of runs under load would be gigabytes).",
+    )
     TASK_EVENTS_MAX: int = Field(
         10_000, ge=100, description="Events kept per run or task (older ones are trimmed)."
     )

@@ -3,7 +3,9 @@
 Same contract as the Redis store; nothing survives a restart. A finished run (record and
 events) is dropped its kind's retention after it finished (RUN_RETENTION_SECONDS for a
 foreground run, TASK_RETENTION_SECONDS for a task), so a long-lived process does not keep every
-run it ever served.
+run it ever served; and at most ``max_finished`` finished runs (and as many tasks) are kept
+at all, the first to have finished going first: under load an hour of runs is gigabytes
+(about 12 KB a 20-token run, hundreds a second), which Redis would hold and a process cannot.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ class MemoryRunStore:
         events_max: int,
         retention_seconds: float = 7 * 86_400,
         run_retention_seconds: float = 3_600,
+        max_finished: int = 10_000,
     ) -> None:
         self._retention = {"task": retention_seconds, "run": run_retention_seconds}
+        self._max_finished = max_finished
         self._events_max = events_max
         self._records: dict[str, RunRecord] = {}
-        self._expiries: list[tuple[float, str]] = []  # heap of (monotonic deadline, id)
+        # Per kind, a heap of (monotonic deadline, id): one retention per kind, so within a
+        # heap the first to expire is the first that finished (the one a cap drops first).
+        self._expiries: dict[RunKind, list[tuple[float, str]]] = {"run": [], "task": []}
         self._events: dict[str, builtins.list[StoredEvent]] = {}
         self._seq: dict[str, int] = {}
         self._event_added: dict[str, asyncio.Event] = {}
@@ -108,7 +114,8 @@ class MemoryRunStore:
         self._records[run_id] = record.model_copy(update=update)
         if to in TERMINAL_STATUSES:
             deadline = time.monotonic() + self._retention[record.kind]
-            heapq.heappush(self._expiries, (deadline, run_id))
+            heapq.heappush(self._expiries[record.kind], (deadline, run_id))
+            self._drop(self._expiries[record.kind], keep=self._max_finished)
         await tell_observer(self.observer, run_id, to)
         return True
 
@@ -121,9 +128,15 @@ class MemoryRunStore:
 
     def _drop_expired(self) -> None:
         """Forget runs finished more than their retention ago."""
+        for expiries in self._expiries.values():
+            self._drop(expiries, keep=None)
+
+    def _drop(self, expiries: builtins.list[tuple[float, str]], *, keep: int | None) -> None:
+        """Forget the runs of ``expiries`` past their deadline and, with ``keep``, the ones
+        that finished first until at most ``keep`` finished runs of this kind are left."""
         now = time.monotonic()
-        while self._expiries and self._expiries[0][0] <= now:
-            _, run_id = heapq.heappop(self._expiries)
+        while expiries and (expiries[0][0] <= now or (keep is not None and len(expiries) > keep)):
+            _, run_id = heapq.heappop(expiries)
             record = self._records.get(run_id)
             if record is None or record.status not in TERMINAL_STATUSES:
                 continue

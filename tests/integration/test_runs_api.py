@@ -340,3 +340,26 @@ def test_a_socket_run_is_cancelled_with_its_socket_by_default(
     client, auth = socket_app
     run = _ended(client, auth, _start_and_close(client, auth))
     assert run["status"] == "cancelled" and run["error_code"] == "client_disconnected"
+
+
+async def test_without_redis_only_the_latest_finished_runs_are_kept(
+    make_settings: SettingsFactory,
+) -> None:
+    """MEMORY_FINISHED_RUNS_MAX: a process without Redis keeps the newest finished runs, not
+    an hour of them; the oldest goes first, whole (record and event log)."""
+    settings = make_settings(RATE_LIMIT_ENABLED=False, MEMORY_FINISHED_RUNS_MAX=100)
+    async with app_client(settings) as client:
+        auth = await _admin(client)
+        runs = [
+            (await _invoke(client, auth, input=f"run {index}", store=False))["run_id"]
+            for index in range(102)
+        ]
+        for gone in runs[:2]:
+            response = await client.get(f"/v1/runs/{gone}", headers=auth)
+            assert response.status_code == 404, response.text
+            events = await client.get(f"/v1/runs/{gone}/events", headers=auth)
+            assert events.status_code == 404, events.text
+        assert (await _run(client, auth, runs[2]))["status"] == "completed"
+        assert (await _run(client, auth, runs[-1]))["status"] == "completed"
+        listed = await client.get("/v1/runs", params={"limit": 1}, headers=auth)
+        assert listed.json()["total"] == 100
