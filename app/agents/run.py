@@ -122,11 +122,6 @@ class Run:
         json = event.__pydantic_serializer__.to_json(event).decode()
         return LoggedEvent(self._seq, event.type, json, event)
 
-    def _stamp(self, event: Event) -> LoggedEvent:
-        item = self._number(event)
-        self.journal.log(item)
-        return item
-
     async def publish(self, event: Event) -> None:
         if isinstance(event, TokenEvent):
             self._tokens.append(event.text)
@@ -135,7 +130,7 @@ class Run:
                 labelled(metrics.TIME_TO_FIRST_TOKEN, self.agent.name).observe(
                     self._first_token_at - self._started
                 )
-        item = self._number(event)  # _stamp, inlined: once per event of every run
+        item = self._number(event)
         self.journal.log(item)
         if isinstance(event, InputRequired):
             await self.journal.asked(event)  # the record says so before any reader sees it
@@ -276,7 +271,8 @@ class Run:
     async def _end(self, terminal: RunCompleted | ErrorEvent) -> None:
         """Log, record and release, then let the readers see the end."""
         self._ending = True
-        item = self._stamp(terminal)
+        item = self._number(terminal)
+        self.journal.log(item)
         try:
             await self.journal.close(self, terminal)
             await self._on_cleanup(self)

@@ -12,7 +12,6 @@ uvloop loop, as the race leaves it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -33,11 +32,6 @@ def _close_transports_under(client: Any, key: str) -> int:
             connection._writer.transport.abort()  # noqa: SLF001
             closed += 1
     return closed
-
-
-def _on_uvloop(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(scenario())
 
 
 @pytest.mark.parametrize("via", ["command", "pipeline"])
@@ -64,4 +58,5 @@ def test_a_connection_closed_under_a_command_is_a_connection_error(
         finally:
             await client.aclose()
 
-    _on_uvloop(scenario)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # as the server runs
+        runner.run(scenario())
