@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.main import create_app
 from app.services import AppServices, build_services
 from app.store.redis_client import build_redis
-from tests.support import slot_audit
+from tests.support import process_logs, slot_audit
 from tests.support.redis_server import RedisServer
 from tests.support.redis_topologies import CALM_NODE_TIMEOUT_MS, RedisClusterTopology
 
@@ -47,6 +47,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         suffix = "@" + "_".join(names)
         if names and not item.nodeid.endswith(suffix):
             item._id = NodeId.parse(item.nodeid + suffix)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report ends with the logs of the servers and workers it started."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and report.when == "call":
+        report.sections.extend(process_logs.tails())
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,10 @@ unset: then a random key is generated at start-up, never a constant baked into t
 (anyone could sign tokens with a published one). With REDIS_URL it is kept in Redis under
 SET NX, so every worker and replica (and the `api-keys` CLI) agrees on one key that
 survives restarts; without Redis it lives in this process only (tokens die with it, which
-is fine for `make run`). If Redis cannot be reached at start-up the process falls back to a
-key of its own and says so: its tokens then work on this process only.
+is fine for `make run`). If Redis cannot be reached at start-up (after a few tries: the first
+command of a process, with a cluster's slot map to fetch too, can miss the short socket timeout
+while several processes boot at once) the process falls back to a key of its own and says so:
+its tokens then work on this process only.
 
 API_KEY_PEPPER, when set, keys the stored API key hashes; unset, the JWT key does (so a
 generated key peppers keys too, and the CLI reads the same one from Redis).
@@ -14,6 +16,7 @@ generated key peppers keys too, and the CLI reads the same one from Redis).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Literal
 
@@ -28,6 +31,9 @@ log = structlog.get_logger(__name__)
 KeySource = Literal["configured", "generated-shared", "generated-process", "unloaded"]
 
 _GENERATED_KEY_BYTES = 48
+# Pauses between tries to reach Redis: a falling back process splits the deployment's tokens
+# for its whole life, so a transient timeout is worth a second or two of start-up.
+_RETRY_PAUSES = (0.1, 0.3, 0.9)
 
 
 class Keyring:
@@ -71,9 +77,7 @@ class Keyring:
             return
         name = f"{self._prefix}auth:generated-secret-key"
         try:
-            # NX: the first worker or replica writes it, every other one reads the same key.
-            await redis.set(name, candidate, nx=True)
-            stored = await redis.get(name)
+            key = await _shared_key(redis, name, candidate)
         except (RedisError, OSError) as exc:
             if for_cli:
                 raise
@@ -85,7 +89,7 @@ class Keyring:
                 "tokens (and API keys peppered with it) work on this process only.",
             )
             return
-        self._key, self.source = str(stored or candidate), "generated-shared"
+        self._key, self.source = key, "generated-shared"
         if for_cli:
             return
         log.warning(
@@ -95,3 +99,20 @@ class Keyring:
             note="SECRET_KEY is unset: a random key kept in Redis, shared by every process "
             "of this deployment. Set SECRET_KEY outside development.",
         )
+
+
+async def _shared_key(redis: Redis, name: str, candidate: str) -> str:
+    """The deployment's key (``candidate`` if this process is the first), tried again after
+    each pause; the last try's error is raised."""
+    for pause in _RETRY_PAUSES:
+        try:
+            return await _set_once_and_read(redis, name, candidate)
+        except (RedisError, OSError):
+            await asyncio.sleep(pause)
+    return await _set_once_and_read(redis, name, candidate)
+
+
+async def _set_once_and_read(redis: Redis, name: str, candidate: str) -> str:
+    # NX: the first worker or replica writes it, every other one reads the same key.
+    await redis.set(name, candidate, nx=True)
+    return str(await redis.get(name) or candidate)

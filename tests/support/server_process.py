@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from tests.support import process_logs
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ class ServerProcess:
         self.gunicorn = gunicorn
         self.workers = workers
         self.log_path = Path(tempfile.mkstemp(prefix="agent-service-log-", suffix=".log")[1])
+        process_logs.watch(self.log_path, f"the server on port {self.port}")
         self.env = {**os.environ, **TEST_ENV, **(env or {})}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process: subprocess.Popen[bytes] | None = None
@@ -135,3 +137,4 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.log_path.unlink(missing_ok=True)
+        process_logs.forget(self.log_path)

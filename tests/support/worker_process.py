@@ -17,6 +17,7 @@ from redis import Redis
 from redis.sentinel import Sentinel
 
 from app.core.redis_url import parse_redis_url
+from tests.support import process_logs
 from tests.support.ports import free_port
 from tests.support.server_process import ROOT, TEST_ENV
 
@@ -28,6 +29,7 @@ class WorkerProcess:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.metrics_port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="agent-service-worker-", suffix=".log")[1])
+        process_logs.watch(self.log_path, f"worker {self.name}")
         self.env = {
             **os.environ,
             **TEST_ENV,
@@ -128,6 +130,7 @@ class WorkerProcess:
     def close(self) -> None:
         self.stop()
         self.log_path.unlink(missing_ok=True)
+        process_logs.forget(self.log_path)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
