@@ -44,11 +44,12 @@ from tests.support.a2a_clients import (
 )
 from tests.support.a2a_webhooks import WebhookReceiver
 from tests.support.redis_server import RedisServer
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import PROTOCOLS_ON, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("a2a")]
 
 ENV = {
+    **PROTOCOLS_ON,
     "OFFLINE_TOKENS_PER_SECOND": "25",
     "OFFLINE_RESPONSE_TOKENS": "40",
     "A2A_PUSH_ALLOW_PRIVATE_URLS": "true",  # the receiver is on loopback

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from tests.e2e.conftest import login
 from tests.support import npm
-from tests.support.server_process import ROOT, ServerProcess
+from tests.support.server_process import PROTOCOLS_ON, ROOT, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("agui-js")]
 
@@ -43,7 +43,7 @@ def server() -> Iterator[ServerProcess]:
     _tool("node")
     _installed()
     # 40 tokens/s: an answer takes long enough to abort in the middle of it.
-    with ServerProcess(env={"OFFLINE_TOKENS_PER_SECOND": "40"}) as process:
+    with ServerProcess(env={**PROTOCOLS_ON, "OFFLINE_TOKENS_PER_SECOND": "40"}) as process:
         yield process
 
 

@@ -27,7 +27,7 @@ from playwright.sync_api import (
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
 from tests.support.browser import launched_chromium
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import PROTOCOLS_ON, ServerProcess
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 INVOKE_PATH = "/v1/agents/{agent}/invoke"
@@ -49,7 +49,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with ServerProcess() as process:
+    with ServerProcess(env=PROTOCOLS_ON) as process:  # the docs of every operation
         yield process
 
 

@@ -30,7 +30,7 @@ from tests.support.mcp_client import (
     text_of,
 )
 from tests.support.redis_server import RedisServer
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import PROTOCOLS_ON, ServerProcess
 
 # One worker runs the module: its servers start once (module fixtures), not per worker.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mcp")]
@@ -39,6 +39,7 @@ PUBLIC_URL = "https://agents.example.com"
 ISSUER = "https://idp.example.com/realms/agents"
 # 40 tokens at 20/s: a chat run lasts about two seconds, long enough to cancel mid-way.
 ENV = {
+    **PROTOCOLS_ON,
     "OFFLINE_TOKENS_PER_SECOND": "20",
     "OFFLINE_RESPONSE_TOKENS": "40",
     "MCP_EXPOSE_TOOLS": "true",

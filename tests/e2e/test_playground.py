@@ -25,7 +25,7 @@ from playwright.sync_api import (
 
 from tests.e2e.conftest import ADMIN_PASSWORD, login
 from tests.support.browser import launched_chromium
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import PROTOCOLS_ON, ServerProcess
 
 TERMINAL_STATES = ("completed", "error", "cancelled")
 
@@ -44,6 +44,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     env = {
+        **PROTOCOLS_ON,  # the playground can speak AG-UI (test_playground_agui.py)
         # 15 tokens/s: a chat reply (14+ tokens) takes about a second, slow enough to watch.
         "OFFLINE_TOKENS_PER_SECOND": "15",
         # Every browser test signs in; the default 10/minute on the token route is too tight.

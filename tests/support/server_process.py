@@ -19,7 +19,19 @@ from tests.support import process_logs
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# The AG-UI, A2A and MCP surfaces import their SDKs at start-up: about 2 of the 5 s of CPU
+# a server process takes to become live here, paid by every one of the suite's few hundred
+# servers. They are on by default in the product; a test that speaks one turns it on with
+# PROTOCOLS_ON (the OpenAI surface costs 0.1 s and stays on everywhere).
+PROTOCOLS_OFF = {
+    "PROTOCOL_AGUI_ENABLED": "false",
+    "PROTOCOL_A2A_ENABLED": "false",
+    "PROTOCOL_MCP_ENABLED": "false",
+}
+PROTOCOLS_ON = dict.fromkeys(PROTOCOLS_OFF, "true")
+
 TEST_ENV = {
+    **PROTOCOLS_OFF,
     "ENVIRONMENT": "development",
     "BCRYPT_ROUNDS": "4",
     "ADMIN_USERNAME": "admin",
