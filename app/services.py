@@ -46,7 +46,7 @@ from app.store.api_keys import ApiKeyStore, MemoryApiKeyStore, RedisApiKeyStore
 from app.store.auth_failures import AuthFailureLimiter, build_auth_failure_limiter
 from app.store.concurrency import build_run_slots
 from app.store.rate_limits import RequestRateLimiter
-from app.store.redis_client import build_redis
+from app.store.redis_client import build_redis, retry_at_start_up
 from app.store.run_store import RunStore
 from app.store.run_store_memory import MemoryRunStore
 from app.store.run_store_redis import RedisRunStore
@@ -147,8 +147,13 @@ class AppServices:
     async def _bootstrap_admin(self) -> None:
         settings = self.settings
         try:
-            generated = await bootstrap_admin(
-                settings=settings, users=self.users, hasher=self.hasher, bus=self.principal_changes
+            generated = await retry_at_start_up(
+                lambda: bootstrap_admin(
+                    settings=settings,
+                    users=self.users,
+                    hasher=self.hasher,
+                    bus=self.principal_changes,
+                )
             )
         except Exception as exc:  # Redis down at boot must not stop the API from starting
             log.error("admin_bootstrap_failed", error=type(exc).__name__)

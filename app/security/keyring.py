@@ -16,7 +16,6 @@ generated key peppers keys too, and the CLI reads the same one from Redis).
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Literal
 
@@ -25,15 +24,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.core.config import Settings
+from app.store.redis_client import retry_at_start_up
 
 log = structlog.get_logger(__name__)
 
 KeySource = Literal["configured", "generated-shared", "generated-process", "unloaded"]
 
 _GENERATED_KEY_BYTES = 48
-# Pauses between tries to reach Redis: a falling back process splits the deployment's tokens
-# for its whole life, so a transient timeout is worth a second or two of start-up.
-_RETRY_PAUSES = (0.1, 0.3, 0.9)
 
 
 class Keyring:
@@ -77,7 +74,7 @@ class Keyring:
             return
         name = f"{self._prefix}auth:generated-secret-key"
         try:
-            key = await _shared_key(redis, name, candidate)
+            key = await retry_at_start_up(lambda: _set_once_and_read(redis, name, candidate))
         except (RedisError, OSError) as exc:
             if for_cli:
                 raise
@@ -99,17 +96,6 @@ class Keyring:
             note="SECRET_KEY is unset: a random key kept in Redis, shared by every process "
             "of this deployment. Set SECRET_KEY outside development.",
         )
-
-
-async def _shared_key(redis: Redis, name: str, candidate: str) -> str:
-    """The deployment's key (``candidate`` if this process is the first), tried again after
-    each pause; the last try's error is raised."""
-    for pause in _RETRY_PAUSES:
-        try:
-            return await _set_once_and_read(redis, name, candidate)
-        except (RedisError, OSError):
-            await asyncio.sleep(pause)
-    return await _set_once_and_read(redis, name, candidate)
 
 
 async def _set_once_and_read(redis: Redis, name: str, candidate: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -35,6 +35,9 @@ from app.store.redis_multiplexed import MultiplexedRedis
 log = structlog.get_logger(__name__)
 
 BLOCKING_SOCKET_TIMEOUT = 5.0
+# Pauses between tries of a start-up step that needs Redis (retry_at_start_up).
+START_UP_RETRY_PAUSES = (0.1, 0.3, 0.9)
+T = TypeVar("T")
 # Redis Enterprise's handshake, off for every client we build (build_redis says why).
 MAINT_NOTIFICATIONS_OFF = MaintNotificationsConfig(enabled=False)
 
@@ -184,3 +187,18 @@ async def listen_forever(
             backoff = min(backoff * 2, 5.0)
         else:
             backoff = 0.1
+
+
+async def retry_at_start_up(step: Callable[[], Awaitable[T]]) -> T:
+    """``step()``, tried again after each of START_UP_RETRY_PAUSES on a Redis error; the last
+    try's error is raised. For what a process settles once as it starts (the generated JWT
+    key, the admin account): its first commands, a cluster client's slot map with them, can
+    miss the short socket timeout while several processes boot on a busy machine, and a step
+    that gives up leaves the process degraded for its whole life (a key of its own: every
+    other replica's token refused), where a second or two of start-up would have done."""
+    for pause in START_UP_RETRY_PAUSES:
+        try:
+            return await step()
+        except (RedisError, OSError):
+            await asyncio.sleep(pause)
+    return await step()
