@@ -57,6 +57,9 @@ class RedisNode:
         while time.monotonic() < deadline:
             if self.ping():
                 return
+            if (code := self.process.poll()) is not None:  # the port taken, most likely
+                self.process = None
+                raise RuntimeError(f"redis-server on port {self.port} exited at start ({code})")
             time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 

@@ -5,14 +5,13 @@ failover; `close()` stops every process this object started."""
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from tests.support.ports import EPHEMERAL_START, free_port, is_free
 from tests.support.redis_server import RedisNode, ping, redis_binary
 
 CLUSTER_NODE_TIMEOUT_MS = 1000  # how long a dead primary goes unnoticed: failover in ~2 s
@@ -26,23 +25,19 @@ SENTINEL_DOWN_AFTER_MS = 1000
 REPLICATION_OPTIONS = ["--repl-diskless-sync-delay", "0"]
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+CLUSTER_BUS_OFFSET = 10_000  # Redis listens for its cluster bus on port + 10000
 
 
 def cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster-bus port (port + 10000) is free too."""
+    """Free ports whose cluster-bus port is free too, both below the ephemeral range
+    (tests/support/ports.py says why)."""
     chosen: list[int] = []
     while len(chosen) < count:
-        port = random.randint(20000, 45000)  # noqa: S311 - not security
-        if port in chosen or port + 10000 in chosen:
+        port = free_port(below=EPHEMERAL_START - CLUSTER_BUS_OFFSET)
+        taken = {*chosen, *(p + CLUSTER_BUS_OFFSET for p in chosen)}
+        if port in taken or port + CLUSTER_BUS_OFFSET in taken:
             continue
-        if _port_is_free(port) and _port_is_free(port + 10000):
+        if is_free(port + CLUSTER_BUS_OFFSET):
             chosen.append(port)
     return chosen
 
