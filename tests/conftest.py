@@ -51,11 +51,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """A failed test's report ends with the logs of the servers and workers it started."""
+    """A failed test's report ends with the logs of the servers and workers it used."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if report.failed and report.when == "call":
-        report.sections.extend(process_logs.tails())
+        report.sections.extend(process_logs.tails(since=report.start))
 
 
 @pytest.fixture(autouse=True)

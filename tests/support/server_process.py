@@ -55,7 +55,9 @@ class ServerProcess:
         self.gunicorn = gunicorn
         self.workers = workers
         self.log_path = Path(tempfile.mkstemp(prefix="agent-service-log-", suffix=".log")[1])
-        process_logs.watch(self.log_path, f"the server on port {self.port}")
+        process_logs.watch(
+            self.log_path, f"the server on port {self.port}", lambda: self.process is not None
+        )
         self.env = {**os.environ, **TEST_ENV, **(env or {})}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process: subprocess.Popen[bytes] | None = None

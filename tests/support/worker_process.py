@@ -29,7 +29,7 @@ class WorkerProcess:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.metrics_port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="agent-service-worker-", suffix=".log")[1])
-        process_logs.watch(self.log_path, f"worker {self.name}")
+        process_logs.watch(self.log_path, f"worker {self.name}", self._running)
         self.env = {
             **os.environ,
             **TEST_ENV,
@@ -41,6 +41,9 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
         self._readers_before: set[str] = set()
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     @property
     def metrics_url(self) -> str:
