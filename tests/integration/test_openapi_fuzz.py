@@ -10,12 +10,13 @@ data rejected, a complete ``Allow`` on 405; and every 4xx/5xx must be problem+js
 (app/api/errors.py), which ``problem_json_errors`` checks even where a status is undocumented.
 
 Bounded and reproducible for CI: a fixed seed, derandomized generation, no example database,
-30 random examples per operation (about 25 s on two cores).
+30 random examples per operation, in three shards that pytest-xdist's workers share.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -62,6 +63,8 @@ CONFIG: dict[str, Any] = {
         # enforcing auth. Auth enforcement is tested in test_auth_api.py.
         "ignored_auth": {"enabled": False},
     },
+    # Each entry names one operation ("METHOD /path"): schemathesis ORs an entry's include
+    # filters, so a path and a method filter together matched every POST operation.
     "operations": [
         {
             # A schema-valid run can still end in a documented 422 (max_steps_exceeded: the
@@ -78,8 +81,7 @@ CONFIG: dict[str, Any] = {
             # The examples phase sends every documented TaskCreate example, and the generated
             # Idempotency-Key may repeat across them: a reused key with another body is a
             # documented 422 idempotency_key_mismatch, not a rejected input.
-            "include-path": "/v1/tasks",
-            "include-method": "POST",
+            "include-name": "POST /v1/tasks",
             "checks": {
                 "positive_data_acceptance": {
                     "expected-statuses": ["2xx", "3xx", "401", "403", "404", "422", "429"]
@@ -87,11 +89,35 @@ CONFIG: dict[str, Any] = {
             },
         },
         {
+            # RunAgentInput is AG-UI's own type, whose threadId is any string; a thread is
+            # one of our sessions, whose ids are 1 to 64 letters, digits, '-' and '_': any
+            # other is a documented 422 validation_error naming threadId.
+            "include-name": "POST /v1/agents/{agent}/ag-ui",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
+                }
+            },
+        },
+        # OpenAI's API answers every request it cannot take with a 400 (its SDKs expect that
+        # code), including rules no JSON Schema states: the last message or input item must
+        # be the user's, with text; an approval must answer a previous response's question.
+        *(
+            {
+                "include-name": f"POST {path}",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "429"]
+                    }
+                },
+            }
+            for path in ("/v1/responses", "/v1/chat/completions")
+        ),
+        {
             # JSON-RPC answers a malformed call in-band: HTTP 200 carrying a JSON-RPC error
             # (-32700 parse error, -32600 invalid request), as A2A's JSON-RPC binding does;
             # _dialect_error does not see those, so the body is checked here.
-            "include-path": "/a2a/{agent}",
-            "include-method": "POST",
+            "include-name": "POST /a2a/{agent}",
             "checks": {
                 "negative_data_rejection": {
                     "expected-statuses": ["200", "400", "401", "403", "404", "413", "422", "429"]
@@ -180,14 +206,49 @@ def openapi_schema(make_settings: SettingsFactory, request: pytest.FixtureReques
 
 
 # Filters go on the lazy schema: it replaces the fixture schema's own filters with these.
-schema = schemathesis.pytest.from_fixture("openapi_schema").exclude(path=SSE_PATHS)
+# Three shards, so that pytest-xdist's workers share the fuzzing (one test item each; a
+# single item took 95-104 s on a slow two-core VM). Every operation is in exactly one.
+_everything = schemathesis.pytest.from_fixture("openapi_schema").exclude(path=SSE_PATHS)
+ACCOUNT_PATHS = r"^/v1/(auth|tenants|usage|webhooks|tools)(/|$)"
+TASK_PATHS = r"^/v1/(tasks|stream|sessions)(/|$)"
+accounts_schema = _everything.include(path_regex=ACCOUNT_PATHS)
+tasks_schema = _everything.include(path_regex=TASK_PATHS)
+runs_and_protocols_schema = _everything.exclude(path_regex=ACCOUNT_PATHS).exclude(
+    path_regex=TASK_PATHS
+)
 
 
-@schema.parametrize()
-def test_no_server_error_and_contract_holds(case: Case[Any]) -> None:
+def _call_and_validate(case: Case[Any]) -> None:
     response = case.call_and_validate(additional_checks=[problem_json_errors])
     content_types = response.headers.get("content-type", [])
     json_answer = bool(content_types) and content_types[0].startswith("application/json")
     if case.path == "/a2a/{agent}" and response.status_code == 200 and json_answer:
         body = response.json()  # a JSON-RPC response: a result or an error, never neither
         assert body.get("jsonrpc") == "2.0" and ("result" in body) != ("error" in body), body
+
+
+@accounts_schema.parametrize()
+def test_accounts_no_server_error_and_contract_holds(case: Case[Any]) -> None:
+    _call_and_validate(case)
+
+
+@tasks_schema.parametrize()
+def test_tasks_and_sessions_no_server_error_and_contract_holds(case: Case[Any]) -> None:
+    _call_and_validate(case)
+
+
+@runs_and_protocols_schema.parametrize()
+def test_runs_and_protocols_no_server_error_and_contract_holds(case: Case[Any]) -> None:
+    _call_and_validate(case)
+
+
+def test_the_shards_cover_every_operation(make_settings: SettingsFactory) -> None:
+    """Each documented path but the SSE ones is fuzzed by exactly one shard: a new route
+    family can never fall between them."""
+    paths = create_app(make_settings()).openapi()["paths"]
+    fuzzed = set(paths) - set(SSE_PATHS)
+    in_accounts = {p for p in fuzzed if re.match(ACCOUNT_PATHS, p)}
+    in_tasks = {p for p in fuzzed if re.match(TASK_PATHS, p)}
+    assert in_accounts and in_tasks and not in_accounts & in_tasks
+    assert fuzzed - in_accounts - in_tasks, "the third shard fuzzes nothing"
+    assert set(SSE_PATHS) <= set(paths), "an SSE path moved: its exclusion no longer applies"

@@ -49,7 +49,9 @@ def invalid(field: str, message: str) -> Unprocessable:
     return Unprocessable(
         f"{field}: {message}",
         code="validation_error",
-        extensions={"errors": [{"loc": ["body", *field.split(".")], "msg": message}]},
+        extensions={
+            "errors": [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}]
+        },
     )
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from app.agents.control_bus import ControlRequest
 from app.agents.service import RunService
 from app.api.deps import AgentsRunDep, RunServiceDep, services_of
-from app.api.responses import Responses, problems
+from app.api.responses import SSE_EVENT_SCHEMA, Responses, problems
 from app.api.run_requests import build_run_request, wants_no_cache
 from app.api.runs import RunId
 from app.api.sse import EventStreamResponse
@@ -37,7 +37,7 @@ AGUI_STREAM: Responses = {
     200: {
         "description": "AG-UI events as server-sent events (`data: <event JSON>`); the last "
         "frame of each of our events carries `id: <seq>` for reconnecting.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
     }
 }
 

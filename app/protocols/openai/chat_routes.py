@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from app.agents.events import InputRequired, RunCompleted
 from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
 from app.api.fast_routes import FastRoute, fast_arguments
+from app.api.responses import SSE_EVENT_SCHEMA
 from app.api.run_requests import wants_no_cache
 from app.api.sse import EventStreamResponse
 from app.protocols.openai.chat_completion import (
@@ -39,7 +40,7 @@ _SHUTDOWN_FRAME = shutdown_frame()
 _STREAM_DOC = {
     "description": "With `stream: true`: `chat.completion.chunk` server-sent events, each "
     "`data: {...}`, ending with `data: [DONE]`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
 }
 
 

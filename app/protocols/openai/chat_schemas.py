@@ -39,14 +39,25 @@ class ChatCompletionRequest(BaseModel):
     )
     stream: bool | None = Field(False, strict=True)  # "yes" is a 400, not True
     stream_options: ChatStreamOptions | None = None
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_PARAM_LIMIT)
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_PARAM_LIMIT)
-    n: int | None = Field(None, description="Only 1: an agent run has one answer.")
-    tools: list[Any] | None = Field(
-        None, description="Not supported (empty or absent): the agent calls its own tools."
+    # strict: a JSON true or "1" is a 400, not a number (as the schema says).
+    temperature: float | None = Field(None, ge=0, le=2, strict=True)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_PARAM_LIMIT, strict=True)
+    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS_PARAM_LIMIT, strict=True)
+    # What the schema says is what is accepted: these are refused with OpenAI's 400
+    # (unsupported_parameter), not by validation, so only the schema carries the bounds.
+    n: int | None = Field(
+        None,
+        description="Only 1: an agent run has one answer.",
+        json_schema_extra={"minimum": 1, "maximum": 1},
     )
-    functions: list[Any] | None = None
+    tools: list[Any] | None = Field(
+        None,
+        description="Not supported (empty or absent): the agent calls its own tools.",
+        json_schema_extra={"maxItems": 0},
+    )
+    functions: list[Any] | None = Field(
+        None, description="Not supported (empty or absent).", json_schema_extra={"maxItems": 0}
+    )
     # Extension: continue a session of the caller's (its history instead of `messages`').
     session_id: str | None = Field(
         None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.config import JsonDict
 
 from app.llm.types import ChatMessage, Role
 from app.protocols.openai.errors import InvalidRequest
@@ -26,6 +27,31 @@ _ROLES: dict[str, Role] = {
 }
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
 MAX_INPUT_ITEMS = 1000
+# The input items _item takes, for the schema (the rules no schema states, such as "the last
+# item is the user's", are OpenAI's 400 like any other refusal).
+_TEXT_PART_SCHEMA: JsonDict = {
+    "type": "object",
+    "properties": {"type": {"enum": list(sorted(_TEXT_PARTS))}, "text": {"type": "string"}},
+    "required": ["type", "text"],
+}
+_MESSAGE_ITEM_SCHEMA: JsonDict = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "message"},
+        "role": {"enum": list(_ROLES)},
+        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_PART_SCHEMA}]},
+    },
+    "required": ["role", "content"],
+}
+_APPROVAL_ITEM_SCHEMA: JsonDict = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "mcp_approval_response"},
+        "approval_request_id": {"type": "string"},
+        "approve": {"type": "boolean"},
+    },
+    "required": ["type", "approval_request_id", "approve"],
+}
 
 
 class ResponseCreateRequest(BaseModel):
@@ -37,7 +63,18 @@ class ResponseCreateRequest(BaseModel):
     model: str = Field(min_length=1, max_length=256, description="The agent's name.")
     input: str | list[dict[str, Any]] = Field(
         description="The user's text, or input items: messages (text content) and "
-        "mcp_approval_response items answering the agent's question."
+        "mcp_approval_response items answering the agent's question.",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "string", "pattern": r"\S"},
+                {
+                    "type": "array",
+                    "items": {"anyOf": [_MESSAGE_ITEM_SCHEMA, _APPROVAL_ITEM_SCHEMA]},
+                    "minItems": 1,
+                    "maxItems": MAX_INPUT_ITEMS,
+                },
+            ]
+        },
     )
     instructions: str | None = Field(
         None, max_length=32_768, description="A system message for this response only."
@@ -48,9 +85,18 @@ class ResponseCreateRequest(BaseModel):
     previous_response_id: str | None = Field(
         None, max_length=128, description="Continue this response's conversation."
     )
-    metadata: dict[str, str] | None = Field(None, description="Up to 16 pairs, echoed back.")
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_output_tokens: int | None = Field(None, ge=1, le=32_768)
+    metadata: dict[str, str] | None = Field(
+        None,
+        description="Up to 16 pairs, echoed back.",
+        json_schema_extra={
+            "maxProperties": 16,
+            "propertyNames": {"maxLength": 64},
+            "additionalProperties": {"type": "string", "maxLength": 512},
+        },
+    )
+    # strict: a JSON true or "1" is a 400, not a number (as the schema says).
+    temperature: float | None = Field(None, ge=0, le=2, strict=True)
+    max_output_tokens: int | None = Field(None, ge=1, le=32_768, strict=True)
     # Accepted for compatibility (sent by SDKs and frameworks); no effect on an agent run.
     include: list[str] | None = None
     parallel_tool_calls: bool | None = None
@@ -66,8 +112,17 @@ class ResponseCreateRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     text: dict[str, Any] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    # Refused by the validators below unless as the schema says (an OpenAI 400 each).
+    tool_choice: str | dict[str, Any] | None = Field(
+        None,
+        description="Only 'auto' or 'none': the agent chooses its tools.",
+        json_schema_extra={"anyOf": [{"enum": ["auto", "none"]}, {"type": "null"}]},
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        None,
+        description="Not supported (empty or absent): the agent runs its own tools.",
+        json_schema_extra={"maxItems": 0},
+    )
 
     @field_validator("input")
     @classmethod
@@ -181,7 +236,7 @@ def _item(raw: dict[str, Any], index: int) -> InputItem:
             code="unsupported_input_item",
         )
     role = raw.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:  # a dict is no key: never a 500
         raise InvalidRequest(
             f"input[{index}].role must be one of user, assistant, system, developer.",
             param=("input", index, "role"),
@@ -200,8 +255,9 @@ def _text(content: Any, index: int) -> str:
     texts: list[str] = []
     for n, part in enumerate(content):
         text = part.get("text") if isinstance(part, dict) else None
-        if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS or text is None:
-            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str) or kind not in _TEXT_PARTS or text is None:
+            kind = kind if isinstance(part, dict) else type(part).__name__
             raise InvalidRequest(
                 f"input[{index}].content[{n}]: only text parts are supported (got {kind!r}).",
                 param=("input", index, "content", n),

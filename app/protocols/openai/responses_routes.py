@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
 from app.api.fast_routes import FastRoute, fast_arguments
+from app.api.responses import SSE_EVENT_SCHEMA
 from app.api.run_requests import wants_no_cache
 from app.api.sse import EventStreamResponse
 from app.protocols.openai.errors import InvalidRequest
@@ -31,10 +32,14 @@ router = APIRouter(tags=["openai"], route_class=FastRoute)
 
 CacheControl = Annotated[str | None, Header(alias="Cache-Control")]
 _SHUTDOWN_FRAME = shutdown_frame()
+# The query values _flag and _resume_point take (they answer OpenAI's 400 to anything else,
+# so the bounds live in the schema only).
+_FLAG_SCHEMA = {"pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$"}
+_SEQUENCE_SCHEMA = {"pattern": "^(-1|[0-9]{1,18})$"}
 _STREAM_DOC = {
     "description": "The Response object; with `stream: true` (or GET `?stream=true`) its "
     "events as server-sent events: `event: <type>`, `data: {..., sequence_number}`.",
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
 }
 _BODY = {
     "requestBody": {
@@ -175,8 +180,8 @@ async def get_response(
     response_id: str,
     http: Request,
     principal: AgentsRunDep,
-    stream: str | None = None,
-    starting_after: str | None = None,
+    stream: Annotated[str | None, Query(json_schema_extra=_FLAG_SCHEMA)] = None,
+    starting_after: Annotated[str | None, Query(json_schema_extra=_SEQUENCE_SCHEMA)] = None,
 ) -> Response:
     """The response as it stands: status (`queued`, `in_progress`, `completed`, `failed`,
     `incomplete`, `cancelled`), output, usage. With `stream=true`, its events from the start

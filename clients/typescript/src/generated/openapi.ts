@@ -1950,6 +1950,7 @@ export interface components {
         ChatCompletionRequest: {
             /**
              * Functions
+             * @description Not supported (empty or absent).
              * @default null
              */
             functions?: unknown[] | null;
@@ -5117,7 +5118,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @description The event's JSON (or [DONE]). */
+                        data: string;
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description The request could not be read, e.g. a body that is not UTF-8. */
@@ -5244,7 +5251,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @description The event's JSON (or [DONE]). */
+                        data: string;
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description The request could not be read, e.g. a body that is not UTF-8. */
@@ -7276,7 +7289,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ChatCompletion"];
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @description The event's JSON (or [DONE]). */
+                        data: string;
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description Bad Request */
@@ -7596,9 +7615,22 @@ export interface operations {
                      * Input
                      * @description The user's text, or input items: messages (text content) and mcp_approval_response items answering the agent's question.
                      */
-                    input: string | {
-                        [key: string]: unknown;
-                    }[];
+                    input: string | ({
+                        content: string | {
+                            text: string;
+                            /** @enum {unknown} */
+                            type: "input_text" | "output_text" | "text";
+                        }[];
+                        /** @enum {unknown} */
+                        role: "user" | "assistant" | "system" | "developer";
+                        /** @constant */
+                        type?: "message";
+                    } | {
+                        approval_request_id: string;
+                        approve: boolean;
+                        /** @constant */
+                        type: "mcp_approval_response";
+                    })[];
                     /**
                      * Instructions
                      * @description A system message for this response only.
@@ -7613,6 +7645,8 @@ export interface operations {
                      * @description Up to 16 pairs, echoed back.
                      */
                     metadata?: {
+                        [key: string]: string;
+                    } | {
                         [key: string]: string;
                     } | null;
                     /**
@@ -7660,11 +7694,15 @@ export interface operations {
                     text?: {
                         [key: string]: unknown;
                     } | null;
-                    /** Tool Choice */
-                    tool_choice?: string | {
-                        [key: string]: unknown;
-                    } | null;
-                    /** Tools */
+                    /**
+                     * Tool Choice
+                     * @description Only 'auto' or 'none': the agent chooses its tools.
+                     */
+                    tool_choice?: ("auto" | "none") | null;
+                    /**
+                     * Tools
+                     * @description Not supported (empty or absent): the agent runs its own tools.
+                     */
                     tools?: {
                         [key: string]: unknown;
                     }[] | null;
@@ -7687,7 +7725,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @description The event's JSON (or [DONE]). */
+                        data: string;
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description Bad Request */
@@ -7803,7 +7847,13 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
-                    "text/event-stream": string;
+                    "text/event-stream": {
+                        /** @description The event's JSON (or [DONE]). */
+                        data: string;
+                        event?: string;
+                        id?: string;
+                        retry?: number;
+                    };
                 };
             };
             /** @description Bad Request */
