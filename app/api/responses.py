@@ -32,18 +32,6 @@ PROBLEM_REF = REF_PREFIX + "Problem"
 RUN_STREAM_EVENT = "RunStreamEvent"
 TASK_STREAM_EVENT = "TaskStreamEvent"
 EVENT_STREAM_CONTENT_TYPE = "text/event-stream"
-# One server-sent event as an SSE parser yields it (OpenAPI 3.2's itemSchema for
-# text/event-stream): the protocol surfaces document their streams' events this way.
-SSE_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "data": {"type": "string", "description": "The event's JSON (or [DONE])."},
-        "event": {"type": "string"},
-        "id": {"type": "string"},
-        "retry": {"type": "integer"},
-    },
-    "required": ["data"],
-}
 EXAMPLE_REQUEST_ID = "5f0c8a3e9b7d4e21a6c1f0b2d3e4a5b6"
 
 

@@ -15,6 +15,7 @@ import json
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import Any
 
 import anyio
 from fastapi.sse import format_sse_event
@@ -30,6 +31,19 @@ from app.observability.metrics import labelled
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # nginx: do not buffer this response
+}
+
+# One server-sent event as an SSE parser yields it (OpenAPI 3.2's itemSchema for
+# text/event-stream): the protocol surfaces document their streams' events this way.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string", "description": "The event's JSON (or [DONE])."},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
 }
 
 

@@ -68,7 +68,12 @@ EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
 
 def _files() -> Iterator[Path]:
     for directory, dirs, names in os.walk(ROOT):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
+        dirs[:] = [
+            d
+            for d in dirs
+            # .venv-langserve: the benchmark's comparator environment (bench/comparator_envs.py)
+            if d not in SKIP_DIRS and not d.endswith(".egg-info") and not d.startswith(".venv")
+        ]
         for name in names:
             path = Path(directory) / name
             if path != THIS_FILE:

@@ -19,10 +19,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from app.agents.control_bus import ControlRequest
 from app.agents.service import RunService
 from app.api.deps import AgentsRunDep, RunServiceDep, services_of
-from app.api.responses import SSE_EVENT_SCHEMA, Responses, problems
+from app.api.responses import Responses, problems
 from app.api.run_requests import build_run_request, wants_no_cache
 from app.api.runs import RunId
-from app.api.sse import EventStreamResponse
+from app.api.sse import SSE_EVENT_SCHEMA, EventStreamResponse
 from app.api.tasks import ResumePoint
 from app.core.errors import AppError, NotFound
 from app.protocols.agui.event_mapping import AguiEvents, run_error

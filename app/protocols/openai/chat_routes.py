@@ -18,9 +18,8 @@ from fastapi.responses import JSONResponse
 from app.agents.events import InputRequired, RunCompleted
 from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
 from app.api.fast_routes import FastRoute, fast_arguments
-from app.api.responses import SSE_EVENT_SCHEMA
 from app.api.run_requests import wants_no_cache
-from app.api.sse import EventStreamResponse
+from app.api.sse import SSE_EVENT_SCHEMA, EventStreamResponse
 from app.protocols.openai.chat_completion import (
     completion_of,
     failed,

@@ -12,9 +12,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import AgentsRunDep, run_caller_arguments, services_of
 from app.api.fast_routes import FastRoute, fast_arguments
-from app.api.responses import SSE_EVENT_SCHEMA
 from app.api.run_requests import wants_no_cache
-from app.api.sse import EventStreamResponse
+from app.api.sse import SSE_EVENT_SCHEMA, EventStreamResponse
 from app.protocols.openai.errors import InvalidRequest
 from app.protocols.openai.openapi import openai_errors
 from app.protocols.openai.responses_encoder import ResponseEncoder
