@@ -196,6 +196,9 @@ def openapi_schema(make_settings: SettingsFactory, request: pytest.FixtureReques
             RATE_LIMIT_ROUTES="{}",  # the login route is fuzzed too: no 10/minute on it
             OFFLINE_LATENCY_MS=0,
             OFFLINE_TOKENS_PER_SECOND=0,
+            # Tasks the fuzzing started and left running are released at the end, not waited
+            # for (20 s by default: the test's teardown).
+            WORKER_SHUTDOWN_GRACE_SECONDS=0.5,
         )
     )
     # Loading the schema starts the app's lifespan, where its services are built, on
