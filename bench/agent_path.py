@@ -2,17 +2,17 @@
 
 Run with ``make bench`` (or ``python -m bench.agent_path`` from the repo root).
 
-Each scenario starts two servers with the same model timing: ours (``agent-service serve``,
+Each scenario starts its servers with the same model timing: ours (``agent-service serve``,
 one uvicorn worker, production settings: JWT auth, Redis rate limit with a limit too high to
 bite, per-principal run cap on but out of reach, metrics on, JSON access log at INFO to a
 file, run log on, a private redis-server) and bench/bare_app.py (no middleware, no auth, the
-same 64 tokens as plain JSON and as plain SSE frames of the same shape). The servers share
-one core (``taskset``); the load generator (one asyncio process on raw sockets,
-bench/agent_path_load.py) and redis-server share the other. Rows alternate within a round
-(bare, us, ...) so a noisy machine's drift hits them alike; each measurement follows a
-warm-up; medians over rounds. Alongside every rate: the server's CPU per request and per
-token event from /proc, which depends far less than the rate on whoever else uses the
-machine: that is the figure to read.
+same 64 tokens as plain JSON and as plain SSE frames of the same shape), and the
+comparators below. The servers share one core (``taskset``); the load generator (one
+asyncio process on raw sockets, bench/agent_path_load.py) and redis-server share the
+other. Rows alternate within a round (bare, us, ...) so a noisy machine's drift hits them
+alike; each measurement follows a warm-up; medians over rounds. Alongside every rate: the
+server's CPU per request and per token event from /proc, which depends far less than the
+rate on whoever else uses the machine: that is the figure to read.
 
 - S1 invoke, 64 connections, req/s: us with a cache hit (the same request repeated), with
   the cache bypassed (``Cache-Control: no-cache``), both ``"store": false``; and the session
@@ -34,14 +34,43 @@ machine: that is the figure to read.
   first wave grew is reused by a second, so only the first says what a stream costs. No
   precheck by hand (too slow): every stream is checked (all tokens, run_completed).
 
+The stacks a user would pick instead (issue 11), measured in the same run, on the same
+core, with the same model timing (bench/bare_app.py's answer, latency and pacing, from the
+same BARE_* environment), as rows of each scenario (bench/agent_path_comparators.py):
+
+- the naive design (bench/naive_app.py): FastAPI, no middleware, the bearer JWT
+  decoded with python-jose on every request, a redis.asyncio cache keyed on the request's
+  fields; on the run's redis-server, its token minted here with its secret. Rows: S1
+  ``naive_hit`` (the repeated request: a cache hit), S2 ``naive`` (its streams are not
+  cached), S3 ``naive_bypass`` (``Cache-Control: no-cache``: the model runs, the answer is
+  SET), S4 ``naive``.
+- LangServe (bench/langserve_app.py): ``add_routes`` over a chat model streaming the same
+  64 tokens; no cache exists there. Rows ``langserve`` in S1 (``/chat/invoke``), S2
+  (``/chat/stream``: its ``event: data`` frames counted, TTFT at the first with text), S3
+  and S4. LangServe 0.3.3 pins sse-starlette<2 (we run 3), so it runs in its own venv,
+  .venv-langserve, made here when missing or when bench/langserve-requirements.txt changed
+  (bench/comparator_envs.py; ``python -m bench.comparator_envs`` makes it ahead). If it
+  cannot be made (no network), the LangServe rows are skipped: the reason is printed and
+  recorded under ``comparators`` in agent_path.json.
+
+Each comparator row of S1-S3 is prechecked by hand like ours (200, bare's whole answer; for
+the naive design's cache-hit row, ``X-Cache: hit`` on the repeat). A comparator that fails
+under load (say LangServe cannot keep 1,000 streams) is recorded with its row (``failures``)
+rather than failing the run. The report adds a table of each comparator against bare, our
+matching row beside it, and the S1 check "our ratio to bare at least 2x LangServe's". The S4
+comparators add about 40 s to a run.
+
 Knobs: BENCH_SCENARIOS (S1,S2,S3,S4), BENCH_SECONDS (5), BENCH_WARMUP_SECONDS (2),
 BENCH_ROUNDS (2), BENCH_S4_STREAMS (1000), BENCH_S4_LATENCY_MS (8000), BENCH_S4_ROUNDS
-(1), BENCH_PIN (1; 0 = no pinning). Results: bench/results/agent_path.json and .md.
+(1), BENCH_PIN (1; 0 = no pinning), BENCH_COMPARATORS (naive,langserve; empty = none),
+BENCH_S4_COMPARATORS (1; 0 = S4 without them). Results: bench/results/agent_path.json and
+.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -53,7 +82,14 @@ from typing import Any
 
 from bench import agent_path_load as load
 from bench import sse_load
-from bench.agent_path_report import render_markdown, summary_table, write_results
+from bench.agent_path_comparators import Comparators
+from bench.agent_path_report import (
+    comparator_checks,
+    comparator_table,
+    render_markdown,
+    summary_table,
+    write_results,
+)
 from bench.agent_path_servers import (
     TOKENS,
     US_ENV,
@@ -95,6 +131,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             _row("us_hit_pooled", "us, cache hit, REDIS_MULTIPLEX=false", "us_pooled", "invoke"),
             _row("us_bypass", "us, cache bypassed", "us", "invoke", cache="bypass"),
             _row("us_session", "us, session path (default body)", "us", "invoke", store=True),
+            _row("naive_hit", "naive design, cache hit", "naive", "invoke"),
+            _row("langserve", "LangServe (no cache)", "langserve", "invoke", cache="none"),
         ],
     },
     "S2": {
@@ -104,6 +142,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "rows": [
             _row("bare", "bare FastAPI", "bare", "stream"),
             _row("us_hit", "us, cache hit", "us", "stream"),
+            _row("naive", "naive design (streams uncached)", "naive", "stream", cache="none"),
+            _row("langserve", "LangServe", "langserve", "stream", cache="none"),
         ],
     },
     "S3": {
@@ -120,6 +160,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                 "invoke",
                 cache="bypass",
             ),
+            _row("naive_bypass", "naive design, cache bypassed", "naive", "invoke", cache="bypass"),
+            _row("langserve", "LangServe (no cache)", "langserve", "invoke", cache="none"),
         ],
     },
     "S4": {
@@ -128,6 +170,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "rows": [
             _row("bare", "bare FastAPI (paced)", "bare", "stream"),
             _row("us_bypass", "us, cache bypassed", "us", "stream", cache="bypass"),
+            _row("naive", "naive design (paced)", "naive", "stream", cache="none"),
+            _row("langserve", "LangServe (paced)", "langserve", "stream", cache="none"),
         ],
     },
 }
@@ -155,12 +199,18 @@ def _flag(name: str, row: Row, measured: dict[str, Any], problems: list[str]) ->
 
 
 class ScenarioRun:
-    """Two servers for one scenario's model timing, and its rows measured on them."""
+    """The servers for one scenario's model timing, and its rows measured on them."""
 
     def __init__(
-        self, name: str, spec: dict[str, Any], env: dict[str, str], pinning: Pinning
+        self,
+        name: str,
+        spec: dict[str, Any],
+        env: dict[str, str],
+        pinning: Pinning,
+        comparators: Comparators,
     ) -> None:
         self.name, self.spec = name, spec
+        self.comparators = comparators
         us_model, bare_model = model_env(*spec["timing"])
         self.tokens: int = spec["timing"][2]
         ours = {**env, **US_ENV, **us_model, "REDIS_KEY_PREFIX": name}
@@ -172,7 +222,10 @@ class ScenarioRun:
         if any(row.server == "us_pooled" for row in self.rows):
             # The same server with redis-py's pooled connections: the shared connection's gain
             self.servers["us_pooled"] = PinnedServer({**ours, "REDIS_MULTIPLEX": "false"}, pinning)
+        for other in dict.fromkeys(row.server for row in self.rows if row.comparator):
+            self.servers[other] = comparators.server(other, bare_model, pinning, env["REDIS_URL"])
         self.samples: dict[str, list[dict[str, Any]]] = {row.key: [] for row in self.rows}
+        self.failures: dict[str, list[str]] = {}  # comparator rows whose load failed
         self.checks: dict[str, Any] = {}
         self.requests: dict[str, bytes] = {}
 
@@ -180,11 +233,12 @@ class ScenarioRun:
         for server in self.servers.values():
             server.start()
         token = login(self.servers["us"], password)
+        tokens = {"us": token, "us_pooled": token, "naive": self.comparators.naive_token()}
         for row in self.rows:
             server = self.servers[row.server]
             if check:
-                self.checks[row.key] = precheck(row, server, token)
-            self.requests[row.key] = row.request(server, token)
+                self.checks[row.key] = precheck(row, server, tokens.get(row.server, ""))
+            self.requests[row.key] = row.request(server, tokens.get(row.server, ""))
 
     def stop(self) -> None:
         for server in self.servers.values():
@@ -196,8 +250,12 @@ class ScenarioRun:
         self, row: Row, seconds: float, connections: int, *, warm: bool = False
     ) -> dict[str, Any]:
         server = self.servers[row.server]
-        loop = load.invoke_loop if row.kind == "invoke" else load.stream_loop
-        before = scrape_counters(server.url) if row.server != "bare" and not warm else None
+        loop: load.Loop = (
+            load.invoke_loop
+            if row.kind == "invoke"
+            else functools.partial(load.stream_loop, frames=row.frames)
+        )
+        before = scrape_counters(server.url) if row.ours and not warm else None
         measured = run_async(
             load.measure(
                 loop, server.pid, server.port, self.requests[row.key], seconds, connections
@@ -207,13 +265,28 @@ class ScenarioRun:
             _flag(self.name, row, measured, _chain_problems(before, server.url))
         return measured
 
+    def _failed(self, row: Row, index: int, exc: Exception) -> bool:
+        """A comparator that fails under load is a finding, kept with its row; ours or the
+        bare app failing is the bench's failure. True when recorded."""
+        if not row.comparator:
+            return False
+        self.failures.setdefault(row.key, []).append(f"round {index}: {exc}")
+        self.samples[row.key].append({"error": str(exc)})
+        print(f"{self.name} round {index} {row.key:<10} FAILED: {exc}", flush=True)
+        return True
+
     def run_rounds(self, seconds: float, warmup: float, rounds: int) -> None:
         connections = self.spec["connections"]
         for index in range(1, rounds + 1):
             for row in self.rows:
-                if warmup:
-                    self._measure(row, warmup, connections, warm=True)
-                m = self._measure(row, seconds, connections)
+                try:
+                    if warmup:
+                        self._measure(row, warmup, connections, warm=True)
+                    m = self._measure(row, seconds, connections)
+                except sse_load.LoadError as exc:
+                    if self._failed(row, index, exc):
+                        continue
+                    raise
                 self.samples[row.key].append(m)
                 rate = (
                     f"{m['tokens_per_s']:9.0f} tokens/s  TTFT p99 {m['ttft_p99_ms']:6.1f} ms"
@@ -234,14 +307,25 @@ class ScenarioRun:
             for row in self.rows:
                 server = self.servers[row.server]
                 request = self.requests[row.key]
-                if index == 1:  # first use of every path, before the RSS baseline
-                    run_async(load.warm_streams(server.port, request, 32))
-                before = scrape_counters(server.url) if row.server != "bare" else None
-                m = run_async(
-                    load.open_streams(
-                        server.pid, server.port, request, streams, self.tokens, 1 / S4_RATE
+                try:
+                    if index == 1:  # first use of every path, before the RSS baseline
+                        run_async(load.warm_streams(server.port, request, 32, row.frames))
+                    before = scrape_counters(server.url) if row.ours else None
+                    m = run_async(
+                        load.open_streams(
+                            server.pid,
+                            server.port,
+                            request,
+                            streams,
+                            self.tokens,
+                            1 / S4_RATE,
+                            row.frames,
+                        )
                     )
-                )
+                except sse_load.LoadError as exc:
+                    if self._failed(row, index, exc):
+                        continue
+                    raise
                 if before is not None:
                     _flag(self.name, row, m, _chain_problems(before, server.url))
                 self.samples[row.key].append(m)
@@ -259,11 +343,13 @@ class ScenarioRun:
 
     def medians(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
-        for key, samples in self.samples.items():
+        for key, all_samples in self.samples.items():
+            samples = [s for s in all_samples if "error" not in s]
+            if not samples:  # every round failed: see "failures"
+                continue
             numeric = [k for k, v in samples[0].items() if isinstance(v, int | float)]
             out[key] = {k: round(statistics.median(s[k] for s in samples), 2) for k in numeric}
-        if self.name == "S4":  # RSS growth: the first wave only (see the docstring)
-            for key, samples in self.samples.items():
+            if self.name == "S4":  # RSS growth: the first wave only (see the docstring)
                 for k in ("rss_per_stream_kib", "rss_peak_per_stream_kib"):
                     out[key][k] = samples[0][k]
         return out
@@ -288,16 +374,25 @@ def _selected() -> list[str]:
     return names
 
 
+def _rows(name: str, spec: dict[str, Any], comparators: Comparators, s4_too: bool) -> list[Row]:
+    """The scenario's rows less those of comparators not measured in this run."""
+    measured = comparators.measured if (name != "S4" or s4_too) else []
+    return [row for row in spec["rows"] if not row.comparator or row.server in measured]
+
+
 def run() -> dict[str, Any]:
-    cfg = {
+    cfg: dict[str, Any] = {
         "seconds": _env_int("BENCH_SECONDS", 5),
         "warmup_seconds": _env_int("BENCH_WARMUP_SECONDS", 2, minimum=0),
         "rounds": _env_int("BENCH_ROUNDS", 2),
         "s4_streams": _env_int("BENCH_S4_STREAMS", 1000),
         "s4_latency_ms": _env_int("BENCH_S4_LATENCY_MS", 8000, minimum=0),
         "s4_rounds": _env_int("BENCH_S4_ROUNDS", 1),
+        "s4_comparators": _env_int("BENCH_S4_COMPARATORS", 1, minimum=0) > 0,
     }
     names = _selected()
+    comparators = Comparators.plan()  # may make LangServe's venv: before any pinning
+    cfg["comparators"] = comparators.measured
     machine = machine_info()
     pinning = Pinning.plan()
     pinning.pin_self()  # before redis-server starts: it inherits the client's core
@@ -311,9 +406,11 @@ def run() -> dict[str, Any]:
         redis.start()
         for name in names:
             spec = SCENARIOS[name]
+            spec = {**spec, "rows": _rows(name, spec, comparators, cfg["s4_comparators"])}
             if spec["timing"][0] is None:
                 spec = {**spec, "timing": (cfg["s4_latency_ms"], *spec["timing"][1:])}
-            scenario = ScenarioRun(name, spec, {**common, "REDIS_URL": redis.url}, pinning)
+            env = {**common, "REDIS_URL": redis.url}
+            scenario = ScenarioRun(name, spec, env, pinning, comparators)
             try:
                 scenario.start(password, check=name != "S4")
                 if name == "S4":
@@ -331,6 +428,7 @@ def run() -> dict[str, Any]:
                 "checks": scenario.checks,
                 "samples": scenario.samples,
                 "medians": scenario.medians(),
+                "failures": scenario.failures,
             }
     finally:
         redis.close()
@@ -350,6 +448,7 @@ def run() -> dict[str, Any]:
         },
         "config": cfg,
         "us_env": {k: v for k, v in US_ENV.items()},
+        "comparators": comparators.summary(),
         "scenarios": scenarios,
     }
 
@@ -366,6 +465,8 @@ def main(render: Callable[[dict[str, Any]], str] = render_markdown) -> int:
         print(f"BENCH FAILED: {exc}", file=sys.stderr)
         return 1
     result["table"] = summary_table(result)
+    result["comparator_table"] = comparator_table(result)
+    result["comparator_checks"] = comparator_checks(result)
     paths = write_results(result, render(result))
     print()
     print(render(result))

@@ -3,7 +3,10 @@
 All on raw keep-alive sockets (bench/sse_load.py: its head parser, chunked decoder and
 single-stream follower), one asyncio process on uvloop, so one client core can drive a
 server core without becoming the bottleneck; each measurement also reports the client's
-own CPU share, which says whether it did.
+own CPU share, which says whether it did. The stream loops read any server's frames: a row's
+``Frames`` says what its token frames and its last frame start with and what ends a frame
+(ours and the bare and naive apps: ``event: token`` ... ``event: run_completed``; LangServe:
+``event: data`` ... ``event: end``, CRLF-separated).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bench import sse_load
@@ -20,6 +24,64 @@ from bench.run_log_readers import machine_busy, percentile, rss_kib
 from bench.security_overhead import cpu_seconds
 
 HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Frames:
+    """How a server's event stream is framed: what a token frame and the last frame start
+    with, and what ends a frame. ``blank`` marks a frame that starts like a token frame but
+    carries no text (LangServe's closing chunk): not a token."""
+
+    token: bytes
+    end: bytes
+    separator: bytes = b"\n\n"
+    blank: bytes | None = None
+
+    def is_token(self, frame: bytes) -> bool:
+        if not frame.startswith(self.token):
+            return False
+        return self.blank is None or not frame.startswith(self.blank)
+
+    def decoder(self) -> sse_load.ChunkedFrames:
+        if self.separator == b"\n\n":
+            return sse_load.ChunkedFrames()
+        return SeparatedFrames(self.separator)
+
+
+# Ours, bench/bare_app.py's and bench/naive_app.py's frames.
+RUN_FRAMES = Frames(token=b"event: token\n", end=b"event: run_completed\n")
+# LangServe's (sse-starlette 1 separates lines with CRLF): one data frame per chunk, the
+# content first in its JSON.
+LANGSERVE_FRAMES = Frames(
+    token=b'event: data\r\ndata: {"content":"',
+    end=b"event: end",
+    separator=b"\r\n\r\n",
+    blank=b'event: data\r\ndata: {"content":"",',
+)
+
+
+class SeparatedFrames(sse_load.ChunkedFrames):
+    """bench/sse_load.py's chunked decoder, splitting frames on another separator."""
+
+    def __init__(self, separator: bytes) -> None:
+        super().__init__()
+        self.separator = separator
+
+    def _frames(self) -> list[bytes]:
+        body, sep = self._body, self.separator
+        cut = body.rfind(sep)
+        if cut < 0:
+            return []
+        frames = bytes(body[:cut]).split(sep)
+        del body[: cut + len(sep)]
+        return frames
+
+
+def frame_ts(frame: bytes) -> float:
+    """The first ``"ts"`` of a frame (the frame's own, or LangServe's chunk metadata's), as
+    a POSIX time, without parsing the JSON."""
+    at = frame.index(b'"ts":"') + 6
+    return datetime.fromisoformat(frame[at : frame.index(b'"', at)].decode()).timestamp()
 
 
 @dataclass(slots=True)
@@ -57,7 +119,9 @@ async def invoke_loop(port: int, request: bytes, deadline: float, tally: Tally) 
         writer.close()
 
 
-async def stream_loop(port: int, request: bytes, deadline: float, tally: Tally) -> None:
+async def stream_loop(
+    port: int, request: bytes, deadline: float, tally: Tally, frames: Frames = RUN_FRAMES
+) -> None:
     """One stream after another on one connection; time to the first token frame of each."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
@@ -68,11 +132,11 @@ async def stream_loop(port: int, request: bytes, deadline: float, tally: Tally) 
             if head.status != 200:
                 tally.failures.append(f"{head.status}: {data[:200]!r}")
                 return
-            decoder = sse_load.ChunkedFrames()
+            decoder = frames.decoder()
             tokens, first, last = 0, 0.0, b""
             while True:
                 for frame in decoder.feed(data):
-                    if frame.startswith(b"event: token\n"):
+                    if frames.is_token(frame):
                         tokens += 1
                         first = first or time.perf_counter()
                     last = frame
@@ -81,7 +145,7 @@ async def stream_loop(port: int, request: bytes, deadline: float, tally: Tally) 
                 data = await reader.read(sse_load.READ_SIZE)
                 if not data:
                     raise sse_load.LoadError("connection closed mid-stream")
-            if not last.startswith(b"event: run_completed\n") or not first:
+            if not last.startswith(frames.end) or not first:
                 tally.failures.append(f"stream did not complete: {last[:200]!r}")
                 return
             tally.ttft.append(first - began)
@@ -161,6 +225,7 @@ async def follow_timed(
     out: Timed,
     gate: asyncio.Semaphore,
     attached: asyncio.Event,
+    frames: Frames = RUN_FRAMES,
     stop_after: int | None = None,
 ) -> None:
     """Read one stream to its end (or hang up after ``stop_after`` tokens: warm-up)."""
@@ -177,13 +242,13 @@ async def follow_timed(
         if head.status != 200:
             out.error = f"{head.status}: {data[:200]!r}"
             return
-        decoder = sse_load.ChunkedFrames()
+        decoder = frames.decoder()
         while True:
             arrived = time.time()  # before decoding: the client's own work is not lateness
             for frame in decoder.feed(data):
-                if frame.startswith(b"event: token\n"):
-                    out.tokens.append((sse_load._frame_seq_ts(frame)[1], arrived))
-                elif frame.startswith(b"event: run_completed\n"):
+                if frames.is_token(frame):
+                    out.tokens.append((frame_ts(frame), arrived))
+                elif frame.startswith(frames.end):
                     out.completed = True
             if decoder.done or (stop_after is not None and len(out.tokens) >= stop_after):
                 return
@@ -206,11 +271,11 @@ async def _sample(pid: int, samples: list[tuple[float, float, int]], stop: async
             await asyncio.wait_for(stop.wait(), 0.1)
 
 
-async def warm_streams(port: int, request: bytes, count: int) -> None:
+async def warm_streams(port: int, request: bytes, count: int, frames: Frames = RUN_FRAMES) -> None:
     """Open ``count`` streams, read a few tokens, hang up: every path used once."""
     gate, outs = asyncio.Semaphore(count), [Timed() for _ in range(count)]
     await asyncio.gather(
-        *(follow_timed(port, request, o, gate, asyncio.Event(), stop_after=3) for o in outs)
+        *(follow_timed(port, request, o, gate, asyncio.Event(), frames, 3) for o in outs)
     )
     if errors := [o.error for o in outs if o.error]:
         raise sse_load.LoadError(f"warm-up streams failed: {errors[0]}")
@@ -249,7 +314,13 @@ def _lateness(streams: list[Timed], interval: float) -> dict[str, Any]:
 
 
 async def open_streams(
-    pid: int, port: int, request: bytes, count: int, tokens: int, interval: float
+    pid: int,
+    port: int,
+    request: bytes,
+    count: int,
+    tokens: int,
+    interval: float,
+    frames: Frames = RUN_FRAMES,
 ) -> dict[str, Any]:
     """``count`` streams opened at once (32 handshakes in flight: clients arriving, not a
     SYN flood), each read to its end. Also server RSS before, with every stream open, and
@@ -263,13 +334,21 @@ async def open_streams(
     sampler = asyncio.create_task(_sample(pid, samples, stop))
     client0, started, started_at = time.process_time(), time.monotonic(), time.time()
     tasks = [
-        asyncio.create_task(follow_timed(port, request, s, gate, attached[i]))
+        asyncio.create_task(follow_timed(port, request, s, gate, attached[i], frames))
         for i, s in enumerate(streams)
     ]
-    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in attached)), 120)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in attached)), 120)
+    except TimeoutError:  # a finding about the server (a slow comparator), not a crash
+        late = sum(not event.is_set() for event in attached)
+        raise sse_load.LoadError(f"{late} of {count} streams not open after 120 s") from None
     attach_s = time.monotonic() - started
     rss_open = rss_kib(pid)
-    await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    except TimeoutError:
+        late = sum(not s.completed for s in streams)
+        raise sse_load.LoadError(f"{late} of {count} streams not done after 300 s") from None
     stop.set()
     await sampler
     elapsed = time.monotonic() - started
@@ -280,7 +359,7 @@ async def open_streams(
         raise sse_load.LoadError(
             f"{len(wrong)} of {count} streams wrong, first: {w.error} {len(w.tokens)} tokens"
         )
-    frames = sum(len(s.tokens) for s in streams)
+    delivered = sum(len(s.tokens) for s in streams)
     # CPU of delivering tokens: from the first token's arrival (the sample just before it)
     # to the end; opening the streams is counted apart, per stream.
     first = min(s.tokens[0][1] for s in streams)
@@ -298,8 +377,8 @@ async def open_streams(
         "rss_peak_kib": peak,
         "rss_per_stream_kib": round((rss_open - rss_before) / count, 1),
         "rss_peak_per_stream_kib": round((peak - rss_before) / count, 1),
-        "token_frames": frames,
-        "server_cpu_us_per_event": round(server_cpu / max(frames, 1) * 1e6, 1),
+        "token_frames": delivered,
+        "server_cpu_us_per_event": round(server_cpu / max(delivered, 1) * 1e6, 1),
         "server_cpu_share": round(server_cpu / (samples[-1][0] - phase[0]), 3),
         "server_cpu_us_per_stream_opened": round((opened[1] - samples[0][1]) / count * 1e6),
         "client_cpu_share": round(client_cpu / elapsed, 3),

@@ -1,11 +1,13 @@
-"""Servers and requests of bench/agent_path.py: our app and the bare app, each on its own core.
+"""Servers and requests of bench/agent_path.py: ours, the bare app and the comparators, on one core.
 
 Our server is ``agent-service serve`` (bench/middleware_overhead.py's environment and
-process helpers) with production settings; the bare one is bench/bare_app.py. Both are
-started under ``taskset -c <server core>`` when taskset exists (else their threads are
-pinned with ``os.sched_setaffinity`` once they are up); the load generator pins itself to
-the other core, and the private redis-server, started by it, inherits that core: the
-server's core runs nothing but the server.
+process helpers) with production settings; the bare one is bench/bare_app.py; the
+comparators are bench/naive_app.py and bench/langserve_app.py (the latter on its own
+venv's python: bench/agent_path_comparators.py). All are started under
+``taskset -c <server core>`` when taskset exists (else their threads are pinned with
+``os.sched_setaffinity`` once they are up); the load generator pins itself to the other
+core, and the private redis-server, started by it, inherits that core: the server's core
+runs nothing but the servers.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import httpx
 
 from app.core.config import Settings
 from bench import sse_load
+from bench.agent_path_load import LANGSERVE_FRAMES, RUN_FRAMES, Frames
+from bench.bare_app import ANSWER
 from bench.middleware_overhead import FULL_ENV, BenchError, _login
 from tests.support.server_process import ServerProcess
 
@@ -76,12 +80,20 @@ class Pinning:
 
 
 class PinnedServer(ServerProcess):
-    """A ServerProcess on one core; ``module`` runs another server (bench.bare_app)."""
+    """A ServerProcess on one core; ``module`` runs another server (bench.bare_app), with
+    ``python`` when it lives in another venv (bench.langserve_app)."""
 
-    def __init__(self, env: dict[str, str], pinning: Pinning, module: str | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        pinning: Pinning,
+        module: str | None = None,
+        python: Path | None = None,
+    ) -> None:
         super().__init__(env=env)
         self.pinning = pinning
         self.module = module
+        self.python = str(python) if python is not None else sys.executable
         # Only what ``env`` says: no setting leaks in from the caller's shell.
         for name in Settings.model_fields:
             if name not in env:
@@ -91,7 +103,7 @@ class PinnedServer(ServerProcess):
         if self.module is None:
             base = super().command()
         else:
-            base = [sys.executable, "-m", self.module, "--host", HOST, "--port", str(self.port)]
+            base = [self.python, "-m", self.module, "--host", HOST, "--port", str(self.port)]
         if self.pinning.server_cpu is not None and self.pinning.method == "taskset":
             return ["taskset", "-c", str(self.pinning.server_cpu), *base]
         return base
@@ -112,29 +124,50 @@ class PinnedServer(ServerProcess):
 # --- requests -------------------------------------------------------------------------
 
 
+OURS = ("us", "us_pooled")
+COMPARATORS = ("naive", "langserve")
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One measured configuration: which server, which route, which body and cache mode."""
 
     key: str
     label: str
-    server: str  # "bare" | "us"
+    server: str  # "bare" | "us" | "us_pooled" | "naive" | "langserve"
     kind: str  # "invoke" | "stream"
     store: bool = False
-    cache: str = "hit"  # "hit" (same request repeated, cache on) | "bypass" (no-cache)
+    # "hit" (same request repeated, cache on) | "bypass" (no-cache) | "none" (no cache there)
+    cache: str = "hit"
     expect: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def ours(self) -> bool:
+        return self.server in OURS
+
+    @property
+    def comparator(self) -> bool:
+        return self.server in COMPARATORS
+
+    @property
+    def frames(self) -> Frames:
+        return LANGSERVE_FRAMES if self.server == "langserve" else RUN_FRAMES
+
     def path(self) -> str:
-        if self.server == "bare":
+        if self.server in ("bare", "naive"):
             return f"/{self.kind}"
+        if self.server == "langserve":
+            return f"/chat/{self.kind}"
         return f"/v1/agents/chat/{self.kind}"
 
     def body(self) -> dict[str, object]:
+        if self.server == "langserve":
+            return {"input": INPUT}  # LangServe's request: the runnable's input
         # store false: a stateless client; the default body (store true) starts a session.
         return {"input": INPUT} if self.store else {"input": INPUT, "store": False}
 
     def headers(self, token: str) -> dict[str, str]:
-        if self.server == "bare":
+        if self.server in ("bare", "langserve"):
             return {}
         headers = {"Authorization": f"Bearer {token}"}
         if self.cache == "bypass":
@@ -157,29 +190,66 @@ def _final_json(text: str, kind: str) -> dict[str, Any]:
     return dict(json.loads(data[6:]))
 
 
-def precheck(row: Row, server: ServerProcess, token: str) -> dict[str, Any]:
-    """The row's request by hand, twice (the first fills the cache): 200, 64 tokens, the
-    cache answer the row claims, a session exactly when it should. Returns the bytes."""
-    for _ in range(2):
-        response = httpx.post(
-            f"{server.url}{row.path()}", json=row.body(), headers=row.headers(token), timeout=30
-        )
-        if response.status_code != 200:
-            raise BenchError(f"{row.key}: {response.status_code} {response.text[:300]}")
+def _run_problems(row: Row, response: httpx.Response) -> tuple[list[str], bool]:
+    """Ours, the bare app's and the naive app's answer (their frames and fields): the
+    problems, and whether the answer came from a cache."""
     final = _final_json(response.text, row.kind)
     problems = []
     if final["usage"]["completion_tokens"] != TOKENS:
         problems.append(f"{final['usage']} is not {TOKENS} tokens")
     if row.kind == "stream" and response.text.count("event: token\n") != TOKENS:
         problems.append(f"{response.text.count('event: token')} token frames")
-    if row.server == "us":
-        if final["cached"] != (row.cache == "hit"):
-            problems.append(f"cached={final['cached']} on a repeat, row is {row.cache}")
+    cached = bool(final["cached"])
+    if row.ours:
+        if cached != (row.cache == "hit"):
+            problems.append(f"cached={cached} on a repeat, row is {row.cache}")
         if row.kind == "invoke" and (final["session_id"] is not None) != row.store:
             problems.append(f"session_id={final['session_id']} with store={row.store}")
+    if row.server == "naive":
+        if final["output"] != ANSWER:
+            problems.append(f"not bare_app's answer: {final['output'][:80]!r}")
+        if row.kind == "invoke":
+            cached = response.headers.get("x-cache") == "hit"
+            if cached != (row.cache == "hit"):
+                problems.append(f"X-Cache {response.headers.get('x-cache')} on a repeat")
+    return problems, cached
+
+
+def _langserve_problems(row: Row, response: httpx.Response) -> tuple[list[str], bool]:
+    """LangServe's answer: the whole of bare_app's text, in one output or one data frame
+    per token (by content: LangServe's answer has no token count), ending in ``end``."""
+    if row.kind == "invoke":
+        text = response.json()["output"]["content"]
+        return ([] if text == ANSWER else [f"output {text[:80]!r}... is not the answer"]), False
+    frames = response.text.strip().split("\r\n\r\n")
+    chunks = [
+        json.loads(frame.split("\r\ndata: ", 1)[1])["content"]
+        for frame in frames
+        if frame.startswith("event: data\r\n")
+    ]
+    problems = []
+    tokens = [chunk for chunk in chunks if chunk]
+    if len(tokens) != TOKENS or "".join(tokens) != ANSWER:
+        problems.append(f"{len(tokens)} chunks with text, not bare_app's {TOKENS} tokens")
+    if not frames[-1].startswith("event: end"):
+        problems.append(f"stream did not end with end: {frames[-1][:200]!r}")
+    return problems, False
+
+
+def precheck(row: Row, server: ServerProcess, token: str) -> dict[str, Any]:
+    """The row's request by hand, twice (the first fills a cache): 200, the whole answer,
+    the cache answer the row claims, a session exactly when it should. Returns the bytes."""
+    for _ in range(2):
+        response = httpx.post(
+            f"{server.url}{row.path()}", json=row.body(), headers=row.headers(token), timeout=30
+        )
+        if response.status_code != 200:
+            raise BenchError(f"{row.key}: {response.status_code} {response.text[:300]}")
+    check = _langserve_problems if row.server == "langserve" else _run_problems
+    problems, cached = check(row, response)
     if problems:
         raise BenchError(f"{row.key}: " + "; ".join(problems))
-    return {"response_bytes": len(response.content), "cached": final["cached"]}
+    return {"response_bytes": len(response.content), "cached": cached}
 
 
 def login(server: ServerProcess, password: str) -> str:

@@ -123,10 +123,12 @@ async def stream(body: RunBody) -> StreamingResponse:
     )
 
 
-def main() -> None:
+def serve(app: Any, description: str) -> None:
+    """``--host``/``--port`` from the command line, then one uvicorn worker as ``agent-service
+    serve`` runs (uvloop + httptools, no access log): the comparators' ``main`` too."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
@@ -140,6 +142,10 @@ def main() -> None:
         log_level="info",  # start-up lines only (no access log): the harness reads the address
         workers=1,
     )
+
+
+def main() -> None:
+    serve(app, __doc__.split("\n", 1)[0])
 
 
 if __name__ == "__main__":
