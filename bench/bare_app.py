@@ -73,16 +73,25 @@ def _frame(seq: int, event: str, fields: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {data}\nid: {seq}\n\n".encode()
 
 
+async def paced_tokens() -> AsyncIterator[str]:
+    """The answer's tokens on an absolute schedule (one every INTERVAL_S from the first, like
+    the offline model's pacing), at once when unpaced; the comparators stream these too."""
+    paced_from = time.monotonic()
+    for index, token in enumerate(ANSWER_TOKENS):
+        if INTERVAL_S and index:
+            await asyncio.sleep(max(0.0, paced_from + index * INTERVAL_S - time.monotonic()))
+        yield token
+
+
 async def _frames(run_id: str) -> AsyncIterator[bytes]:
     started = time.perf_counter()
     yield _frame(1, "run_started", {"run_id": run_id, "agent": "chat", "session_id": None})
     if LATENCY_S:
         await asyncio.sleep(LATENCY_S)
-    paced_from = time.monotonic()
-    for index, token in enumerate(ANSWER_TOKENS):
-        if INTERVAL_S and index:
-            await asyncio.sleep(max(0.0, paced_from + index * INTERVAL_S - time.monotonic()))
-        yield _frame(index + 2, "token", {"text": token})
+    index = 0
+    async for token in paced_tokens():
+        index += 1
+        yield _frame(index + 1, "token", {"text": token})
     elapsed = round(time.perf_counter() - started, 4)
     seq = len(ANSWER_TOKENS) + 2
     yield _frame(seq, "step", {"number": 1, "duration_s": elapsed, "success": True})

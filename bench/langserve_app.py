@@ -37,7 +37,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langserve import add_routes  # type: ignore[import-not-found, unused-ignore]
 
-from bench.bare_app import ANSWER, ANSWER_TOKENS, INTERVAL_S, LATENCY_S, _ts, serve
+from bench.bare_app import ANSWER, LATENCY_S, _ts, paced_tokens, serve
 
 
 class PacedAnswerModel(BaseChatModel):
@@ -81,10 +81,7 @@ class PacedAnswerModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         if LATENCY_S:
             await asyncio.sleep(LATENCY_S)
-        paced_from = time.monotonic()
-        for index, token in enumerate(ANSWER_TOKENS):
-            if INTERVAL_S and index:
-                await asyncio.sleep(max(0.0, paced_from + index * INTERVAL_S - time.monotonic()))
+        async for token in paced_tokens():
             message = AIMessageChunk(content=token, response_metadata={"ts": _ts()})
             chunk = ChatGenerationChunk(message=message)
             if run_manager is not None:  # what a real model integration reports per token
