@@ -82,14 +82,13 @@ from typing import Any
 
 from bench import agent_path_load as load
 from bench import sse_load
-from bench.agent_path_comparators import Comparators
-from bench.agent_path_report import (
+from bench.agent_path_comparator_report import (
     comparator_checks,
     comparator_table,
-    render_markdown,
-    summary_table,
-    write_results,
+    render_comparators,
 )
+from bench.agent_path_comparators import Comparators
+from bench.agent_path_report import render_markdown, summary_table, write_results
 from bench.agent_path_servers import (
     TOKENS,
     US_ENV,
@@ -457,7 +456,12 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(render: Callable[[dict[str, Any]], str] = render_markdown) -> int:
+def render_report(result: dict[str, Any]) -> str:
+    """The markdown report: ours against bare, then the comparators."""
+    return render_markdown(result, more=render_comparators(result))
+
+
+def main(render: Callable[[dict[str, Any]], str] = render_report) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = run()
